@@ -1,0 +1,146 @@
+package alert
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+
+	"github.com/moat-sh/moat/internal/schema"
+)
+
+// Config is the alerts section.
+type Config struct {
+	Notifiers map[string]Notifier `yaml:"notifiers"`
+	// Routes send events to notifiers; with none, every event at warning or
+	// above goes to every notifier.
+	Routes []Route `yaml:"routes"`
+	// Digest is the ban digest interval: at most one ban message per
+	// interval per route.
+	Digest schema.Duration `yaml:"digest"`
+	// Metrics is the Prometheus listen address, loopback or VPN only.
+	Metrics string `yaml:"metrics"`
+}
+
+// Notifier is one destination. Type selects which fields apply.
+type Notifier struct {
+	Type string `yaml:"type"` // ntfy, webhook, slack, discord, telegram, email
+	URL  string `yaml:"url"`
+	// Token: ntfy access token or Telegram bot token.
+	Token    string   `yaml:"token"`
+	Priority int      `yaml:"priority"`
+	Tags     []string `yaml:"tags"`
+	// Secret signs webhook bodies (HMAC-SHA256).
+	Secret string `yaml:"secret"`
+	ChatID string `yaml:"chat_id"`
+	// Email.
+	SMTP     string   `yaml:"smtp"` // host:port
+	TLS      string   `yaml:"tls"`  // starttls, tls, none
+	Username string   `yaml:"username"`
+	Password string   `yaml:"password"`
+	From     string   `yaml:"from"`
+	To       []string `yaml:"to"`
+}
+
+// Route sends events matching Events (all when empty) at MinSeverity or
+// above to Notifiers, outside QuietHours unless critical.
+type Route struct {
+	Events      []string `yaml:"events"`
+	Notifiers   []string `yaml:"notifiers"`
+	MinSeverity string   `yaml:"min_severity"`
+	QuietHours  string   `yaml:"quiet_hours"` // "22:00-07:00"
+}
+
+// Events are the event kinds a route may name.
+var Events = []string{"login", "ban", "unban", "drift", "cert", "disk", "memory", "reboot", "change", "lifecycle", "test"}
+
+// Default is the alerts section's defaults.
+func Default() Config { return Config{Digest: schema.Duration(5 * 60e9)} }
+
+// Validate checks the alerts section.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { errs = append(errs, schema.Errorf(path, format, args...)) }
+	names := make([]string, 0, len(c.Notifiers))
+	for name := range c.Notifiers {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n, p := c.Notifiers[name], "notifiers."+name
+		if err := schema.OneOf(n.Type, "ntfy", "webhook", "slack", "discord", "telegram", "email"); err != nil {
+			add(p+".type", "%v", err)
+			continue
+		}
+		switch n.Type {
+		case "ntfy", "webhook", "slack", "discord":
+			if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				add(p+".url", "expected an http(s) URL, found %q", n.URL)
+			}
+			if n.Type == "ntfy" && (n.Priority < 0 || n.Priority > 5) {
+				add(p+".priority", "expected 1 (min) to 5 (max), found %d", n.Priority)
+			}
+		case "telegram":
+			if n.Token == "" || n.ChatID == "" {
+				add(p, "telegram needs token and chat_id")
+			}
+		case "email":
+			if _, _, err := net.SplitHostPort(n.SMTP); err != nil {
+				add(p+".smtp", "expected host:port of the SMTP server, found %q", n.SMTP)
+			}
+			if n.TLS == "" {
+				n.TLS = "starttls"
+			}
+			if err := schema.OneOf(n.TLS, "starttls", "tls", "none"); err != nil {
+				add(p+".tls", "%v", err)
+			}
+			if n.From == "" || len(n.To) == 0 {
+				add(p, "email needs from and at least one to address")
+			}
+		}
+	}
+	for i, r := range c.Routes {
+		p := fmt.Sprintf("routes[%d]", i)
+		for j, e := range r.Events {
+			if err := schema.OneOf(e, Events...); err != nil {
+				add(fmt.Sprintf("%s.events[%d]", p, j), "%v", err)
+			}
+		}
+		if len(r.Notifiers) == 0 {
+			add(p+".notifiers", "a route needs at least one notifier")
+		}
+		for j, n := range r.Notifiers {
+			if _, ok := c.Notifiers[n]; !ok {
+				add(fmt.Sprintf("%s.notifiers[%d]", p, j), "unknown notifier %q: define it under alerts.notifiers", n)
+			}
+		}
+		if r.MinSeverity != "" {
+			if err := schema.OneOf(r.MinSeverity, "info", "warning", "critical"); err != nil {
+				add(p+".min_severity", "%v", err)
+			}
+		}
+		if q := r.QuietHours; q != "" {
+			from, to, ok := strings.Cut(q, "-")
+			if !ok || !clock(from) || !clock(to) {
+				add(p+".quiet_hours", "expected a span like 22:00-07:00, found %q", q)
+			}
+		}
+	}
+	if c.Metrics != "" {
+		host, _, err := net.SplitHostPort(c.Metrics)
+		if err != nil {
+			add("metrics", "expected host:port like 127.0.0.1:9469, found %q", c.Metrics)
+		} else if ip := net.ParseIP(host); ip == nil || !(ip.IsLoopback() || ip.IsPrivate() || (ip.To4() != nil && ip[12] == 100 && ip[13]&0xc0 == 64)) {
+			add("metrics", "metrics must bind to loopback or a VPN/private address, not %q: they would tell the internet what moat sees", host)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func clock(s string) bool {
+	var h, m int
+	n, err := fmt.Sscanf(s, "%d:%d", &h, &m)
+	return n == 2 && err == nil && len(s) == 5 && h >= 0 && h < 24 && m >= 0 && m < 60
+}

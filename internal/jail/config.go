@@ -1,0 +1,182 @@
+package jail
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/moat-sh/moat/internal/schema"
+)
+
+// Config is the guard section: jails and user-defined filters.
+type Config struct {
+	// Enabled runs the guard in `moat run` (on by default).
+	Enabled *bool `yaml:"enabled"`
+	// Ignore lists sources never banned, besides the host's own addresses,
+	// the VPN ranges, the admin sources and the operator's current address.
+	Ignore []schema.CIDR `yaml:"ignore"`
+	// MaxTracked caps the addresses with failures in memory, so a spray of
+	// millions of addresses cannot exhaust it.
+	MaxTracked int `yaml:"max_tracked"`
+	// Jails by name; sshd and gateway are built in and on by default.
+	Jails map[string]Jail `yaml:"jails"`
+	// Filters defines filters by name for jails to use.
+	Filters map[string]Filter `yaml:"filters"`
+}
+
+// Jail is one jail: a filter over a log source and the ban arithmetic.
+type Jail struct {
+	Enabled *bool `yaml:"enabled"`
+	// Filter names a built-in filter (sshd, nginx-http-auth, nginx-limit-req,
+	// nginx-botsearch, nginx-bad-request, traefik-auth, caddy-auth, gateway)
+	// or one under guard.filters. Defaults to the jail's name.
+	Filter string `yaml:"filter"`
+	// Mode is the filter mode (sshd: normal, ddos, aggressive).
+	Mode string `yaml:"mode"`
+	// Source is "auto", "journal" or "file".
+	Source string `yaml:"source"`
+	// Paths are log files for a file source.
+	Paths []string `yaml:"paths"`
+	// Journal matches for a journal source, e.g. SYSLOG_IDENTIFIER=sshd.
+	Journal []string `yaml:"journal"`
+	// MaxRetry failures within FindTime ban for BanTime.
+	MaxRetry int             `yaml:"maxretry"`
+	FindTime schema.Duration `yaml:"findtime"`
+	BanTime  schema.Duration `yaml:"bantime"`
+	// Increment grows BanTime for repeat offenders: bantime × factor^(bans
+	// before), capped at Max.
+	Increment Increment `yaml:"increment"`
+}
+
+// Increment is the incremental bantime (recidive built in).
+type Increment struct {
+	Enabled *bool           `yaml:"enabled"`
+	Factor  float64         `yaml:"factor"`
+	Max     schema.Duration `yaml:"max"`
+}
+
+// Filter is a user-defined filter: regular expressions with a <HOST>
+// placeholder, matched against whole lines.
+type Filter struct {
+	Regex  []string `yaml:"regex"`
+	Ignore []string `yaml:"ignore"`
+}
+
+// Default is the guard section's defaults: sshd and gateway jails.
+func Default() Config {
+	return Config{MaxTracked: 1 << 20, Jails: map[string]Jail{}}
+}
+
+// JailDefaults fills a jail's unset fields.
+func JailDefaults(name string, j Jail) Jail {
+	if j.Filter == "" {
+		j.Filter = name
+	}
+	if j.Source == "" {
+		j.Source = "auto"
+	}
+	if j.MaxRetry == 0 {
+		j.MaxRetry = 5
+	}
+	if j.FindTime == 0 {
+		j.FindTime = schema.Duration(10 * time.Minute)
+	}
+	if j.BanTime == 0 {
+		j.BanTime = schema.Duration(time.Hour)
+	}
+	if j.Increment.Factor == 0 {
+		j.Increment.Factor = 2
+	}
+	if j.Increment.Max == 0 {
+		j.Increment.Max = schema.Duration(7 * 24 * time.Hour)
+	}
+	return j
+}
+
+// BuiltinFilters are the filters moat ships.
+var BuiltinFilters = []string{"sshd", "nginx-http-auth", "nginx-limit-req", "nginx-botsearch", "nginx-bad-request", "traefik-auth", "caddy-auth", "gateway"}
+
+// Validate checks the guard section, compiling user filters with Go's
+// linear-time regexp so a filter can never be a ReDoS.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MaxTracked < 1000 {
+		errs = append(errs, schema.Errorf("max_tracked", "expected at least 1000, found %d", c.MaxTracked))
+	}
+	for name, f := range c.Filters {
+		for i, re := range f.Regex {
+			if err := ValidFilterRegex(re); err != nil {
+				errs = append(errs, schema.Errorf(fmt.Sprintf("filters.%s.regex[%d]", name, i), "%v", err))
+			}
+		}
+		for i, re := range f.Ignore {
+			if _, err := regexp.Compile(re); err != nil {
+				errs = append(errs, schema.Errorf(fmt.Sprintf("filters.%s.ignore[%d]", name, i), "invalid regular expression: %v", err))
+			}
+		}
+		if len(f.Regex) == 0 {
+			errs = append(errs, schema.Errorf("filters."+name+".regex", "a filter needs at least one regex"))
+		}
+	}
+	for name, j := range c.Jails {
+		p := "jails." + name
+		j = JailDefaults(name, j)
+		if !known(j.Filter, BuiltinFilters) {
+			if _, ok := c.Filters[j.Filter]; !ok {
+				errs = append(errs, schema.Errorf(p+".filter", "unknown filter %q: expected a built-in (%s) or one defined under guard.filters", j.Filter, strings.Join(BuiltinFilters, ", ")))
+			}
+		}
+		if err := schema.OneOf(j.Source, "auto", "journal", "file"); err != nil {
+			errs = append(errs, schema.Errorf(p+".source", "%v", err))
+		}
+		if j.Source == "file" && len(j.Paths) == 0 {
+			errs = append(errs, schema.Errorf(p+".paths", "source file needs at least one path"))
+		}
+		if j.Mode != "" {
+			if err := schema.OneOf(j.Mode, "normal", "ddos", "aggressive"); err != nil {
+				errs = append(errs, schema.Errorf(p+".mode", "%v", err))
+			}
+		}
+		for i, m := range j.Journal {
+			if k, _, ok := strings.Cut(m, "="); !ok || k == "" || strings.ToUpper(k) != k {
+				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.journal[%d]", p, i), "expected a journal match like SYSLOG_IDENTIFIER=sshd, found %q", m))
+			}
+		}
+		if j.MaxRetry < 1 {
+			errs = append(errs, schema.Errorf(p+".maxretry", "expected at least 1, found %d", j.MaxRetry))
+		}
+		if j.Increment.Factor < 1 {
+			errs = append(errs, schema.Errorf(p+".increment.factor", "expected at least 1, found %g", j.Increment.Factor))
+		}
+		if j.Increment.Max < j.BanTime {
+			errs = append(errs, schema.Errorf(p+".increment.max", "the maximum bantime %s is below the bantime %s", j.Increment.Max, j.BanTime))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidFilterRegex checks a user filter regex: it must compile and hold
+// exactly one <HOST>, which moat replaces with a strict address pattern.
+func ValidFilterRegex(re string) error {
+	if n := strings.Count(re, "<HOST>"); n != 1 {
+		return fmt.Errorf("expected exactly one <HOST> placeholder, found %d", n)
+	}
+	if _, err := regexp.Compile(strings.Replace(re, "<HOST>", `(?P<host>\S+)`, 1)); err != nil {
+		return fmt.Errorf("invalid regular expression: %w", err)
+	}
+	return nil
+}
+
+func known(s string, list []string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// IsEnabled reports whether the guard runs (on by default).
+func (c Config) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }
