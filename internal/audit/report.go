@@ -1,0 +1,153 @@
+package audit
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// SchemaVersion names the JSON report's schema (docs/audit-json.md).
+const SchemaVersion = "moat.audit/v1"
+
+// Report is one audit run.
+type Report struct {
+	Schema   string        `json:"schema"`
+	Version  string        `json:"moat_version"`
+	Host     string        `json:"host"`
+	Root     string        `json:"root"`
+	Time     time.Time     `json:"time"`
+	Duration time.Duration `json:"duration_ns"`
+	Score    int           `json:"score"`
+	Layers   []Score       `json:"layers"`
+	Results  []Result      `json:"results"`
+	// Notes say what could not be read and why (e.g. not root).
+	Notes []string `json:"notes,omitempty"`
+}
+
+// Findings returns the failed results, most severe first.
+func (r *Report) Findings() []Result {
+	var out []Result
+	for _, x := range r.Results {
+		if x.Finding() {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// Worst returns the highest severity among findings, and false if none.
+func (r *Report) Worst() (Severity, bool) {
+	worst, any := Info, false
+	for _, x := range r.Results {
+		if x.Finding() && (!any || x.Severity > worst) {
+			worst, any = x.Severity, true
+		}
+	}
+	return worst, any
+}
+
+// sortResults orders by layer (Layers order), then severity (worst first),
+// then ID and subject, so output is stable run to run.
+func sortResults(rs []Result) {
+	rank := map[string]int{}
+	for i, l := range Layers {
+		rank[l] = i
+	}
+	slices.SortStableFunc(rs, func(a, b Result) int {
+		return cmp.Or(
+			cmp.Compare(rank[a.Layer], rank[b.Layer]),
+			cmp.Compare(b.Severity, a.Severity),
+			cmp.Compare(a.ID, b.ID),
+			cmp.Compare(a.Subject, b.Subject),
+		)
+	})
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// TextOptions shape the human report.
+type TextOptions struct {
+	Color   bool
+	Verbose bool // also list passed checks
+}
+
+// WriteText writes the human report, grouped by layer.
+func (r *Report) WriteText(w io.Writer, o TextOptions) error {
+	c := palette(o.Color)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%smoat audit%s  %s  score %s  (%s)\n", c.bold, c.reset, r.Host, scoreText(r.Score), r.Duration.Round(time.Millisecond))
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "%snote:%s %s\n", c.dim, c.reset, n)
+	}
+	for _, l := range r.Layers {
+		fmt.Fprintf(&b, "\n%s%s%s  score %s  (%d passed, %d failed)\n", c.bold, strings.ToUpper(l.Layer), c.reset, scoreText(l.Score), l.Passed, l.Failed)
+		for _, x := range r.Results {
+			if x.Layer != l.Layer || (!x.Finding() && !o.Verbose) {
+				continue
+			}
+			sev := x.Severity.String()
+			col := c.sev[x.Severity]
+			if !x.Finding() {
+				sev, col = string(x.Status), c.dim
+			}
+			subj := ""
+			if x.Subject != "" {
+				subj = " [" + x.Subject + "]"
+			}
+			fmt.Fprintf(&b, "  %s%-8s%s %-9s %s%s\n", col, sev, c.reset, x.ID, x.Title, subj)
+			if !x.Finding() {
+				continue
+			}
+			for _, e := range x.Evidence {
+				fmt.Fprintf(&b, "                     %s%s%s\n", c.dim, e, c.reset)
+			}
+			if x.Fix != "" {
+				fmt.Fprintf(&b, "                     fix: %s\n", x.Fix)
+			}
+		}
+	}
+	for _, x := range r.Results {
+		if x.Status == Unknown && !o.Verbose {
+			fmt.Fprintf(&b, "\n%snot checked:%s %s %s: %s", c.dim, c.reset, x.ID, x.Title, strings.Join(x.Evidence, "; "))
+		}
+	}
+	n := len(r.Findings())
+	fmt.Fprintf(&b, "\n%d finding(s)", n)
+	if worst, ok := r.Worst(); ok {
+		fmt.Fprintf(&b, ", worst %s", worst)
+	}
+	b.WriteString(". JSON: moat audit --json; all checks: moat audit -v\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func scoreText(s int) string {
+	if s < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%d/100", s)
+}
+
+type colors struct {
+	bold, dim, reset string
+	sev              [5]string
+}
+
+func palette(on bool) colors {
+	if !on {
+		return colors{}
+	}
+	return colors{
+		bold: "\x1b[1m", dim: "\x1b[2m", reset: "\x1b[0m",
+		sev: [5]string{"\x1b[2m", "\x1b[36m", "\x1b[33m", "\x1b[31m", "\x1b[1;31m"},
+	}
+}

@@ -1,0 +1,158 @@
+// Package cli is moat's command line: one file per command, each returning
+// an exit code. Main dispatches.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+)
+
+// Exit codes, documented in usage and the README.
+const (
+	ExitOK       = 0 // success
+	ExitRuntime  = 1 // runtime error
+	ExitUsage    = 2 // usage or config error
+	ExitFindings = 3 // audit findings at or above --fail-on
+	ExitRollback = 4 // a change failed and was rolled back
+)
+
+// env is what a command gets: its streams and a logger.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	log            *slog.Logger
+}
+
+type command struct {
+	name, summary string
+	run           func(e *env, args []string) int
+}
+
+func commands() []command {
+	return []command{
+		{"audit", "what is exposed and weak, per layer, with the fix (read-only)", runAudit},
+		{"init", "print a starter moat.yaml from what is found on this host", runInit},
+		{"config", "config check: validate moat.yaml (exit 0 or 2)", runConfig},
+		{"version", "print moat's version", runVersion},
+		{"help", "this help", nil},
+	}
+}
+
+const usageText = `moat puts a Linux VPS behind layered defences and proves they hold.
+
+Usage: moat COMMAND [flags]
+
+Commands:
+%s
+Common flags:
+  -c, --config FILE   config file (default /etc/moat/moat.yaml, or $MOAT_CONFIG)
+      --root DIR      read a fixture tree instead of / (audit, init)
+
+Exit codes:
+  0  ok
+  1  runtime error
+  2  usage or config error
+  3  audit findings at or above --fail-on
+  4  a change failed and was rolled back
+
+Run 'moat COMMAND -h' for a command's flags.
+`
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, usageText, b.String())
+}
+
+// Main runs moat with args (without the program name) and returns the exit
+// code.
+func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr)}
+	if len(args) == 0 {
+		usage(stderr)
+		return ExitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "--help", "-help":
+		usage(stdout)
+		return ExitOK
+	case "--version", "-version":
+		name = "version"
+	}
+	for _, c := range commands() {
+		if c.name == name && c.run != nil {
+			return c.run(e, args[1:])
+		}
+	}
+	fmt.Fprintf(stderr, "moat: unknown command %q\n\n", name)
+	usage(stderr)
+	return ExitUsage
+}
+
+// newLogger logs text on a terminal and JSON otherwise.
+func newLogger(w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if isTerminal(w) {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// flags makes a command's flag set with the common flags; errors and -h are
+// handled by parse.
+type flags struct {
+	*flag.FlagSet
+	config string
+	root   string
+}
+
+func newFlags(e *env, name, synopsis string) *flags {
+	f := &flags{FlagSet: flag.NewFlagSet("moat "+name, flag.ContinueOnError)}
+	f.SetOutput(e.stderr)
+	f.StringVar(&f.config, "c", "", "config `file` (default /etc/moat/moat.yaml, or $MOAT_CONFIG)")
+	f.StringVar(&f.config, "config", "", "config `file` (same as -c)")
+	f.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: moat %s\n\nFlags:\n", synopsis)
+		f.PrintDefaults()
+	}
+	return f
+}
+
+func (f *flags) withRoot() *flags {
+	f.StringVar(&f.root, "root", "", "read the fixture tree `dir` instead of / for file-based facts")
+	return f
+}
+
+// parse parses args; ok is false when the command should return code.
+func (f *flags) parse(args []string) (code int, ok bool) {
+	if err := f.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+// explicitConfig reports whether the user named a config file, so a missing
+// one is an error rather than "use defaults".
+func (f *flags) explicitConfig() bool {
+	return f.config != "" || os.Getenv("MOAT_CONFIG") != ""
+}

@@ -1,0 +1,23 @@
+package config
+
+import (
+	"os"
+	"testing"
+)
+
+// FuzzParse: any bytes give a config or positioned errors, never a panic.
+func FuzzParse(f *testing.F) {
+	for _, p := range []string{"../../examples/moat.yaml", "../../examples/minimal.yaml"} {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Add([]byte("ssh: {port: 22, exposure: vpn}\nvpn: {interfaces: [wg0]}\n"))
+	f.Add([]byte("a: &x {b: *x}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse("f.yaml", data)
+		if (c == nil) == (err == nil) {
+			t.Fatalf("config %v with error %v", c, err)
+		}
+	})
+}
