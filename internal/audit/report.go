@@ -60,12 +60,15 @@ func sortResults(rs []Result) {
 	slices.SortStableFunc(rs, func(a, b Result) int {
 		return cmp.Or(
 			cmp.Compare(rank[a.Layer], rank[b.Layer]),
+			cmp.Compare(statusRank[a.Status], statusRank[b.Status]),
 			cmp.Compare(b.Severity, a.Severity),
 			cmp.Compare(a.ID, b.ID),
 			cmp.Compare(a.Subject, b.Subject),
 		)
 	})
 }
+
+var statusRank = map[Status]int{Fail: 0, Unknown: 1, Pass: 2, NA: 3}
 
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
@@ -105,6 +108,9 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 			}
 			fmt.Fprintf(&b, "  %s%-8s%s %-9s %s%s\n", col, sev, c.reset, x.ID, x.Title, subj)
 			if !x.Finding() {
+				if x.Status != Pass && len(x.Evidence) > 0 {
+					fmt.Fprintf(&b, "                     %s%s%s\n", c.dim, x.Evidence[0], c.reset)
+				}
 				continue
 			}
 			for _, e := range x.Evidence {

@@ -1,0 +1,89 @@
+package audit
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/moat-sh/moat/internal/ruleset"
+)
+
+func checkFirewall(f *facts, o *out) {
+	rs, err := f.ruleset()
+	if err != nil {
+		f.denied(err, "the nftables ruleset")
+		for _, id := range []string{"FW-001", "FW-002", "FW-003", "FW-004", "FW-005", "FW-006"} {
+			o.unknown(id, err)
+		}
+		return
+	}
+	iif := ""
+	if pub := f.publicIfaces(); len(pub) > 0 {
+		iif = pub[0]
+	}
+	v4, v6 := f.publicAddrs()
+	// A new connection from the internet to a port nothing should open:
+	// default-deny drops it; "no firewall" accepts it.
+	probe := func(v6fam bool) ruleset.Verdict {
+		p := ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: v4, Proto: "tcp", Dport: 1}
+		if v6fam {
+			p = ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV6, Daddr: v6, Proto: "tcp", Dport: 1, V6: true}
+		}
+		return rs.Evaluate(p, ruleset.Optimistic)
+	}
+	p4, p6 := probe(false), probe(true)
+	verdictText := func(v ruleset.Verdict) string {
+		if v.Rule.Text == "" {
+			return "no base chain on the input path"
+		}
+		return v.Rule.String()
+	}
+	if rs.Empty() || (p4.Accepted && p6.Accepted) {
+		ev := "nft list ruleset is empty: every packet is accepted"
+		if !rs.Empty() {
+			ev = fmt.Sprintf("tables are loaded but a new connection to an unused port is accepted (IPv4: %s; IPv6: %s)", verdictText(p4), verdictText(p6))
+		}
+		o.fail("FW-001", "", ev)
+	} else {
+		o.pass("FW-001", "", fmt.Sprintf("%d table(s) loaded", len(rs.Tables())))
+	}
+	o.check("FW-002", !p4.Accepted, "IPv4", "new tcp/1 from the internet: "+verdictText(p4))
+	o.check("FW-003", !p6.Accepted, "IPv6", "new tcp/1 from the internet: "+verdictText(p6))
+
+	if p4.Accepted {
+		o.na("FW-004", "no default-deny input chain to judge")
+	} else {
+		var bad []string
+		lo := rs.Evaluate(ruleset.Packet{Hook: ruleset.HookInput, IIf: "lo", Saddr: netip.MustParseAddr("127.0.0.1"), Daddr: netip.MustParseAddr("127.0.0.1"), Proto: "tcp", Dport: 1}, ruleset.Pessimistic)
+		if !lo.Accepted {
+			bad = append(bad, "loopback traffic is dropped by "+lo.Rule.String())
+		}
+		est := rs.Evaluate(ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: v4, Proto: "tcp", Dport: 40000, State: ruleset.StateEstablished}, ruleset.Pessimistic)
+		if !est.Accepted {
+			bad = append(bad, "replies to this host's own connections (ct state established) are dropped by "+est.Rule.String())
+		}
+		inv := rs.Evaluate(ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: v4, Proto: "tcp", Dport: 22, State: ruleset.StateInvalid}, ruleset.Optimistic)
+		if inv.Accepted {
+			bad = append(bad, "ct state invalid packets are accepted (to sshd's port) by "+verdictText(inv))
+		}
+		o.check("FW-004", len(bad) == 0, "", bad...)
+	}
+
+	if t := rs.Table(ruleset.FamilyInet, "moat"); t != nil {
+		o.pass("FW-005", "", fmt.Sprintf("table inet moat: %d chains", len(t.Chains)))
+	} else {
+		o.fail("FW-005", "", "table inet moat is not loaded")
+	}
+	var legacy []string
+	for _, t := range rs.Tables() {
+		if t.Source == ruleset.SourceIptablesLegacy {
+			n := 0
+			for _, c := range t.Chains {
+				n += len(c.Rules)
+			}
+			if n > 0 {
+				legacy = append(legacy, fmt.Sprintf("iptables-legacy table %s %s: %d rules", t.Family, t.Name, n))
+			}
+		}
+	}
+	o.check("FW-006", len(legacy) == 0, "", legacy...)
+}

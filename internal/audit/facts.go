@@ -1,0 +1,305 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/ruleset"
+	"github.com/moat-sh/moat/internal/sshd"
+)
+
+// Addresses standing for "someone on the internet" and "a VPN peer" when
+// sshd evaluates Match blocks and the ruleset is walked: documentation
+// ranges (RFC 5737, RFC 3849) that no real rule should single out, and a
+// Tailscale address.
+var (
+	internetV4 = netip.MustParseAddr("198.51.100.77")
+	internetV6 = netip.MustParseAddr("2001:db8:77::77")
+	vpnPeerV4  = netip.MustParseAddr("100.100.100.77")
+)
+
+// facts are read once per run, lazily, and shared by the layer checks,
+// which run concurrently.
+type facts struct {
+	ctx context.Context
+	o   *Options
+	h   *host.Host
+
+	mu       sync.Mutex
+	notesSet map[string]bool
+
+	users      func() ([]host.User, error)
+	listeners  func() ([]host.Listener, error)
+	ifaces     func() ([]host.Interface, error)
+	routes     func() ([]host.Route, error)
+	vpnIfaces  func() ([]host.VPNInterface, error)
+	processes  func() ([]host.Process, error)
+	packages   func() (map[string]host.Package, error)
+	ruleset    func() (*ruleset.Ruleset, error)
+	docker     func() ([]host.PublishedPort, error)
+	virt       func() (host.Virt, error)
+	sshd       func() (*sshdFacts, error)
+	sshVersion func() (sshd.Version, error)
+}
+
+func newFacts(ctx context.Context, o *Options, h *host.Host) *facts {
+	f := &facts{ctx: ctx, o: o, h: h, notesSet: map[string]bool{}}
+	f.users = sync.OnceValues(h.Users)
+	f.listeners = sync.OnceValues(h.Listeners)
+	f.ifaces = sync.OnceValues(h.Interfaces)
+	f.routes = sync.OnceValues(h.DefaultRoutes)
+	f.vpnIfaces = sync.OnceValues(h.VPNInterfaces)
+	f.processes = sync.OnceValues(h.Processes)
+	f.packages = sync.OnceValues(h.Packages)
+	f.virt = sync.OnceValues(h.Virtualization)
+	f.docker = sync.OnceValues(func() ([]host.PublishedPort, error) { return h.DockerPublished(ctx) })
+	f.ruleset = sync.OnceValues(f.loadRuleset)
+	f.sshVersion = sync.OnceValues(func() (sshd.Version, error) { return sshd.Runner{}.Version(ctx) })
+	f.sshd = sync.OnceValues(f.loadSSHD)
+	return f
+}
+
+// note records something the run could not read, once.
+func (f *facts) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	f.mu.Lock()
+	f.notesSet[s] = true
+	f.mu.Unlock()
+}
+
+func (f *facts) notes() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, 0, len(f.notesSet))
+	for n := range f.notesSet {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// denied notes a permission failure and reports whether err was one.
+func (f *facts) denied(err error, what string) bool {
+	if errors.Is(err, fs.ErrPermission) {
+		f.note("could not read %s: permission denied (run moat audit as root for full results)", what)
+		return true
+	}
+	return false
+}
+
+func (f *facts) hostname() string { return hostnameOf(f.h) }
+
+// vpnRanges are the configured VPN ranges, or those found on the host.
+func (f *facts) vpnRanges() []netip.Prefix {
+	if len(f.o.VPNRanges) > 0 {
+		return f.o.VPNRanges
+	}
+	p, _ := f.h.VPNPrefixes()
+	return p
+}
+
+// publicIfaces are the interfaces of the default routes: where the
+// internet comes in.
+func (f *facts) publicIfaces() []string {
+	rs, err := f.routes()
+	var out []string
+	if err == nil {
+		for _, r := range rs {
+			if !slices.Contains(out, r.Iface) {
+				out = append(out, r.Iface)
+			}
+		}
+	}
+	return out
+}
+
+// publicAddrs are the addresses on the public interfaces, by family.
+func (f *facts) publicAddrs() (v4, v6 netip.Addr) {
+	ifs, err := f.ifaces()
+	if err != nil {
+		return
+	}
+	pub := f.publicIfaces()
+	for _, i := range ifs {
+		if !slices.Contains(pub, i.Name) {
+			continue
+		}
+		for _, a := range i.Addrs {
+			ad := a.Addr()
+			switch {
+			case ad.Is4() && !v4.IsValid():
+				v4 = ad
+			case ad.Is6() && !ad.IsLinkLocalUnicast() && !v6.IsValid():
+				v6 = ad
+			}
+		}
+	}
+	return
+}
+
+func (f *facts) loadRuleset() (*ruleset.Ruleset, error) {
+	if f.h.Live() {
+		return ruleset.Live(f.ctx)
+	}
+	b, err := f.h.ReadFile("/.fixture/nft.json")
+	if errors.Is(err, fs.ErrNotExist) {
+		return ruleset.ParseNFT([]byte(`{"nftables":[{"metainfo":{"json_schema_version":1}}]}`))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ruleset.ParseNFT(b)
+}
+
+// sshdFacts is sshd's effective config for each (user, source) pair that
+// matters, and what the live probe saw.
+type sshdFacts struct {
+	port     int
+	contexts []sshd.Context
+	eff      []sshd.Effective
+	base     sshd.Effective // root from the internet: the global view
+	probe    *sshd.ProbeResult
+	probeErr error
+}
+
+// sshUsers are the accounts sshd would consider: root, the admin, and
+// every account with a login shell or authorized_keys, capped so a host
+// with thousands of accounts stays fast.
+func (f *facts) sshUsers() []string {
+	names := []string{"root"}
+	if f.o.AdminUser != "" {
+		names = append(names, f.o.AdminUser)
+	}
+	users, _ := f.users()
+	for _, u := range users {
+		if (u.LoginShell || len(u.AuthorizedKeys) > 0) && !slices.Contains(names, u.Name) {
+			names = append(names, u.Name)
+		}
+		if len(names) >= 16 {
+			break
+		}
+	}
+	return names
+}
+
+func (f *facts) loadSSHD() (*sshdFacts, error) {
+	r := sshd.Runner{Root: f.o.Root}
+	if f.h.Live() {
+		if _, err := findInPath("sshd"); err != nil {
+			return nil, errNoSSHD
+		}
+	} else if _, err := f.h.ReadFile("/etc/ssh/sshd_config"); err != nil {
+		return nil, errNoSSHD
+	}
+	base, err := r.Effective(f.ctx, sshd.Context{User: "root", Host: internetV4.String(), Addr: internetV4.String()})
+	if err != nil {
+		return nil, err
+	}
+	sf := &sshdFacts{base: base, port: 22}
+	if p, ok := base.Int("port"); ok {
+		sf.port = p
+	}
+	laddr := "0.0.0.0"
+	if v4, _ := f.publicAddrs(); v4.IsValid() {
+		laddr = v4.String()
+	}
+	vpnSrc := vpnPeerV4
+	for _, p := range f.vpnRanges() {
+		if p.Addr().Is4() {
+			vpnSrc = p.Addr().Next()
+			break
+		}
+	}
+	for _, u := range f.sshUsers() {
+		for _, src := range []netip.Addr{internetV4, vpnSrc} {
+			sf.contexts = append(sf.contexts, sshd.Context{User: u, Host: src.String(), Addr: src.String(), LAddr: laddr, LPort: sf.port})
+		}
+	}
+	sf.eff, err = r.EffectiveMany(f.ctx, sf.contexts)
+	if err != nil {
+		return nil, err
+	}
+	if f.h.Live() && !f.o.NoProbe {
+		f.probeSSHD(sf)
+	}
+	return sf, nil
+}
+
+var errNoSSHD = errors.New("sshd is not installed")
+
+// probeSSHD asks the running sshd, over loopback, what it offers each user.
+func (f *facts) probeSSHD(sf *sshdFacts) {
+	ls, err := f.listeners()
+	if err != nil {
+		sf.probeErr = err
+		return
+	}
+	target := ""
+	for _, l := range ls {
+		if l.Proto != "tcp" || int(l.Addr.Port()) != sf.port {
+			continue
+		}
+		a := l.Addr.Addr()
+		switch {
+		case a.IsUnspecified() && a.Is4():
+			target = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), l.Addr.Port()).String()
+		case a.IsUnspecified():
+			target = netip.AddrPortFrom(netip.IPv6Loopback(), l.Addr.Port()).String()
+		default:
+			target = l.Addr.String()
+		}
+		if a.Is4() || a.IsUnspecified() {
+			break
+		}
+	}
+	if target == "" {
+		sf.probeErr = fmt.Errorf("nothing listens on sshd's port %d", sf.port)
+		return
+	}
+	users := []string{"root"}
+	if f.o.AdminUser != "" {
+		users = append(users, f.o.AdminUser)
+	}
+	for _, u := range f.sshUsers() {
+		if len(users) >= 4 {
+			break
+		}
+		if !slices.Contains(users, u) {
+			users = append(users, u)
+		}
+	}
+	res, err := sshd.Probe(f.ctx, target, users, 0)
+	sf.probe, sf.probeErr = &res, err
+}
+
+// running reports which of the named daemons run.
+func (f *facts) running(names ...string) map[string]bool {
+	ps, err := f.processes()
+	out := map[string]bool{}
+	if err != nil {
+		return out
+	}
+	for _, p := range ps {
+		for _, n := range names {
+			if p.Is(n) {
+				out[n] = true
+			}
+		}
+	}
+	return out
+}
+
+func installed(pk map[string]host.Package, name string) bool {
+	p, ok := pk[name]
+	return ok && p.Installed
+}
+
+func joinComma(ss []string) string { return strings.Join(ss, ", ") }

@@ -1,0 +1,3 @@
+package cli
+
+func runInit(e *env, args []string) int { return ExitRuntime }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what moat's tests need on Debian 12 / Ubuntu: the real sshd,
+# nftables, iproute2 and friends that the end-to-end tests run, and
+# staticcheck. Safe to run again; does nothing that is already done.
+set -euo pipefail
+
+pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo openssl curl ca-certificates make)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "deps: need root to install: ${missing[*]} (run with sudo)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+staticcheck_version=v0.8.2
+gobin=$(go env GOPATH)/bin
+if ! "$gobin/staticcheck" -version 2>/dev/null | grep -q "${staticcheck_version#v}"; then
+  GOFLAGS= go install "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version"
+fi
