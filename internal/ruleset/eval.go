@@ -1,0 +1,419 @@
+package ruleset
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Mode decides how matches the evaluator cannot decide are counted.
+type Mode uint8
+
+const (
+	// Optimistic answers "could the packet be accepted?": undecided matches
+	// go whichever way lets it through. The audit uses it to flag exposure.
+	Optimistic Mode = iota
+	// Pessimistic answers "is the packet surely accepted?": undecided
+	// matches go whichever way drops it. The lockout check uses it.
+	Pessimistic
+)
+
+func (m Mode) String() string {
+	if m == Pessimistic {
+		return "pessimistic"
+	}
+	return "optimistic"
+}
+
+// Verdict is the answer for one packet.
+type Verdict struct {
+	Accepted bool
+	// Certain is true when Optimistic and Pessimistic agree: no undecided
+	// match could change the answer.
+	Certain bool
+	// Rule decided the verdict: for a drop, the rule or policy that drops;
+	// for an accept, the rule that let the packet through a policy-drop
+	// chain (else any accepting rule, else the last policy). Zero when no
+	// base chain lies on the path.
+	Rule RuleRef
+	// Via lists the regular chains jumped through to reach Rule.
+	Via []string
+	// Path holds the base chains evaluated, in order, up to the deciding one.
+	Path []Step
+	// Unsure names the rules with undecided matches or verdicts that were
+	// reached; empty when Certain.
+	Unsure []RuleRef
+	// Rewrite is the first dnat or redirect rule that may rewrite the
+	// destination on this path, so the packet may reach another socket than
+	// the one asked about; nil when none.
+	Rewrite *RuleRef
+}
+
+// Step is one base chain's answer.
+type Step struct {
+	Chain    string // "inet filter input"
+	Hook     Hook
+	Priority int
+	Policy   string
+	Accepted bool // in the evaluation's mode
+	Certain  bool
+	Rule     RuleRef
+	Via      []string
+}
+
+// RuleRef names a rule, or a chain's policy, for reports.
+type RuleRef struct {
+	Source Source
+	Family Family
+	Table  string
+	Chain  string
+	Handle uint64 // 0 for policies and iptables-save rules
+	Policy bool   // the chain's policy decided
+	Text   string // `tcp dport 22 drop`, `policy drop`, or an iptables-save line
+}
+
+// String renders r as `inet filter input: tcp dport 22 drop`.
+func (r RuleRef) String() string {
+	if r.Chain == "" {
+		return r.Text
+	}
+	var b strings.Builder
+	if r.Source == SourceIptablesLegacy {
+		b.WriteString("iptables-legacy ")
+	}
+	fmt.Fprintf(&b, "%s %s %s", r.Family, r.Table, r.Chain)
+	if r.Handle != 0 {
+		fmt.Fprintf(&b, " (handle %d)", r.Handle)
+	}
+	b.WriteString(": ")
+	b.WriteString(r.Text)
+	return b.String()
+}
+
+// String renders v as one line for reports.
+func (v Verdict) String() string {
+	var b strings.Builder
+	if v.Accepted {
+		b.WriteString("accepted")
+	} else {
+		b.WriteString("dropped")
+	}
+	if !v.Certain {
+		b.WriteString(" (uncertain)")
+	}
+	if v.Rule == (RuleRef{}) {
+		b.WriteString(": no base chain on the path")
+		return b.String()
+	}
+	b.WriteString(" by ")
+	b.WriteString(v.Rule.String())
+	if len(v.Via) > 0 {
+		fmt.Fprintf(&b, " (via %s)", strings.Join(v.Via, " → "))
+	}
+	return b.String()
+}
+
+func chainName(c *Chain) string {
+	return fmt.Sprintf("%s %s %s", c.Table.Family, c.Table.Name, c.Name)
+}
+
+func ref(c *Chain, r *Rule) RuleRef {
+	ref := RuleRef{Source: c.Table.Source, Family: c.Table.Family, Table: c.Table.Name, Chain: c.Name}
+	if r == nil {
+		ref.Policy = true
+		ref.Text = "policy " + c.policy()
+		return ref
+	}
+	ref.Handle, ref.Text = r.Handle, r.Text
+	return ref
+}
+
+func (c *Chain) policy() string {
+	if c.Policy == "" {
+		return "accept"
+	}
+	return c.Policy
+}
+
+// Evaluate runs p through every base chain on its path and reports whether
+// the kernel would accept it, under mode m for undecided matches.
+func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
+	v6 := p.IsV6()
+	var chains []*Chain
+	switch p.Hook {
+	case HookInput, HookForward:
+		chains = append(r.BaseChains(HookPrerouting, v6), r.BaseChains(p.Hook, v6)...)
+	default:
+		chains = r.BaseChains(p.Hook, v6)
+	}
+	e := evaluator{unsureSeen: map[*Rule]bool{}}
+	type chainAnswer struct {
+		c   *Chain
+		res result
+	}
+	var answers []chainAnswer
+	possible, surely := true, true
+	for _, c := range chains {
+		if c.Type == "nat" && p.State != StateNew {
+			continue // nat chains see only a connection's first packet
+		}
+		e.view = p.view(c)
+		e.memo = map[*Chain]result{}
+		e.active = map[*Chain]bool{}
+		res := e.chain(c, 0)
+		// Falling off a base chain applies its policy.
+		if res.out&outReturn != 0 {
+			res.out &^= outReturn
+			o := outAccept
+			if c.policy() == "drop" {
+				o = outDrop
+			}
+			res.add(o, cause{chain: c})
+		}
+		if res.fall == outReturn {
+			res.fall = outAccept
+			if c.policy() == "drop" {
+				res.fall = outDrop
+			}
+			res.fallWhy = cause{chain: c}
+		}
+		answers = append(answers, chainAnswer{c, res})
+		possible = possible && res.out&outAccept != 0
+		surely = surely && res.out == outAccept
+	}
+
+	v := Verdict{Certain: possible == surely, Rewrite: e.rewrite}
+	if m == Optimistic {
+		v.Accepted = possible
+	} else {
+		v.Accepted = surely
+	}
+	decided := len(answers) - 1
+	if !v.Accepted {
+		for i, a := range answers {
+			// A chain that cannot accept decides a sure drop; otherwise the
+			// first chain that may drop decides the pessimistic answer.
+			if possible && a.res.out&outDrop != 0 || !possible && a.res.out&outAccept == 0 {
+				decided = i
+				break
+			}
+		}
+	}
+	for _, a := range answers[:decided+1] {
+		s := Step{Chain: chainName(a.c), Hook: a.c.Hook, Priority: a.c.Priority, Policy: a.c.policy(), Certain: a.res.out == outAccept || a.res.out == outDrop}
+		s.Accepted = a.res.out == outAccept || m == Optimistic && a.res.out&outAccept != 0
+		// A chain with one answer is explained by its fall-through path;
+		// otherwise by the first rule that could give the mode's answer.
+		why := a.res.fallWhy
+		if !s.Certain {
+			why = a.res.why[idxDrop]
+			if s.Accepted {
+				why = a.res.why[idxAccept]
+			}
+		}
+		s.Rule, s.Via = why.ref(), why.viaNames()
+		v.Path = append(v.Path, s)
+	}
+	if len(v.Path) > 0 {
+		d := v.Path[len(v.Path)-1]
+		if v.Accepted {
+			d = explainAccept(v.Path)
+		}
+		v.Rule, v.Via = d.Rule, d.Via
+	}
+	if !v.Certain {
+		v.Unsure = e.unsure
+	}
+	return v
+}
+
+// explainAccept picks the step that best explains an accepted packet: a
+// rule that let it through a default-drop chain, else any accepting rule,
+// else the last policy.
+func explainAccept(path []Step) Step {
+	best := path[len(path)-1]
+	rank := func(s Step) int {
+		switch {
+		case s.Rule.Policy:
+			return 0
+		case s.Policy == "drop":
+			return 2
+		}
+		return 1
+	}
+	for _, s := range path {
+		if rank(s) >= rank(best) {
+			best = s
+		}
+	}
+	return best
+}
+
+// outcome is a set of possible results of a chain or a rule.
+type outcome uint8
+
+const (
+	outAccept outcome = 1 << iota
+	outDrop
+	outReturn // returned, or fell off the end: the caller continues
+	outNext   // a rule without verdict: the next rule runs
+)
+
+const (
+	idxAccept = iota
+	idxDrop
+	idxReturn
+	idxNext
+)
+
+// cause is the first rule found to produce an outcome, and the chains
+// jumped through to reach it.
+type cause struct {
+	chain *Chain
+	rule  *Rule // nil: the end of chain (the policy of a base chain)
+	via   []*Chain
+}
+
+func (c cause) ref() RuleRef {
+	if c.chain == nil {
+		return RuleRef{}
+	}
+	return ref(c.chain, c.rule)
+}
+
+func (c cause) viaNames() []string {
+	var out []string
+	for _, ch := range c.via {
+		out = append(out, ch.Name)
+	}
+	return out
+}
+
+// result is what a chain or rule may lead to. fall is the one path where
+// every undecided match fails and every unpredictable verdict continues: it
+// explains answers that hold on every path better than the first rule that
+// could produce them.
+type result struct {
+	out     outcome
+	why     [4]cause
+	fall    outcome
+	fallWhy cause
+}
+
+func (r *result) setFall(o outcome, c cause) {
+	if r.fall == 0 {
+		r.fall, r.fallWhy = o, c
+	}
+}
+
+func (r *result) add(o outcome, c cause) {
+	for i := range 4 {
+		bit := outcome(1) << i
+		if o&bit != 0 && r.out&bit == 0 {
+			r.out |= bit
+			r.why[i] = c
+		}
+	}
+}
+
+func (r *result) merge(o result) {
+	for i := range 4 {
+		if bit := outcome(1) << i; o.out&bit != 0 {
+			r.add(bit, o.why[i])
+		}
+	}
+}
+
+// Bounds that keep hostile or broken input from running away; the kernel
+// itself allows 16 nested jumps.
+const (
+	maxDepth      = 32
+	maxUnsure     = 16
+	maxVmapChecks = 1 << 16
+)
+
+type evaluator struct {
+	view       view
+	memo       map[*Chain]result // a chain's result does not depend on its caller
+	active     map[*Chain]bool   // chains being evaluated: a jump loop
+	unsure     []RuleRef
+	unsureSeen map[*Rule]bool
+	rewrite    *RuleRef
+}
+
+// anything is the result of what cannot be predicted at all.
+func anything(c cause) result {
+	r := result{fall: outReturn, fallWhy: c}
+	r.add(outAccept|outDrop|outReturn, c)
+	return r
+}
+
+func (e *evaluator) chain(c *Chain, depth int) result {
+	if r, ok := e.memo[c]; ok {
+		return r
+	}
+	if e.active[c] || depth > maxDepth {
+		// The kernel refuses loops and deep nesting; answer "anything".
+		return anything(cause{chain: c})
+	}
+	e.active[c] = true
+	defer delete(e.active, c)
+
+	var res result
+	done := false
+	for _, r := range c.Rules {
+		m := e.match(r, c.Table)
+		if m == no {
+			continue
+		}
+		eff := e.effect(r.act, c, r, depth)
+		if m == yes && eff.fall != outNext {
+			res.setFall(eff.fall, eff.fallWhy)
+		}
+		if m == maybe {
+			eff.add(outNext, cause{})
+		}
+		if m == maybe || r.act.kind == actUnknown {
+			e.noteUnsure(c, r)
+		}
+		next := eff.out&outNext != 0
+		eff.out &^= outNext
+		res.merge(eff)
+		if !next {
+			done = true
+			break
+		}
+	}
+	if !done {
+		res.add(outReturn, cause{chain: c})
+	}
+	res.setFall(outReturn, cause{chain: c})
+	e.memo[c] = res
+	return res
+}
+
+func (e *evaluator) noteUnsure(c *Chain, r *Rule) {
+	if e.unsureSeen[r] || len(e.unsure) >= maxUnsure {
+		return
+	}
+	e.unsureSeen[r] = true
+	e.unsure = append(e.unsure, ref(c, r))
+}
+
+func (e *evaluator) match(r *Rule, t *Table) tri {
+	res := yes
+	for i := range r.conds {
+		switch r.conds[i].eval(&e.view, t) {
+		case no:
+			return no
+		case maybe:
+			res = maybe
+		}
+	}
+	return res
+}
+
+// under prefixes the chain a jump entered to c's path.
+func (c cause) under(entered *Chain) cause {
+	c.via = append([]*Chain{entered}, c.via...)
+	return c
+}
