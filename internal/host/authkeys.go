@@ -113,13 +113,13 @@ func cutField(s string) (field, rest string) {
 }
 
 // cutOptions splits the options prefix from the rest of a line: it ends at
-// the first space or tab outside double quotes, where \" does not close a
-// quote.
+// the first space or tab outside double quotes, and \" never opens or
+// closes a quote (sshkey_advance_past_options in OpenSSH).
 func cutOptions(s string) (opts, rest string) {
 	quoted := false
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case c == '\\' && quoted && i+1 < len(s) && s[i+1] == '"':
+		case c == '\\' && i+1 < len(s) && s[i+1] == '"':
 			i++
 		case c == '"':
 			quoted = !quoted

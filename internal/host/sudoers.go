@@ -128,10 +128,11 @@ func sudoersLines(s string) []sudoersLine {
 		line := strings.TrimRight(raw, " \t\r")
 		cont := strings.HasSuffix(line, `\`) && !strings.HasSuffix(line, `\\`)
 		if cont {
-			line = line[:len(line)-1]
+			line = strings.TrimRight(line[:len(line)-1], " \t")
 		}
 		if cur.Len() > 0 {
 			cur.WriteByte(' ')
+			line = strings.TrimLeft(line, " \t")
 		}
 		cur.WriteString(line)
 		if cont {
