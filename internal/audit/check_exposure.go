@@ -116,28 +116,57 @@ func checkExposure(f *facts, o *out) {
 		}
 		vpn := f.vpnRanges()
 		var inventory []string
-		var exp1, exp2, exp3 int
+		// One verdict per (proto, port, process): 0.0.0.0 and :: of one
+		// daemon are one exposure.
+		type group struct {
+			proto, name string
+			port        uint16
+			sensitive   bool
+			ev          []string
+			reach       reach
+		}
+		var groups []*group
+		index := map[string]*group{}
 		for _, l := range ls {
 			scope := host.ClassifyAddr(l.Addr.Addr(), vpn)
 			inventory = append(inventory, fmt.Sprintf("%s [%s]", describeListener(l), scope))
 			if scope != host.ScopeWildcard && scope != host.ScopePublic {
 				continue
 			}
+			if l.Process == "docker-proxy" {
+				continue // a published container port: EXP-004 judges it by the forward path
+			}
 			if l.PID == 0 {
 				f.note("owners of some sockets are unknown (run as root to see every process)")
 			}
-			name, isSensitive := sensitive(l)
-			r := f.reachable(l.Proto, l.Addr.Addr(), l.Addr.Port())
-			subject := fmt.Sprintf("%s/%d", l.Proto, l.Addr.Port())
+			key := fmt.Sprintf("%s/%d/%s", l.Proto, l.Addr.Port(), l.Process)
+			g := index[key]
+			if g == nil {
+				name, isSensitive := sensitive(l)
+				g = &group{proto: l.Proto, port: l.Addr.Port(), name: name, sensitive: isSensitive}
+				index[key] = g
+				groups = append(groups, g)
+			}
+			g.ev = append(g.ev, fmt.Sprintf("%s listens on %s", describeListener(l), scope))
+			if r := f.reachable(l.Proto, l.Addr.Addr(), l.Addr.Port()); r.ok || g.reach.why == "" {
+				if !g.reach.ok {
+					g.reach = r
+				}
+			}
+		}
+		var exp1, exp2, exp3 int
+		for _, g := range groups {
+			subject := fmt.Sprintf("%s/%d", g.proto, g.port)
+			ev := append(g.ev, "firewall: "+g.reach.why)
 			switch {
-			case isSensitive && r.ok:
-				o.fail("EXP-001", subject, fmt.Sprintf("%s: %s listens on %s", name, describeListener(l), scope), "firewall: "+r.why)
+			case g.sensitive && g.reach.ok:
+				o.fail("EXP-001", subject, append([]string{g.name + " is reachable from the internet"}, ev...)...)
 				exp1++
-			case isSensitive:
-				o.fail("EXP-002", subject, fmt.Sprintf("%s: %s listens on %s", name, describeListener(l), scope), "firewall: "+r.why)
+			case g.sensitive:
+				o.fail("EXP-002", subject, append([]string{g.name + " is bound beyond loopback"}, ev...)...)
 				exp2++
-			case r.ok && l.Addr.Port() != sshPort && !f.o.declaredPublic(l.Proto, l.Addr.Port()):
-				o.fail("EXP-003", subject, describeListener(l), "firewall: "+r.why)
+			case g.reach.ok && g.port != sshPort && !f.o.declaredPublic(g.proto, g.port):
+				o.fail("EXP-003", subject, ev...)
 				exp3++
 			}
 		}
@@ -173,11 +202,16 @@ func checkDocker(f *facts, o *out) {
 	}
 	rs, rerr := f.ruleset()
 	bad := 0
+	seen := map[string]bool{}
 	for _, p := range ports {
 		if p.Scope == host.ScopeLoopback || p.Scope == host.ScopeVPN || p.Scope == host.ScopePrivate {
 			continue
 		}
 		subject := fmt.Sprintf("%s/%d", p.Proto, p.HostPort)
+		if seen[subject] {
+			continue // the same publication on IPv4 and IPv6
+		}
+		seen[subject] = true
 		ev := fmt.Sprintf("container %s (%s) publishes %s:%d -> %d/%s", p.Container, p.Image, p.HostIP, p.HostPort, p.ContainerPort, p.Proto)
 		why := "firewall unreadable"
 		accepted := true

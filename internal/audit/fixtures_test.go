@@ -1,0 +1,119 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/moat-sh/moat/internal/lab"
+)
+
+// expectation is a fixture's <name>.expect.json: results that must and must
+// not appear when auditing the tree.
+type expectation struct {
+	About       string    `json:"about"`
+	Admin       string    `json:"admin"`
+	MaxSeverity string    `json:"max_severity"` // no finding above this
+	Must        []matcher `json:"must"`
+	MustNot     []matcher `json:"must_not"`
+}
+
+// matcher matches a Result on the fields it sets; Evidence is a substring
+// of any evidence line.
+type matcher struct {
+	ID       string `json:"id"`
+	Status   Status `json:"status"`
+	Severity string `json:"severity"`
+	Subject  string `json:"subject"`
+	Evidence string `json:"evidence"`
+}
+
+func (m matcher) matches(r Result) bool {
+	if m.ID != r.ID || (m.Status != "" && m.Status != r.Status) || (m.Severity != "" && m.Severity != r.Severity.String()) || (m.Subject != "" && m.Subject != r.Subject) {
+		return false
+	}
+	if m.Evidence == "" {
+		return true
+	}
+	for _, e := range r.Evidence {
+		if strings.Contains(e, m.Evidence) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFixtureHosts(t *testing.T) {
+	lab.RequireTool(t, "sshd")
+	files, _ := filepath.Glob("testdata/hosts/*.expect.json")
+	if len(files) < 12 {
+		t.Fatalf("want at least 12 fixture hosts, found %d", len(files))
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(filepath.Base(file), ".expect.json")
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			var want expectation
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			admin := want.Admin
+			if admin == "" {
+				admin = "deploy"
+			}
+			rep, err := Run(context.Background(), Options{
+				Root: filepath.Join("testdata/hosts", name), NoProbe: true, AdminUser: admin,
+				PublicPorts: []PortRange{{"tcp", 80, 80}, {"tcp", 443, 443}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dump := func() string {
+				var sb strings.Builder
+				for _, r := range rep.Results {
+					sb.WriteString("  " + r.String() + "\n")
+				}
+				return sb.String()
+			}
+			for _, m := range want.Must {
+				found := false
+				for _, r := range rep.Results {
+					found = found || m.matches(r)
+				}
+				if !found {
+					t.Errorf("missing %+v\nresults:\n%s", m, dump())
+				}
+			}
+			for _, m := range want.MustNot {
+				for _, r := range rep.Results {
+					if m.matches(r) {
+						t.Errorf("must not report %+v, got %s", m, r)
+					}
+				}
+			}
+			if want.MaxSeverity != "" {
+				max, err := ParseSeverity(want.MaxSeverity)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range rep.Findings() {
+					if r.Severity > max {
+						t.Errorf("finding above %s: %s", max, r)
+					}
+				}
+			}
+			for _, r := range rep.Results {
+				if r.Status == Unknown {
+					t.Errorf("a fixture must be fully readable, got unknown: %s", r)
+				}
+			}
+		})
+	}
+}
