@@ -24,15 +24,8 @@ type Interface struct {
 	Addrs []netip.Prefix // address with its prefix length, e.g. 203.0.113.5/24
 }
 
-// interfaceJSON is the schema of <root>/.fixture/interfaces.json, a list
-// of these objects:
-//
-//	[{"name": "eth0", "index": 2, "mtu": 1500,
-//	  "flags": ["up", "broadcast", "running", "multicast"],
-//	  "addrs": ["203.0.113.5/24", "2001:db8::5/64"]}]
-//
-// Flags are the names net.Flags prints: up, broadcast, loopback,
-// pointtopoint, multicast, running.
+// interfaceJSON is one entry of <root>/.fixture/interfaces.json (see
+// Host.Interfaces for the schema).
 type interfaceJSON struct {
 	Name  string   `json:"name"`
 	Index int      `json:"index"`
@@ -48,8 +41,16 @@ var flagNames = map[string]net.Flags{
 
 // Interfaces lists the network interfaces. Live, it asks the kernel (one
 // netlink dump for links, one for addresses). Under a fixture it reads
-// <root>/.fixture/interfaces.json (schema: see interfaceJSON in iface.go);
-// without that file it returns ErrUnavailable.
+// <root>/.fixture/interfaces.json, a list of objects:
+//
+//	[{"name": "eth0", "index": 2, "mtu": 1500,
+//	  "flags": ["up", "broadcast", "running", "multicast"],
+//	  "addrs": ["203.0.113.5/24", "2001:db8::5/64"]}]
+//
+// where flags are the names net.Flags prints (up, broadcast, loopback,
+// pointtopoint, multicast, running) and addrs are the interface's own
+// addresses with their prefix lengths. Without that file it returns
+// ErrUnavailable.
 func (h *Host) Interfaces() ([]Interface, error) {
 	if !h.Live() {
 		return h.fixtureInterfaces()
@@ -145,12 +146,10 @@ func interfaceAddrs() (map[int][]netip.Prefix, error) {
 		if !ok {
 			continue
 		}
-		p, err := ip.Prefix(int(ifam.Prefixlen))
-		if err != nil {
+		p := netip.PrefixFrom(ip, int(ifam.Prefixlen)) // the host's address, not the network's
+		if !p.IsValid() {
 			continue
 		}
-		// Keep the host's own address, not the network address.
-		p = netip.PrefixFrom(ip, p.Bits())
 		out[int(ifam.Index)] = append(out[int(ifam.Index)], p)
 	}
 	return out, nil

@@ -2,9 +2,7 @@ package host
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -111,5 +109,5 @@ func (h *Host) Virtualization() (Virt, error) {
 
 func exists(p string) bool {
 	_, err := os.Stat(p)
-	return err == nil || !errors.Is(err, fs.ErrNotExist)
+	return err == nil
 }
