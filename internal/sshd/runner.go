@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -110,6 +111,9 @@ func (r Runner) Effective(ctx context.Context, c Context) (Effective, error) {
 // that succeeded (zero Effective for the others) and the error joins
 // every failure.
 func (r Runner) EffectiveMany(ctx context.Context, cs []Context) ([]Effective, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
 	specs := make([]string, len(cs))
 	for i, c := range cs {
 		s, err := c.Spec()
@@ -144,10 +148,9 @@ func (r Runner) live() bool { return r.Root == "" || filepath.Clean(r.Root) == "
 // invocation is everything a single sshd -T run needs.
 type invocation struct {
 	binary  string
-	config  string // -f argument
-	shown   string // config path as the user knows it, for errors
-	root    string // fixture root; "" when live
-	live    bool
+	config  string       // -f argument
+	shown   string       // config path as the user knows it, for errors
+	root    string       // fixture root; "" when live
 	fixture *fixtureTree // nil when live
 	cred    *syscall.Credential
 }
@@ -161,8 +164,8 @@ func (r Runner) prepare() (*invocation, error) {
 	if cfg == "" {
 		cfg = DefaultConfigFile
 	}
-	inv := &invocation{binary: bin, config: cfg, shown: cfg, live: r.live()}
-	if inv.live {
+	inv := &invocation{binary: bin, config: cfg, shown: cfg}
+	if r.live() {
 		return inv, nil
 	}
 	uid := -1
@@ -201,7 +204,7 @@ func (inv *invocation) run(ctx context.Context, spec string) (Effective, error) 
 		args = append(args, "-C", spec)
 	}
 	stdout, stderr, err := inv.exec(ctx, args)
-	if err != nil && inv.live && os.Geteuid() == 0 {
+	if err != nil && inv.fixture == nil && os.Geteuid() == 0 {
 		if dir := missingPrivsepDir(stderr); dir != "" && createRuntimeDir(dir) {
 			stdout, stderr, err = inv.exec(ctx, args)
 		}
@@ -246,18 +249,25 @@ func (inv *invocation) runError(spec string, stderr []byte, err error) error {
 	if spec != "" {
 		cmd += " -C " + spec
 	}
-	msg := trimStderr(stderr)
-	if inv.fixture != nil {
-		// Name the fixture's files, not their temporary copies.
+	var msg string
+	if inv.fixture == nil {
+		msg = trimStderr(stderr)
+	} else {
+		// Drop the expected complaints about host keys sshd may not read,
+		// and name the fixture's files, not their temporary copies.
+		msg = trimStderr(stderr, "Unable to load host key")
 		msg = strings.ReplaceAll(msg, inv.fixture.mirror, inv.root)
 	}
 	return &RunError{Command: cmd, Stderr: msg, Hint: hintFor(msg, err, inv), Err: err}
 }
 
-func trimStderr(b []byte) string {
+// trimStderr joins the non-blank lines of b with "; ", leaving out those
+// starting with one of skip.
+func trimStderr(b []byte, skip ...string) string {
 	var lines []string
 	for l := range strings.SplitSeq(string(b), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
+		l = strings.TrimSpace(l)
+		if l != "" && !slices.ContainsFunc(skip, func(p string) bool { return strings.HasPrefix(l, p) }) {
 			lines = append(lines, l)
 		}
 	}
