@@ -31,6 +31,13 @@ var sensitiveProcesses = map[string]string{
 	"qdrant": "Qdrant", "valkey-server": "Valkey",
 }
 
+// IsSensitive reports whether a listener on port, owned by process, is a
+// datastore or admin service that must never face the internet.
+func IsSensitive(port uint16, process string) bool {
+	_, ok := sensitive(host.Listener{Addr: netip.AddrPortFrom(netip.IPv4Unspecified(), port), Process: process})
+	return ok
+}
+
 func sensitive(l host.Listener) (string, bool) {
 	if name, ok := sensitiveProcesses[l.Process]; ok {
 		return name, true

@@ -316,7 +316,7 @@ func userAllowed(f *facts, user string, allowU, allowG, denyU []string) (bool, s
 
 func checkSSHFiles(f *facts, sf *sshdFacts, o *out) {
 	users, err := f.users()
-	if err != nil {
+	if err != nil && len(users) == 0 {
 		o.unknown("SSH-017", err)
 	} else {
 		var bad []string

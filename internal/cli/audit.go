@@ -101,4 +101,3 @@ func auditOptions(c *config.Config) audit.Options {
 	}
 	return o
 }
-
