@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 )
 
@@ -30,17 +31,27 @@ type env struct {
 
 type command struct {
 	name, summary string
+	order         int // position in usage; commands register themselves in init
 	run           func(e *env, args []string) int
 }
 
+var registry []command
+
+// register adds a command; each command's file calls it from init, so
+// adding a command touches only its own file.
+func register(c command) { registry = append(registry, c) }
+
 func commands() []command {
-	return []command{
-		{"audit", "what is exposed and weak, per layer, with the fix (read-only)", runAudit},
-		{"init", "print a starter moat.yaml from what is found on this host", runInit},
-		{"config", "config check: validate moat.yaml (exit 0 or 2)", runConfig},
-		{"version", "print moat's version", runVersion},
-		{"help", "this help", nil},
-	}
+	cs := append([]command(nil), registry...)
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].order < cs[j].order })
+	return append(cs, command{name: "help", summary: "this help"})
+}
+
+func init() {
+	register(command{"audit", "what is exposed and weak, per layer, with the fix (read-only)", 10, runAudit})
+	register(command{"init", "print a starter moat.yaml from what is found on this host", 20, runInit})
+	register(command{"config", "config check: validate moat.yaml (exit 0 or 2)", 90, runConfig})
+	register(command{"version", "print moat's version", 100, runVersion})
 }
 
 const usageText = `moat puts a Linux VPS behind layered defences and proves they hold.
