@@ -52,14 +52,9 @@ func check(t *testing.T, rs *Ruleset, p Packet, w want) {
 	if certain && (len(opt.Unsure) > 0 || len(pes.Unsure) > 0) {
 		t.Errorf("%s: certain verdict lists unsure rules %v", describe(p), pes.Unsure)
 	}
-	if w.rule != "" {
-		decided := pes
-		if w.optimistic && !w.pessimistic {
-			decided = opt
-		}
-		if got := decided.String(); !strings.Contains(got, w.rule) {
-			t.Errorf("%s: verdict %q, want it to name %q", describe(p), got, w.rule)
-		}
+	// An uncertain answer may name the rule in either mode.
+	if w.rule != "" && !strings.Contains(pes.String(), w.rule) && (certain || !strings.Contains(opt.String(), w.rule)) {
+		t.Errorf("%s: verdicts %q / %q, want one to name %q", describe(p), opt, pes, w.rule)
 	}
 }
 
