@@ -60,6 +60,15 @@ var errProbed = errors.New("auth methods recorded")
 // On error the result holds what was learned; the error joins every
 // failure.
 func Probe(ctx context.Context, addr string, users []string, timeout time.Duration) (ProbeResult, error) {
+	return ProbeVia(ctx, (&net.Dialer{}).DialContext, addr, users, timeout)
+}
+
+// DialFunc opens a connection, like net.Dialer.DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// ProbeVia is Probe over connections that dial opens, e.g. from inside a
+// network namespace.
+func ProbeVia(ctx context.Context, dial DialFunc, addr string, users []string, timeout time.Duration) (ProbeResult, error) {
 	if timeout <= 0 {
 		timeout = defaultProbeTimeout
 	}
@@ -78,7 +87,7 @@ func Probe(ctx context.Context, addr string, users []string, timeout time.Durati
 	wg.Go(func() {
 		sem <- struct{}{}
 		defer func() { <-sem }()
-		version, kex, err := probeKexInit(ctx, addr, timeout)
+		version, kex, err := probeKexInit(ctx, dial, addr, timeout)
 		mu.Lock()
 		res.ServerVersion, res.KexInit, res.StrictKex = version, kex, kex.StrictKex()
 		mu.Unlock()
@@ -90,7 +99,7 @@ func Probe(ctx context.Context, addr string, users []string, timeout time.Durati
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			methods, hk, err := probeAuth(ctx, addr, u, timeout)
+			methods, hk, err := probeAuth(ctx, dial, addr, u, timeout)
 			if err != nil {
 				fail(fmt.Errorf("probe %s auth methods for %q: %w", addr, u, err))
 				return
@@ -109,10 +118,9 @@ func Probe(ctx context.Context, addr string, users []string, timeout time.Durati
 
 // dial opens a TCP connection whose every read and write ends by the
 // deadline, or as soon as ctx is done.
-func dial(ctx context.Context, addr string, timeout time.Duration) (net.Conn, func(), error) {
+func dialTimeout(ctx context.Context, dial DialFunc, addr string, timeout time.Duration) (net.Conn, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	conn, err := dial(ctx, "tcp", addr)
 	if err != nil {
 		cancel()
 		return nil, nil, err
@@ -125,8 +133,8 @@ func dial(ctx context.Context, addr string, timeout time.Duration) (net.Conn, fu
 
 // probeKexInit sends our identification, reads the server's and its
 // KEXINIT, and hangs up; no key exchange happens.
-func probeKexInit(ctx context.Context, addr string, timeout time.Duration) (string, KexInit, error) {
-	conn, done, err := dial(ctx, addr, timeout)
+func probeKexInit(ctx context.Context, dial DialFunc, addr string, timeout time.Duration) (string, KexInit, error) {
+	conn, done, err := dialTimeout(ctx, dial, addr, timeout)
 	if err != nil {
 		return "", KexInit{}, err
 	}
@@ -152,8 +160,8 @@ func probeKexInit(ctx context.Context, addr string, timeout time.Duration) (stri
 // section 5.2) and then calls AuthCallback with the methods the server
 // listed; the callback records them and aborts, so no other
 // authentication request — and no secret — is ever sent.
-func probeAuth(ctx context.Context, addr, user string, timeout time.Duration) ([]string, HostKey, error) {
-	conn, done, err := dial(ctx, addr, timeout)
+func probeAuth(ctx context.Context, dial DialFunc, addr, user string, timeout time.Duration) ([]string, HostKey, error) {
+	conn, done, err := dialTimeout(ctx, dial, addr, timeout)
 	if err != nil {
 		return nil, HostKey{}, err
 	}
