@@ -2,7 +2,8 @@ package host
 
 import (
 	"bytes"
-	"crypto/dsa" //nolint:staticcheck // deprecated, but hosts still carry DSA keys to measure
+	//lint:ignore SA1019 deprecated, but hosts still carry DSA keys to measure
+	"crypto/dsa"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
@@ -131,7 +132,7 @@ func cutOptions(s string) (opts, rest string) {
 }
 
 var keyTypes = map[string]bool{
-	ssh.KeyAlgoRSA: true, ssh.InsecureKeyAlgoDSA: true, ssh.KeyAlgoED25519: true,
+	ssh.KeyAlgoRSA: true, "ssh-dss": true, ssh.KeyAlgoED25519: true,
 	ssh.KeyAlgoECDSA256: true, ssh.KeyAlgoECDSA384: true, ssh.KeyAlgoECDSA521: true,
 	ssh.KeyAlgoSKECDSA256: true, ssh.KeyAlgoSKED25519: true,
 	ssh.KeyAlgoMLDSA44: true, ssh.KeyAlgoMLDSA65: true, ssh.KeyAlgoMLDSA87: true,

@@ -103,7 +103,7 @@ func checkHost(h string) error {
 		c := h[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 			c == '.' || c == '-' || c == '_' || c == ':') {
-			return fmt.Errorf("sshd context: host %q: want letters, digits and . - _ :", h)
+			return fmt.Errorf("sshd context: host %q: want letters, digits, '.', '-', '_' or ':' only", h)
 		}
 	}
 	return nil

@@ -34,7 +34,7 @@ func HostKeyOf(pub ssh.PublicKey) HostKey {
 		k.Bits = 256
 	case ssh.KeyAlgoSKECDSA256:
 		k.Bits = 256
-	case ssh.InsecureKeyAlgoDSA:
+	case "ssh-dss": // ssh.InsecureKeyAlgoDSA, named so without the deprecation
 		k.Bits = 1024 // OpenSSH only ever made 1024-bit DSA keys
 	}
 	if cp, ok := pub.(ssh.CryptoPublicKey); ok {
