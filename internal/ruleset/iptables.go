@@ -59,6 +59,8 @@ func parseIptablesSave(text string, family Family, src Source) (*Ruleset, error)
 			}
 		}
 		switch {
+		case line == "":
+			return nil, errAt("counters without a rule")
 		case line[0] == '*':
 			if t != nil {
 				return nil, errAt("table %s not committed before *%s", t.Name, line[1:])

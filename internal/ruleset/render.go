@@ -219,7 +219,16 @@ func renderAt(raw json.RawMessage, quote bool, depth int) string {
 	case "&", "|", "^", "<<", ">>":
 		var ops []json.RawMessage
 		_ = json.Unmarshal(v, &ops)
-		return joinExprs(ops, " "+k+" ", quote, depth)
+		out := make([]string, 0, len(ops))
+		for _, op := range ops {
+			var flags []json.RawMessage
+			if json.Unmarshal(op, &flags) == nil && len(flags) > 1 {
+				out = append(out, "("+joinExprs(flags, " | ", quote, depth)+")") // a flag list ORed
+				continue
+			}
+			out = append(out, renderAt(op, quote, depth))
+		}
+		return strings.Join(out, " "+k+" ")
 	case "elem":
 		var e struct {
 			Val json.RawMessage `json:"val"`
