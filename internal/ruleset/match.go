@@ -120,8 +120,10 @@ type elem struct {
 
 // set is a named set or map of a table.
 type set struct {
-	elems   []elem
-	verdict []vmapEntry // for verdict maps
+	elems      []elem
+	verdict    []vmapEntry // for verdict maps
+	isMap      bool
+	verdictMap bool
 }
 
 // view is the packet as one base chain sees it.

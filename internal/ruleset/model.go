@@ -166,3 +166,12 @@ func (t *Table) addChain(c *Chain) *Chain {
 	t.Chains = append(t.Chains, c)
 	return c
 }
+
+// Without returns a ruleset without nft's table family/name (tables of
+// iptables-legacy are kept): the host as it would be once that table is
+// replaced, ready to Merge with a candidate.
+func (r *Ruleset) Without(family Family, name string) *Ruleset {
+	return &Ruleset{tables: slices.DeleteFunc(r.Tables(), func(t *Table) bool {
+		return t.Family == family && t.Name == name && t.Source != SourceIptablesLegacy
+	})}
+}

@@ -3,16 +3,33 @@ package ruleset
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// nftObject is one element of the "nftables" array: exactly one of these.
+// nftObject is a table, chain, rule, set, map or set elements: one key of
+// an element of the "nftables" array, or of a command's argument.
 type nftObject struct {
-	Table *nftTable `json:"table"`
-	Chain *nftChain `json:"chain"`
-	Rule  *nftRule  `json:"rule"`
-	Set   *nftSet   `json:"set"`
-	Map   *nftSet   `json:"map"`
+	Table   *nftTable       `json:"table"`
+	Chain   *nftChain       `json:"chain"`
+	Rule    *nftRule        `json:"rule"`
+	Set     *nftSet         `json:"set"`
+	Map     *nftSet         `json:"map"`
+	Element *nftSet         `json:"element"`
+	Ruleset json.RawMessage `json:"ruleset"` // flush ruleset
+}
+
+// nftCommand is an element of the "nftables" array: a listed object, or a
+// command of the JSON input format (libnftables-json(5)).
+type nftCommand struct {
+	nftObject
+	Add     *nftObject      `json:"add"`
+	Create  *nftObject      `json:"create"`
+	Insert  *nftObject      `json:"insert"`
+	Flush   *nftObject      `json:"flush"`
+	Delete  *nftObject      `json:"delete"`
+	Replace json.RawMessage `json:"replace"`
+	Rename  json.RawMessage `json:"rename"`
 }
 
 type nftTable struct {
@@ -51,10 +68,12 @@ type nftSet struct {
 	Elem   []json.RawMessage `json:"elem"`
 }
 
-// ParseNFT reads the output of `nft -j list ruleset`.
+// ParseNFT reads the output of `nft -j list ruleset`, or a document of
+// nft's JSON input format (add, create, insert, flush and delete table
+// commands), such as a candidate table before `nft -j -f` loads it.
 func ParseNFT(data []byte) (*Ruleset, error) {
 	var doc struct {
-		Nftables []nftObject `json:"nftables"`
+		Nftables []nftCommand `json:"nftables"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("parse nft json: %w (expected the output of `nft -j list ruleset`)", err)
@@ -63,30 +82,124 @@ func ParseNFT(data []byte) (*Ruleset, error) {
 		return nil, fmt.Errorf(`parse nft json: no "nftables" array (expected the output of ` + "`nft -j list ruleset`)")
 	}
 	p := nftParser{rs: &Ruleset{}, tables: map[string]*Table{}}
-	// Tables, chains and sets first: rules may refer to any of them.
-	for _, o := range doc.Nftables {
+	// One pass in order: anything named before it is defined is created on
+	// demand, and set references resolve at evaluation.
+	for i, c := range doc.Nftables {
+		var err error
 		switch {
-		case o.Table != nil:
-			t := p.table(o.Table.Family, o.Table.Name)
-			t.Handle, t.Dormant = o.Table.Handle, dormant(o.Table.Flags)
-		case o.Chain != nil:
-			p.chain(o.Chain)
-		case o.Set != nil:
-			p.set(o.Set)
-		case o.Map != nil:
-			p.set(o.Map)
+		case c.Add != nil:
+			p.object(c.Add, true, false)
+		case c.Create != nil:
+			p.object(c.Create, true, false)
+		case c.Insert != nil:
+			p.object(c.Insert, true, true)
+		case c.Flush != nil:
+			err = p.flush(c.Flush)
+		case c.Delete != nil:
+			err = p.delete(c.Delete)
+		case c.Replace != nil || c.Rename != nil:
+			err = fmt.Errorf("replace and rename commands are not supported")
+		default:
+			p.object(&c.nftObject, false, false)
 		}
-	}
-	for _, o := range doc.Nftables {
-		if r := o.Rule; r != nil {
-			t := p.table(r.Family, r.Table)
-			c := t.addChain(&Chain{Name: r.Chain})
-			rule, compat := parseRule(r)
-			c.Rules = append(c.Rules, rule)
-			t.compat = t.compat || compat
+		if err != nil {
+			return nil, fmt.Errorf("parse nft json: element %d: %w", i, err)
 		}
 	}
 	return p.rs, nil
+}
+
+// object applies a listed object, or the argument of add/create (command)
+// or insert: commands give rule handles as positions, not identities.
+func (p *nftParser) object(o *nftObject, command, insert bool) {
+	switch {
+	case o.Table != nil:
+		t := p.table(o.Table.Family, o.Table.Name)
+		t.Handle, t.Dormant = o.Table.Handle, dormant(o.Table.Flags)
+	case o.Chain != nil:
+		p.chain(o.Chain)
+	case o.Set != nil:
+		p.set(o.Set)
+	case o.Map != nil:
+		p.set(o.Map)
+	case o.Element != nil:
+		p.set(o.Element)
+	case o.Rule != nil:
+		r := o.Rule
+		t := p.table(r.Family, r.Table)
+		c := t.addChain(&Chain{Name: r.Chain})
+		rule, compat := parseRule(r)
+		t.compat = t.compat || compat
+		if !command {
+			c.Rules = append(c.Rules, rule)
+			return
+		}
+		rule.Handle = 0 // the kernel assigns it on load
+		c.Rules = insertRule(c.Rules, rule, r.Handle, insert)
+	}
+}
+
+// insertRule places r as `add rule ... handle H` (after H, else last) or
+// `insert rule ... handle H` (before H, else first) would.
+func insertRule(rules []*Rule, r *Rule, at uint64, before bool) []*Rule {
+	i := len(rules)
+	if before {
+		i = 0
+	}
+	if at != 0 {
+		for j, x := range rules {
+			if x.Handle == at {
+				i = j
+				if !before {
+					i++
+				}
+				break
+			}
+		}
+	}
+	return slices.Insert(rules, i, r)
+}
+
+func (p *nftParser) flush(o *nftObject) error {
+	switch {
+	case o.Ruleset != nil:
+		p.rs.tables, p.tables = nil, map[string]*Table{}
+	case o.Table != nil:
+		t := p.table(o.Table.Family, o.Table.Name)
+		for _, c := range t.Chains {
+			c.Rules = nil
+		}
+		for _, s := range t.sets {
+			s.elems, s.verdict = nil, nil
+		}
+	case o.Chain != nil:
+		if c := p.table(o.Chain.Family, o.Chain.Table).chains[o.Chain.Name]; c != nil {
+			c.Rules = nil
+		}
+	case o.Set != nil || o.Map != nil:
+		j := o.Set
+		if j == nil {
+			j = o.Map
+		}
+		if s := p.table(j.Family, j.Table).sets[j.Name]; s != nil {
+			s.elems, s.verdict = nil, nil
+		}
+	default:
+		return fmt.Errorf("unsupported flush")
+	}
+	return nil
+}
+
+func (p *nftParser) delete(o *nftObject) error {
+	if o.Table == nil {
+		return fmt.Errorf("only delete table is supported")
+	}
+	k := o.Table.Family + "\x00" + o.Table.Name
+	if t, ok := p.tables[k]; ok {
+		delete(p.tables, k)
+		p.rs.tables = slices.DeleteFunc(p.rs.tables, func(x *Table) bool { return x == t })
+	}
+	return nil
 }
 
 type nftParser struct {
@@ -167,23 +280,29 @@ func priority(raw json.RawMessage) int {
 
 func (p *nftParser) set(j *nftSet) {
 	t := p.table(j.Family, j.Table)
-	s := &set{}
+	s := t.sets[j.Name]
+	if s == nil {
+		s = &set{}
+		t.sets[j.Name] = s
+	}
 	var mapTo string
-	_ = json.Unmarshal(j.Map, &mapTo) // absent for sets, a list for concatenated data
+	if len(j.Map) > 0 {
+		// "verdict", or a data type (dnat maps and the like): not matched
+		// by rules, so their elements are not kept.
+		s.isMap = true
+		_ = json.Unmarshal(j.Map, &mapTo)
+		s.verdictMap = mapTo == "verdict"
+	}
 	for _, raw := range j.Elem {
-		if mapTo == "verdict" {
+		switch {
+		case s.verdictMap:
 			var pair []json.RawMessage
 			if json.Unmarshal(raw, &pair) != nil || len(pair) != 2 {
 				continue
 			}
 			s.verdict = append(s.verdict, vmapEntry{elem: parseElem(pair[0]), act: parseVerdict(pair[1])})
-			continue
+		case !s.isMap:
+			s.elems = append(s.elems, parseElem(raw))
 		}
-		if len(j.Map) > 0 {
-			// Data maps (dnat maps and the like) are not matched by rules.
-			continue
-		}
-		s.elems = append(s.elems, parseElem(raw))
 	}
-	t.sets[j.Name] = s
 }
