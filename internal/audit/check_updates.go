@@ -36,9 +36,9 @@ func checkUpdates(f *facts, o *out) {
 		if len(ev) > 20 {
 			ev = append(ev[:20:20], fmt.Sprintf("… and %d more", len(up.Security)-20))
 		}
-		o.fail("UPD-005", plural(len(up.Security), "package", "packages"), ev...)
+		o.fail("UPD-005", plural(len(up.Security), "package", "packages"), append([]string{"from " + up.Method + ":"}, ev...)...)
 	} else {
-		o.pass("UPD-005", "", fmt.Sprintf("%d upgradable, none from a security archive", len(up.Packages)))
+		o.pass("UPD-005", "", "no security update pending (from "+up.Method+")")
 	}
 
 	var ev []string

@@ -81,14 +81,25 @@ func ParseAptConfig(r io.Reader) (map[string]string, error) {
 type Upgrades struct {
 	Packages []string // every package `apt-get upgrade` would install or upgrade
 	Security []string // those coming from a security archive
+	// Method says how they were found: "apt lists" (the security indexes
+	// against dpkg's versions; Packages then holds only the security ones)
+	// or "apt-get -s" (apt's own simulation).
+	Method string
 }
 
-// UpgradableSecurity asks apt which upgrades are pending, by simulation:
+// UpgradableSecurity finds pending security upgrades: from the security
+// archives' indexes in /var/lib/apt/lists compared with dpkg's versions
+// when they can be read (fast), else by apt's simulation,
 // `apt-get -s -o Debug::NoLocking=1 upgrade`, which needs no lock and
 // changes nothing but can take seconds (callers may skip it). Under a
 // fixture it reads <root>/.fixture/apt-simulate.txt. It does not refresh
 // the package lists: the answer is as fresh as the last apt update.
 func (h *Host) UpgradableSecurity(ctx context.Context) (Upgrades, error) {
+	if u, ok, err := h.pendingFromLists(); err != nil {
+		return Upgrades{}, fmt.Errorf("pending upgrades: %w", err)
+	} else if ok {
+		return u, nil
+	}
 	var out []byte
 	var err error
 	if h.Live() {
@@ -99,7 +110,9 @@ func (h *Host) UpgradableSecurity(ctx context.Context) (Upgrades, error) {
 	if err != nil {
 		return Upgrades{}, fmt.Errorf("pending upgrades: %w", err)
 	}
-	return ParseAptSimulate(out), nil
+	u := ParseAptSimulate(out)
+	u.Method = "apt-get -s"
+	return u, nil
 }
 
 // ParseAptSimulate reads the Inst lines of `apt-get -s upgrade`:
