@@ -1,0 +1,75 @@
+package jail
+
+import (
+	"iter"
+	"net/netip"
+	"time"
+)
+
+// ReplayResult is what a replay of failures would have done.
+type ReplayResult struct {
+	// Bans are the decisions in the order they were made.
+	Bans []Decision
+	// Stats are the jail's counters at the end; WhileBanned counts the
+	// failures of sources banned at the time, which the kernel would have
+	// dropped before they reached the log.
+	Stats Stats
+}
+
+// Replay runs failures through a fresh engine for jail name by their own
+// timestamps and returns each ban it would have made. A source banned
+// during the replay fails to no effect until its ban ends, and a source
+// banned again gets the incremental bantime, as a live run would (on top
+// of opts.History, if set). opts.Banned is replaced.
+func Replay(name string, cfg Jail, opts Options, failures iter.Seq[Event]) (ReplayResult, error) {
+	r := &replayState{base: opts.History, until: map[netip.Prefix]time.Time{}, count: map[netip.Prefix]int{}}
+	opts.History, opts.Banned = r, r
+	e, err := New(name, cfg, opts)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	r.widen = e.widen
+	var res ReplayResult
+	for ev := range failures {
+		if !ev.Time.IsZero() {
+			r.now = ev.Time
+		}
+		d, ok := e.Observe(ev.Addr, ev.Time, ev.Attempts)
+		if !ok {
+			continue
+		}
+		r.until[d.Prefix] = d.At.Add(d.BanTime)
+		r.count[d.Prefix]++
+		res.Bans = append(res.Bans, d)
+	}
+	res.Stats = e.Stats()
+	return res, nil
+}
+
+// replayState is a replay's ban list and history.
+type replayState struct {
+	base  History
+	widen func(netip.Addr) netip.Prefix
+	now   time.Time
+	until map[netip.Prefix]time.Time
+	count map[netip.Prefix]int
+}
+
+func (r *replayState) PreviousBans(p netip.Prefix) int {
+	n := r.count[p]
+	if r.base != nil {
+		n += r.base.PreviousBans(p)
+	}
+	return n
+}
+
+// Contains reports whether a is banned at the time of the failure being
+// replayed, by its widened prefix or alone.
+func (r *replayState) Contains(a netip.Addr) bool {
+	for _, p := range [2]netip.Prefix{r.widen(a), netip.PrefixFrom(a, a.BitLen())} {
+		if u, ok := r.until[p]; ok && r.now.Before(u) {
+			return true
+		}
+	}
+	return false
+}
