@@ -1,0 +1,213 @@
+package firewall
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// liveTable is what replacing table inet moat needs to know of the loaded
+// one: its named objects, and whether its ban sets can be kept as they are.
+type liveTable struct {
+	exists  bool
+	objects []object
+	// bansKept: ban4 and ban6 exist with the definition moat renders, so
+	// re-declaring them is a no-op and they keep their elements.
+	bansKept bool
+	// other: objects of kinds moat does not render (quotas, flowtables,
+	// …); only replacing the whole table removes them reliably.
+	other bool
+}
+
+type object struct{ kind, name string }
+
+// readLive lists table inet moat without set elements (nft -t), in the
+// caller's network namespace.
+func readLive(ctx context.Context) (*liveTable, error) {
+	out, err := runNFT(ctx, nil, "-j", "list", "tables", Family)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	var tables struct {
+		Nftables []struct {
+			Table *struct{ Name string } `json:"table"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &tables); err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	found := false
+	for _, t := range tables.Nftables {
+		found = found || t.Table != nil && t.Table.Name == Table
+	}
+	if !found {
+		return &liveTable{}, nil
+	}
+	out, err = runNFT(ctx, nil, "-t", "-j", "list", "table", Family, Table)
+	if err != nil {
+		return nil, fmt.Errorf("list table inet moat: %w", err)
+	}
+	return parseLive(out)
+}
+
+func parseLive(data []byte) (*liveTable, error) {
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("parse nft json: %w", err)
+	}
+	lt := &liveTable{exists: true}
+	banOK := map[string]bool{}
+	for _, o := range doc.Nftables {
+		for kind, raw := range o {
+			switch kind {
+			case "metainfo", "table", "rule", "element":
+				continue
+			}
+			var v struct {
+				Name  string          `json:"name"`
+				Type  json.RawMessage `json:"type"`
+				Flags []string        `json:"flags"`
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return nil, fmt.Errorf("parse nft json: %s: %w", kind, err)
+			}
+			switch kind {
+			case "chain", "set", "map", "counter":
+			default:
+				lt.other = true
+			}
+			lt.objects = append(lt.objects, object{kind, v.Name})
+			if kind == "set" && (v.Name == SetBan4 || v.Name == SetBan6) {
+				want := `"ipv4_addr"`
+				if v.Name == SetBan6 {
+					want = `"ipv6_addr"`
+				}
+				flags := slices.Clone(v.Flags)
+				slices.Sort(flags)
+				banOK[v.Name] = string(v.Type) == want && slices.Equal(flags, []string{"interval", "timeout"})
+			}
+		}
+	}
+	lt.bansKept = banOK[SetBan4] && banOK[SetBan6]
+	return lt, nil
+}
+
+// incremental reports whether the table can be replaced object by object,
+// keeping the ban sets.
+func (lt *liveTable) incremental() bool { return lt != nil && lt.exists && lt.bansKept && !lt.other }
+
+// ApplyScript returns the nft script that replaces table inet moat with
+// table in one transaction. With the live table known and its ban sets as
+// moat renders them, it deletes every object but the ban sets and the
+// counters table declares again, then declares the table: the ban sets
+// keep their elements and timeouts, the counters their counts. Otherwise
+// it deletes the whole table first (`table inet moat` before the delete
+// makes the delete safe when there is none), and the caller re-adds the
+// bans.
+func ApplyScript(table string, live *liveTable) string {
+	var b strings.Builder
+	b.WriteString("# moat: replace table inet moat in one transaction\n")
+	b.WriteString("table inet moat\n")
+	if !live.incremental() {
+		b.WriteString("delete table inet moat\n")
+		b.WriteString(table)
+		return b.String()
+	}
+	keep := map[object]bool{{"set", SetBan4}: true, {"set", SetBan6}: true}
+	for _, c := range declaredCounters(table) {
+		keep[object{"counter", c}] = true
+	}
+	// Rules hold the references to chains, sets and counters: flush every
+	// chain before deleting any object.
+	for _, o := range live.objects {
+		if o.kind == "chain" {
+			fmt.Fprintf(&b, "flush chain inet moat %s\n", o.name)
+		}
+	}
+	for _, kind := range []string{"chain", "set", "map", "counter"} {
+		for _, o := range live.objects {
+			if o.kind == kind && !keep[o] {
+				fmt.Fprintf(&b, "delete %s inet moat %s\n", o.kind, o.name)
+			}
+		}
+	}
+	b.WriteString(table)
+	return b.String()
+}
+
+// BootScript is what /etc/moat/moat.nft holds: the table, replacing any
+// loaded one, for nft -f at boot.
+func BootScript(table string) string { return ApplyScript(table, nil) }
+
+// declaredCounters lists the named counters a rendered table declares.
+func declaredCounters(table string) []string {
+	var out []string
+	for _, l := range strings.Split(table, "\n") {
+		if name, ok := strings.CutPrefix(l, "\tcounter "); ok {
+			out = append(out, strings.TrimSuffix(name, " {"))
+		}
+	}
+	return out
+}
+
+// Replaced reports what Replace did.
+type Replaced struct {
+	// Incremental: the ban sets were kept in place; otherwise the whole
+	// table was replaced and RestoredBans elements re-added.
+	Incremental  bool
+	RestoredBans int
+	// Took is the time of the nft transaction alone.
+	Took time.Duration
+}
+
+// Replace loads table (rendered by Render) as table inet moat in one
+// transaction, in the caller's network namespace, keeping the ban sets'
+// elements. It does not check for lockouts: Apply does, and so must any
+// other caller.
+func Replace(ctx context.Context, table string, v6Prefix int) (*Replaced, error) {
+	live, err := readLive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res := &Replaced{Incremental: live.incremental()}
+	var bans []Element
+	var sets *Sets
+	if live.exists && !res.Incremental {
+		// The ban sets go with the table: read them first.
+		if sets, err = NewSets(v6Prefix); err != nil {
+			return nil, err
+		}
+		defer sets.Close()
+		if bans, err = sets.Bans(ctx); err != nil {
+			return nil, fmt.Errorf("save bans before replacing the table: %w", err)
+		}
+	}
+	script := ApplyScript(table, live)
+	start := time.Now()
+	if _, err := runNFT(ctx, []byte(script), "-f", "-"); err != nil {
+		return nil, fmt.Errorf("load table inet moat: %w (nothing was changed: the transaction is atomic)", err)
+	}
+	res.Took = time.Since(start)
+	if len(bans) > 0 {
+		keep := bans[:0]
+		for _, b := range bans {
+			// Re-add with the time each had left; 0 stays permanent.
+			if b.Timeout > 0 && b.Expires <= 0 {
+				continue // expired meanwhile
+			}
+			b.Timeout = b.Expires
+			keep = append(keep, b)
+		}
+		bans = keep
+		if err := sets.Add(ctx, KindBan, bans); err != nil {
+			return res, fmt.Errorf("restore %d bans after replacing the table: %w", len(bans), err)
+		}
+		res.RestoredBans = len(bans)
+	}
+	return res, nil
+}

@@ -1,0 +1,619 @@
+package firewall
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kind picks a pair of moat's sets: one for IPv4, one for IPv6.
+type Kind string
+
+// The set kinds Sets edits.
+const (
+	KindBan Kind = "ban" // ban4, ban6
+	KindGeo Kind = "geo" // geo4, geo6
+)
+
+func (k Kind) names() (v4, v6 string, err error) {
+	switch k {
+	case KindBan:
+		return SetBan4, SetBan6, nil
+	case KindGeo:
+		return SetGeo4, SetGeo6, nil
+	}
+	return "", "", fmt.Errorf("unknown set kind %q", k)
+}
+
+// Element is an address or network in one of moat's sets.
+type Element struct {
+	Prefix netip.Prefix
+	// Timeout is how long the element stays once added; 0 keeps it until
+	// deleted.
+	Timeout time.Duration
+	// Expires is the time left, as listed by the kernel; adding ignores it.
+	Expires time.Duration
+}
+
+// Sets edits the elements of table inet moat's ban and geo sets over
+// netlink: batched (thousands of elements per message, many messages per
+// transaction), idempotent, and without a process per change. The kernel
+// keeps elements and their timeouts across moat restarts; List reads them
+// back for reconciling.
+//
+// A Sets holds one netlink socket, bound to the network namespace of the
+// thread that called NewSets. Its methods are safe for concurrent use.
+type Sets struct {
+	conn     *nftables.Conn
+	nl       *netlink.Conn
+	table    *nftables.Table
+	v6Prefix int
+}
+
+// Batching: one netlink attribute holds at most 64 KiB, which bounds the
+// elements per message (an IPv6 element with its timeout takes ~80 bytes);
+// a transaction holds many messages.
+const (
+	perMessage     = 512
+	perTransaction = 64 * perMessage
+	socketBuffer   = 8 << 20
+)
+
+// NewSets opens a netlink socket for table inet moat's sets. IPv6 bans are
+// widened to a /v6Prefix (64 when 0): attackers rotate inside their
+// allocation.
+func NewSets(v6Prefix int) (*Sets, error) {
+	if v6Prefix == 0 {
+		v6Prefix = 64
+	}
+	if v6Prefix < 16 || v6Prefix > 128 {
+		return nil, fmt.Errorf("ban IPv6 prefix /%d out of range 16 to 128", v6Prefix)
+	}
+	s := &Sets{table: &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}, v6Prefix: v6Prefix}
+	conn, err := nftables.New(nftables.AsLasting(), nftables.WithSockOptions(func(c *netlink.Conn) error {
+		s.nl = c
+		// Large batches need large buffers; root may force them past
+		// the sysctl limits, as nft does.
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		var serr error
+		if err := raw.Control(func(fd uintptr) {
+			serr = errors.Join(
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, socketBuffer),
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer))
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("netlink buffers: %w (moat needs root)", serr)
+		}
+		return nil
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("open netlink for nftables: %w (moat needs root)", err)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+// Close releases the socket.
+func (s *Sets) Close() error { return s.conn.CloseLasting() }
+
+// Ban adds elements to ban4/ban6, IPv6 ones widened to the ban prefix.
+// Banning what is banned already renews its timeout; an element inside a
+// wider ban is left to it (ban engines reconcile after the wider one
+// expires).
+func (s *Sets) Ban(ctx context.Context, elems []Element) error {
+	return s.Add(ctx, KindBan, s.widen(elems))
+}
+
+// Unban deletes bans; IPv6 prefixes are widened as Ban widens them.
+// Deleting what is not banned is not an error.
+func (s *Sets) Unban(ctx context.Context, prefixes []netip.Prefix) error {
+	elems := make([]Element, len(prefixes))
+	for i, p := range prefixes {
+		elems[i] = Element{Prefix: p}
+	}
+	return s.Delete(ctx, KindBan, prefixesOf(s.widen(elems)))
+}
+
+// Bans lists the ban sets.
+func (s *Sets) Bans(ctx context.Context) ([]Element, error) { return s.List(ctx, KindBan) }
+
+// widen masks every element and widens IPv6 ones to the ban prefix.
+func (s *Sets) widen(elems []Element) []Element {
+	out := make([]Element, 0, len(elems))
+	for _, e := range elems {
+		p, ok := normPrefix(e.Prefix)
+		if !ok {
+			continue
+		}
+		if p.Addr().Is6() && p.Bits() > s.v6Prefix {
+			p = netip.PrefixFrom(p.Addr(), s.v6Prefix).Masked()
+		}
+		e.Prefix = p
+		out = append(out, e)
+	}
+	return out
+}
+
+// normPrefix unmaps and masks p; ok is false for an invalid prefix.
+func normPrefix(p netip.Prefix) (netip.Prefix, bool) {
+	if !p.IsValid() {
+		return netip.Prefix{}, false
+	}
+	a := p.Addr()
+	bits := p.Bits()
+	if a.Is4In6() {
+		if bits < 96 {
+			return netip.Prefix{}, false
+		}
+		a, bits = a.Unmap(), bits-96
+	}
+	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), true
+}
+
+// Add adds elements to the kind's sets, replacing any with the same
+// prefix (so a renewed element gets its new timeout). Elements covered by
+// a wider one, in the batch or in the set, are skipped: interval sets
+// cannot hold overlapping elements. Elements that cover narrower ones in
+// the set replace them.
+func (s *Sets) Add(ctx context.Context, kind Kind, elems []Element) error {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return err
+	}
+	v4, v6 := splitElements(elems)
+	for _, f := range []struct {
+		name  string
+		elems []Element
+	}{{n4, v4}, {n6, v6}} {
+		if len(f.elems) == 0 {
+			continue
+		}
+		if err := s.add(ctx, f.name, f.elems); err != nil {
+			return fmt.Errorf("add to set %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sets) add(ctx context.Context, name string, elems []Element) error {
+	set := s.set(name)
+	elems = outermost(elems)
+	// The fast path: nothing to replace. The kernel refuses the whole
+	// transaction if one element overlaps or repeats one already there;
+	// then read the set and retry with the conflicts resolved.
+	err := s.write(ctx, set, nil, elems, true)
+	if err == nil || ctx.Err() != nil || !(errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY)) {
+		return err
+	}
+	cur, lerr := s.list(set)
+	if lerr != nil {
+		return errors.Join(err, lerr)
+	}
+	del, add := resolve(cur, elems)
+	return s.write(ctx, set, del, add, false)
+}
+
+// resolve splits the additions against the set's current elements: an
+// addition covered by a wider current element is dropped; current
+// elements equal to or covered by an addition are deleted first.
+func resolve(cur, add []Element) (del []netip.Prefix, keep []Element) {
+	cur = slices.Clone(cur)
+	sortElements(cur)
+	for _, e := range add {
+		// Current elements overlapping e: either one wider than or equal
+		// to e, or any number inside it.
+		lo := e.Prefix.Addr()
+		i, _ := slices.BinarySearchFunc(cur, lo, func(c Element, a netip.Addr) int { return c.Prefix.Addr().Compare(a) })
+		// A wider element starts before lo: look back one.
+		if i > 0 && cur[i-1].Prefix.Contains(lo) {
+			if cur[i-1].Prefix.Bits() < e.Prefix.Bits() {
+				continue // covered by a wider ban
+			}
+		}
+		covered := false
+		for j := i; j < len(cur) && e.Prefix.Contains(cur[j].Prefix.Addr()); j++ {
+			if cur[j].Prefix.Bits() < e.Prefix.Bits() {
+				covered = true // same start, wider
+				break
+			}
+			del = append(del, cur[j].Prefix)
+		}
+		if !covered {
+			keep = append(keep, e)
+		}
+	}
+	return del, keep
+}
+
+// Delete removes prefixes from the kind's sets; absent ones are ignored.
+func (s *Sets) Delete(ctx context.Context, kind Kind, prefixes []netip.Prefix) error {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return err
+	}
+	elems := make([]Element, 0, len(prefixes))
+	for _, p := range prefixes {
+		elems = append(elems, Element{Prefix: p})
+	}
+	v4, v6 := splitElements(elems)
+	for _, f := range []struct {
+		name  string
+		elems []Element
+	}{{n4, v4}, {n6, v6}} {
+		if len(f.elems) == 0 {
+			continue
+		}
+		set := s.set(f.name)
+		// Deleting an absent element fails the whole transaction, so
+		// delete only what the set holds.
+		cur, err := s.list(set)
+		if err != nil {
+			return fmt.Errorf("delete from set %s: %w", f.name, err)
+		}
+		have := make(map[netip.Prefix]bool, len(cur))
+		for _, c := range cur {
+			have[c.Prefix] = true
+		}
+		var del []netip.Prefix
+		for _, e := range f.elems {
+			if have[e.Prefix] {
+				del = append(del, e.Prefix)
+				delete(have, e.Prefix)
+			}
+		}
+		if err := s.write(ctx, set, del, nil, false); err != nil {
+			return fmt.Errorf("delete from set %s: %w", f.name, err)
+		}
+	}
+	return nil
+}
+
+// List returns the elements of the kind's sets, IPv4 first, each sorted.
+// Ranges added by hand that are not one prefix come back as the prefixes
+// covering them, with the range's timeouts.
+func (s *Sets) List(ctx context.Context, kind Kind) ([]Element, error) {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return nil, err
+	}
+	var out []Element
+	for _, name := range []string{n4, n6} {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		elems, err := s.list(s.set(name))
+		if err != nil {
+			return nil, fmt.Errorf("list set %s: %w", name, err)
+		}
+		out = append(out, elems...)
+	}
+	return out, nil
+}
+
+// Sync makes the kind's sets hold exactly want: it adds what is missing
+// (with want's timeouts) and deletes what is not wanted, leaving elements
+// present in both alone, their timeouts running.
+func (s *Sets) Sync(ctx context.Context, kind Kind, want []Element) error {
+	cur, err := s.List(ctx, kind)
+	if err != nil {
+		return err
+	}
+	want = s.normalize(kind, want)
+	have := make(map[netip.Prefix]bool, len(cur))
+	for _, c := range cur {
+		have[c.Prefix] = true
+	}
+	wanted := make(map[netip.Prefix]bool, len(want))
+	var add []Element
+	for _, w := range want {
+		wanted[w.Prefix] = true
+		if !have[w.Prefix] {
+			add = append(add, w)
+		}
+	}
+	var del []netip.Prefix
+	for _, c := range cur {
+		if !wanted[c.Prefix] {
+			del = append(del, c.Prefix)
+		}
+	}
+	if err := s.Delete(ctx, kind, del); err != nil {
+		return err
+	}
+	return s.Add(ctx, kind, add)
+}
+
+func (s *Sets) normalize(kind Kind, elems []Element) []Element {
+	if kind == KindBan {
+		return s.widen(elems)
+	}
+	out := make([]Element, 0, len(elems))
+	for _, e := range elems {
+		if p, ok := normPrefix(e.Prefix); ok {
+			e.Prefix = p
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (s *Sets) set(name string) *nftables.Set {
+	key := nftables.TypeIPAddr
+	if name == SetBan6 || name == SetGeo6 {
+		key = nftables.TypeIP6Addr
+	}
+	return &nftables.Set{Table: s.table, Name: name, Interval: true, HasTimeout: true, KeyType: key}
+}
+
+// write deletes del and adds add in as few transactions as the batch
+// limits allow, deletions first. With renew, elements present already get
+// the new timeout: kernels from 6.12 do that on a plain add; older ones
+// ignore the add, so each chunk is added bare, deleted and added again in
+// one transaction (atomic: the element never leaves the set).
+func (s *Sets) write(ctx context.Context, set *nftables.Set, del []netip.Prefix, add []Element, renew bool) error {
+	type op struct {
+		del   bool
+		elems []nftables.SetElement
+	}
+	// Each group goes into one transaction.
+	var groups [][]op
+	for chunk := range slices.Chunk(del, perMessage) {
+		var es []nftables.SetElement
+		for _, p := range chunk {
+			es = appendInterval(es, p, 0)
+		}
+		groups = append(groups, []op{{del: true, elems: es}})
+	}
+	for chunk := range slices.Chunk(add, perMessage) {
+		var es, bare []nftables.SetElement
+		for _, e := range chunk {
+			es = appendInterval(es, e.Prefix, e.Timeout)
+		}
+		if !renew || kernelRenews() {
+			groups = append(groups, []op{{elems: es}})
+			continue
+		}
+		for _, e := range chunk {
+			bare = appendInterval(bare, e.Prefix, 0)
+		}
+		groups = append(groups, []op{{elems: bare}, {del: true, elems: bare}, {elems: es}})
+	}
+	const msgsPerTx = perTransaction / perMessage
+	for len(groups) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := 0
+		for len(groups) > 0 && (n == 0 || n+len(groups[0]) <= msgsPerTx) {
+			for _, o := range groups[0] {
+				var err error
+				if o.del {
+					err = s.conn.SetDeleteElements(set, o.elems)
+				} else {
+					err = s.conn.SetAddElements(set, o.elems)
+				}
+				if err != nil {
+					return err
+				}
+				n++
+			}
+			groups = groups[1:]
+		}
+		if err := s.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kernelRenews reports whether a plain add of an element already in a set
+// sets its new timeout, which Linux does from 6.12 on.
+var kernelRenews = sync.OnceValue(func() bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var major, minor int
+	if n, _ := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); n != 2 {
+		return false
+	}
+	return major > 6 || major == 6 && minor >= 12
+})
+
+// flush sends the queued messages as one transaction, bounded by ctx's
+// deadline (and a minute without one): a kernel that never answers must
+// not hang the caller.
+func (s *Sets) flush(ctx context.Context) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(time.Minute)
+	}
+	if s.nl != nil {
+		_ = s.nl.SetDeadline(deadline)
+		defer s.nl.SetDeadline(time.Time{})
+	}
+	if err := s.conn.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%w (is table inet moat loaded? run moat apply firewall)", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// appendInterval appends the kernel's form of p in an interval set: a
+// start element carrying the timeout, and an end element one past the
+// last address (none when p reaches the top of the address space).
+func appendInterval(es []nftables.SetElement, p netip.Prefix, timeout time.Duration) []nftables.SetElement {
+	es = append(es, nftables.SetElement{Key: p.Addr().AsSlice(), Timeout: timeout})
+	if next := lastAddr(p).Next(); next.IsValid() {
+		es = append(es, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+	}
+	return es
+}
+
+// list reads a set and turns the kernel's start and end elements back
+// into prefixes.
+func (s *Sets) list(set *nftables.Set) ([]Element, error) {
+	raw, err := s.conn.GetSetElements(set)
+	if err != nil {
+		return nil, err
+	}
+	return fromIntervals(raw), nil
+}
+
+// fromIntervals pairs each start element with the end element after it.
+func fromIntervals(raw []nftables.SetElement) []Element {
+	type point struct {
+		addr             netip.Addr
+		end              bool
+		timeout, expires time.Duration
+	}
+	pts := make([]point, 0, len(raw))
+	for _, e := range raw {
+		a, ok := netip.AddrFromSlice(e.Key)
+		if !ok {
+			continue
+		}
+		pts = append(pts, point{a, e.IntervalEnd, e.Timeout, e.Expires})
+	}
+	// An end and the next start may share an address: end first.
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
+		}
+		switch {
+		case a.end && !b.end:
+			return -1
+		case !a.end && b.end:
+			return 1
+		}
+		return 0
+	})
+	var out []Element
+	for i := 0; i < len(pts); i++ {
+		p := pts[i]
+		if p.end {
+			continue // the start element 0 an end marker may stand for
+		}
+		last := maxAddr(p.addr)
+		if i+1 < len(pts) && pts[i+1].end {
+			last = pts[i+1].addr.Prev()
+			i++
+		}
+		for _, pfx := range rangePrefixes(p.addr, last) {
+			out = append(out, Element{Prefix: pfx, Timeout: p.timeout, Expires: p.expires})
+		}
+	}
+	return out
+}
+
+func maxAddr(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	}
+	var b [16]byte
+	for i := range b {
+		b[i] = 0xff
+	}
+	return netip.AddrFrom16(b)
+}
+
+// lastAddr returns the highest address of p.
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// rangePrefixes returns the fewest prefixes covering lo..hi exactly.
+func rangePrefixes(lo, hi netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for lo.IsValid() && lo.Compare(hi) <= 0 && len(out) < 256 {
+		bits := lo.BitLen()
+		// Widen while lo stays the network address and the prefix ends
+		// at or before hi.
+		for bits > 0 {
+			p := netip.PrefixFrom(lo, bits-1)
+			if p.Masked().Addr() != lo || lastAddr(p).Compare(hi) > 0 {
+				break
+			}
+			bits--
+		}
+		p := netip.PrefixFrom(lo, bits)
+		out = append(out, p)
+		lo = lastAddr(p).Next()
+	}
+	return out
+}
+
+func splitElements(elems []Element) (v4, v6 []Element) {
+	for _, e := range elems {
+		p, ok := normPrefix(e.Prefix)
+		if !ok {
+			continue
+		}
+		e.Prefix = p
+		if p.Addr().Is4() {
+			v4 = append(v4, e)
+		} else {
+			v6 = append(v6, e)
+		}
+	}
+	return v4, v6
+}
+
+func sortElements(es []Element) {
+	slices.SortFunc(es, func(a, b Element) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+}
+
+// outermost sorts elems, keeps one element per prefix (the last given:
+// the caller's latest word) and drops elements inside a wider one.
+func outermost(elems []Element) []Element {
+	idx := make(map[netip.Prefix]int, len(elems))
+	uniq := make([]Element, 0, len(elems))
+	for _, e := range elems {
+		if i, ok := idx[e.Prefix]; ok {
+			uniq[i] = e
+			continue
+		}
+		idx[e.Prefix] = len(uniq)
+		uniq = append(uniq, e)
+	}
+	sortElements(uniq)
+	out := uniq[:0]
+	for _, e := range uniq {
+		if n := len(out); n > 0 && out[n-1].Prefix.Contains(e.Prefix.Addr()) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func prefixesOf(elems []Element) []netip.Prefix {
+	out := make([]netip.Prefix, len(elems))
+	for i, e := range elems {
+		out[i] = e.Prefix
+	}
+	return out
+}
