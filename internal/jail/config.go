@@ -144,8 +144,8 @@ func (c Config) Validate() error {
 				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.journal[%d]", p, i), "expected a journal match like SYSLOG_IDENTIFIER=sshd, found %q", m))
 			}
 		}
-		if j.MaxRetry < 1 {
-			errs = append(errs, schema.Errorf(p+".maxretry", "expected at least 1, found %d", j.MaxRetry))
+		if j.MaxRetry < 1 || j.MaxRetry > maxMaxRetry {
+			errs = append(errs, schema.Errorf(p+".maxretry", "expected 1 to %d, found %d", maxMaxRetry, j.MaxRetry))
 		}
 		if j.Increment.Factor < 1 {
 			errs = append(errs, schema.Errorf(p+".increment.factor", "expected at least 1, found %g", j.Increment.Factor))
