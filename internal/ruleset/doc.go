@@ -3,8 +3,14 @@
 //
 // Two sources feed one model: `nft -j list ruleset` (ParseNFT) and the text
 // of iptables-legacy-save / ip6tables-legacy-save (ParseIptablesSave). Live
-// reads both from the running host. A Ruleset is read-only once parsed and
-// safe for concurrent use.
+// reads both from the running host, and re-reads tables that iptables-nft
+// manages through iptables-nft-save, since nft's JSON drops the options of
+// their xt matches. ParseNFT also reads nft's JSON input format, so a
+// candidate table can be judged before it is loaded:
+//
+//	live.Without(ruleset.FamilyInet, "moat").Merge(candidate).Evaluate(ssh, ruleset.Pessimistic)
+//
+// A Ruleset is read-only once parsed and safe for concurrent use.
 //
 // # Semantics
 //

@@ -137,6 +137,9 @@ func (c *Chain) policy() string {
 // Evaluate runs p through every base chain on its path and reports whether
 // the kernel would accept it, under mode m for undecided matches.
 func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
+	if p.Hook == "" {
+		p.Hook = HookInput
+	}
 	v6 := p.IsV6()
 	var chains []*Chain
 	switch p.Hook {
@@ -156,26 +159,7 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 		if c.Type == "nat" && p.State != StateNew {
 			continue // nat chains see only a connection's first packet
 		}
-		e.view = p.view(c)
-		e.memo = map[*Chain]result{}
-		e.active = map[*Chain]bool{}
-		res := e.chain(c, 0)
-		// Falling off a base chain applies its policy.
-		if res.out&outReturn != 0 {
-			res.out &^= outReturn
-			o := outAccept
-			if c.policy() == "drop" {
-				o = outDrop
-			}
-			res.add(o, cause{chain: c})
-		}
-		if res.fall == outReturn {
-			res.fall = outAccept
-			if c.policy() == "drop" {
-				res.fall = outDrop
-			}
-			res.fallWhy = cause{chain: c}
-		}
+		res := e.base(c, p.view(c))
 		answers = append(answers, chainAnswer{c, res})
 		possible = possible && res.out&outAccept != 0
 		surely = surely && res.out == outAccept
@@ -345,6 +329,27 @@ func anything(c cause) result {
 	r := result{fall: outReturn, fallWhy: c}
 	r.add(outAccept|outDrop|outReturn, c)
 	return r
+}
+
+// base evaluates base chain c for the packet in v: its outcomes are
+// accept and drop, the policy standing in for falling off the end.
+func (e *evaluator) base(c *Chain, v view) result {
+	e.view = v
+	e.memo = map[*Chain]result{} // what a chain does depends on the hook
+	e.active = map[*Chain]bool{}
+	res := e.chain(c, 0)
+	policy := outAccept
+	if c.policy() == "drop" {
+		policy = outDrop
+	}
+	if res.out&outReturn != 0 {
+		res.out &^= outReturn
+		res.add(policy, cause{chain: c})
+	}
+	if res.fall == outReturn {
+		res.fall, res.fallWhy = policy, cause{chain: c}
+	}
+	return res
 }
 
 func (e *evaluator) chain(c *Chain, depth int) result {

@@ -135,6 +135,9 @@ func (r *Ruleset) Merge(o *Ruleset) *Ruleset {
 // BaseChains returns the active base chains attached to hook in tables that
 // see IPv4 (v6 false) or IPv6 packets, in the order the kernel runs them.
 func (r *Ruleset) BaseChains(hook Hook, v6 bool) []*Chain {
+	if hook == "" {
+		return nil // regular chains have no hook
+	}
 	var out []*Chain
 	for _, t := range r.Tables() {
 		if t.Dormant || !t.Family.sees(v6) {

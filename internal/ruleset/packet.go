@@ -31,8 +31,9 @@ func (s CtState) bit() uint64 {
 // Packet describes the packet to evaluate. Zero fields are unknown ("any")
 // and make the matches on them undecided, except State (zero is new).
 type Packet struct {
-	// Hook is the path: HookInput for local delivery, HookForward for routed
-	// (DNATed) traffic. Both include the prerouting chains.
+	// Hook is the path: HookInput (the default) for local delivery,
+	// HookForward for routed (DNATed) traffic. Both include the prerouting
+	// chains; any other hook evaluates its own base chains only.
 	Hook Hook
 	// V6 selects IPv6; it is only read when Saddr and Daddr are both unset.
 	V6 bool
