@@ -3,6 +3,7 @@ package ruleset
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -19,7 +20,7 @@ func TestCaptures(t *testing.T) {
 	update := os.Getenv("MOAT_UPDATE_CAPTURES") == "1"
 	for i, name := range caseNames(t) {
 		t.Run(name, func(t *testing.T) {
-			ns := newNetns(t, uniqueName("cap"+string(rune('a'+i%26))))
+			ns := newNetns(t, uniqueName(fmt.Sprintf("cap%d", i)))
 			loadInto(t, ns, name)
 			for ext, got := range capture(t, ns, name) {
 				file := filepath.Join(caseDir, name+ext)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -123,8 +124,7 @@ type netns struct{ name string }
 
 func newNetns(t testing.TB, name string) netns {
 	t.Helper()
-	// A namespace left by a crashed run of the same pid is stale: replace it.
-	_ = exec.Command("ip", "netns", "del", name).Run()
+	sweepOnce.Do(sweepStale)
 	mustRun(t, "ip", "netns", "add", name)
 	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
 	ns := netns{name}
@@ -206,10 +206,31 @@ func loadInto(t testing.TB, ns netns, name string) {
 	}
 }
 
-// uniqueName returns a short namespace or interface name unique to this
-// process: Linux caps interface names at 15 bytes.
+// nsPrefix marks the namespaces these tests create; the pid after it says
+// whose they are.
+const nsPrefix = "rulesettest-"
+
+// uniqueName returns a namespace name unique to this process.
 func uniqueName(tag string) string {
-	return fmt.Sprintf("rs%d%s", os.Getpid()%100000, tag)
+	return fmt.Sprintf("%s%d-%s", nsPrefix, os.Getpid(), tag)
+}
+
+var sweepOnce sync.Once
+
+// sweepStale deletes namespaces left by runs of these tests that were
+// killed before their cleanups ran (their pid is gone).
+func sweepStale() {
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), nsPrefix)
+		if !ok {
+			continue
+		}
+		pid, _, _ := strings.Cut(rest, "-")
+		if _, err := os.Stat("/proc/" + pid); errors.Is(err, fs.ErrNotExist) {
+			_ = exec.Command("ip", "netns", "del", e.Name()).Run()
+		}
+	}
 }
 
 func readCase(t testing.TB, file string) []byte {
