@@ -89,7 +89,7 @@ type Chain struct {
 
 // Rule is one rule of a chain.
 type Rule struct {
-	Handle  uint64 // 0 for rules read from iptables-save
+	Handle  uint64 // 0 for iptables-save rules and rules of command documents
 	Text    string // `tcp dport 22 accept`, or the iptables-save line
 	Comment string
 
