@@ -121,9 +121,25 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 			}
 		}
 	}
-	for _, x := range r.Results {
-		if x.Status == Unknown && !o.Verbose {
-			fmt.Fprintf(&b, "\n%snot checked:%s %s %s: %s", c.dim, c.reset, x.ID, x.Title, strings.Join(x.Evidence, "; "))
+	if !o.Verbose {
+		// Unknown results share few reasons (not root, a tool missing):
+		// one line per reason, naming the checks.
+		var reasons []string
+		ids := map[string][]string{}
+		for _, x := range r.Results {
+			if x.Status != Unknown {
+				continue
+			}
+			why := strings.Join(x.Evidence, "; ")
+			if _, ok := ids[why]; !ok {
+				reasons = append(reasons, why)
+			}
+			if !slices.Contains(ids[why], x.ID) {
+				ids[why] = append(ids[why], x.ID)
+			}
+		}
+		for _, why := range reasons {
+			fmt.Fprintf(&b, "\n%snot checked:%s %s: %s\n", c.dim, c.reset, strings.Join(ids[why], ", "), why)
 		}
 	}
 	n := len(r.Findings())

@@ -67,6 +67,10 @@ type Runner struct {
 	// ConfigFile is the main config path as seen inside Root; "" is
 	// DefaultConfigFile.
 	ConfigFile string
+	// Unprivileged evaluates the live config the way a fixture is
+	// evaluated (a copy, a throwaway host key), for callers that are not
+	// root and so cannot let sshd read the real host keys.
+	Unprivileged bool
 }
 
 // RunError is a failed sshd run: the command, sshd's own complaint and
@@ -143,7 +147,9 @@ func (r Runner) EffectiveMany(ctx context.Context, cs []Context) ([]Effective, e
 	return out, errors.Join(errs...)
 }
 
-func (r Runner) live() bool { return r.Root == "" || filepath.Clean(r.Root) == "/" }
+func (r Runner) live() bool {
+	return (r.Root == "" || filepath.Clean(r.Root) == "/") && !r.Unprivileged
+}
 
 // invocation is everything a single sshd -T run needs.
 type invocation struct {
@@ -173,14 +179,18 @@ func (r Runner) prepare() (*invocation, error) {
 		uid = unprivUID
 		inv.cred = &syscall.Credential{Uid: unprivUID, Gid: unprivUID, Groups: []uint32{}}
 	}
-	t, err := buildFixture(r.Root, cfg, uid)
+	root := r.Root
+	if root == "" {
+		root = "/" // Unprivileged: the live tree, copied like a fixture
+	}
+	t, err := buildFixture(root, cfg, uid)
 	if err != nil {
 		return nil, err
 	}
 	inv.fixture = t
 	inv.config = t.config
-	inv.shown = filepath.Join(r.Root, cfg)
-	inv.root = filepath.Clean(r.Root)
+	inv.shown = filepath.Join(root, cfg)
+	inv.root = filepath.Clean(root)
 	return inv, nil
 }
 
