@@ -184,4 +184,3 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
-

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/nftables"
@@ -98,13 +99,52 @@ func NewSets(v6Prefix int) (*Sets, error) {
 		if serr != nil {
 			return fmt.Errorf("netlink buffers: %w (moat needs root)", serr)
 		}
-		return nil
+		return primeDumps(raw)
 	}))
 	if err != nil {
 		return nil, fmt.Errorf("open netlink for nftables: %w (moat needs root)", err)
 	}
 	s.conn = conn
 	return s, nil
+}
+
+// primeDumps makes the kernel fill each message of a dump up to 32 KiB
+// instead of one page. The kernel sizes dump messages by the largest
+// buffer a receive on the socket has offered, and mdlayher/netlink
+// offers a page; one receive with a large buffer, here of the reply to a
+// generation request, lifts that for the socket's life. Interval sets are
+// dumped by walking from their start for every message, so listing 100k
+// bans takes eight times fewer walks.
+func primeDumps(raw syscall.RawConn) error {
+	req := netlink.Message{
+		Header: netlink.Header{Length: 20, Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN), Flags: netlink.Request},
+		Data:   []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	}
+	b, err := req.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	var ioErr error
+	if err := raw.Write(func(fd uintptr) bool {
+		ioErr = unix.Sendto(int(fd), b, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return ioErr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	if ioErr != nil {
+		return fmt.Errorf("netlink: %w", ioErr)
+	}
+	buf := make([]byte, 32<<10)
+	if err := raw.Read(func(fd uintptr) bool {
+		_, _, ioErr = unix.Recvfrom(int(fd), buf, 0)
+		return ioErr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	if ioErr != nil {
+		return fmt.Errorf("netlink: %w", ioErr)
+	}
+	return nil
 }
 
 // Close releases the socket.
@@ -241,6 +281,15 @@ func resolve(cur, add []Element) (del []netip.Prefix, keep []Element) {
 
 // Delete removes prefixes from the kind's sets; absent ones are ignored.
 func (s *Sets) Delete(ctx context.Context, kind Kind, prefixes []netip.Prefix) error {
+	return s.delete(ctx, kind, prefixes, false)
+}
+
+// delete removes prefixes; known says the caller just listed them as
+// present. Otherwise a delete that fails because an element is absent
+// (the kernel then refuses the whole transaction) is retried with only
+// what a listing shows present: unbanning one address must not cost a
+// listing of every ban.
+func (s *Sets) delete(ctx context.Context, kind Kind, prefixes []netip.Prefix, known bool) error {
 	n4, n6, err := kind.names()
 	if err != nil {
 		return err
@@ -258,28 +307,41 @@ func (s *Sets) Delete(ctx context.Context, kind Kind, prefixes []netip.Prefix) e
 			continue
 		}
 		set := s.set(f.name)
-		// Deleting an absent element fails the whole transaction, so
-		// delete only what the set holds.
-		cur, err := s.list(set)
-		if err != nil {
-			return fmt.Errorf("delete from set %s: %w", f.name, err)
-		}
-		have := make(map[netip.Prefix]bool, len(cur))
-		for _, c := range cur {
-			have[c.Prefix] = true
-		}
-		var del []netip.Prefix
-		for _, e := range f.elems {
-			if have[e.Prefix] {
-				del = append(del, e.Prefix)
-				delete(have, e.Prefix)
+		del := uniquePrefixes(f.elems)
+		err := s.write(ctx, set, del, nil, false)
+		if err != nil && !known && errors.Is(err, unix.ENOENT) {
+			var cur []Element
+			if cur, err = s.list(set); err == nil {
+				have := make(map[netip.Prefix]bool, len(cur))
+				for _, c := range cur {
+					have[c.Prefix] = true
+				}
+				present := del[:0]
+				for _, p := range del {
+					if have[p] {
+						present = append(present, p)
+					}
+				}
+				err = s.write(ctx, set, present, nil, false)
 			}
 		}
-		if err := s.write(ctx, set, del, nil, false); err != nil {
+		if err != nil {
 			return fmt.Errorf("delete from set %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+func uniquePrefixes(elems []Element) []netip.Prefix {
+	seen := make(map[netip.Prefix]bool, len(elems))
+	out := make([]netip.Prefix, 0, len(elems))
+	for _, e := range elems {
+		if !seen[e.Prefix] {
+			seen[e.Prefix] = true
+			out = append(out, e.Prefix)
+		}
+	}
+	return out
 }
 
 // List returns the elements of the kind's sets, IPv4 first, each sorted.
@@ -331,7 +393,7 @@ func (s *Sets) Sync(ctx context.Context, kind Kind, want []Element) error {
 			del = append(del, c.Prefix)
 		}
 	}
-	if err := s.Delete(ctx, kind, del); err != nil {
+	if err := s.delete(ctx, kind, del, true); err != nil {
 		return err
 	}
 	return s.Add(ctx, kind, add)
