@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -210,4 +211,80 @@ func Replace(ctx context.Context, table string, v6Prefix int) (*Replaced, error)
 		res.RestoredBans = len(bans)
 	}
 	return res, nil
+}
+
+// ApplyOptions are the inputs of Apply besides the Spec.
+type ApplyOptions struct {
+	// Paths are the operator's ways into sshd (OperatorPaths); Apply
+	// refuses with a *LockoutError when none stays open.
+	Paths []Path
+	// Root prefixes the persisted files ("" for /); NoPersist skips them.
+	Root      string
+	NoPersist bool
+}
+
+// Applied reports what Apply did.
+type Applied struct {
+	Table     string // the rendered table
+	Paths     []PathResult
+	Replaced  *Replaced
+	Persisted *Persisted
+	// previous is the table persisted before, for Undo; "" when none.
+	previous string
+	v6Prefix int
+}
+
+// Apply renders s and checks it twice before loading it: nft -c against
+// the live kernel, then the lockout check for opt.Paths. Then it replaces
+// table inet moat in one transaction, in the caller's network namespace,
+// and persists the table for boot. It changes nothing when a check fails.
+func Apply(ctx context.Context, s *Spec, opt ApplyOptions) (*Applied, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("firewall spec: %w", err)
+	}
+	table := Render(s)
+	live, err := readLive(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(ctx, ApplyScript(table, live)); err != nil {
+		return nil, err
+	}
+	a := &Applied{Table: table, v6Prefix: s.BanIPv6Prefix}
+	if a.Paths, err = CheckLockout(ctx, table, opt.Paths); err != nil {
+		return a, err
+	}
+	if !opt.NoPersist {
+		if a.previous, err = PersistedTable(opt.Root); err != nil {
+			return a, err
+		}
+	}
+	if a.Replaced, err = Replace(ctx, table, s.BanIPv6Prefix); err != nil {
+		return a, err
+	}
+	if opt.NoPersist {
+		return a, nil
+	}
+	if a.Persisted, err = Persist(opt.Root, table); err != nil {
+		return a, fmt.Errorf("the table is loaded but not persisted for boot: %w", err)
+	}
+	return a, nil
+}
+
+// Undo puts back the table and the files that were there before Apply:
+// the previously persisted table (ban sets kept), or no table inet moat at
+// all when there was none.
+func (a *Applied) Undo(ctx context.Context) error {
+	var errs []error
+	if a.Replaced != nil {
+		if a.previous != "" {
+			if _, err := Replace(ctx, a.previous, a.v6Prefix); err != nil {
+				errs = append(errs, err)
+			}
+		} else if _, err := runNFT(ctx, []byte("table inet moat\ndelete table inet moat\n"), "-f", "-"); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, a.Persisted.Undo())
+	return errors.Join(errs...)
 }
