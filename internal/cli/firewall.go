@@ -1,0 +1,313 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/geo"
+	"github.com/moat-sh/moat/internal/host"
+)
+
+// layerCommand is one layer's `moat plan LAYER` or `moat apply LAYER`.
+// Each layer's file adds its own; part 4's transaction layer will run
+// them all together.
+type layerCommand func(e *env, args []string) int
+
+var (
+	planners = map[string]layerCommand{}
+	appliers = map[string]layerCommand{}
+)
+
+func init() {
+	planners["firewall"] = runPlanFirewall
+	appliers["firewall"] = runApplyFirewall
+	register(command{"plan", "show what apply would change: plan firewall", 30, func(e *env, args []string) int {
+		return runLayer(e, "plan", planners, args)
+	}})
+	register(command{"apply", "apply a layer (checked, reversible): apply firewall --yes", 31, func(e *env, args []string) int {
+		return runLayer(e, "apply", appliers, args)
+	}})
+	register(command{"firewall", "the firewall's live state: firewall status [--json]", 40, runFirewall})
+}
+
+func runLayer(e *env, verb string, layers map[string]layerCommand, args []string) int {
+	names := make([]string, 0, len(layers))
+	for n := range layers {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	if len(args) == 0 || layers[args[0]] == nil {
+		fmt.Fprintf(e.stderr, "Usage: moat %s LAYER [flags]\n\nLayers: %s\n", verb, strings.Join(names, ", "))
+		return ExitUsage
+	}
+	return layers[args[0]](e, args[1:])
+}
+
+func runPlanFirewall(e *env, args []string) int {
+	f := newFlags(e, "plan firewall", "plan firewall [-c FILE]")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	c, code, ok := loadConfig(e, f)
+	if !ok {
+		return code
+	}
+	if !c.Firewall.IsEnabled() {
+		fmt.Fprintln(e.stdout, "firewall.enabled is false: moat does not manage table inet moat")
+		return ExitOK
+	}
+	ctx := context.Background()
+	spec, code, ok := firewallSpec(e, c, host.New(""))
+	if !ok {
+		return code
+	}
+	plan, err := firewall.MakePlan(ctx, &spec)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat plan firewall: %v\n", err)
+		return ExitRuntime
+	}
+	if !plan.Changes() {
+		fmt.Fprintln(e.stdout, "table inet moat: no changes")
+	} else {
+		if plan.Live == "" {
+			fmt.Fprintln(e.stdout, "table inet moat is not loaded; apply would load:")
+		}
+		io.WriteString(e.stdout, plan.Diff)
+		if plan.GeoAdd > 0 || plan.GeoDel > 0 {
+			fmt.Fprintf(e.stdout, "geo sets: +%d -%d prefixes\n", plan.GeoAdd, plan.GeoDel)
+		}
+	}
+	// The lockout check is read-only too: show where apply would stand.
+	paths, err := firewall.OperatorPaths(&spec, operatorReach(host.New(""), os.Getenv))
+	if err != nil {
+		fmt.Fprintf(e.stdout, "\napply would refuse: %v\n", err)
+		return ExitOK
+	}
+	results, err := firewall.CheckLockout(ctx, plan.Table, paths)
+	var lock *firewall.LockoutError
+	if err != nil && !errors.As(err, &lock) {
+		fmt.Fprintf(e.stderr, "moat plan firewall: %v\n", err)
+		return ExitRuntime
+	}
+	fmt.Fprintln(e.stdout, "\nyour ways into sshd after apply:")
+	writePaths(e.stdout, results)
+	if lock != nil {
+		fmt.Fprintln(e.stdout, "apply would refuse: none of them stays open")
+	}
+	return ExitOK
+}
+
+func writePaths(w io.Writer, results []firewall.PathResult) {
+	for _, r := range results {
+		mark := "open   "
+		if !r.Verdict.Accepted {
+			mark = "DROPPED"
+		}
+		fmt.Fprintf(w, "  %s %s (%s)\n", mark, r.Path, r.Verdict)
+	}
+}
+
+func runApplyFirewall(e *env, args []string) int {
+	f := newFlags(e, "apply firewall", "apply firewall --yes [-c FILE] [--root DIR]")
+	yes := f.Bool("yes", false, "apply without the confirm-or-rollback transaction (required until moat apply has one)")
+	f.StringVar(&f.root, "root", "", "write the boot files (moat.nft, the unit) under `dir` instead of /")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if !*yes {
+		fmt.Fprintln(e.stderr, "moat apply firewall: add --yes: the confirm-or-rollback transaction is not there yet, so apply asks you to be sure (run moat plan firewall first); the lockout check runs either way")
+		return ExitUsage
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(e.stderr, "moat apply firewall: needs root (run with sudo)")
+		return ExitRuntime
+	}
+	c, code, ok := loadConfig(e, f)
+	if !ok {
+		return code
+	}
+	if !c.Firewall.IsEnabled() {
+		fmt.Fprintln(e.stdout, "firewall.enabled is false: nothing to apply")
+		return ExitOK
+	}
+	live := host.New("")
+	spec, code, ok := firewallSpec(e, c, live)
+	if !ok {
+		return code
+	}
+	paths, err := firewall.OperatorPaths(&spec, operatorReach(live, os.Getenv))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat apply firewall: refusing: %v\n", err)
+		return ExitUsage
+	}
+	a, err := firewall.Apply(context.Background(), &spec, firewall.ApplyOptions{Paths: paths, Root: f.root})
+	var lock *firewall.LockoutError
+	switch {
+	case errors.As(err, &lock):
+		fmt.Fprintf(e.stderr, "moat apply firewall: %v\n", err)
+		return ExitUsage
+	case err != nil:
+		fmt.Fprintf(e.stderr, "moat apply firewall: %v\n", err)
+		return ExitRuntime
+	}
+	how := "replaced in place, bans kept"
+	if !a.Replaced.Incremental {
+		how = "loaded"
+		if a.Replaced.RestoredBans > 0 {
+			how = fmt.Sprintf("replaced, %d bans carried over", a.Replaced.RestoredBans)
+		}
+	}
+	fmt.Fprintf(e.stdout, "table inet moat %s in one transaction (%s)\n", how, a.Replaced.Took.Round(100_000))
+	writePaths(e.stdout, a.Paths)
+	fmt.Fprintf(e.stdout, "persisted for boot: %s (loaded by moat-firewall.service)\n", filepath.Join(f.root, firewall.BootPath))
+	return ExitOK
+}
+
+func runFirewall(e *env, args []string) int {
+	if len(args) == 0 || args[0] != "status" {
+		fmt.Fprintln(e.stderr, "Usage: moat firewall status [--json]")
+		return ExitUsage
+	}
+	f := newFlags(e, "firewall status", "firewall status [--json] [--root DIR]")
+	asJSON := f.Bool("json", false, "print the status as JSON")
+	f.StringVar(&f.root, "root", "", "look for the boot files under `dir` instead of /")
+	if code, ok := f.parse(args[1:]); !ok {
+		return code
+	}
+	st, err := firewall.ReadStatus(context.Background(), f.root)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat firewall status: %v (run as root)\n", err)
+		return ExitRuntime
+	}
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return ExitRuntime
+		}
+		return ExitOK
+	}
+	st.WriteText(e.stdout)
+	return ExitOK
+}
+
+// firewallSpec resolves what the table depends on: the firewall, ssh, vpn
+// and admin sections, the public interface (from the default route when
+// not configured) and the geo ranges from the country database.
+func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, bool) {
+	s := firewall.SpecFrom(c.Firewall)
+	s.Source = c.File
+	s.SSH = firewall.SSH{Port: uint16(c.SSH.Port), Exposure: c.SSH.Exposure, RateLimit: c.SSH.RateLimit}
+	s.VPN = c.VPN
+	for _, a := range c.Host.Admin.Sources {
+		s.Admin = append(s.Admin, a.Prefix)
+	}
+	if s.PublicInterface == "" {
+		if routes, err := h.DefaultRoutes(); err == nil && len(routes) > 0 {
+			s.PublicInterface = routes[0].Iface
+		}
+	}
+	if g := c.Firewall.Geo; g.Mode != "" {
+		db, err := geo.Open(g.Database)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat: firewall.geo.database: %v\n", err)
+			return s, ExitUsage, false
+		}
+		defer db.Close()
+		countries := make([]string, len(g.Countries))
+		for i, c := range g.Countries {
+			countries[i] = string(c)
+		}
+		if s.Geo.V4, s.Geo.V6, err = db.Prefixes(countries); err != nil {
+			fmt.Fprintf(e.stderr, "moat: firewall.geo: %v\n", err)
+			return s, ExitUsage, false
+		}
+	}
+	if err := s.Validate(); err != nil {
+		fmt.Fprintf(e.stderr, "moat: firewall: %v\n", err)
+		return s, ExitUsage, false
+	}
+	return s, 0, true
+}
+
+// operatorReach gathers how the operator reaches sshd: the interfaces,
+// their SSH session, and the ports sshd listens on.
+func operatorReach(h *host.Host, getenv func(string) string) firewall.Reach {
+	var r firewall.Reach
+	r.Interfaces, _ = h.Interfaces()
+	r.Operator, r.Server = sshSession(getenv, h)
+	if ls, err := h.Listeners(); err == nil {
+		for _, l := range ls {
+			if l.Process == "sshd" && l.Proto == "tcp" && !l.Addr.Addr().IsLoopback() && !slices.Contains(r.SSHDPorts, l.Addr.Port()) {
+				r.SSHDPorts = append(r.SSHDPorts, l.Addr.Port())
+			}
+		}
+	}
+	return r
+}
+
+// sshSession finds the operator's SSH session: SSH_CONNECTION, or that of
+// the nearest ancestor process (sudo drops it from the environment).
+func sshSession(getenv func(string) string, h *host.Host) (client, server netip.Addr) {
+	if c, s, ok := parseSSHConnection(getenv("SSH_CONNECTION")); ok {
+		return c, s
+	}
+	pid := os.Getppid()
+	for range 32 {
+		if pid <= 1 {
+			break
+		}
+		env, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err == nil {
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
+					if c, s, ok := parseSSHConnection(v); ok {
+						return c, s
+					}
+				}
+			}
+		}
+		pid = parentPID(h, pid)
+	}
+	return netip.Addr{}, netip.Addr{}
+}
+
+// parseSSHConnection reads "client_ip client_port server_ip server_port".
+func parseSSHConnection(v string) (client, server netip.Addr, ok bool) {
+	f := strings.Fields(v)
+	if len(f) != 4 {
+		return client, server, false
+	}
+	c, err1 := netip.ParseAddr(f[0])
+	s, err2 := netip.ParseAddr(f[2])
+	if err1 != nil || err2 != nil {
+		return client, server, false
+	}
+	return c.Unmap(), s.Unmap(), true
+}
+
+// parentPID reads PPid from /proc/PID/status; 0 when unknown.
+func parentPID(h *host.Host, pid int) int {
+	b, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
+}
