@@ -2,7 +2,10 @@ package audit
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
+	"strings"
 
 	"github.com/moat-sh/moat/internal/ruleset"
 )
@@ -68,8 +71,10 @@ func checkFirewall(f *facts, o *out) {
 		o.check("FW-004", len(bad) == 0, "", bad...)
 	}
 
-	if t := rs.Table(ruleset.FamilyInet, "moat"); t != nil {
-		o.pass("FW-005", "", fmt.Sprintf("table inet moat: %d chains", len(t.Chains)))
+	if t := rs.Table(ruleset.FamilyInet, "moat"); t != nil && !t.Dormant {
+		o.pass("FW-005", "", moatTableState(t))
+	} else if t != nil {
+		o.fail("FW-005", "", "table inet moat is loaded but dormant: its chains are off their hooks")
 	} else {
 		o.fail("FW-005", "", "table inet moat is not loaded")
 	}
@@ -86,4 +91,31 @@ func checkFirewall(f *facts, o *out) {
 		}
 	}
 	o.check("FW-006", len(legacy) == 0, "", legacy...)
+}
+
+// moatTableState summarises moat's own table for FW-005: its base chains
+// with their policies, its rules, and the sets its rules use.
+func moatTableState(t *ruleset.Table) string {
+	var base []string
+	rules := 0
+	sets := map[string]bool{}
+	for _, c := range t.Chains {
+		rules += len(c.Rules)
+		if c.Base() {
+			base = append(base, fmt.Sprintf("%s policy %s", c.Name, c.Policy))
+		}
+		for _, r := range c.Rules {
+			for _, f := range strings.Fields(r.Text) {
+				if name, ok := strings.CutPrefix(f, "@"); ok && name != "" {
+					sets[strings.TrimRight(name, ",}")] = true
+				}
+			}
+		}
+	}
+	names := slices.Sorted(maps.Keys(sets))
+	setText := "no sets in use"
+	if len(names) > 0 {
+		setText = fmt.Sprintf("%d sets in use (%s)", len(names), strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("table inet moat loaded: %d chains (%s), %d rules, %s", len(t.Chains), strings.Join(base, "; "), rules, setText)
 }
