@@ -3,7 +3,13 @@ package geo
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/oschwald/maxminddb-golang/v2"
 )
+
+// maxNetworks bounds a walk, empty networks included: GeoLite2-Country has
+// about 0.5 million networks with data, the City editions a few million.
+var maxNetworks = 1 << 25 // a variable for the test of the bound
 
 // Prefixes walks the database once and returns the networks of the given
 // countries (ISO 3166-1 alpha-2, either case) as minimal merged CIDR lists
@@ -31,9 +37,24 @@ func (db *DB) Prefixes(countries []string) (v4, v6 []netip.Prefix, err error) {
 	// shared by all networks, so each is decoded once.
 	match := make(map[uintptr]bool, 512)
 	var s4, s6 []span
-	for res := range r.Networks() {
+	// Every network is yielded, empty and aliased ones too, so that the
+	// count bounds the walk: a damaged tree whose nodes share children could
+	// otherwise have the reader enumerate an astronomic number of paths
+	// without yielding one. Aliases are skipped here instead.
+	n := 0
+	for res := range r.Networks(maxminddb.IncludeNetworksWithoutData(), maxminddb.IncludeAliasedNetworks()) {
 		if err := res.Err(); err != nil {
 			return nil, nil, fmt.Errorf("geo: walk %s: %w (hint: the file may be damaged; download it again)", db.meta.Path, err)
+		}
+		if n++; n > maxNetworks {
+			return nil, nil, fmt.Errorf("geo: walk %s: more than %d networks, more than any country database has (hint: the file may be damaged; download it again)", db.meta.Path, maxNetworks)
+		}
+		if !res.Found() {
+			continue
+		}
+		p := res.Prefix()
+		if p.Addr().Is6() && aliasOfIPv4(p) {
+			continue
 		}
 		off := res.Offset()
 		ok, seen := match[off]
@@ -48,15 +69,9 @@ func (db *DB) Prefixes(countries []string) (v4, v6 []netip.Prefix, err error) {
 		if !ok {
 			continue
 		}
-		p := res.Prefix()
-		switch {
-		case p.Addr().Is4():
+		if p.Addr().Is4() {
 			s4 = append(s4, spanOf(p))
-		case aliasOfIPv4(p):
-			// The reader skips the aliases it recognises as links to the
-			// IPv4 subtree; a writer that copied the IPv4 data there
-			// instead would otherwise list IPv4 networks again as IPv6.
-		default:
+		} else {
 			s6 = append(s6, spanOf(p))
 		}
 	}

@@ -127,3 +127,42 @@ func TestPrefixesAgreeWithCountry(t *testing.T) {
 func lastAddr(p netip.Prefix) netip.Addr {
 	return spanOf(p).last.addr(p.Addr().BitLen())
 }
+
+// TestPrefixesBoundsDamagedTree gives Prefixes a tree whose nodes share
+// their children, 2^40 paths deep: the walk must stop with an error.
+func TestPrefixesBoundsDamagedTree(t *testing.T) {
+	data := buildMMDB(t, mmdbwriter.Options{RecordSize: 24}, worldEntries)
+	r, err := maxminddb.OpenBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := int(r.Metadata.NodeCount)
+	const depth = 40
+	if nodes <= depth {
+		t.Fatalf("only %d nodes", nodes)
+	}
+	get := func(i int) int { return int(data[i])<<16 | int(data[i+1])<<8 | int(data[i+2]) }
+	put := func(i, v int) { data[i], data[i+1], data[i+2] = byte(v>>16), byte(v>>8), byte(v) }
+	leaf := 0
+	for i := 0; i < nodes*6 && leaf == 0; i += 3 {
+		if v := get(i); v > nodes {
+			leaf = v
+		}
+	}
+	for n := range depth {
+		put(n*6, n+1)
+		put(n*6+3, n+1)
+	}
+	put(depth*6, leaf)
+	put(depth*6+3, leaf)
+
+	db, err := openBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(old int) { maxNetworks = old }(maxNetworks)
+	maxNetworks = 100_000
+	if _, _, err := db.Prefixes([]string{"DE"}); err == nil || !strings.Contains(err.Error(), "more than 100000 networks") {
+		t.Fatalf("Prefixes on a damaged tree: %v", err)
+	}
+}
