@@ -11,7 +11,9 @@ import (
 // 2026.
 var testNow = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 
-func testOptions() Options { return Options{Location: time.UTC, Now: func() time.Time { return testNow }} }
+func testOptions() Options {
+	return Options{Location: time.UTC, Now: func() time.Time { return testNow }, MaxConns: 256}
+}
 
 // mustNew builds a built-in filter or fails the test.
 func mustNew(t testing.TB, name, mode string) Filter {

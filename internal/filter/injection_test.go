@@ -199,7 +199,7 @@ func isPrintableASCII(s string) bool {
 }
 
 func TestDisplaySanitizes(t *testing.T) {
-	if got := display([]byte("a\x1b[0m\xff\\b"), 64); got != `a\x1b[0m\xff\\b` {
+	if got := display([]byte("a\x1b[0m\xff\\b"), 64); got != `a\x1b[0m\xff\b` {
 		t.Fatalf("display: %q", got)
 	}
 	if got := display([]byte(strings.Repeat("a", 100)), 8); got != "aaaaaaaa..." {

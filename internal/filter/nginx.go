@@ -291,8 +291,10 @@ func errorTail(b []byte) bool {
 }
 
 var (
-	mCommaSpace = []byte(", ")
-	mQuoteComma = []byte(`", `)
+	mNotFound         = []byte(` was not found in "`)
+	mNotAuthenticated = []byte(`' - not authenticated: `)
+	mCommaSpace       = []byte(", ")
+	mQuoteComma       = []byte(`", `)
 )
 
 // httpAuth: basic-auth failures (normal, auth), TLS handshakes broken by
@@ -306,26 +308,37 @@ func (n *nginx) httpAuth(l *ngxLine) {
 	m := l.msg
 	switch {
 	case auth && hasPrefix(m, `user "`):
-		u := m[len(`user "`):]
-		q := indexByte(u, '"')
-		if q < 0 {
+		// The user name may hold quotes; it holds no ':', so the
+		// message ends where the first ", client: " starts.
+		i := index(m, mClient)
+		if i < 0 {
 			return
 		}
-		after := u[q:]
-		if !hasPrefix(after, `": password mismatch, client: `) && !hasPrefix(after, `" was not found in "`) && !hasPrefix(after, `": was not found in "`) {
-			return
+		head := m[len(`user "`):i]
+		u, ok := cutSuffix(head, `": password mismatch`)
+		if !ok {
+			j := index(head, mNotFound)
+			if j < 0 || !hasSuffix(head, `"`) {
+				return
+			}
+			u, _ = cutSuffix(head[:j], `":`)
+			u, _ = cutSuffix(u, `"`)
 		}
 		if tok, ok := client(m); ok {
-			n.fail(l, KindHTTPAuth, tok, u[:q])
+			n.fail(l, KindHTTPAuth, tok, u)
 		}
 	case auth && hasPrefix(m, "PAM: user '"):
-		u := m[len("PAM: user '"):]
-		q := index(u, []byte("' - not authenticated: "))
-		if q < 0 {
+		i := index(m, mClient)
+		if i < 0 {
+			return
+		}
+		head := m[len("PAM: user '"):i]
+		j := index(head, mNotAuthenticated)
+		if j < 0 {
 			return
 		}
 		if tok, ok := client(m); ok {
-			n.fail(l, KindHTTPAuth, tok, u[:q])
+			n.fail(l, KindHTTPAuth, tok, head[:j])
 		}
 	case tls && string(l.level) == "crit" && (hasPrefix(m, "SSL_do_handshake() failed (SSL: ") || hasPrefix(m, "SSL_read() failed (SSL: ")):
 		if tok, ok := client(m); ok {

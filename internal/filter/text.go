@@ -104,11 +104,11 @@ func addrTok(tok []byte) (a netip.Addr, ok bool) {
 }
 
 // display renders attacker-controlled bytes for humans: printable ASCII
-// as is, anything else escaped, cut at max bytes.
+// as is, anything else as \xHH, cut at max bytes.
 func display(b []byte, max int) string {
 	ok := len(b) <= max
 	for _, c := range b {
-		if c < 0x20 || c >= 0x7f || c == '\\' {
+		if c < 0x20 || c >= 0x7f {
 			ok = false
 			break
 		}
@@ -123,8 +123,6 @@ func display(b []byte, max int) string {
 			break
 		}
 		switch {
-		case c == '\\':
-			out = append(out, `\\`...)
 		case c < 0x20 || c >= 0x7f:
 			out = append(out, `\x`...)
 			out = append(out, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
