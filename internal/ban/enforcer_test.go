@@ -1,0 +1,259 @@
+package ban
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeSets is the kernel's ban sets with timeouts that run on a test
+// clock, as nftables' do.
+type fakeSets struct {
+	mu      sync.Mutex
+	clock   *clock
+	expires map[netip.Prefix]time.Time // zero: no timeout
+	failAdd error
+	adds    int
+}
+
+func newFakeSets(c *clock) *fakeSets {
+	return &fakeSets{clock: c, expires: map[netip.Prefix]time.Time{}}
+}
+
+func (f *fakeSets) Add(_ context.Context, elems []SetElement) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failAdd != nil {
+		return f.failAdd
+	}
+	f.adds++
+	for _, e := range elems {
+		var exp time.Time
+		if e.Timeout > 0 {
+			exp = f.clock.Now().Add(e.Timeout)
+		}
+		f.expires[e.Prefix] = exp
+	}
+	return nil
+}
+
+func (f *fakeSets) Delete(_ context.Context, ps []netip.Prefix) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range ps {
+		delete(f.expires, p)
+	}
+	return nil
+}
+
+func (f *fakeSets) List(context.Context) ([]SetElement, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.clock.Now()
+	var out []SetElement
+	for p, exp := range f.expires {
+		switch {
+		case exp.IsZero():
+			out = append(out, SetElement{Prefix: p})
+		case exp.After(now):
+			out = append(out, SetElement{Prefix: p, Timeout: exp.Sub(now)})
+		default:
+			delete(f.expires, p) // the kernel's garbage collection
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeSets) timeout(p string) (time.Duration, bool) {
+	els, _ := f.List(context.Background())
+	for _, e := range els {
+		if e.Prefix == pfx(p) {
+			return e.Timeout, true
+		}
+	}
+	return 0, false
+}
+
+func drain(ch <-chan Event) []Event {
+	var evs []Event
+	for {
+		select {
+		case ev := <-ch:
+			evs = append(evs, ev)
+		default:
+			return evs
+		}
+	}
+}
+
+func TestEnforcerApplyAndUnban(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: t0}
+	s := openTest(t, "", c)
+	k := newFakeSets(c)
+	e := NewEnforcer(s, k, EnforcerOptions{Now: c.Now})
+
+	c.Set(t0.Add(10 * time.Minute)) // the decision came from a line 10 minutes old
+	ch, err := e.Apply(ctx, []Ban{auto("192.0.2.1/32", t0, time.Hour), auto("192.0.2.2/32", t0, 5*time.Minute)})
+	if err != nil || len(ch) != 2 {
+		t.Fatal(ch, err)
+	}
+	if d, ok := k.timeout("192.0.2.1/32"); !ok || d != 50*time.Minute {
+		t.Fatalf("kernel timeout %v %v, want the 50m left", d, ok)
+	}
+	if _, ok := k.timeout("192.0.2.2/32"); ok {
+		t.Fatal("a ban already ended went to the kernel")
+	}
+	// An extension refreshes the kernel's timeout.
+	if _, err := e.Apply(ctx, []Ban{auto("192.0.2.1/32", c.Now(), 2*time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := k.timeout("192.0.2.1/32"); d != 2*time.Hour {
+		t.Fatalf("kernel timeout after extension %v", d)
+	}
+	// Manual, permanent.
+	mc, err := e.BanManual(ctx, pfx("2001:db8::/48"), 0, "scanner")
+	if err != nil || mc.Ban.Origin != OriginManual || !mc.Ban.Permanent() {
+		t.Fatal(mc, err)
+	}
+	if d, ok := k.timeout("2001:db8::/48"); !ok || d != 0 {
+		t.Fatalf("permanent element %v %v", d, ok)
+	}
+	if _, err := e.BanManual(ctx, pfx("2001:db8::/48"), time.Hour, ""); err == nil {
+		t.Fatal("a shorter manual ban of a permanent one reported success")
+	}
+	removed, err := e.Unban(ctx, pfx("2001:db8::1/128"))
+	if err != nil || len(removed) != 1 {
+		t.Fatal(removed, err)
+	}
+	if _, ok := k.timeout("2001:db8::/48"); ok || s.Contains(netip.MustParseAddr("2001:db8::1")) {
+		t.Fatal("unban left the ban in place")
+	}
+	var kinds []EventKind
+	for _, ev := range drain(e.Events()) {
+		kinds = append(kinds, ev.Kind)
+	}
+	want := []EventKind{EventBan, EventBan, EventExtend, EventBan, EventUnban}
+	if len(kinds) != len(want) {
+		t.Fatalf("events %v, want %v", kinds, want)
+	}
+	for i := range want {
+		if kinds[i] != want[i] {
+			t.Fatalf("events %v, want %v", kinds, want)
+		}
+	}
+}
+
+func TestEnforcerKernelFailureThenReconcile(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: t0}
+	s := openTest(t, "", c)
+	k := newFakeSets(c)
+	e := NewEnforcer(s, k, EnforcerOptions{Now: c.Now})
+	k.failAdd = errors.New("netlink: operation not permitted")
+	if _, err := e.Apply(ctx, []Ban{auto("192.0.2.1/32", t0, time.Hour)}); err == nil {
+		t.Fatal("kernel failure not reported")
+	}
+	if !s.Contains(netip.MustParseAddr("192.0.2.1")) {
+		t.Fatal("the ban was not recorded")
+	}
+	k.failAdd = nil
+	r, err := e.Reconcile(ctx)
+	if err != nil || r.Added != 1 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if d, ok := k.timeout("192.0.2.1/32"); !ok || d != time.Hour {
+		t.Fatalf("kernel %v %v", d, ok)
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: t0}
+	path := t.TempDir() + "/moat.db"
+	s := openTest(t, path, c)
+	k := newFakeSets(c)
+	e := NewEnforcer(s, k, EnforcerOptions{Now: c.Now})
+	e.Apply(ctx, []Ban{
+		auto("192.0.2.1/32", t0, time.Hour),
+		auto("192.0.2.2/32", t0, time.Hour),
+		auto("192.0.2.3/32", t0, time.Hour),
+		auto("192.0.2.4/32", t0, 10*time.Minute),
+		{Prefix: pfx("203.0.113.0/24"), Origin: OriginManual},
+	})
+	// moat stops; the world moves on: a reboot empties the sets, then
+	// someone adds elements by hand, one with a wrong timeout.
+	s.Close()
+	c.Set(t0.Add(20 * time.Minute))
+	k = newFakeSets(c)
+	k.Add(ctx, []SetElement{
+		{Prefix: pfx("192.0.2.2/32"), Timeout: 40 * time.Minute},           // right: left alone
+		{Prefix: pfx("192.0.2.3/32"), Timeout: 5 * time.Minute},            // would end early
+		{Prefix: pfx("203.0.113.0/24"), Timeout: time.Hour},                // should be permanent
+		{Prefix: pfx("198.51.100.7/32"), Timeout: time.Hour},               // unknown to the store
+		{Prefix: pfx("192.0.2.4/32"), Timeout: time.Hour},                  // ended in the store
+		{Prefix: pfx("2001:db8:77::/64")},                                  // unknown, permanent
+		{Prefix: pfx("::ffff:192.0.2.1/128"), Timeout: 40*time.Minute + 2}, // mapped form of a stored ban
+	})
+	s = openTest(t, path, c)
+	e = NewEnforcer(s, k, EnforcerOptions{Now: c.Now})
+	r, err := e.Reconcile(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Reconciled{Added: 0, Refreshed: 2, Removed: 3, Expired: 1}
+	if r != want {
+		t.Fatalf("reconciled %+v, want %+v", r, want)
+	}
+	for p, d := range map[string]time.Duration{"192.0.2.2/32": 40 * time.Minute, "192.0.2.3/32": 40 * time.Minute, "203.0.113.0/24": 0} {
+		if got, ok := k.timeout(p); !ok || got != d {
+			t.Errorf("%s: kernel timeout %v %v, want %v", p, got, ok, d)
+		}
+	}
+	for _, p := range []string{"198.51.100.7/32", "192.0.2.4/32", "2001:db8:77::/64"} {
+		if _, ok := k.timeout(p); ok {
+			t.Errorf("%s still in the kernel", p)
+		}
+	}
+	// The reboot case proper: everything gone from the kernel.
+	k.expires = map[netip.Prefix]time.Time{}
+	r, _ = e.Reconcile(ctx)
+	if r.Added != 4 || r.Removed != 0 {
+		t.Fatalf("after a reboot: %+v", r)
+	}
+	// And a second pass has nothing to do.
+	if r, _ = e.Reconcile(ctx); r != (Reconciled{}) {
+		t.Fatalf("second pass %+v", r)
+	}
+	evs := drain(e.Events())
+	if len(evs) != 1 || evs[0].Kind != EventExpire || evs[0].Ban.Prefix != pfx("192.0.2.4/32") {
+		t.Fatalf("events %+v", evs)
+	}
+}
+
+func TestEventsNeverBlock(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: t0}
+	s := openTest(t, "", c)
+	e := NewEnforcer(s, newFakeSets(c), EnforcerOptions{Now: c.Now, Events: 3})
+	bans := make([]Ban, 10)
+	for i := range bans {
+		bans[i] = auto(netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32).String(), t0, time.Hour)
+	}
+	done := make(chan error)
+	go func() { _, err := e.Apply(ctx, bans); done <- err }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Apply blocked on a full event buffer")
+	}
+	if len(drain(e.Events())) != 3 || e.Dropped() != 7 {
+		t.Fatalf("dropped %d", e.Dropped())
+	}
+}
