@@ -137,3 +137,52 @@ func BenchmarkOpen(b *testing.B) {
 		db.Close()
 	}
 }
+
+// BenchmarkCountryDecode is the lookup without moat's offset cache: the
+// reader's Lookup and a decode of the code, for comparison.
+func BenchmarkCountryDecode(b *testing.B) {
+	r := bigDB(b).reader.Load()
+	addrs := probeAddrs(false, 1<<14)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		var code string
+		r.Lookup(addrs[i&(len(addrs)-1)]).DecodePath(&code, "country", "iso_code")
+		i++
+	}
+}
+
+// BenchmarkWalk is the bare walk Prefixes makes, without decoding or
+// merging, for comparison.
+func BenchmarkWalk(b *testing.B) {
+	r := bigDB(b).reader.Load()
+	for b.Loop() {
+		for res := range r.Networks(maxminddb.IncludeNetworksWithoutData(), maxminddb.IncludeAliasedNetworks()) {
+			_ = res.Prefix()
+		}
+	}
+}
+
+// BenchmarkMerge merges every network of the big database, shuffled,
+// against netipx's IPSetBuilder doing the same.
+func BenchmarkMerge(b *testing.B) {
+	bigDB(b)
+	ps := make([]netip.Prefix, len(big.entries))
+	for i, e := range big.entries {
+		ps[i] = netip.MustParsePrefix(e.net)
+	}
+	rand.New(rand.NewPCG(11, 12)).Shuffle(len(ps), func(i, j int) { ps[i], ps[j] = ps[j], ps[i] })
+	b.Run("geo", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			Merge(ps)
+		}
+		b.ReportMetric(float64(len(ps)), "prefixes")
+	})
+	b.Run("netipx", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			netipxMerge(ps)
+		}
+	})
+}

@@ -32,44 +32,32 @@ func (db *DB) Country(addr netip.Addr) (code string, ok bool) {
 }
 
 // codeCache maps a record's data offset to its country code. A country
-// database has a few hundred distinct records behind hundreds of
+// database has a few thousand distinct records behind hundreds of
 // thousands of networks, so after warming up a lookup is a tree walk and
-// one map read; the map is copied on write so reads take no lock.
+// one lock-free map read.
 type codeCache struct {
-	m  atomic.Pointer[map[uintptr]string] // "" is a record without a country
-	mu sync.Mutex                         // serialises writers
+	m sync.Map     // uintptr → string; "" is a record without a country
+	n atomic.Int64 // entries, to bound the map
 }
 
 // maxCached bounds the cache for databases with many distinct records
 // (City editions): past it, misses decode every time.
-const maxCached = 2048
-
-func (c *codeCache) init() {
-	m := map[uintptr]string{}
-	c.m.Store(&m)
-}
+const maxCached = 1 << 16
 
 // code returns the country code of a found result's record, "" if it has
 // none or cannot be decoded (Prefixes reports such records; a request
 // cannot do anything about them).
 func (c *codeCache) code(res maxminddb.Result) string {
 	off := res.Offset()
-	if code, ok := (*c.m.Load())[off]; ok {
-		return code
+	if code, ok := c.m.Load(off); ok {
+		return code.(string)
 	}
 	code, _ := decodeCode(res)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	old := *c.m.Load()
-	if _, ok := old[off]; ok || len(old) >= maxCached {
-		return code
+	if c.n.Load() < maxCached {
+		if _, loaded := c.m.LoadOrStore(off, code); !loaded {
+			c.n.Add(1)
+		}
 	}
-	m := make(map[uintptr]string, len(old)+1)
-	for k, v := range old {
-		m[k] = v
-	}
-	m[off] = code
-	c.m.Store(&m)
 	return code
 }
 

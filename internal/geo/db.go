@@ -94,7 +94,6 @@ func openBytes(buf []byte) (*DB, error) {
 		Description: m.Description["en"],
 		Size:        int64(len(buf)),
 	}}
-	db.codes.init()
 	db.reader.Store(r)
 	return db, nil
 }

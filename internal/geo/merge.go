@@ -13,7 +13,13 @@ import (
 // Invalid prefixes are ignored; IPv4-mapped IPv6 prefixes stay IPv6. ps is
 // not modified.
 func Merge(ps []netip.Prefix) []netip.Prefix {
-	var s4, s6 []span
+	n4 := 0
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			n4++
+		}
+	}
+	s4, s6 := make([]span, 0, n4), make([]span, 0, len(ps)-n4)
 	for _, p := range ps {
 		if !p.IsValid() {
 			continue
