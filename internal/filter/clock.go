@@ -88,6 +88,11 @@ func hms(b []byte, i int) (h, m, s int, ok bool) {
 // bsdStamp parses an RFC 3164 timestamp, "Nov 21 05:42:36" (the day may be
 // space-padded, zero-padded or bare), and returns its length.
 func (c *clock) bsdStamp(b []byte) (time.Time, int, bool) {
+	if n := c.bsd.n; n > 0 && len(b) > n && b[n] == ' ' {
+		if t, ok := c.bsd.get(b[:n]); ok {
+			return t, n, true
+		}
+	}
 	mon, ok := month(b)
 	if !ok || len(b) < 14 || b[3] != ' ' {
 		return time.Time{}, 0, false

@@ -33,7 +33,12 @@ type conn struct {
 	failed, maxed bool
 }
 
+// addUser records a user name tried on the connection (an empty name,
+// as PAM's "ruser=" often is, says nothing).
 func (c *conn) addUser(u []byte) {
+	if len(u) == 0 {
+		return
+	}
 	h := uint64(14695981039346656037)
 	for _, b := range u {
 		h ^= uint64(b)

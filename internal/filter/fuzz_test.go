@@ -355,3 +355,13 @@ func FuzzSyslogHeader(f *testing.F) {
 		c.slashStamp(b)
 	})
 }
+
+func FuzzClean(f *testing.F) {
+	f.Add([]byte("Nov 21 05:42:36 vps sshd[1]: \tx\x7f"))
+	f.Add([]byte("\xff\xfe\x80\x9f\xa0 ~~~~~~~~"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if clean(b) != cleanBytes(b) {
+			t.Fatalf("%q: clean %v, bytewise %v", b, clean(b), cleanBytes(b))
+		}
+	})
+}

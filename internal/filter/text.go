@@ -2,6 +2,7 @@ package filter
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"strconv"
 )
@@ -85,6 +86,25 @@ func cutPort(b []byte) []byte {
 // smuggled through a journal message, an ANSI escape meant for a
 // terminal. Such a line is never attributed.
 func clean(b []byte) bool {
+	// Eight bytes at a time: a word has a byte below 0x20 if
+	// (x - 0x20…) & ^x & 0x80… is not zero, and a 0x7f if x ^ 0x7f… has
+	// a zero byte. A tab is allowed, so a flagged word is looked at byte
+	// by byte.
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for len(b) >= 8 {
+		x := binary.LittleEndian.Uint64(b)
+		y := x ^ (ones * 0x7f)
+		if (x-ones*0x20)&^x&highs != 0 || (y-ones)&^y&highs != 0 {
+			if !cleanBytes(b[:8]) {
+				return false
+			}
+		}
+		b = b[8:]
+	}
+	return cleanBytes(b)
+}
+
+func cleanBytes(b []byte) bool {
 	for _, c := range b {
 		if c < 0x20 && c != '\t' || c == 0x7f {
 			return false
