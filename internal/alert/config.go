@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"sort"
-	"strings"
 
 	"github.com/moat-sh/moat/internal/schema"
 )
@@ -14,11 +13,11 @@ import (
 // Config is the alerts section.
 type Config struct {
 	Notifiers map[string]Notifier `yaml:"notifiers"`
-	// Routes send events to notifiers; with none, every event at warning or
-	// above goes to every notifier.
+	// Routes send events to notifiers; with none, every event goes to
+	// every notifier (automatic bans as digests).
 	Routes []Route `yaml:"routes"`
-	// Digest is the ban digest interval: at most one ban message per
-	// interval per route.
+	// Digest is the ban digest interval: at most one message about
+	// automatic bans per interval per route; 0 sends each ban alone.
 	Digest schema.Duration `yaml:"digest"`
 	// Metrics is the Prometheus listen address, loopback or VPN only.
 	Metrics string `yaml:"metrics"`
@@ -44,13 +43,16 @@ type Notifier struct {
 	To       []string `yaml:"to"`
 }
 
-// Route sends events matching Events (all when empty) at MinSeverity or
-// above to Notifiers, outside QuietHours unless critical.
+// Route sends events matching Events (all when empty) at MinSeverity
+// (default info) or above to Notifiers, outside QuietHours unless
+// critical.
 type Route struct {
 	Events      []string `yaml:"events"`
 	Notifiers   []string `yaml:"notifiers"`
 	MinSeverity string   `yaml:"min_severity"`
-	QuietHours  string   `yaml:"quiet_hours"` // "22:00-07:00"
+	// QuietHours is a span of local time, "22:00-07:00", wrapping midnight
+	// when the start is later than the end.
+	QuietHours string `yaml:"quiet_hours"`
 }
 
 // Events are the event kinds a route may name.
@@ -99,6 +101,19 @@ func (c Config) Validate() error {
 			if n.From == "" || len(n.To) == 0 {
 				add(p, "email needs from and at least one to address")
 			}
+			if n.From != "" {
+				if _, err := parseAddress(n.From); err != nil {
+					add(p+".from", "%v", err)
+				}
+			}
+			for j, t := range n.To {
+				if _, err := parseAddress(t); err != nil {
+					add(fmt.Sprintf("%s.to[%d]", p, j), "%v", err)
+				}
+			}
+			if host, _, err := net.SplitHostPort(n.SMTP); err == nil && n.TLS == "none" && n.Username != "" && !isLoopback(host) {
+				add(p+".tls", "tls: none would send the password in clear text to %s: use starttls or tls (none only for a relay on loopback)", host)
+			}
 		}
 	}
 	for i, r := range c.Routes {
@@ -122,9 +137,8 @@ func (c Config) Validate() error {
 			}
 		}
 		if q := r.QuietHours; q != "" {
-			from, to, ok := strings.Cut(q, "-")
-			if !ok || !clock(from) || !clock(to) {
-				add(p+".quiet_hours", "expected a span like 22:00-07:00, found %q", q)
+			if _, err := parseQuietHours(q); err != nil {
+				add(p+".quiet_hours", "%v", err)
 			}
 		}
 	}
@@ -137,10 +151,4 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func clock(s string) bool {
-	var h, m int
-	n, err := fmt.Sscanf(s, "%d:%d", &h, &m)
-	return n == 2 && err == nil && len(s) == 5 && h >= 0 && h < 24 && m >= 0 && m < 60
 }

@@ -1,0 +1,399 @@
+package alert
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"mime"
+	"mime/quotedprintable"
+	"net"
+	"net/mail"
+	"net/textproto"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned is a certificate for 127.0.0.1 and localhost, and a pool
+// trusting it.
+func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "moat test smtp"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
+}
+
+// mailSession is what the test SMTP server received in one session.
+type mailSession struct {
+	helo     []string
+	tls      bool // the envelope came over TLS
+	authUser string
+	authPass string
+	from     string
+	to       []string
+	data     string
+}
+
+// smtpServer is a small SMTP server for the tests: EHLO, STARTTLS,
+// AUTH PLAIN, MAIL, RCPT, DATA, RSET, NOOP, QUIT. Knobs make it misbehave.
+type smtpServer struct {
+	ln       net.Listener
+	cert     tls.Certificate
+	implicit bool   // TLS from the first byte (port 465 style)
+	starttls bool   // offer STARTTLS
+	auth     bool   // offer AUTH PLAIN and require it
+	user     string // accepted credentials
+	pass     string
+	dataCode int // reply to the end of DATA; 250 when 0
+	sessions chan mailSession
+}
+
+func startSMTP(t *testing.T, s *smtpServer) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.implicit {
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{s.cert}})
+	}
+	s.ln, s.sessions = ln, make(chan mailSession, 10)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func (s *smtpServer) serve(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	sess := mailSession{tls: s.implicit}
+	tp := textproto.NewConn(c)
+	reply := func(format string, args ...any) { _ = tp.PrintfLine(format, args...) }
+	reply("220 test.invalid ESMTP moat-test")
+	authed := !s.auth
+	for {
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(verb) {
+		case "EHLO":
+			sess.helo = append(sess.helo, arg)
+			ext := []string{"250-test.invalid greets " + arg, "250-8BITMIME"}
+			if s.starttls && !sess.tls {
+				ext = append(ext, "250-STARTTLS")
+			}
+			if s.auth {
+				ext = append(ext, "250-AUTH LOGIN PLAIN")
+			}
+			ext = append(ext, "250 SIZE 10240000")
+			for _, l := range ext {
+				reply("%s", l)
+			}
+		case "STARTTLS":
+			reply("220 2.0.0 Ready to start TLS")
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{s.cert}})
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			c, sess.tls = tc, true
+			tp = textproto.NewConn(tc)
+		case "AUTH":
+			mech, cred, _ := strings.Cut(arg, " ")
+			raw, err := base64.StdEncoding.DecodeString(cred)
+			parts := strings.Split(string(raw), "\x00")
+			if !strings.EqualFold(mech, "PLAIN") || err != nil || len(parts) != 3 || parts[1] != s.user || parts[2] != s.pass {
+				reply("535 5.7.8 Authentication credentials invalid")
+				continue
+			}
+			sess.authUser, sess.authPass, authed = parts[1], parts[2], true
+			reply("235 2.7.0 Authentication successful")
+		case "MAIL":
+			if !authed {
+				reply("530 5.7.0 Authentication required")
+				continue
+			}
+			sess.from = arg
+			reply("250 2.1.0 Ok")
+		case "RCPT":
+			sess.to = append(sess.to, arg)
+			reply("250 2.1.5 Ok")
+		case "DATA":
+			reply("354 End data with <CR><LF>.<CR><LF>")
+			data, err := io.ReadAll(tp.DotReader())
+			if err != nil {
+				return
+			}
+			sess.data = string(data)
+			if s.dataCode != 0 && s.dataCode != 250 {
+				reply("%d %d.0.0 not today", s.dataCode, s.dataCode/100)
+				continue
+			}
+			s.sessions <- sess
+			reply("250 2.0.0 Ok: queued as 4XyZ")
+		case "RSET", "NOOP":
+			reply("250 2.0.0 Ok")
+		case "QUIT":
+			reply("221 2.0.0 Bye")
+			return
+		default:
+			reply("502 5.5.2 Error: command not recognized")
+		}
+	}
+}
+
+func (s *smtpServer) next(t *testing.T) mailSession {
+	t.Helper()
+	select {
+	case m := <-s.sessions:
+		return m
+	case <-time.After(5 * time.Second):
+		t.Fatal("no mail reached the SMTP server")
+		return mailSession{}
+	}
+}
+
+func TestEmailStartTLSAuth(t *testing.T) {
+	cert, pool := selfSigned(t)
+	srv := &smtpServer{cert: cert, starttls: true, auth: true, user: "moat@example.com", pass: "p4ss"}
+	addr := startSMTP(t, srv)
+	clock := &fakeClock{t: time.Date(2025, 3, 14, 9, 26, 53, 0, time.UTC)}
+	n := Notifier{Type: "email", SMTP: addr, TLS: "starttls", Username: "moat@example.com", Password: "p4ss",
+		From: "moat on vps1 <moat@example.com>", To: []string{"ops@example.com", "Ann Operator <ann@example.org>"}}
+	e := stamped(Event{Kind: KindLogin, Severity: Warning, Title: "SSH login: röot\r\nBcc: victim@example.net",
+		Text:   "line one\n.\nline with a dot above, and a long line " + strings.Repeat("x", 200) + "\nünïcode",
+		Fields: map[string]string{"user": "röot", "addr": "203.0.113.7"}})
+	r, err := sendTo(t, n, Options{RootCAs: pool, Host: "vps1.example.com", Now: clock.Now}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.String() != "SMTP 250: 2.0.0 Ok: queued as 4XyZ" {
+		t.Errorf("reply %q", r)
+	}
+	m := srv.next(t)
+	if !m.tls || m.authUser != "moat@example.com" || m.authPass != "p4ss" {
+		t.Errorf("session not over TLS with auth: %+v", m)
+	}
+	if len(m.helo) != 2 || m.helo[0] != "vps1.example.com" {
+		t.Errorf("EHLO before and after STARTTLS as vps1.example.com, got %q", m.helo)
+	}
+	if m.from != "FROM:<moat@example.com>" || strings.Join(m.to, ",") != "TO:<ops@example.com>,TO:<ann@example.org>" {
+		t.Errorf("envelope %q → %q", m.from, m.to)
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(m.data))
+	if err != nil {
+		t.Fatalf("message does not parse: %v\n%s", err, m.data)
+	}
+	want := map[string]string{
+		"Date":                      "Fri, 14 Mar 2025 09:26:53 +0000",
+		"From":                      `"moat on vps1" <moat@example.com>`,
+		"To":                        `<ops@example.com>, "Ann Operator" <ann@example.org>`,
+		"Message-Id":                "<5f2b7c1e9a3d4b6c8e0f1a2b3c4d5e6f.20250314092653@example.com>",
+		"Mime-Version":              "1.0",
+		"Content-Type":              "text/plain; charset=utf-8",
+		"Content-Transfer-Encoding": "quoted-printable",
+		"Auto-Submitted":            "auto-generated",
+		"X-Moat-Event":              "login",
+		"X-Moat-Severity":           "warning",
+	}
+	for k, v := range want {
+		if got := msg.Header.Get(k); got != v {
+			t.Errorf("%s: %q, want %q", k, got, v)
+		}
+	}
+	if len(msg.Header) != len(want)+1 { // + Subject
+		t.Errorf("unexpected headers (injection?): %v", msg.Header)
+	}
+	subj, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil || subj != "[vps1] SSH login: röot Bcc: victim@example.net" {
+		t.Errorf("subject %q (%v)", subj, err)
+	}
+	body, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server's dot reader has turned CRLF into LF.
+	for _, s := range []string{"line one\n.\nline with a dot above", strings.Repeat("x", 200), "ünïcode", "addr: 203.0.113.7\n", "user: röot\n", "-- \nmoat · warning · login · vps1"} {
+		if !strings.Contains(string(body), s) {
+			t.Errorf("body lacks %q:\n%s", s, body)
+		}
+	}
+	for _, l := range strings.Split(m.data, "\n") {
+		if len(l) > 78 {
+			t.Errorf("line over 78 octets on the wire: %q", l)
+		}
+	}
+}
+
+func TestEmailImplicitTLS(t *testing.T) {
+	cert, pool := selfSigned(t)
+	srv := &smtpServer{cert: cert, implicit: true}
+	addr := startSMTP(t, srv)
+	n := Notifier{Type: "email", SMTP: addr, TLS: "tls", From: "moat@example.com", To: []string{"ops@example.com"}}
+	if _, err := sendTo(t, n, Options{RootCAs: pool}, stamped(TestEvent("mail"))); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.next(t); !m.tls {
+		t.Error("not over TLS")
+	}
+}
+
+func TestEmailPlainLoopbackRelay(t *testing.T) {
+	srv := &smtpServer{}
+	addr := startSMTP(t, srv)
+	n := Notifier{Type: "email", SMTP: addr, TLS: "none", From: "moat@example.com", To: []string{"ops@example.com"}}
+	if _, err := sendTo(t, n, Options{}, stamped(TestEvent("mail"))); err != nil {
+		t.Fatal(err)
+	}
+	if m := srv.next(t); m.tls {
+		t.Error("tls: none must not use TLS")
+	}
+}
+
+func TestEmailFailures(t *testing.T) {
+	cert, pool := selfSigned(t)
+	_, otherPool := selfSigned(t)
+	cases := []struct {
+		name      string
+		srv       *smtpServer
+		n         Notifier
+		roots     *x509.CertPool
+		permanent bool
+		want      string
+	}{
+		{"no STARTTLS offered", &smtpServer{cert: cert}, Notifier{TLS: "starttls"}, pool, true, "offers no STARTTLS"},
+		{"untrusted certificate", &smtpServer{cert: cert, starttls: true}, Notifier{TLS: "starttls"}, otherPool, true, "not trusted"},
+		{"wrong password", &smtpServer{cert: cert, starttls: true, auth: true, user: "u", pass: "right"},
+			Notifier{TLS: "starttls", Username: "u", Password: "wrong"}, pool, true, "refused the username or password"},
+		{"no AUTH offered", &smtpServer{cert: cert, starttls: true}, Notifier{TLS: "starttls", Username: "u", Password: "p"}, pool, true, "no AUTH PLAIN"},
+		{"greylisted", &smtpServer{dataCode: 451}, Notifier{TLS: "none"}, nil, false, "SMTP 451"},
+		{"rejected", &smtpServer{dataCode: 554}, Notifier{TLS: "none"}, nil, true, "SMTP 554"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := startSMTP(t, tc.srv)
+			n := tc.n
+			n.Type, n.SMTP, n.From, n.To = "email", addr, "moat@example.com", []string{"ops@example.com"}
+			_, err := sendTo(t, n, Options{RootCAs: tc.roots}, stamped(TestEvent("mail")))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+			var se *sendError
+			if perm := errors.As(err, &se) && se.permanent; perm != tc.permanent {
+				t.Errorf("permanent = %v, want %v (%v)", perm, tc.permanent, err)
+			}
+		})
+	}
+}
+
+// TestEmailClearTextPassword: a password never goes to a remote server
+// without TLS, neither through config validation nor at send time.
+func TestEmailClearTextPassword(t *testing.T) {
+	n := Notifier{Type: "email", SMTP: "192.0.2.1:25", TLS: "none", Username: "u", Password: "p", From: "a@example.com", To: []string{"b@example.com"}}
+	if err := (Config{Notifiers: map[string]Notifier{"m": n}}).Validate(); err == nil || !strings.Contains(err.Error(), "clear text") {
+		t.Errorf("validate: %v", err)
+	}
+	o := Options{}.withDefaults()
+	s, err := newEmail(n, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.auth(&smtpConn{ext: map[string]string{"AUTH": "PLAIN"}})
+	if err == nil || !strings.Contains(err.Error(), "clear text") {
+		t.Errorf("auth over clear text to a remote host: %v", err)
+	}
+}
+
+// TestEmailHangingServer: a server that never greets costs one timeout.
+func TestEmailHangingServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			defer c.Close()
+			_, _ = bufio.NewReader(c).ReadString('\n') // never answers
+		}
+	}()
+	o := Options{}.withDefaults()
+	s, _ := newEmail(Notifier{Type: "email", SMTP: ln.Addr().String(), TLS: "none", From: "a@example.com", To: []string{"b@example.com"}}, &o)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.Send(ctx, stamped(TestEvent("m")))
+	if err == nil || time.Since(start) > 2*time.Second {
+		t.Fatalf("err %v after %s", err, time.Since(start))
+	}
+	fmt.Fprintln(io.Discard, err)
+}
+
+func FuzzEmailHeaders(f *testing.F) {
+	f.Add("SSH login: root", "host1", "text")
+	f.Add("a\r\nBcc: x@example.net", "h\nX: y", "\r\n.\r\n")
+	f.Add("=?utf-8?q?=0D=0ABcc:_x?=", "vps", "body")
+	f.Fuzz(func(t *testing.T, title, host, text string) {
+		o := Options{Now: func() time.Time { return time.Unix(0, 0) }}.withDefaults()
+		m, err := newEmail(Notifier{SMTP: "127.0.0.1:25", From: "moat@example.com", To: []string{"ops@example.com"}}, &o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := Event{ID: "x", Kind: KindTest, Host: host, Title: title, Text: text}.normalize()
+		msg, err := mail.ReadMessage(strings.NewReader(string(m.message(e))))
+		if err != nil {
+			t.Fatalf("message does not parse: %v", err)
+		}
+		if len(msg.Header) != 11 || len(msg.Header["Subject"]) != 1 {
+			t.Fatalf("headers %v", msg.Header)
+		}
+		subj, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
+		if err != nil || strings.ContainsAny(subj, "\r\n") {
+			t.Fatalf("subject %q: %v", subj, err)
+		}
+		if strings.Join(strings.Fields(subj), " ") != strings.Join(strings.Fields(strings.ReplaceAll(subject(e), "=?", "= ?")), " ") {
+			t.Fatalf("subject %q does not decode to %q", subj, subject(e))
+		}
+		head, _, _ := strings.Cut(string(m.message(e)), "\r\n\r\n")
+		for _, l := range strings.Split(head, "\r\n") {
+			if len(l) > 998 {
+				t.Fatalf("header line of %d octets", len(l))
+			}
+		}
+	})
+}
