@@ -1,0 +1,289 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moat-sh/moat/internal/filter"
+)
+
+func init() {
+	register(command{"filter", "filter test FILTER FILE: what a filter reads in a log (like fail2ban-regex)", 55, runFilter})
+}
+
+const filterSynopsis = "filter test FILTER FILE [--mode MODE] [-v] [--json] [-c FILE]"
+
+func runFilter(e *env, args []string) int {
+	if len(args) == 0 || args[0] != "test" {
+		fmt.Fprintf(e.stderr, "Usage: moat %s\n\nFILTER is a built-in (%s) or a filter under guard.filters.\n", filterSynopsis, strings.Join(filter.Builtins(), ", "))
+		return ExitUsage
+	}
+	f := newFlags(e, "filter test", filterSynopsis)
+	mode := f.String("mode", "", "filter `mode` (sshd: normal, ddos, extra, aggressive)")
+	verbose := f.Bool("v", false, "print each failure with its address, and the line")
+	asJSON := f.Bool("json", false, "print the summary as JSON")
+	// Flags may come before, between or after the two operands.
+	var operands []string
+	rest := args[1:]
+	for {
+		if code, ok := f.parse(rest); !ok {
+			return code
+		}
+		if f.NArg() == 0 {
+			break
+		}
+		operands = append(operands, f.Arg(0))
+		rest = f.Args()[1:]
+	}
+	if len(operands) != 2 {
+		f.Usage()
+		return ExitUsage
+	}
+	name, path := operands[0], operands[1]
+
+	file, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
+		return ExitRuntime
+	}
+	defer file.Close()
+	// Syslog stamps carry no year: read them relative to the file's last
+	// write, which the last line is close to.
+	ref := time.Now()
+	if st, err := file.Stat(); err == nil {
+		ref = st.ModTime()
+	}
+	opts := filter.Options{Now: func() time.Time { return ref }}
+	flt, code, ok := filterByName(e, f, name, *mode, opts)
+	if !ok {
+		return code
+	}
+
+	var out *bufio.Writer
+	if *verbose {
+		out = bufio.NewWriterSize(e.stdout, 1<<16)
+	}
+	s, err := testFilter(flt, file, out)
+	if out != nil {
+		out.Flush()
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat filter test: read %s: %v\n", path, err)
+		return ExitRuntime
+	}
+	s.Filter, s.Mode, s.File = flt.Name(), flt.Mode(), path
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(s)
+		return ExitOK
+	}
+	s.write(e.stdout)
+	return ExitOK
+}
+
+// filterByName builds a built-in filter, or one defined under
+// guard.filters in the config.
+func filterByName(e *env, f *flags, name, mode string, opts filter.Options) (filter.Filter, int, bool) {
+	if _, builtin := filter.Modes(name); builtin {
+		flt, err := filter.New(name, mode, opts)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
+			return nil, ExitUsage, false
+		}
+		return flt, 0, true
+	}
+	c, code, ok := loadConfig(e, f)
+	if !ok {
+		return nil, code, false
+	}
+	def, found := c.Guard.Filters[name]
+	if !found {
+		fmt.Fprintf(e.stderr, "moat filter test: unknown filter %q: expected a built-in (%s) or one defined under guard.filters in %s\n",
+			name, strings.Join(filter.Builtins(), ", "), configName(c.File))
+		return nil, ExitUsage, false
+	}
+	if mode != "" && mode != "normal" {
+		fmt.Fprintf(e.stderr, "moat filter test: filter %s is user-defined and has no mode %q\n", name, mode)
+		return nil, ExitUsage, false
+	}
+	flt, err := filter.Compile(name, filter.Custom{Regex: def.Regex, Ignore: def.Ignore}, opts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
+		return nil, ExitUsage, false
+	}
+	return flt, 0, true
+}
+
+func configName(file string) string {
+	if file == "" {
+		return "the config (none found: built-in defaults)"
+	}
+	return file
+}
+
+// filterSummary is what `moat filter test` reports.
+type filterSummary struct {
+	Filter string `json:"filter"`
+	Mode   string `json:"mode"`
+	File   string `json:"file"`
+	// Lines read; Matched produced failures, Ignored were known and are
+	// no failure (helper lines, successes, ignore regexes), Missed were
+	// not recognized; TooLong lines were skipped whole.
+	Lines   int `json:"lines"`
+	Matched int `json:"matched"`
+	Ignored int `json:"ignored"`
+	Missed  int `json:"missed"`
+	TooLong int `json:"too_long"`
+	// Failures, and the attempts they stand for; Unattributable ones ban
+	// nothing (a host name, an ambiguous line).
+	Failures       int            `json:"failures"`
+	Attempts       int            `json:"attempts"`
+	Attributed     int            `json:"attributed"`
+	Unattributable int            `json:"unattributable"`
+	Addresses      int            `json:"addresses"`
+	Kinds          map[string]int `json:"kinds"`
+	Successes      int            `json:"successes"`
+	Seconds        float64        `json:"seconds"`
+	LinesPerSecond float64        `json:"lines_per_second"`
+}
+
+// maxLineRead bounds a line; a longer one is skipped whole, never cut
+// (a cut could leave an injected address and drop the real one).
+const maxLineRead = 1 << 20
+
+// testFilter runs every line of r through flt. With out, each failure is
+// printed as it is found.
+func testFilter(flt filter.Filter, r io.Reader, out *bufio.Writer) (filterSummary, error) {
+	s := filterSummary{Kinds: map[string]int{}}
+	addrs := map[netip.Addr]struct{}{}
+	br := bufio.NewReaderSize(r, maxLineRead)
+	var res filter.Result
+	skipping := false
+	start := time.Now()
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			if !skipping {
+				s.Lines++
+				s.TooLong++
+			}
+			skipping = true
+			continue
+		}
+		if skipping {
+			skipping = false
+			if err == nil {
+				continue
+			}
+			line = nil
+		}
+		if len(line) > 0 {
+			line = trimEOL(line)
+			s.Lines++
+			res.Reset()
+			flt.Process(filter.Entry{Text: line}, &res)
+			switch res.Verdict {
+			case filter.Matched:
+				s.Matched++
+			case filter.Ignored:
+				s.Ignored++
+			default:
+				s.Missed++
+			}
+			s.Successes += len(res.Successes)
+			for _, f := range res.Failures {
+				s.Failures++
+				s.Attempts += f.Attempts
+				s.Kinds[string(f.Kind)]++
+				if f.Addr.IsValid() {
+					s.Attributed++
+					addrs[f.Addr] = struct{}{}
+				} else {
+					s.Unattributable++
+				}
+				if out != nil {
+					writeFailure(out, f, line)
+				}
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return s, err
+		}
+	}
+	s.Seconds = time.Since(start).Seconds()
+	if s.Seconds > 0 {
+		s.LinesPerSecond = float64(s.Lines) / s.Seconds
+	}
+	s.Addresses = len(addrs)
+	return s, nil
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}
+
+// writeFailure prints "ADDR KIND xN  LINE", the line made safe for a
+// terminal (it is attacker text: escapes must not reach the terminal).
+func writeFailure(w *bufio.Writer, f filter.Failure, line []byte) {
+	a := "unattributable"
+	if f.Addr.IsValid() {
+		a = f.Addr.String()
+	} else if f.Host != "" {
+		a = "unattributable(" + f.Host + ")"
+	}
+	fmt.Fprintf(w, "%-39s %-13s x%-3d %s  %s\n", a, f.Kind, f.Attempts, f.Time.Format(time.DateTime), terminalSafe(line))
+}
+
+func terminalSafe(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c < 0x20 || c == 0x7f {
+			fmt.Fprintf(&s, `\x%02x`, c)
+		} else {
+			s.WriteByte(c)
+		}
+	}
+	return strings.ToValidUTF8(s.String(), "\uFFFD")
+}
+
+func (s filterSummary) write(w io.Writer) {
+	fmt.Fprintf(w, "Filter:    %s (mode %s)\n", s.Filter, s.Mode)
+	fmt.Fprintf(w, "File:      %s\n", s.File)
+	fmt.Fprintf(w, "Lines:     %d: %d matched, %d ignored, %d missed", s.Lines, s.Matched, s.Ignored, s.Missed)
+	if s.TooLong > 0 {
+		fmt.Fprintf(w, ", %d too long (skipped)", s.TooLong)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Failures:  %d (%d attempts): %d attributed to %d addresses, %d unattributable\n",
+		s.Failures, s.Attempts, s.Attributed, s.Addresses, s.Unattributable)
+	if len(s.Kinds) > 0 {
+		var kinds []string
+		for _, k := range slices.Sorted(maps.Keys(s.Kinds)) {
+			kinds = append(kinds, fmt.Sprintf("%s %d", k, s.Kinds[k]))
+		}
+		fmt.Fprintf(w, "Kinds:     %s\n", strings.Join(kinds, ", "))
+	}
+	if s.Successes > 0 {
+		fmt.Fprintf(w, "Logins:    %d accepted\n", s.Successes)
+	}
+	fmt.Fprintf(w, "Speed:     %.0f lines/s (%.3f s)\n", s.LinesPerSecond, s.Seconds)
+}
