@@ -1,0 +1,232 @@
+package cli
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/filter"
+	"github.com/moat-sh/moat/internal/jail"
+	"github.com/moat-sh/moat/internal/schema"
+)
+
+func init() {
+	register(command{"jail", "jail replay --jail NAME FILE: the bans a log would have produced", 56, runJail})
+}
+
+const jailReplaySynopsis = "jail replay --jail NAME FILE [--json] [-c FILE]"
+
+func runJail(e *env, args []string) int {
+	if len(args) == 0 || args[0] != "replay" {
+		fmt.Fprintf(e.stderr, "Usage: moat %s\n", jailReplaySynopsis)
+		return ExitUsage
+	}
+	return runJailReplay(e, args[1:])
+}
+
+func runJailReplay(e *env, args []string) int {
+	f := newFlags(e, "jail replay", jailReplaySynopsis)
+	name := f.String("jail", "", "the jail `name` (guard.jails, or the built-in sshd and gateway)")
+	asJSON := f.Bool("json", false, "print the bans and counters as JSON")
+	// Flags may come before or after the file.
+	var operands []string
+	rest := args
+	for {
+		if code, ok := f.parse(rest); !ok {
+			return code
+		}
+		if f.NArg() == 0 {
+			break
+		}
+		operands = append(operands, f.Arg(0))
+		rest = f.Args()[1:]
+	}
+	if len(operands) != 1 || *name == "" {
+		f.Usage()
+		return ExitUsage
+	}
+	path := operands[0]
+	c, code, ok := loadConfig(e, f)
+	if !ok {
+		return code
+	}
+	j, found := c.Guard.Jails[*name]
+	if !found && *name != "sshd" && *name != "gateway" {
+		fmt.Fprintf(e.stderr, "moat jail replay: no jail %q in %s: expected sshd, gateway or one under guard.jails\n", *name, configName(c.File))
+		return ExitUsage
+	}
+	j = jail.JailDefaults(*name, j)
+
+	file, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat jail replay: %v\n", err)
+		return ExitRuntime
+	}
+	defer file.Close()
+	// Syslog stamps carry no year: read them relative to the file's last
+	// write, which the last line is close to.
+	ref := time.Now()
+	if st, err := file.Stat(); err == nil {
+		ref = st.ModTime()
+	}
+	flt, code, ok := filterByName(e, f, j.Filter, j.Mode, filter.Options{Now: func() time.Time { return ref }})
+	if !ok {
+		return code
+	}
+	opts := jail.Options{
+		IPv6Prefix: c.Firewall.Ban.IPv6Prefix,
+		Ignore:     replayIgnore(c),
+		MaxTracked: c.Guard.MaxTracked,
+	}
+	var lines int
+	var readErr error
+	res, err := jail.Replay(*name, j, opts, func(yield func(jail.Event) bool) {
+		lines, readErr = readFailures(flt, file, yield)
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat jail replay: %v\n", err)
+		return ExitUsage
+	}
+	if readErr != nil {
+		fmt.Fprintf(e.stderr, "moat jail replay: read %s: %v\n", path, readErr)
+		return ExitRuntime
+	}
+	rep := newReplayReport(*name, j, path, lines, res)
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return ExitOK
+	}
+	rep.write(e.stdout)
+	return ExitOK
+}
+
+// replayIgnore is the ignore list known offline: guard.ignore, the VPN
+// ranges and the admin sources. The daemon adds the host's own addresses
+// and the operator's current SSH client.
+func replayIgnore(c *config.Config) []netip.Prefix {
+	var ps []netip.Prefix
+	for _, list := range [][]schema.CIDR{c.Guard.Ignore, c.VPN.Ranges, c.Host.Admin.Sources} {
+		for _, p := range list {
+			ps = append(ps, p.Prefix)
+		}
+	}
+	return ps
+}
+
+// readFailures runs r's lines through flt and yields each failure as a
+// jail event, until r ends or yield stops. It returns the lines read.
+func readFailures(flt filter.Filter, r io.Reader, yield func(jail.Event) bool) (int, error) {
+	br := bufio.NewReaderSize(r, maxLineRead)
+	var res filter.Result
+	lines := 0
+	skipping := false
+	for {
+		line, err := br.ReadSlice('\n')
+		if errors.Is(err, bufio.ErrBufferFull) {
+			// Too long: skipped whole, as filter test does.
+			if !skipping {
+				lines++
+			}
+			skipping = true
+			continue
+		}
+		if skipping {
+			skipping = false
+			line = nil
+		}
+		if len(line) > 0 {
+			lines++
+			res.Reset()
+			flt.Process(filter.Entry{Text: trimEOL(line)}, &res)
+			for _, fl := range res.Failures {
+				if !yield(jail.Event{Addr: fl.Addr, Time: fl.Time, Attempts: fl.Attempts}) {
+					return lines, nil
+				}
+			}
+		}
+		if err == io.EOF {
+			return lines, nil
+		}
+		if err != nil {
+			return lines, err
+		}
+	}
+}
+
+// replayReport is what `moat jail replay` prints.
+type replayReport struct {
+	Jail     string      `json:"jail"`
+	File     string      `json:"file"`
+	MaxRetry int         `json:"maxretry"`
+	FindTime string      `json:"findtime"`
+	BanTime  string      `json:"bantime"`
+	Lines    int         `json:"lines"`
+	Bans     []replayBan `json:"bans"`
+	Stats    jail.Stats  `json:"stats"`
+	Sources  int         `json:"sources_banned"`
+}
+
+type replayBan struct {
+	Time     time.Time    `json:"time"`
+	Address  netip.Addr   `json:"address"`
+	Prefix   netip.Prefix `json:"prefix"`
+	Failures int          `json:"failures"`
+	BanTime  string       `json:"bantime"`
+	Seconds  float64      `json:"bantime_seconds"`
+	Offence  int          `json:"offence"`
+}
+
+func newReplayReport(name string, j jail.Jail, path string, lines int, res jail.ReplayResult) replayReport {
+	r := replayReport{
+		Jail: name, File: path, MaxRetry: j.MaxRetry,
+		FindTime: j.FindTime.String(), BanTime: j.BanTime.String(),
+		Lines: lines, Stats: res.Stats, Bans: []replayBan{},
+	}
+	seen := map[netip.Prefix]bool{}
+	for _, d := range res.Bans {
+		r.Bans = append(r.Bans, replayBan{
+			Time: d.At, Address: d.Addr, Prefix: d.Prefix, Failures: d.Failures,
+			BanTime: schema.Duration(d.BanTime).String(), Seconds: d.BanTime.Seconds(), Offence: d.Offence,
+		})
+		seen[d.Prefix] = true
+	}
+	r.Sources = len(seen)
+	return r
+}
+
+func (r replayReport) write(w io.Writer) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "Jail:      %s (maxretry %d, findtime %s, bantime %s)\n", r.Jail, r.MaxRetry, r.FindTime, r.BanTime)
+	fmt.Fprintf(bw, "File:      %s (%d lines)\n", r.File, r.Lines)
+	s := r.Stats
+	fmt.Fprintf(bw, "Failures:  %d counted, %d while banned, %d ignored, %d unattributable", s.Failures-s.WhileBanned, s.WhileBanned, s.Ignored, s.Unattributable)
+	if s.Stale > 0 {
+		fmt.Fprintf(bw, ", %d out of order beyond findtime", s.Stale)
+	}
+	fmt.Fprintln(bw)
+	fmt.Fprintf(bw, "Bans:      %d of %d sources\n", len(r.Bans), r.Sources)
+	if len(r.Bans) == 0 {
+		return
+	}
+	fmt.Fprintln(bw)
+	fmt.Fprintf(bw, "%-19s  %-39s  %-8s  %-8s  %s\n", "TIME", "PREFIX", "FAILURES", "BANTIME", "OFFENCE")
+	for _, b := range r.Bans {
+		p := b.Prefix.String()
+		if b.Prefix.Bits() != b.Address.BitLen() {
+			p += " (" + b.Address.String() + ")"
+		}
+		fmt.Fprintf(bw, "%-19s  %-39s  %-8d  %-8s  %d\n", b.Time.Local().Format(time.DateTime), p, b.Failures, b.BanTime, b.Offence)
+	}
+	if s.Evicted+s.Dropped > 0 {
+		fmt.Fprintf(bw, "\nnote: the jail's table was full (%d evicted, %d dropped); raise guard.max_tracked to count every source\n", s.Evicted, s.Dropped)
+	}
+}
