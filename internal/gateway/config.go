@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"strings"
 
@@ -17,10 +18,20 @@ type Config struct {
 	HTTPS string `yaml:"https"`
 	// ACME obtains and renews certificates.
 	ACME ACMEConfig `yaml:"acme"`
-	// TrustedProxies may set X-Forwarded-For; nobody else's is believed.
+	// TrustedProxies may say who the client is; nobody else's forwarding
+	// headers are believed (they are stripped).
 	TrustedProxies []schema.CIDR `yaml:"trusted_proxies"`
+	// ClientIPHeader is where a trusted proxy puts the client's address:
+	// X-Forwarded-For (default: the rightmost address that is not itself a
+	// trusted proxy), or a one-address header such as X-Real-IP or
+	// CF-Connecting-IP.
+	ClientIPHeader string `yaml:"client_ip_header"`
 	// HSTS sends Strict-Transport-Security (on by default).
 	HSTS *bool `yaml:"hsts"`
+	// Headers are response headers added to every site's answers when the
+	// upstream did not set them, over the defaults (HSTS, nosniff,
+	// Referrer-Policy, X-Frame-Options); an empty value removes a default.
+	Headers map[string]string `yaml:"headers"`
 	// AccessLog is a file path, "stdout" or empty for none.
 	AccessLog string `yaml:"access_log"`
 	// Honeypots are paths whose request bans the client (a guard failure).
@@ -37,6 +48,12 @@ type ACMEConfig struct {
 	// CA is "production", "staging" or a directory URL.
 	CA      string `yaml:"ca"`
 	Storage string `yaml:"storage"`
+	// CARoot is a PEM file of roots to trust for the CA's directory, for a
+	// private CA; the system roots are used when empty.
+	CARoot string `yaml:"ca_root"`
+	// Challenges are the challenge types offered: http-01, tls-alpn-01
+	// (both by default).
+	Challenges []string `yaml:"challenges"`
 }
 
 // Limits bound each request.
@@ -46,6 +63,8 @@ type Limits struct {
 	HeaderTimeout schema.Duration `yaml:"header_timeout"`
 	BodyTimeout   schema.Duration `yaml:"body_timeout"`
 	IdleTimeout   schema.Duration `yaml:"idle_timeout"`
+	// UpstreamTimeout bounds the wait for an upstream's response headers.
+	UpstreamTimeout schema.Duration `yaml:"upstream_timeout"`
 }
 
 // Site is one host name and its routes.
@@ -59,6 +78,9 @@ type Site struct {
 
 // Route sends a path prefix to an upstream, behind policies.
 type Route struct {
+	// Path is a prefix, matched without regard to case and not only at a
+	// segment boundary: /admin also covers /Admin and /administrator, so
+	// an application's looser matching cannot get around the route.
 	Path     string `yaml:"path"`
 	Upstream string `yaml:"upstream"`
 	// Allow lists sources: CIDRs, "vpn", "admin".
@@ -71,6 +93,12 @@ type Route struct {
 	BasicAuth *BasicAuth      `yaml:"basic_auth"`
 	// ForwardAuth is an Authelia/Authentik/oauth2-proxy verify URL.
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
+	// Headers are this route's response headers over the gateway's.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout overrides limits.upstream_timeout for this route.
+	Timeout schema.Duration `yaml:"timeout"`
+	// WebSocket passes protocol upgrades through (on by default).
+	WebSocket *bool `yaml:"websocket"`
 }
 
 // RouteGeo admits or refuses countries for one route.
@@ -95,14 +123,24 @@ type BasicAuth struct {
 
 // ForwardAuth asks an auth service about each request.
 type ForwardAuth struct {
-	URL             string   `yaml:"url"`
+	URL string `yaml:"url"`
+	// ResponseHeaders are copied from the auth service's 2xx answer to the
+	// upstream request (Remote-User, Remote-Groups, …); the client's own
+	// values of these headers are always removed.
 	ResponseHeaders []string `yaml:"response_headers"`
 }
 
 // DefaultHoneypots are paths no legitimate client of a moat site requests.
 var DefaultHoneypots = []string{"/wp-login.php", "/xmlrpc.php", "/.env", "/.git/config", "/phpmyadmin", "/.aws/credentials", "/cgi-bin/"}
 
-// Defaults fills unset fields of a present gateway section.
+// Challenge types.
+const (
+	ChallengeHTTP01    = "http-01"
+	ChallengeTLSALPN01 = "tls-alpn-01"
+)
+
+// Defaults fills unset fields of a present gateway section. It is
+// idempotent.
 func (c *Config) Defaults() {
 	if c.HTTP == "" {
 		c.HTTP = ":80"
@@ -115,6 +153,12 @@ func (c *Config) Defaults() {
 	}
 	if c.ACME.Storage == "" {
 		c.ACME.Storage = "/var/lib/moat/certs"
+	}
+	if c.ACME.Challenges == nil {
+		c.ACME.Challenges = []string{ChallengeHTTP01, ChallengeTLSALPN01}
+	}
+	if c.ClientIPHeader == "" {
+		c.ClientIPHeader = "X-Forwarded-For"
 	}
 	if c.Honeypots == nil {
 		c.Honeypots = DefaultHoneypots
@@ -135,6 +179,9 @@ func (c *Config) Defaults() {
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = schema.Duration(120e9)
 	}
+	if l.UpstreamTimeout == 0 {
+		l.UpstreamTimeout = schema.Duration(60e9)
+	}
 	for i := range c.Sites {
 		for j := range c.Sites[i].Routes {
 			r := &c.Sites[i].Routes[j]
@@ -144,8 +191,16 @@ func (c *Config) Defaults() {
 			if r.Deny == "" {
 				r.Deny = "notfound"
 			}
-			if r.RateLimit != nil && r.RateLimit.Action == "" {
-				r.RateLimit.Action = "429"
+			if rl := r.RateLimit; rl != nil {
+				if rl.Action == "" {
+					rl.Action = "429"
+				}
+				if rl.Burst == 0 {
+					rl.Burst = max(rl.Rate.N, 1)
+				}
+			}
+			if b := r.BasicAuth; b != nil && b.Realm == "" {
+				b.Realm = "restricted"
 			}
 		}
 	}
@@ -170,10 +225,32 @@ func (c Config) Validate() error {
 	if e := c.ACME.Email; e != "" && !strings.Contains(e, "@") {
 		add("acme.email", "expected an email address, found %q", e)
 	}
+	for i, ch := range c.ACME.Challenges {
+		if err := schema.OneOf(ch, ChallengeHTTP01, ChallengeTLSALPN01); err != nil {
+			add(fmt.Sprintf("acme.challenges[%d]", i), "%v", err)
+		}
+	}
+	if c.challenges() == 0 && c.needsACME() {
+		add("acme.challenges", "a site without a static certificate needs http-01 or tls-alpn-01")
+	}
+	if !validHeaderName(c.ClientIPHeader) {
+		add("client_ip_header", "expected a header name like X-Forwarded-For, found %q", c.ClientIPHeader)
+	}
+	for i, p := range c.TrustedProxies {
+		if !p.IsValid() {
+			add(fmt.Sprintf("trusted_proxies[%d]", i), "expected a CIDR")
+		}
+	}
+	if err := validHeaders(c.Headers); err != nil {
+		errs = append(errs, schema.Under("headers", err))
+	}
 	for i, h := range c.Honeypots {
 		if !strings.HasPrefix(h, "/") {
 			add(fmt.Sprintf("honeypots[%d]", i), "expected a path starting with /, found %q", h)
 		}
+	}
+	if l := c.Limits; l.HeaderBytes < 1<<10 || l.HeaderBytes > 1<<20 {
+		add("limits.header_bytes", "expected 1KiB to 1MiB, found %s", l.HeaderBytes)
 	}
 	hosts := map[string]bool{}
 	for i, s := range c.Sites {
@@ -188,10 +265,18 @@ func (c Config) Validate() error {
 		if (s.Certificate == "") != (s.Key == "") {
 			add(p+".certificate", "a static certificate needs both certificate and key")
 		}
+		if strings.HasPrefix(s.Host, "*.") && s.Certificate == "" {
+			add(p+".certificate", "a wildcard host needs a static certificate (ACME here uses http-01 and tls-alpn-01, which cannot prove a wildcard)")
+		}
 		if len(s.Routes) == 0 {
 			add(p+".routes", "a site needs at least one route")
 		}
+		paths := map[string]bool{}
 		for j, r := range s.Routes {
+			if paths[strings.ToLower(r.Path)] {
+				add(fmt.Sprintf("%s.routes[%d].path", p, j), "path %q is listed twice in this site", r.Path)
+			}
+			paths[strings.ToLower(r.Path)] = true
 			if err := r.validate(); err != nil {
 				errs = append(errs, schema.Under(fmt.Sprintf("%s.routes[%d]", p, j), err))
 			}
@@ -224,7 +309,7 @@ func (r Route) validate() error {
 		add("geo", "list allow or deny countries, not both")
 	}
 	if rl := r.RateLimit; rl != nil {
-		if rl.Rate.N == 0 {
+		if rl.Rate.N <= 0 || rl.Rate.Per <= 0 {
 			add("rate_limit.rate", "expected a rate like 10/s")
 		}
 		if rl.Burst < 0 {
@@ -234,12 +319,44 @@ func (r Route) validate() error {
 			add("rate_limit.action", "%v", err)
 		}
 	}
-	if b := r.BasicAuth; b != nil && b.Htpasswd == "" {
-		add("basic_auth.htpasswd", "expected the path of a bcrypt htpasswd file")
+	if b := r.BasicAuth; b != nil {
+		if b.Htpasswd == "" {
+			add("basic_auth.htpasswd", "expected the path of a bcrypt htpasswd file")
+		}
+		if strings.ContainsAny(b.Realm, "\"\\\r\n") {
+			add("basic_auth.realm", "a realm may not contain quotes, backslashes or line breaks")
+		}
 	}
 	if f := r.ForwardAuth; f != nil {
 		if u, err := url.Parse(f.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			add("forward_auth.url", "expected an http(s) URL of the auth service's verify endpoint, found %q", f.URL)
+		}
+		for i, h := range f.ResponseHeaders {
+			if !validHeaderName(h) {
+				add(fmt.Sprintf("forward_auth.response_headers[%d]", i), "expected a header name like Remote-User, found %q", h)
+			}
+		}
+	}
+	if err := validHeaders(r.Headers); err != nil {
+		errs = append(errs, schema.Under("headers", err))
+	}
+	if r.Timeout < 0 {
+		add("timeout", "expected a positive duration")
+	}
+	return errors.Join(errs...)
+}
+
+func validHeaders(h map[string]string) error {
+	var errs []error
+	for k, v := range h {
+		if !validHeaderName(k) {
+			errs = append(errs, schema.Errorf(k, "expected a header name"))
+		} else if !validHeaderValue(v) {
+			errs = append(errs, schema.Errorf(k, "the value has a control character"))
+		}
+		switch http.CanonicalHeaderKey(k) {
+		case "Server", "Content-Length", "Transfer-Encoding", "Connection", "Date":
+			errs = append(errs, schema.Errorf(k, "this header is the gateway's own and cannot be configured"))
 		}
 	}
 	return errors.Join(errs...)
@@ -254,7 +371,7 @@ func ValidUpstream(s string) error {
 		return nil
 	}
 	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("expected an upstream like http://127.0.0.1:3000 or unix:/run/app.sock, found %q", s)
 	}
 	return nil
@@ -279,3 +396,33 @@ func validHost(h string) error {
 
 // HSTSOn reports whether HSTS is sent (on by default).
 func (c Config) HSTSOn() bool { return c.HSTS == nil || *c.HSTS }
+
+// Challenge flags, as a bit set.
+const (
+	challengeHTTP = 1 << iota
+	challengeTLSALPN
+)
+
+// challenges returns the enabled challenge types as a bit set.
+func (c Config) challenges() int {
+	var n int
+	for _, ch := range c.ACME.Challenges {
+		switch ch {
+		case ChallengeHTTP01:
+			n |= challengeHTTP
+		case ChallengeTLSALPN01:
+			n |= challengeTLSALPN
+		}
+	}
+	return n
+}
+
+// needsACME reports whether any site gets its certificate from ACME.
+func (c Config) needsACME() bool {
+	for _, s := range c.Sites {
+		if s.Certificate == "" {
+			return true
+		}
+	}
+	return false
+}

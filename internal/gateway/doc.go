@@ -1,4 +1,91 @@
-// Package gateway is the edge reverse proxy: ACME TLS, sites and routes to
-// private upstreams, per-route policies and stealth. This file set holds its
-// configuration; the proxy arrives in the gateway part.
+// Package gateway is moat's edge reverse proxy: the only thing that faces
+// the internet. It terminates TLS with certificates from ACME (certmagic:
+// HTTP-01 and TLS-ALPN-01, renewal by ACME Renewal Info) or static files,
+// routes by host and path prefix to private upstreams (http, https, unix
+// sockets), and applies per-route policies before any byte reaches them.
+//
+// # Stealth
+//
+//   - An unknown TLS server name gets no certificate and no alert: the
+//     connection is closed during the handshake. A plain-HTTP request on
+//     the HTTPS port is closed unanswered too.
+//   - An unknown Host gets its connection closed without a response, on
+//     either port (HTTP/2: the stream is reset).
+//   - A request a policy refuses gets the route's deny answer: "drop"
+//     (closed, like nginx's 444) or "notfound", the very answer the site
+//     gives a path that does not exist: the request is replayed as a GET of
+//     a random path through the route such a path takes, so status,
+//     headers, body and timing match. Nothing ever answers 403.
+//   - No Server header: upstreams' Server and X-Powered-By (and similar)
+//     headers are removed; the gateway's own answers are minimal
+//     text/plain bodies. net/http itself answers only malformed requests
+//     (400, 431 for oversized headers), without a Server header or version.
+//
+// # Order of checks
+//
+// Every request, cheapest check first:
+//
+//  1. Host: unknown → dropped. (Port 80 then only answers ACME HTTP-01
+//     challenges and redirects to HTTPS with 308.)
+//  2. Honeypot paths (any host): reported as a failure; answered as a
+//     missing path (or dropped, on an unknown host).
+//  3. Route by longest path prefix, on the cleaned path (dot segments and
+//     repeated slashes resolved; prefixes match without regard to case and
+//     not only at segment boundaries). A path an application could read
+//     as another route (..;/ or backslashes) is answered as missing.
+//  4. Ban check: the client address against Deps.Bans.
+//  5. Allowlist: CIDRs, "vpn" (Deps.VPN), "admin" (Deps.Admin).
+//  6. Geo: countries admitted or refused; an address without a country
+//     fails an allow list and passes a deny list.
+//  7. Rate limit: a token bucket per client (IPv4 address, IPv6 /64) per
+//     route, in an LRU table bounded at 65,536 clients per route (16
+//     shards, least recently seen evicted, about 150 bytes each); 429 with
+//     Retry-After, or drop. A client's trips are reported at most once per
+//     10 s per route.
+//  8. Basic auth (bcrypt htpasswd): a per-client failure budget (10, then
+//     10 a minute) spent before hashing, a gateway-wide cap on concurrent
+//     bcrypt work (half the CPUs), a dummy hash for unknown users, a
+//     10-minute cache of verified credentials. Wrong credentials are
+//     reported as failures.
+//  9. Forward auth (Authelia, Authentik, oauth2-proxy): a GET to the verify
+//     URL with the client's headers but X-Forwarded-Method/-Proto/-Host/
+//     -Uri/-For written by the gateway; 2xx admits and copies the
+//     configured headers to the upstream request (the client's own values
+//     of those are always removed); any other answer goes to the client.
+//  10. Request limits: body size (413), body read deadline; header size,
+//     header and idle timeouts are the server's.
+//  11. Proxy, with X-Forwarded-For/-Proto/-Host and X-Real-IP set by the
+//     gateway, security headers added where the upstream set none (HSTS on
+//     HTTPS, nosniff, Referrer-Policy, X-Frame-Options; configurable per
+//     gateway and route), and upstream failures answered 502 without
+//     detail.
+//
+// The client address is the TCP peer, unless the peer is in
+// trusted_proxies: then it comes from client_ip_header (X-Forwarded-For by
+// default, walked from the right past trusted proxies). Forwarding headers
+// from anyone else are removed before the upstream sees the request.
+//
+// # Reload
+//
+// Reload builds the new config completely (certificates, htpasswd files,
+// new listeners, a new certificate manager if ACME settings changed)
+// before an atomic swap; requests read the config once, so those in
+// flight finish on the config they started with. Changed header limits or
+// timeouts start a new http.Server generation on the same socket; the old
+// one keeps its connections until they end. A config that fails to build
+// leaves the old one serving.
+//
+// # Observability
+//
+// Access log: one JSON object per line (time, site, route, client, peer
+// when behind a trusted proxy, method, path, proto, status, bytes,
+// duration_ms, ua, deny, user), buffered in memory and written by a
+// goroutine; when the disk cannot keep up, lines are dropped and counted,
+// never waited for. Status 444 means closed without an answer, 499 the
+// client went away. Metrics: moat_gateway_requests_total{site,route,code},
+// moat_gateway_request_duration_seconds{site,route},
+// moat_gateway_denials_total{site,route,reason},
+// moat_gateway_dropped_total{reason}, moat_gateway_failures_total{kind},
+// moat_gateway_tls_handshake_errors_total, moat_gateway_acme_events_total,
+// moat_gateway_reloads_total, moat_gateway_access_log_dropped_total.
 package gateway
