@@ -54,6 +54,7 @@ type Element struct {
 // A Sets holds one netlink socket, bound to the network namespace of the
 // thread that called NewSets. Its methods are safe for concurrent use.
 type Sets struct {
+	mu       sync.Mutex // one request on the socket at a time
 	conn     *nftables.Conn
 	nl       *netlink.Conn
 	table    *nftables.Table
@@ -427,55 +428,39 @@ func (s *Sets) set(name string) *nftables.Set {
 // ignore the add, so each chunk is added bare, deleted and added again in
 // one transaction (atomic: the element never leaves the set).
 func (s *Sets) write(ctx context.Context, set *nftables.Set, del []netip.Prefix, add []Element, renew bool) error {
-	type op struct {
-		del   bool
-		elems []nftables.SetElement
-	}
 	// Each group goes into one transaction.
-	var groups [][]op
+	var groups [][]elemOp
 	for chunk := range slices.Chunk(del, perMessage) {
-		var es []nftables.SetElement
-		for _, p := range chunk {
-			es = appendInterval(es, p, 0)
+		es := make([]Element, len(chunk))
+		for i, p := range chunk {
+			es[i] = Element{Prefix: p}
 		}
-		groups = append(groups, []op{{del: true, elems: es}})
+		groups = append(groups, []elemOp{{del: true, elems: es}})
 	}
 	for chunk := range slices.Chunk(add, perMessage) {
-		var es, bare []nftables.SetElement
-		for _, e := range chunk {
-			es = appendInterval(es, e.Prefix, e.Timeout)
-		}
 		if !renew || kernelRenews() {
-			groups = append(groups, []op{{elems: es}})
+			groups = append(groups, []elemOp{{elems: chunk}})
 			continue
 		}
-		for _, e := range chunk {
-			bare = appendInterval(bare, e.Prefix, 0)
+		bare := make([]Element, len(chunk))
+		for i, e := range chunk {
+			bare[i] = Element{Prefix: e.Prefix}
 		}
-		groups = append(groups, []op{{elems: bare}, {del: true, elems: bare}, {elems: es}})
+		groups = append(groups, []elemOp{{elems: bare}, {del: true, elems: bare}, {elems: chunk}})
 	}
 	const msgsPerTx = perTransaction / perMessage
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for len(groups) > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := 0
-		for len(groups) > 0 && (n == 0 || n+len(groups[0]) <= msgsPerTx) {
-			for _, o := range groups[0] {
-				var err error
-				if o.del {
-					err = s.conn.SetDeleteElements(set, o.elems)
-				} else {
-					err = s.conn.SetAddElements(set, o.elems)
-				}
-				if err != nil {
-					return err
-				}
-				n++
-			}
+		var tx []elemOp
+		for len(groups) > 0 && (len(tx) == 0 || len(tx)+len(groups[0]) <= msgsPerTx) {
+			tx = append(tx, groups[0]...)
 			groups = groups[1:]
 		}
-		if err := s.flush(ctx); err != nil {
+		if err := s.transact(ctx, set.Name, tx); err != nil {
 			return err
 		}
 	}
@@ -496,46 +481,30 @@ var kernelRenews = sync.OnceValue(func() bool {
 	return major > 6 || major == 6 && minor >= 12
 })
 
-// flush sends the queued messages as one transaction, bounded by ctx's
-// deadline (and a minute without one): a kernel that never answers must
-// not hang the caller.
-func (s *Sets) flush(ctx context.Context) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(time.Minute)
-	}
-	if s.nl != nil {
-		_ = s.nl.SetDeadline(deadline)
-		defer s.nl.SetDeadline(time.Time{})
-	}
-	if err := s.conn.Flush(); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%w (is table inet moat loaded? run moat apply firewall)", err)
-		}
-		return err
-	}
-	return nil
-}
-
-// appendInterval appends the kernel's form of p in an interval set: a
-// start element carrying the timeout, and an end element one past the
-// last address (none when p reaches the top of the address space).
-func appendInterval(es []nftables.SetElement, p netip.Prefix, timeout time.Duration) []nftables.SetElement {
-	es = append(es, nftables.SetElement{Key: p.Addr().AsSlice(), Timeout: timeout})
-	if next := lastAddr(p).Next(); next.IsValid() {
-		es = append(es, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
-	}
-	return es
-}
-
 // list reads a set and turns the kernel's start and end elements back
 // into prefixes.
 func (s *Sets) list(set *nftables.Set) ([]Element, error) {
+	s.mu.Lock()
 	raw, err := s.conn.GetSetElements(set)
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	return fromIntervals(raw), nil
+}
+
+// count returns the number of elements of a set, a range counting once.
+func (s *Sets) count(name string) (int, error) {
+	s.mu.Lock()
+	raw, err := s.conn.GetSetElements(s.set(name))
+	s.mu.Unlock()
+	n := 0
+	for _, e := range raw {
+		if !e.IntervalEnd {
+			n++
+		}
+	}
+	return n, err
 }
 
 // fromIntervals pairs each start element with the end element after it.
@@ -597,12 +566,19 @@ func maxAddr(a netip.Addr) netip.Addr {
 
 // lastAddr returns the highest address of p.
 func lastAddr(p netip.Prefix) netip.Addr {
-	b := p.Masked().Addr().AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
+	a := p.Masked().Addr()
+	if a.Is4() {
+		b := a.As4()
+		for i := p.Bits(); i < 32; i++ {
+			b[i/8] |= 0x80 >> (i % 8)
+		}
+		return netip.AddrFrom4(b)
+	}
+	b := a.As16()
+	for i := p.Bits(); i < 128; i++ {
 		b[i/8] |= 0x80 >> (i % 8)
 	}
-	a, _ := netip.AddrFromSlice(b)
-	return a
+	return netip.AddrFrom16(b)
 }
 
 // rangePrefixes returns the fewest prefixes covering lo..hi exactly.
@@ -627,6 +603,7 @@ func rangePrefixes(lo, hi netip.Addr) []netip.Prefix {
 }
 
 func splitElements(elems []Element) (v4, v6 []Element) {
+	v4 = make([]Element, 0, len(elems))
 	for _, e := range elems {
 		p, ok := normPrefix(e.Prefix)
 		if !ok {
@@ -651,21 +628,21 @@ func sortElements(es []Element) {
 // outermost sorts elems, keeps one element per prefix (the last given:
 // the caller's latest word) and drops elements inside a wider one.
 func outermost(elems []Element) []Element {
-	idx := make(map[netip.Prefix]int, len(elems))
-	uniq := make([]Element, 0, len(elems))
+	elems = slices.Clone(elems)
+	// Stable: among equal prefixes the last given stays last.
+	slices.SortStableFunc(elems, func(a, b Element) int {
+		return cmp.Or(a.Prefix.Addr().Compare(b.Prefix.Addr()), cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()))
+	})
+	out := elems[:0]
 	for _, e := range elems {
-		if i, ok := idx[e.Prefix]; ok {
-			uniq[i] = e
-			continue
-		}
-		idx[e.Prefix] = len(uniq)
-		uniq = append(uniq, e)
-	}
-	sortElements(uniq)
-	out := uniq[:0]
-	for _, e := range uniq {
-		if n := len(out); n > 0 && out[n-1].Prefix.Contains(e.Prefix.Addr()) {
-			continue
+		if n := len(out); n > 0 {
+			if out[n-1].Prefix == e.Prefix {
+				out[n-1] = e
+				continue
+			}
+			if out[n-1].Prefix.Contains(e.Prefix.Addr()) {
+				continue
+			}
 		}
 		out = append(out, e)
 	}

@@ -72,14 +72,8 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	}
 	defer sets.Close()
 	for i := range st.Sets {
-		raw, err := sets.conn.GetSetElements(sets.set(st.Sets[i].Name))
-		if err != nil {
+		if st.Sets[i].Elements, err = sets.count(st.Sets[i].Name); err != nil {
 			return nil, fmt.Errorf("count elements of set %s: %w", st.Sets[i].Name, err)
-		}
-		for _, e := range raw {
-			if !e.IntervalEnd {
-				st.Sets[i].Elements++
-			}
 		}
 	}
 	return st, nil
