@@ -52,15 +52,17 @@ func (c *conn) addUser(u []byte) {
 	}
 }
 
-// conns is a bounded table of connections: a ring of slots in creation
-// order and an index by pid. When the ring is full the oldest connection
-// is forgotten, so a flood of connections cannot grow memory; a
-// connection silent for longer than ttl is forgotten too (its pid may
-// have been reused).
+// conns is a bounded table of connections, direct-mapped by pid: a
+// connection lives in slot pid mod size, and a new connection whose pid
+// lands on an occupied slot replaces the one there. sshd's pids grow
+// until they wrap, so the connection replaced is, in practice, the
+// oldest; a flood of connections cannot grow memory, and finding a
+// connection costs an index, not a hash lookup. A connection silent for
+// longer than ttl is forgotten too (its pid may have been reused).
 type conns struct {
-	idx   map[int32]int32
 	slots []conn
-	next  int
+	mask  int
+	n     int
 	ttl   int64
 }
 
@@ -69,8 +71,13 @@ type conns struct {
 // where failures happen; ten minutes leaves room for slow log delivery.
 const connTTL = 600
 
+// newConns makes a table of at least n slots (a power of two).
 func newConns(n int) conns {
-	return conns{idx: make(map[int32]int32, n), slots: make([]conn, n), ttl: connTTL}
+	size := 64
+	for size < n {
+		size <<= 1
+	}
+	return conns{slots: make([]conn, size), mask: size - 1, ttl: connTTL}
 }
 
 // get returns the live connection of pid, or nil.
@@ -78,14 +85,12 @@ func (t *conns) get(pid int, now int64) *conn {
 	if pid <= 0 || pid > 1<<31-1 {
 		return nil
 	}
-	i, ok := t.idx[int32(pid)]
-	if !ok {
+	c := &t.slots[pid&t.mask]
+	if c.pid != int32(pid) {
 		return nil
 	}
-	c := &t.slots[i]
 	if d := now - c.last; d > t.ttl || d < -t.ttl {
-		delete(t.idx, c.pid)
-		*c = conn{}
+		t.forget(c)
 		return nil
 	}
 	c.last = now
@@ -98,28 +103,21 @@ func (t *conns) open(pid int, now int64) *conn {
 	if c := t.get(pid, now); c != nil || pid <= 0 || pid > 1<<31-1 {
 		return c
 	}
-	i := t.next
-	t.next = (t.next + 1) % len(t.slots)
-	c := &t.slots[i]
-	if c.pid != 0 {
-		if j, ok := t.idx[c.pid]; ok && int(j) == i {
-			delete(t.idx, c.pid)
-		}
+	c := &t.slots[pid&t.mask]
+	if c.pid == 0 {
+		t.n++
 	}
 	*c = conn{pid: int32(pid), last: now}
-	t.idx[int32(pid)] = int32(i)
 	return c
 }
 
 // forget drops c.
 func (t *conns) forget(c *conn) {
-	if c == nil {
+	if c == nil || c.pid == 0 {
 		return
 	}
-	if j, ok := t.idx[c.pid]; ok && &t.slots[j] == c {
-		delete(t.idx, c.pid)
-	}
 	*c = conn{}
+	t.n--
 }
 
-func (t *conns) len() int { return len(t.idx) }
+func (t *conns) len() int { return t.n }

@@ -182,8 +182,9 @@ type Options struct {
 	// year is the one that puts the line closest before Now (a day ahead
 	// is tolerated, for skew). Nil is time.Now.
 	Now func() time.Time
-	// MaxConns bounds the connections sshd follows at once; when full,
-	// the oldest is forgotten. Zero is DefaultMaxConns.
+	// MaxConns bounds the connections sshd follows at once (rounded up
+	// to a power of two); past it, old connections are forgotten. Zero is
+	// DefaultMaxConns.
 	MaxConns int
 	// MaxLine is the longest line read; a longer one is missed whole
 	// rather than cut, since a cut can leave an injected address behind.
@@ -193,7 +194,7 @@ type Options struct {
 
 // Defaults for Options.
 const (
-	DefaultMaxConns = 8192
+	DefaultMaxConns = 16384
 	DefaultMaxLine  = 16 << 10
 )
 
