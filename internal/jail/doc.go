@@ -18,8 +18,9 @@
 //
 // # Memory under a spray
 //
-// At most MaxTracked sources are tracked (1<<20 by default, about 70 bytes
-// each plus 8 bytes per extra failure held: under 100 MB full). A source is
+// At most MaxTracked sources are tracked (1<<20 by default, about 90 bytes
+// each, plus 8 per failure beyond the first held for a source with two or
+// more: about 100 MB full of single failures). A source is
 // forgotten when its newest failure leaves the window; admissions expire
 // the oldest sources as they go and Sweep expires the rest. When the table
 // is full, a new source evicts the least recently seen source among those

@@ -16,6 +16,9 @@ const DefaultMaxTracked = 1 << 20
 // banning a /128 only makes an attacker pick the next address.
 const DefaultIPv6Prefix = 64
 
+// maxAhead is how far past the clock a failure's timestamp may be.
+const maxAhead = time.Minute
+
 // maxMaxRetry bounds maxretry so a slot's count fits and its memory stays
 // small (blocks of maxretry-2 times per source with two or more failures).
 const maxMaxRetry = 1000
@@ -101,6 +104,9 @@ type Stats struct {
 	WhileBanned uint64 `json:"while_banned"`
 	// Stale counts failures older than the window when they arrived.
 	Stale uint64 `json:"stale"`
+	// Ahead counts failures dated more than a minute ahead of the clock,
+	// counted as of then.
+	Ahead uint64 `json:"ahead"`
 	// Decisions counts bans decided.
 	Decisions uint64 `json:"decisions"`
 	// Expired counts sources forgotten because their window passed.
@@ -127,6 +133,7 @@ type Engine struct {
 	ignore []netip.Prefix
 	t      *table
 	stats  Stats
+	future int64 // unix ns: failures dated later are counted at this time
 }
 
 // New returns the engine for jail name, with the config's unset fields
@@ -170,6 +177,7 @@ func (e *Engine) configure(cfg Jail, opts Options) error {
 		}
 	}
 	e.cfg, e.opts, e.ignore = cfg, opts, ignore
+	e.future = 0
 	return nil
 }
 
@@ -221,6 +229,16 @@ func (e *Engine) observe(ev Event) (Decision, bool) {
 	at := ev.Time
 	if at.IsZero() {
 		at = e.opts.Now()
+	} else if ns := at.UnixNano(); ns > e.future {
+		// A timestamp ahead of the clock (a zone mix-up, a bad year
+		// guess) must not carry the window's clock into the future, where
+		// every real failure would look stale. The clock is read only
+		// when a timestamp passes the last bound: about once a minute.
+		e.future = e.opts.Now().Add(maxAhead).UnixNano()
+		if ns > e.future {
+			at = time.Unix(0, e.future)
+			e.stats.Ahead++
+		}
 	}
 	attempts := max(ev.Attempts, 1)
 	wide := e.widen(addr)

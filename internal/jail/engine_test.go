@@ -336,6 +336,31 @@ func TestZeroTimeIsNow(t *testing.T) {
 	}
 }
 
+func TestFutureTimestampsClamped(t *testing.T) {
+	now := t0
+	e, _ := New("sshd", testJail(), Options{Now: func() time.Time { return now }})
+	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	e.Observe(a, t0.AddDate(1, 0, 0), 2) // a year ahead: counted as a minute ahead
+	for i := range 3 {
+		d, ok := e.Observe(b, t0.Add(time.Duration(i)*time.Second), 1)
+		if ok != (i == 2) {
+			t.Fatalf("failure %d of a real source: %v %+v", i, ok, d)
+		}
+	}
+	d, ok := e.Observe(a, t0.AddDate(1, 0, 0), 1)
+	if !ok || !d.At.Equal(t0.Add(maxAhead)) {
+		t.Fatalf("decision %+v %v", d, ok)
+	}
+	if s := e.Stats(); s.Ahead != 2 || s.Stale != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// As the clock moves, the bound moves with it.
+	now = t0.Add(time.Hour)
+	if d, ok := e.Observe(b, now.Add(30*time.Second), 3); !ok || !d.At.Equal(now.Add(30*time.Second)) {
+		t.Fatalf("decision %+v %v", d, ok)
+	}
+}
+
 func TestSweep(t *testing.T) {
 	e, _ := New("sshd", testJail(), Options{})
 	for i := range 5000 {
