@@ -104,7 +104,7 @@ func (d *Dispatcher) Reload(c Config) error {
 			routes[i].digest.carry(r.digest)
 			continue
 		}
-		d.deliver(workers, r.notifiers, r.digest.take(now))
+		d.deliver(workers, r.notifiers, d.stamp(r.digest.take(now), now))
 	}
 	d.routes, d.workers = routes, workers
 	if d.running != nil && !d.running.stopping {
@@ -239,7 +239,7 @@ func (d *Dispatcher) flushDue(now time.Time) time.Duration {
 		if !now.Before(g.due) {
 			local := now.In(d.opts.Location)
 			if g.severity >= Critical || !r.quiet.active(local) {
-				d.deliver(d.workers, r.notifiers, g.take(now))
+				d.deliver(d.workers, r.notifiers, d.stamp(g.take(now), now))
 				continue
 			}
 			g.due = r.quiet.end(local)
@@ -258,7 +258,7 @@ func (d *Dispatcher) shutdown() {
 		if r.digest == nil || !r.digest.pending() {
 			continue
 		}
-		e := r.digest.take(now)
+		e := d.stamp(r.digest.take(now), now)
 		if e.Severity < Critical && r.quiet.active(now.In(d.opts.Location)) {
 			d.metrics.suppressed.WithLabelValues("quiet_hours").Inc()
 			continue

@@ -417,18 +417,23 @@ func durationField(d time.Duration) string {
 	return d.String()
 }
 
-// durationText prints whole days, hours, minutes or seconds, the way an
-// operator writes bantimes.
+// durationText prints a duration the way an operator writes bantimes:
+// 10m, 1h30m, 2d, 1d6h; seconds only when there are any.
 func durationText(d time.Duration) string {
-	switch {
-	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
-		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
-	case d >= time.Hour && d%time.Hour == 0:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h"
-	case d >= time.Minute && d%time.Minute == 0:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m"
+	if d < time.Minute || d%time.Minute != 0 {
+		return d.Round(time.Second).String()
 	}
-	return d.Round(time.Second).String()
+	var b strings.Builder
+	for _, u := range []struct {
+		d    time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}} {
+		if n := d / u.d; n > 0 {
+			b.WriteString(strconv.FormatInt(int64(n), 10) + u.name)
+			d -= n * u.d
+		}
+	}
+	return b.String()
 }
 
 func bytesText(n uint64) string {
