@@ -11,6 +11,9 @@ package jail
 // bans and clears the slot) live in fixed-size blocks of a shared pool, so
 // the common case of one failure per source costs no block at all. Free
 // slots and blocks are reused: in the steady state nothing is allocated.
+// Slabs grow by fixed chunks rather than by reallocation, so growing to a
+// million sources never holds two copies of the slab at once (RSS stays
+// near the heap in use).
 
 // key is a source address widened to the jail's prefix, in 16-byte form
 // (IPv4 as IPv4-mapped IPv6).
@@ -29,15 +32,24 @@ type slot struct {
 // recently touched at the head.
 type class struct{ head, tail uint32 }
 
+// Slabs are chunked: slot or block i lives in chunk i>>chunkBits.
+const (
+	chunkBits = 12
+	chunkLen  = 1 << chunkBits
+	chunkMask = chunkLen - 1
+)
+
 type table struct {
 	maxRetry  int   // failures that ban; slots hold at most maxRetry-1
 	findTime  int64 // nanoseconds
 	capacity  int
 	index     map[key]uint32
-	slots     []slot // slots[0] is unused
+	slots     []*[chunkLen]slot // slot 0 is unused
+	nslots    uint32            // slots handed out, 0 included
 	freeSlots []uint32
-	stride    int     // maxRetry-2: older failures per block
-	pool      []int64 // blocks of stride times, ascending; block 0 unused
+	stride    int       // maxRetry-2: older failures per block
+	pool      [][]int64 // chunks of chunkLen blocks of stride times; block 0 unused
+	nblocks   uint32
 	freeBlks  []uint32
 	classes   []class // classes[n] for n in 1..maxRetry-1
 	sweepFrom int     // next class whose tail an admission checks for expiry
@@ -53,13 +65,24 @@ func newTable(maxRetry int, findTime int64, capacity int) *table {
 		findTime: findTime,
 		capacity: capacity,
 		index:    map[key]uint32{},
-		slots:    make([]slot, 1),
+		nslots:   1,
+		nblocks:  1,
 		classes:  make([]class, max(maxRetry, 1)),
 		scratch:  make([]int64, 0, maxRetry),
 	}
+	t.slots = append(t.slots, new([chunkLen]slot))
 	t.stride = max(maxRetry-2, 0)
-	t.pool = make([]int64, t.stride)
+	t.pool = append(t.pool, make([]int64, t.stride*chunkLen))
 	return t
+}
+
+// at returns slot i.
+func (t *table) at(i uint32) *slot { return &t.slots[i>>chunkBits][i&chunkMask] }
+
+// block returns block b's stride times.
+func (t *table) block(b uint32) []int64 {
+	off := int(b&chunkMask) * t.stride
+	return t.pool[b>>chunkBits][off : off+t.stride]
 }
 
 func (t *table) len() int { return len(t.index) }
@@ -90,7 +113,7 @@ func (t *table) observe(k key, at int64, attempts int) (outcome, int) {
 	if !ok {
 		return t.admit(k, at, attempts)
 	}
-	s := &t.slots[i]
+	s := t.at(i)
 	times := t.times(i)
 	ref := max(at, s.newest)
 	cut := ref - t.findTime
@@ -150,10 +173,13 @@ func (t *table) admit(k key, at int64, attempts int) (outcome, int) {
 		i = t.freeSlots[n-1]
 		t.freeSlots = t.freeSlots[:n-1]
 	} else {
-		t.slots = append(t.slots, slot{})
-		i = uint32(len(t.slots) - 1)
+		i = t.nslots
+		if i&chunkMask == 0 {
+			t.slots = append(t.slots, new([chunkLen]slot))
+		}
+		t.nslots++
 	}
-	t.slots[i].key = k
+	t.at(i).key = k
 	t.index[k] = i
 	times := t.scratch[:attempts]
 	for q := range times {
@@ -165,11 +191,10 @@ func (t *table) admit(k key, at int64, attempts int) (outcome, int) {
 
 // times returns slot i's failure times, ascending, in t.scratch.
 func (t *table) times(i uint32) []int64 {
-	s := &t.slots[i]
+	s := t.at(i)
 	times := t.scratch[:0]
 	if s.n > 1 {
-		b := int(s.block) * t.stride
-		times = append(times, t.pool[b:b+int(s.n)-1]...)
+		times = append(times, t.block(s.block)[:s.n-1]...)
 	}
 	return append(times, s.newest)
 }
@@ -177,7 +202,7 @@ func (t *table) times(i uint32) []int64 {
 // store writes times (ascending, 1..maxRetry-1 of them) into slot i and
 // moves it to the head of its class.
 func (t *table) store(i uint32, times []int64) {
-	s := &t.slots[i]
+	s := t.at(i)
 	if s.n > 0 {
 		t.unlink(i)
 	}
@@ -192,8 +217,7 @@ func (t *table) store(i uint32, times []int64) {
 		s.block = 0
 	}
 	if n > 1 {
-		b := int(s.block) * t.stride
-		copy(t.pool[b:b+n-1], times[:n-1])
+		copy(t.block(s.block), times[:n-1])
 	}
 	t.link(i, n)
 }
@@ -204,14 +228,17 @@ func (t *table) allocBlock() uint32 {
 		t.freeBlks = t.freeBlks[:n-1]
 		return b
 	}
-	b := uint32(len(t.pool) / t.stride)
-	t.pool = append(t.pool, make([]int64, t.stride)...)
+	b := t.nblocks
+	if b&chunkMask == 0 {
+		t.pool = append(t.pool, make([]int64, t.stride*chunkLen))
+	}
+	t.nblocks++
 	return b
 }
 
 // remove forgets slot i.
 func (t *table) remove(i uint32) {
-	s := &t.slots[i]
+	s := t.at(i)
 	t.unlink(i)
 	if s.block != 0 {
 		t.freeBlks = append(t.freeBlks, s.block)
@@ -223,10 +250,10 @@ func (t *table) remove(i uint32) {
 
 func (t *table) link(i uint32, n int) {
 	c := &t.classes[n]
-	s := &t.slots[i]
+	s := t.at(i)
 	s.prev, s.next = 0, c.head
 	if c.head != 0 {
-		t.slots[c.head].prev = i
+		t.at(c.head).prev = i
 	} else {
 		c.tail = i
 	}
@@ -234,15 +261,15 @@ func (t *table) link(i uint32, n int) {
 }
 
 func (t *table) unlink(i uint32) {
-	s := &t.slots[i]
+	s := t.at(i)
 	c := &t.classes[s.n]
 	if s.prev != 0 {
-		t.slots[s.prev].next = s.next
+		t.at(s.prev).next = s.next
 	} else {
 		c.head = s.next
 	}
 	if s.next != 0 {
-		t.slots[s.next].prev = s.prev
+		t.at(s.next).prev = s.prev
 	} else {
 		c.tail = s.prev
 	}
@@ -260,7 +287,7 @@ func (t *table) expireSome(n int) {
 			t.sweepFrom = 1
 		}
 		c := &t.classes[t.sweepFrom]
-		if c.tail != 0 && t.slots[c.tail].newest <= cut {
+		if c.tail != 0 && t.at(c.tail).newest <= cut {
 			t.remove(c.tail)
 			t.expired++
 		}
@@ -273,14 +300,14 @@ func (t *table) sweep(now int64) int {
 	t.clock = max(t.clock, now)
 	cut := t.clock - t.findTime
 	n := 0
-	for i := 1; i < len(t.slots); i++ {
-		if s := &t.slots[i]; s.n > 0 && s.newest <= cut {
-			t.remove(uint32(i))
+	for i := uint32(1); i < t.nslots; i++ {
+		if s := t.at(i); s.n > 0 && s.newest <= cut {
+			t.remove(i)
 			n++
 		}
 	}
 	t.expired += uint64(n)
-	if len(t.index) == 0 && len(t.slots) > 1024 {
+	if len(t.index) == 0 && t.nslots > chunkLen {
 		// A spray is over: give its memory back.
 		*t = *newTableLike(t)
 	}
@@ -317,9 +344,9 @@ func (t *table) lookup(k key) int {
 // each calls f with every slot's key and times (ascending; valid only
 // during the call).
 func (t *table) each(f func(k key, times []int64)) {
-	for i := 1; i < len(t.slots); i++ {
-		if t.slots[i].n > 0 {
-			f(t.slots[i].key, t.times(uint32(i)))
+	for i := uint32(1); i < t.nslots; i++ {
+		if s := t.at(i); s.n > 0 {
+			f(s.key, t.times(i))
 		}
 	}
 }
