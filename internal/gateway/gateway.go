@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"runtime"
@@ -370,9 +371,19 @@ func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) 
 		}
 		return
 	}
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		plain(w, http.StatusRequestEntityTooLarge)
+	if st != nil && st.bodyErr != nil {
+		// The client's body, not the upstream, failed.
+		var tooLarge *http.MaxBytesError
+		var ne net.Error
+		w.Header()["Connection"] = connClose
+		switch {
+		case errors.As(st.bodyErr, &tooLarge):
+			plain(w, http.StatusRequestEntityTooLarge)
+		case errors.As(st.bodyErr, &ne) && ne.Timeout():
+			plain(w, http.StatusRequestTimeout)
+		default:
+			plain(w, http.StatusBadRequest)
+		}
 		return
 	}
 	if g.logLimit.allow() {

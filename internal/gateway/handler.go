@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"math"
 	"net/http"
 	"net/netip"
@@ -30,7 +31,8 @@ type reqState struct {
 	trusted bool
 	tls     bool
 	dropped bool
-	depth   int // 1 while answering as the site's 404 through its fallback route
+	depth   int   // 1 while answering as the site's 404 through its fallback route
+	bodyErr error // why reading the client's body failed, if it did
 	denied  string
 	user    string
 }
@@ -113,6 +115,12 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, tls bool) {
 	st.w = respWriter{ResponseWriter: w, st: st}
 	defer g.finish(st)
 	st.client, st.peer, st.trusted = rt.clientIP.resolve(r)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// A chunked HTTP/1 request may have come with a Content-Length
+		// that net/http dropped: RFC 9112 6.1 says close after answering,
+		// so that no proxy in front can be desynchronised.
+		w.Header()["Connection"] = connClose
+	}
 	st.host = normalizeHost(r.Host)
 	s := rt.lookup(st.host)
 	st.site = s
@@ -172,7 +180,25 @@ func (g *Gateway) serveInsecure(st *reqState, r *http.Request) {
 	w.WriteHeader(http.StatusPermanentRedirect)
 }
 
-var zeroLength = []string{"0"}
+var (
+	zeroLength = []string{"0"}
+	connClose  = []string{"close"}
+)
+
+// clientBody notes why reading the client's body failed, so that the
+// answer blames the client (400, 408, 413), not the upstream.
+type clientBody struct {
+	io.ReadCloser
+	st *reqState
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.st.bodyErr == nil {
+		b.st.bodyErr = err
+	}
+	return n, err
+}
 
 // serveRoute runs a route's policies in order, then proxies.
 func (g *Gateway) serveRoute(st *reqState, r *http.Request, rte *route) {
@@ -227,7 +253,7 @@ func (g *Gateway) serveRoute(st *reqState, r *http.Request, rte *route) {
 			plain(&st.w, http.StatusRequestEntityTooLarge)
 			return
 		}
-		r.Body = http.MaxBytesReader(&st.w, r.Body, int64(limits.BodyBytes))
+		r.Body = &clientBody{ReadCloser: http.MaxBytesReader(&st.w, r.Body, int64(limits.BodyBytes)), st: st}
 		if r.Header["Upgrade"] == nil {
 			http.NewResponseController(&st.w).SetReadDeadline(time.Now().Add(limits.BodyTimeout.D()))
 		}
@@ -357,7 +383,7 @@ type cannedBody struct {
 var canned = map[int]cannedBody{}
 
 func init() {
-	for _, c := range []int{400, 401, 404, 413, 429, 502, 503} {
+	for _, c := range []int{400, 401, 404, 408, 413, 429, 502, 503} {
 		b := []byte(strconv.Itoa(c) + " " + http.StatusText(c) + "\n")
 		canned[c] = cannedBody{body: b, length: []string{strconv.Itoa(len(b))}}
 	}

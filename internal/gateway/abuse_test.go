@@ -1,0 +1,177 @@
+package gateway
+
+import (
+	"crypto/tls"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/moat-sh/moat/internal/schema"
+)
+
+// healthy checks that normal clients are served quickly while an abuse
+// test runs.
+func (e *env) healthy(t *testing.T, within time.Duration) {
+	t.Helper()
+	start := time.Now()
+	resp, _, err := e.do(e.newClient(false), "GET", "https://app.test/", "")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("a normal client failed during abuse: %v %v", resp, err)
+	}
+	if d := time.Since(start); d > within {
+		t.Errorf("a normal client took %v during abuse", d)
+	}
+}
+
+func TestRequestSmuggling(t *testing.T) {
+	a := newApp(t)
+	e := startEnv(t, a, baseConfig(t, a.URL), Deps{})
+	smuggled := "GET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n"
+	cases := []struct {
+		name, raw string
+	}{
+		{"CL.TE", "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled},
+		{"TE.CL", "POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n8\r\nSMUGGLED\r\n0\r\n\r\n"},
+		{"duplicate CL", "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\nhello" + smuggled},
+		{"CL list", "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5, 50\r\n\r\nhello" + smuggled},
+		{"obfuscated TE", "POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: xchunked\r\nContent-Length: 5\r\n\r\nhello" + smuggled},
+		{"TE list", "POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n"},
+		{"TE space", "POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
+		{"bare LF", "POST /echo HTTP/1.1\nHost: app.test\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\n\n" + smuggled},
+		{"negative CL", "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: -1\r\n\r\n" + smuggled},
+		{"plus CL", "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: +5\r\n\r\nhello" + smuggled},
+	}
+	for _, c := range cases {
+		before := len(a.requests())
+		out, _ := e.rawTLS("app.test", c.raw)
+		resps := readResponses(out)
+		var codes []int
+		for _, r := range resps {
+			codes = append(codes, r.StatusCode)
+		}
+		// Refused (4xx/5xx), or at most one request with one
+		// unambiguous body reached the app; never the smuggled one.
+		for _, r := range a.requests()[before:] {
+			if r.URL.Path == "/smuggled" {
+				t.Errorf("%s: the smuggled request reached the app", c.name)
+			}
+		}
+		if n := len(a.requests()) - before; n > 1 {
+			t.Errorf("%s: the app saw %d requests", c.name, n)
+		}
+		if len(resps) > 1 {
+			t.Errorf("%s: %d answers on one connection: %v", c.name, len(resps), codes)
+		}
+		t.Logf("%s → %v", c.name, codes)
+	}
+	e.healthy(t, time.Second)
+}
+
+func TestOversizedHeadersRefused(t *testing.T) {
+	a := newApp(t)
+	cfg := baseConfig(t, a.URL)
+	cfg.Limits.HeaderBytes = 8 << 10
+	e := startEnv(t, a, cfg, Deps{})
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			out, _ := e.rawTLS("app.test", "GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
+			if !strings.HasPrefix(out, "HTTP/1.1 431 ") {
+				t.Errorf("oversized headers: %.60q", out)
+			}
+		})
+	}
+	e.healthy(t, time.Second)
+	wg.Wait()
+	// Many small headers count too.
+	var b strings.Builder
+	for i := range 2000 {
+		b.WriteString("X-H" + strings.Repeat("x", i%7) + ": v\r\n")
+	}
+	out, _ := e.rawTLS("app.test", "GET / HTTP/1.1\r\nHost: app.test\r\n"+b.String()+"\r\n")
+	if !strings.HasPrefix(out, "HTTP/1.1 431 ") {
+		t.Errorf("many headers: %.60q", out)
+	}
+}
+
+func TestSlowlorisTimedOut(t *testing.T) {
+	a := newApp(t)
+	cfg := baseConfig(t, a.URL)
+	cfg.Limits.HeaderTimeout = schema.Duration(time.Second)
+	cfg.Limits.BodyTimeout = schema.Duration(time.Second)
+	e := startEnv(t, a, cfg, Deps{})
+	const slow = 50
+	var closedIn [slow]time.Duration
+	var wg sync.WaitGroup
+	var opened atomic.Int64
+	for i := range slow {
+		wg.Go(func() {
+			c, err := tls.Dial("tcp", e.g.HTTPSAddr(), &tls.Config{ServerName: "app.test", RootCAs: getPKI(t).pool, NextProtos: []string{"http/1.1"}})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			opened.Add(1)
+			start := time.Now()
+			raw := "GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: " + strings.Repeat("a", 100)
+			// One byte every 100 ms: the header would take 10 s.
+			for j := 0; j < len(raw); j++ {
+				if _, err := c.Write([]byte{raw[j]}); err != nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+				c.SetReadDeadline(time.Now().Add(time.Millisecond))
+				if _, err := c.Read(make([]byte, 1)); err == io.EOF || (err != nil && !isTimeout(err)) {
+					break
+				}
+			}
+			closedIn[i] = time.Since(start)
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	for range 5 {
+		e.healthy(t, 500*time.Millisecond)
+	}
+	// A slow body is cut by the body timeout.
+	wg.Go(func() {
+		c, err := tls.Dial("tcp", e.g.HTTPSAddr(), &tls.Config{ServerName: "app.test", RootCAs: getPKI(t).pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		io.WriteString(c, "POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\n")
+		start := time.Now()
+		for range 100 {
+			if _, err := c.Write([]byte("x")); err != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+			c.SetReadDeadline(time.Now().Add(time.Millisecond))
+			if n, err := c.Read(make([]byte, 512)); n > 0 || err == io.EOF {
+				break
+			}
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("slow body kept for %v", d)
+		}
+	})
+	wg.Wait()
+	if opened.Load() != slow {
+		t.Fatalf("opened %d slow connections", opened.Load())
+	}
+	for i, d := range closedIn {
+		if d > 2500*time.Millisecond {
+			t.Errorf("slow client %d kept for %v (header timeout 1 s)", i, d)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(interface{ Timeout() bool })
+	return ok && ne.Timeout()
+}
