@@ -60,7 +60,7 @@ func Open(path string) (*DB, error) {
 		return nil, fmt.Errorf("open geo database: %s is not a regular file (hint: give the path of the .mmdb file itself)", path)
 	}
 	if fi.Size() > maxSize {
-		return nil, fmt.Errorf("open geo database: %s is %d bytes, more than the %d a country database needs (%s)", path, fi.Size(), maxSize, downloadHint)
+		return nil, fmt.Errorf("open geo database: %s is %d MiB, too large for a country database (%s, about 10 MiB)", path, fi.Size()>>20, downloadHint)
 	}
 	buf, err := os.ReadFile(path)
 	if err != nil {

@@ -21,7 +21,7 @@ func (db *DB) Prefixes(countries []string) (v4, v6 []netip.Prefix, err error) {
 	for _, c := range countries {
 		code, ok := normCode(c)
 		if !ok {
-			return nil, nil, fmt.Errorf("geo: %q is not a two-letter country code (hint: use ISO 3166-1 alpha-2 codes like DE or US)", c)
+			return nil, nil, fmt.Errorf("geo prefixes: %q is not a two-letter country code (hint: use ISO 3166-1 alpha-2 codes like DE or US)", c)
 		}
 		want[code] = true
 	}
@@ -44,10 +44,10 @@ func (db *DB) Prefixes(countries []string) (v4, v6 []netip.Prefix, err error) {
 	n := 0
 	for res := range r.Networks(maxminddb.IncludeNetworksWithoutData(), maxminddb.IncludeAliasedNetworks()) {
 		if err := res.Err(); err != nil {
-			return nil, nil, fmt.Errorf("geo: walk %s: %w (hint: the file may be damaged; download it again)", db.meta.Path, err)
+			return nil, nil, fmt.Errorf("walk geo database %s: %w (hint: the file may be damaged; download it again)", db.meta.Path, err)
 		}
 		if n++; n > maxNetworks {
-			return nil, nil, fmt.Errorf("geo: walk %s: more than %d networks, more than any country database has (hint: the file may be damaged; download it again)", db.meta.Path, maxNetworks)
+			return nil, nil, fmt.Errorf("walk geo database %s: more than %d networks, more than any country database has (hint: the file may be damaged; download it again)", db.meta.Path, maxNetworks)
 		}
 		if !res.Found() {
 			continue
@@ -61,7 +61,7 @@ func (db *DB) Prefixes(countries []string) (v4, v6 []netip.Prefix, err error) {
 		if !seen {
 			code, err := decodeCode(res)
 			if err != nil {
-				return nil, nil, fmt.Errorf("geo: %s: %w", db.meta.Path, err)
+				return nil, nil, fmt.Errorf("walk geo database %s: %w", db.meta.Path, err)
 			}
 			ok = want[code]
 			match[off] = ok
