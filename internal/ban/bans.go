@@ -259,11 +259,10 @@ func (s *Store) Active(ctx context.Context) ([]Ban, error) {
 // Contains reports whether a is inside an active ban. It reads memory
 // only, for the gateway's every request.
 func (s *Store) Contains(a netip.Addr) bool {
-	a = a.Unmap()
-	now := s.now().UnixNano()
 	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.active.contains(a, now)
+	exp, ok := s.active.lookup(a.Unmap())
+	s.mu.RUnlock()
+	return ok && (exp == 0 || exp > s.now().UnixNano())
 }
 
 // Len returns the number of bans in memory, including ended ones not yet

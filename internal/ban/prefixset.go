@@ -105,24 +105,39 @@ func (s *prefixSet) delete(p netip.Prefix) bool {
 	return true
 }
 
-// contains reports whether a (unmapped) is in a prefix not expired at now.
-func (s *prefixSet) contains(a netip.Addr, now int64) bool {
+// lookup returns the latest expiry of the prefixes containing a
+// (unmapped): 0 if one is permanent; ok is false when none does. The
+// caller compares with the clock, which it reads only on a hit: most
+// lookups miss, and a clock read costs as much as a probe.
+func (s *prefixSet) lookup(a netip.Addr) (expires int64, ok bool) {
 	if a.Is4() {
 		b := a.As4()
 		u := binary.BigEndian.Uint32(b[:])
 		for _, bits := range s.lens4 {
-			if exp, ok := s.v4[bits][u&^(^uint32(0)>>bits)]; ok && (exp == 0 || exp > now) {
-				return true
+			if exp, hit := s.v4[bits][u&^(^uint32(0)>>bits)]; hit {
+				if exp == 0 {
+					return 0, true
+				}
+				expires, ok = max(expires, exp), true
 			}
 		}
-		return false
+		return expires, ok
 	}
 	for _, bits := range s.lens6 {
-		if exp, ok := s.v6[bits][key6(a, bits)]; ok && (exp == 0 || exp > now) {
-			return true
+		if exp, hit := s.v6[bits][key6(a, bits)]; hit {
+			if exp == 0 {
+				return 0, true
+			}
+			expires, ok = max(expires, exp), true
 		}
 	}
-	return false
+	return expires, ok
+}
+
+// contains reports whether a is in a prefix not expired at now.
+func (s *prefixSet) contains(a netip.Addr, now int64) bool {
+	exp, ok := s.lookup(a)
+	return ok && (exp == 0 || exp > now)
 }
 
 // overlapping returns the prefixes in the set that overlap p, expired or
