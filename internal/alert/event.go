@@ -119,6 +119,9 @@ func (e Event) normalize() Event {
 // most n runes, marking a cut with an ellipsis. multiline keeps newlines
 // and tabs.
 func clean(s string, n int, multiline bool) string {
+	if plainASCII(s, n, multiline) {
+		return s
+	}
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	var b strings.Builder
@@ -139,6 +142,21 @@ func clean(s string, n int, multiline bool) string {
 		count++
 	}
 	return strings.TrimRightFunc(b.String(), unicode.IsSpace)
+}
+
+// plainASCII reports whether clean would return s unchanged because it is
+// short, printable ASCII without trailing space: most event text.
+func plainASCII(s string, n int, multiline bool) bool {
+	if len(s) > n || (len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\n' || s[len(s)-1] == '\t')) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < ' ' || c > '~') && !(multiline && (c == '\n' || c == '\t')) {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate cuts s to at most n bytes on a rune boundary, marking a cut.

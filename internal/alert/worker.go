@@ -85,8 +85,8 @@ func (w *worker) enqueue(e Event) {
 	w.mu.Lock()
 	if len(w.q) >= w.limit {
 		victim := 0
-		for i, q := range w.q {
-			if q.Severity < w.q[victim].Severity {
+		for i := 1; i < len(w.q) && w.q[victim].Severity > Info; i++ {
+			if w.q[i].Severity < w.q[victim].Severity {
 				victim = i
 			}
 		}
@@ -95,7 +95,14 @@ func (w *worker) enqueue(e Event) {
 			w.mu.Unlock()
 			return
 		}
-		w.q = append(w.q[:victim], w.q[victim+1:]...)
+		if victim == 0 { // the common case: no copying
+			w.q[0] = Event{}
+			w.q = w.q[1:]
+		} else {
+			copy(w.q[victim:], w.q[victim+1:])
+			w.q[len(w.q)-1] = Event{}
+			w.q = w.q[:len(w.q)-1]
+		}
 	}
 	w.q = append(w.q, e)
 	w.queued.Set(float64(len(w.q)))
