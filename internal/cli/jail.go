@@ -17,17 +17,20 @@ import (
 )
 
 func init() {
-	register(command{"jail", "jail replay --jail NAME FILE: the bans a log would have produced", 56, runJail})
+	register(command{"jail", "jail status [NAME] | jail replay --jail NAME FILE: jails' counters; the bans a log would have produced", 56, runJail})
 }
 
 const jailReplaySynopsis = "jail replay --jail NAME FILE [--json] [-c FILE]"
 
 func runJail(e *env, args []string) int {
-	if len(args) == 0 || args[0] != "replay" {
-		fmt.Fprintf(e.stderr, "Usage: moat %s\n", jailReplaySynopsis)
-		return ExitUsage
+	switch {
+	case len(args) > 0 && args[0] == "replay":
+		return runJailReplay(e, args[1:])
+	case len(args) > 0 && args[0] == "status":
+		return runJailStatus(e, args[1:])
 	}
-	return runJailReplay(e, args[1:])
+	fmt.Fprintf(e.stderr, "Usage: moat %s\n       moat jail status [NAME] [--json]\n", jailReplaySynopsis)
+	return ExitUsage
 }
 
 func runJailReplay(e *env, args []string) int {

@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/control"
+	"github.com/moat-sh/moat/internal/daemon"
+)
+
+func init() {
+	register(command{"run", "the daemon: guard, gateway, alerts, metrics, control socket", 40, runRun})
+	register(command{"status", "each layer's state, from the running daemon (--json)", 41, runStatus})
+	register(command{"bans", "active bans (--json)", 50, runBans})
+	register(command{"ban", "ban ADDR|CIDR [--for 1h] [--reason TEXT]", 51, runBan})
+	register(command{"unban", "unban ADDR|CIDR", 52, runUnban})
+	register(command{"reload", "reload moat.yaml in the running daemon (as SIGHUP)", 53, runReload})
+}
+
+func socketFlag(f *flags) *string {
+	return f.String("socket", control.DefaultPath, "the daemon's control `socket`")
+}
+
+func runRun(e *env, args []string) int {
+	f := newFlags(e, "run", "run [-c FILE] [--state DIR] [--socket PATH]")
+	state := f.String("state", "/var/lib/moat", "state `dir` (moat.db: bans, history, log positions)")
+	sock := socketFlag(f)
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	err := daemon.Run(ctx, daemon.Options{
+		ConfigPath: config.Path(f.config), Explicit: f.explicitConfig(),
+		Socket: *sock, StateDir: *state, Version: Version(), Log: e.log, Reload: reload,
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
+		if _, ok := err.(interface{ Unwrap() []error }); ok {
+			return ExitUsage // config errors
+		}
+		return ExitRuntime
+	}
+	return ExitOK
+}
+
+func call(e *env, sock, cmd string, args, out any) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := control.Call(ctx, sock, cmd, args, out); err != nil {
+		fmt.Fprintf(e.stderr, "moat %s: %v\n", cmd, err)
+		return false
+	}
+	return true
+}
+
+func printJSON(e *env, v any) int {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return ExitRuntime
+	}
+	return ExitOK
+}
+
+func runBans(e *env, args []string) int {
+	f := newFlags(e, "bans", "bans [--json]")
+	asJSON := f.Bool("json", false, "JSON output")
+	sock := socketFlag(f)
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	var bans []ban.Ban
+	if !call(e, *sock, daemon.CmdBans, nil, &bans) {
+		return ExitRuntime
+	}
+	if *asJSON {
+		return printJSON(e, bans)
+	}
+	now := time.Now()
+	for _, b := range bans {
+		fmt.Fprintln(e.stdout, daemon.BanLine(b, now))
+	}
+	fmt.Fprintf(e.stdout, "%d active ban(s)\n", len(bans))
+	return ExitOK
+}
+
+func runBan(e *env, args []string) int {
+	f := newFlags(e, "ban", "ban ADDR|CIDR [--for DURATION] [--reason TEXT]")
+	dur := f.String("for", "", "ban `duration` (e.g. 1h, 7d); until unbanned when empty")
+	reason := f.String("reason", "", "why, for the record and alerts")
+	sock := socketFlag(f)
+	target, rest := splitTarget(args)
+	if code, ok := f.parse(rest); !ok {
+		return code
+	}
+	if target == "" && f.NArg() == 1 {
+		target = f.Arg(0)
+	}
+	if target == "" {
+		f.Usage()
+		return ExitUsage
+	}
+	if _, err := daemon.ParseTarget(target); err != nil {
+		fmt.Fprintf(e.stderr, "moat ban: %v\n", err)
+		return ExitUsage
+	}
+	var b ban.Ban
+	if !call(e, *sock, daemon.CmdBan, daemon.BanArgs{Target: target, For: *dur, Reason: *reason}, &b) {
+		return ExitRuntime
+	}
+	fmt.Fprintln(e.stdout, "banned", daemon.BanLine(b, time.Now()))
+	return ExitOK
+}
+
+func runUnban(e *env, args []string) int {
+	f := newFlags(e, "unban", "unban ADDR|CIDR")
+	sock := socketFlag(f)
+	target, rest := splitTarget(args)
+	if code, ok := f.parse(rest); !ok {
+		return code
+	}
+	if target == "" && f.NArg() == 1 {
+		target = f.Arg(0)
+	}
+	if target == "" {
+		f.Usage()
+		return ExitUsage
+	}
+	if _, err := daemon.ParseTarget(target); err != nil {
+		fmt.Fprintf(e.stderr, "moat unban: %v\n", err)
+		return ExitUsage
+	}
+	var lifted []ban.Ban
+	if !call(e, *sock, daemon.CmdUnban, daemon.UnbanArgs{Target: target}, &lifted) {
+		return ExitRuntime
+	}
+	for _, b := range lifted {
+		fmt.Fprintln(e.stdout, "unbanned", b.Prefix)
+	}
+	return ExitOK
+}
+
+// splitTarget lets the address come first (`moat ban 1.2.3.4 --for 1h`),
+// which the flag package alone would not allow.
+func splitTarget(args []string) (string, []string) {
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		return args[0], args[1:]
+	}
+	return "", args
+}
+
+func runReload(e *env, args []string) int {
+	f := newFlags(e, "reload", "reload")
+	sock := socketFlag(f)
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	var msg string
+	if !call(e, *sock, daemon.CmdReload, nil, &msg) {
+		return ExitUsage
+	}
+	fmt.Fprintln(e.stdout, msg)
+	return ExitOK
+}
+
+func runJailStatus(e *env, args []string) int {
+	f := newFlags(e, "jail status", "jail status [NAME] [--json]")
+	asJSON := f.Bool("json", false, "JSON output")
+	sock := socketFlag(f)
+	name, rest := splitTarget(args)
+	if code, ok := f.parse(rest); !ok {
+		return code
+	}
+	var jails []json.RawMessage
+	if !call(e, *sock, daemon.CmdJails, nil, &jails) {
+		return ExitRuntime
+	}
+	var out []json.RawMessage
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JAIL\tFILTER\tSOURCE\tLINES\tFAILURES\tUNATTRIBUTED\tTRACKED\tBANS\tRULE")
+	for _, raw := range jails {
+		var j struct {
+			Name, Filter, Mode, Source string
+			Lines                      uint64
+			Matched                    uint64 `json:"failures_matched"`
+			Unattributable             uint64
+			MaxRetry                   int
+			FindTime, BanTime          string
+			Stats                      struct {
+				Decisions uint64
+				Tracked   int
+			}
+		}
+		json.Unmarshal(raw, &j)
+		if name != "" && j.Name != name {
+			continue
+		}
+		out = append(out, raw)
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d in %s → %s\n", j.Name, j.Filter, j.Mode, j.Source, j.Lines, j.Matched,
+			j.Unattributable, j.Stats.Tracked, j.Stats.Decisions, j.MaxRetry, j.FindTime, j.BanTime)
+	}
+	if name != "" && len(out) == 0 {
+		fmt.Fprintf(e.stderr, "moat jail status: no jail %q\n", name)
+		return ExitUsage
+	}
+	if *asJSON {
+		return printJSON(e, out)
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+func runStatus(e *env, args []string) int {
+	f := newFlags(e, "status", "status [--json]")
+	asJSON := f.Bool("json", false, "JSON output")
+	sock := socketFlag(f)
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	var st daemon.Status
+	if !call(e, *sock, daemon.CmdStatus, nil, &st) {
+		return ExitRuntime
+	}
+	if *asJSON {
+		return printJSON(e, st)
+	}
+	fmt.Fprintf(e.stdout, "moat %s, up %s, config %s\n\n", st.Version, st.Uptime, orNone(st.Config))
+	fmt.Fprintln(e.stdout, "FIREWALL")
+	if st.Firewall != nil {
+		st.Firewall.WriteText(e.stdout)
+	} else {
+		fmt.Fprintf(e.stdout, "  not read: %s\n", st.FWError)
+	}
+	fmt.Fprintf(e.stdout, "\nGUARD  %d active ban(s)\n", st.Bans)
+	for _, j := range st.Jails {
+		fmt.Fprintf(e.stdout, "  %-10s %s/%s from %s: %d lines, %d failures, %d bans, %d tracked\n",
+			j.Name, j.Filter, j.Mode, j.Source, j.Lines, j.Matched, j.Stats.Decisions, j.Stats.Tracked)
+	}
+	if st.Gateway != nil {
+		fmt.Fprintf(e.stdout, "\nGATEWAY  http %s, https %s\n", st.Gateway.HTTP, st.Gateway.HTTPS)
+		for _, s := range st.Gateway.Sites {
+			fmt.Fprintf(e.stdout, "  %s\n", s)
+		}
+	}
+	fmt.Fprintln(e.stdout, "\nALERTS")
+	if len(st.Notifiers) == 0 {
+		fmt.Fprintln(e.stdout, "  no notifiers configured")
+	}
+	for _, n := range st.Notifiers {
+		fmt.Fprintf(e.stdout, "  %+v\n", n)
+	}
+	return ExitOK
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(built-in defaults)"
+	}
+	return s
+}

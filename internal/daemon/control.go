@@ -1,0 +1,177 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moat-sh/moat/internal/alert"
+	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/control"
+	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/schema"
+)
+
+// Control socket commands and their arguments, shared with the CLI.
+const (
+	CmdBans   = "bans"
+	CmdBan    = "ban"
+	CmdUnban  = "unban"
+	CmdJails  = "jails"
+	CmdStatus = "status"
+	CmdReload = "reload"
+)
+
+// BanArgs are `moat ban`'s.
+type BanArgs struct {
+	Target string `json:"target"` // address or CIDR
+	For    string `json:"for"`    // duration; "" is until unbanned
+	Reason string `json:"reason"`
+}
+
+// UnbanArgs are `moat unban`'s.
+type UnbanArgs struct {
+	Target string `json:"target"`
+}
+
+// Status is `moat status`'s view of the running daemon.
+type Status struct {
+	Version   string                 `json:"version"`
+	Config    string                 `json:"config"`
+	Uptime    string                 `json:"uptime"`
+	Bans      int                    `json:"active_bans"`
+	Jails     []jailStatus           `json:"jails"`
+	Firewall  *firewall.Status       `json:"firewall,omitempty"`
+	FWError   string                 `json:"firewall_error,omitempty"`
+	Notifiers []alert.NotifierHealth `json:"notifiers"`
+	Gateway   *GatewayStatus         `json:"gateway,omitempty"`
+	Dropped   uint64                 `json:"ban_events_dropped"`
+}
+
+// GatewayStatus names the gateway's sites and listeners.
+type GatewayStatus struct {
+	HTTP  string   `json:"http"`
+	HTTPS string   `json:"https"`
+	Sites []string `json:"sites"`
+}
+
+// ParseTarget reads an address or CIDR to ban, never a host name.
+func ParseTarget(s string) (netip.Prefix, error) {
+	c, err := schema.ParseCIDR(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%v (moat bans addresses and networks, never host names)", err)
+	}
+	return c.Prefix, nil
+}
+
+func (d *Daemon) handlers(s *control.Server) {
+	s.Handle(CmdBans, func(ctx context.Context, _ json.RawMessage) (any, error) {
+		return d.store.Active(ctx)
+	})
+	s.Handle(CmdBan, func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var a BanArgs
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, err
+		}
+		p, err := ParseTarget(a.Target)
+		if err != nil {
+			return nil, err
+		}
+		var dur time.Duration
+		if a.For != "" {
+			v, err := schema.ParseDuration(a.For)
+			if err != nil {
+				return nil, err
+			}
+			dur = v.D()
+		}
+		reason := a.Reason
+		if reason == "" {
+			reason = "manual"
+		}
+		ch, err := d.enf.BanManual(ctx, p, dur, reason)
+		if err != nil {
+			return nil, err
+		}
+		return ch.Ban, nil
+	})
+	s.Handle(CmdUnban, func(ctx context.Context, raw json.RawMessage) (any, error) {
+		var a UnbanArgs
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return nil, err
+		}
+		p, err := ParseTarget(a.Target)
+		if err != nil {
+			return nil, err
+		}
+		lifted, err := d.enf.Unban(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if len(lifted) == 0 {
+			return nil, fmt.Errorf("%s is not banned", p)
+		}
+		return lifted, nil
+	})
+	s.Handle(CmdJails, func(context.Context, json.RawMessage) (any, error) {
+		return d.jailStatuses(), nil
+	})
+	s.Handle(CmdStatus, func(ctx context.Context, _ json.RawMessage) (any, error) {
+		return d.status(ctx), nil
+	})
+	s.Handle(CmdReload, func(ctx context.Context, _ json.RawMessage) (any, error) {
+		if err := d.reload(ctx); err != nil {
+			return nil, fmt.Errorf("reload refused, the running config stays: %w", err)
+		}
+		return "reloaded", nil
+	})
+}
+
+func (d *Daemon) jailStatuses() []jailStatus {
+	d.mu.Lock()
+	out := make([]jailStatus, 0, len(d.pipelines))
+	for _, rp := range d.pipelines {
+		out = append(out, rp.p.status())
+	}
+	d.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (d *Daemon) status(ctx context.Context) Status {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	st := Status{Version: d.o.Version, Config: cfg.File, Uptime: time.Since(d.start).Round(time.Second).String(),
+		Bans: d.store.Len(), Jails: d.jailStatuses(), Notifiers: d.disp.Health(), Dropped: d.enf.Dropped()}
+	if fw, err := firewall.ReadStatus(ctx, ""); err == nil {
+		st.Firewall = fw
+	} else {
+		st.FWError = err.Error()
+	}
+	if d.gw != nil && cfg.Gateway != nil {
+		g := &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr()}
+		for _, s := range cfg.Gateway.Sites {
+			g.Sites = append(g.Sites, s.Host)
+		}
+		st.Gateway = g
+	}
+	return st
+}
+
+// BanLine renders a ban for `moat bans`.
+func BanLine(b ban.Ban, now time.Time) string {
+	left := "permanent"
+	if r, ok := b.Remaining(now); ok {
+		left = r.Round(time.Second).String() + " left"
+	}
+	who := b.Jail
+	if who == "" {
+		who = string(b.Origin)
+	}
+	return strings.TrimSpace(fmt.Sprintf("%-20s %-10s %-14s offence %d  %s", b.Prefix, who, left, b.Offence, b.Reason))
+}
