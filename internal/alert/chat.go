@@ -39,8 +39,9 @@ type slackMessage struct {
 	Blocks []slackBlock `json:"blocks"`
 }
 
-// slackEscape escapes the three characters Slack's mrkdwn gives meaning
-// (<!channel>, <url|label>); everything else renders literally enough.
+// slackEscape escapes the three characters Slack gives meaning
+// (<!channel>, <url|label>), as Slack asks for all text it displays;
+// everything else renders literally enough.
 var slackEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;")
 
 func (s *slack) message(e Event) slackMessage {

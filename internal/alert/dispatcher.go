@@ -53,7 +53,8 @@ func New(c Config, o Options) (*Dispatcher, error) {
 
 // Reload swaps in a new configuration, running or not. Notifiers whose
 // settings did not change keep their queue and goroutine; changed ones
-// hand their queue to the replacement; removed ones drop theirs (counted).
+// hand their queue and counters to the replacement; removed ones are
+// discarded with their queue and metric series.
 // A route unchanged at the same position keeps its open digest; other
 // open digests go out now.
 func (d *Dispatcher) Reload(c Config) error {
