@@ -107,7 +107,7 @@ func (s *sshd) Process(e Entry, r *Result) {
 	}
 	l := line{r: r, t: h.time, pid: h.pid, unix: h.time.Unix()}
 	msg := trimSpaceRight(h.msg)
-	if m, ok := cutSuffix(msg, "[preauth]"); ok {
+	if m, ok := cutSuffix(msg, " [preauth]"); ok {
 		msg, l.pre = trimSpaceRight(m), true
 	}
 	l.msg = stripMsgPrefix(msg)
@@ -771,7 +771,7 @@ func (s *sshd) accepted(l *line, rest []byte) {
 		kt := token(info)
 		succ.KeyType = s.in.str(kt)
 		if len(kt) < len(info) {
-			succ.KeyFingerprint = display(token(info[len(kt)+1:]), 128)
+			succ.KeyFingerprint = s.in.str(token(info[len(kt)+1:]))
 		}
 	}
 	l.r.Successes = append(l.r.Successes, succ)
