@@ -264,25 +264,30 @@ func startEnv(t testing.TB, a *app, cfg Config, deps Deps) *env {
 		t.Fatal(err)
 	}
 	e.g = g
+	runEnv(t, e)
+	e.client = e.newClient(false)
+	return e
+}
+
+// runEnv runs e.g until the test ends and waits for it to accept.
+func runEnv(t testing.TB, e *env) {
+	g := e.g
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- g.Run(ctx) }()
 	t.Cleanup(e.stop)
-	e.client = e.newClient(false)
-	// Wait until it serves.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		c, err := net.Dial("tcp", g.HTTPSAddr())
 		if err == nil {
 			c.Close()
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("gateway does not accept")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return e
 }
 
 func (e *env) stop() {
