@@ -30,6 +30,8 @@ type acmeManager struct {
 	magic  *certmagic.Config
 	issuer *certmagic.ACMEIssuer
 
+	failures certFailures // last obtain or renewal failure per name
+
 	mu      sync.Mutex
 	ctx     context.Context // set by start; nil until the gateway runs
 	managed map[string]bool
@@ -66,7 +68,8 @@ func newACME(c Config, httpPort, tlsPort int, log *slog.Logger, m *metrics) (*ac
 	a.magic = certmagic.New(a.cache, certmagic.Config{
 		Storage: &certmagic.FileStorage{Path: c.ACME.Storage},
 		Logger:  zl,
-		OnEvent: func(_ context.Context, event string, _ map[string]any) error {
+		OnEvent: func(_ context.Context, event string, data map[string]any) error {
+			a.failures.note(event, data)
 			switch event {
 			case "cert_obtained", "cert_failed", "cert_ocsp_revoked", "cached_managed_cert":
 				m.acme.WithLabelValues(event).Inc()
