@@ -265,6 +265,25 @@ func (s *Store) Contains(a netip.Addr) bool {
 	return ok && (exp == 0 || exp > s.now().UnixNano())
 }
 
+// overlappingBans returns the bans in force overlapping p, from memory:
+// their prefixes and expiries only.
+func (s *Store) overlappingBans(p netip.Prefix) []Ban {
+	now := s.now().UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Ban
+	for _, q := range s.active.overlapping(p) {
+		if exp, _ := s.active.get(q); exp == 0 || exp > now {
+			b := Ban{Prefix: q}
+			if exp != 0 {
+				b.Expires = time.Unix(0, exp)
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // Len returns the number of bans in memory, including ended ones not yet
 // expired.
 func (s *Store) Len() int {

@@ -57,6 +57,12 @@ type EnforcerOptions struct {
 	Events int
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
+	// KernelPrefix maps a banned prefix to the element the sets hold for
+	// it, when the sets widen what they are given (IPv6 to the ban
+	// prefix); nil means the sets hold prefixes as given. Reconcile
+	// compares through it, so it neither fights the widening nor takes
+	// the widened elements for strangers.
+	KernelPrefix func(netip.Prefix) netip.Prefix
 }
 
 // Enforcer applies the store's bans to the kernel sets. It is safe for
@@ -67,6 +73,7 @@ type Enforcer struct {
 	now     func() time.Time
 	events  chan Event
 	dropped atomic.Uint64
+	kernel  func(netip.Prefix) netip.Prefix
 	mu      sync.Mutex // orders kernel changes after their store writes
 }
 
@@ -78,7 +85,10 @@ func NewEnforcer(store *Store, sets Sets, opts EnforcerOptions) *Enforcer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events)}
+	if opts.KernelPrefix == nil {
+		opts.KernelPrefix = func(p netip.Prefix) netip.Prefix { return p }
+	}
+	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events), kernel: opts.KernelPrefix}
 }
 
 // Events delivers ban events. Read it promptly: it never blocks the
@@ -110,7 +120,7 @@ func (e *Enforcer) Apply(ctx context.Context, bans []Ban) ([]Change, error) {
 	now := e.now()
 	elems := make([]SetElement, 0, len(changes))
 	for _, c := range changes {
-		if d, ok := c.Ban.Remaining(now); ok {
+		if d, ok := e.elementTimeout(c.Ban, now); ok {
 			elems = append(elems, SetElement{Prefix: c.Ban.Prefix, Timeout: d})
 		}
 		kind := EventBan
@@ -162,15 +172,55 @@ func (e *Enforcer) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 		return removed, err
 	}
 	now := e.now()
-	prefixes := make([]netip.Prefix, len(removed))
-	for i, b := range removed {
-		prefixes[i] = b.Prefix
+	prefixes := make([]netip.Prefix, 0, len(removed))
+	for _, b := range removed {
 		e.emit(EventUnban, b, now)
+		// Where the sets widen, another ban may still need the element.
+		if k := e.kernel(b.Prefix); k == b.Prefix || !e.stillNeeded(k) {
+			prefixes = append(prefixes, b.Prefix)
+		}
+	}
+	if len(prefixes) == 0 {
+		return removed, nil
 	}
 	if err := e.sets.Delete(ctx, prefixes); err != nil {
 		return removed, fmt.Errorf("remove %d bans from the kernel sets (forgotten; the next reconcile retries): %w", len(prefixes), err)
 	}
 	return removed, nil
+}
+
+// elementTimeout is the timeout of b's kernel element: b's time left or,
+// where the sets widen b, the longest time left of the bans sharing the
+// element. ok is false when b has ended.
+func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
+	d, ok := b.Remaining(now)
+	k := e.kernel(b.Prefix)
+	if !ok || d == 0 || k == b.Prefix {
+		return d, ok
+	}
+	for _, q := range e.store.overlappingBans(k) {
+		if e.kernel(q.Prefix) != k {
+			continue
+		}
+		switch qd, qok := q.Remaining(now); {
+		case !qok:
+		case qd == 0:
+			return 0, true
+		default:
+			d = max(d, qd)
+		}
+	}
+	return d, true
+}
+
+// stillNeeded reports whether an active ban maps to kernel element k.
+func (e *Enforcer) stillNeeded(k netip.Prefix) bool {
+	for _, q := range e.store.overlappingBans(k) {
+		if e.kernel(q.Prefix) == k {
+			return true
+		}
+	}
+	return false
 }
 
 // Expire forgets the bans that ended. The kernel drops their elements by
@@ -207,7 +257,9 @@ const refreshSlack = 5 * time.Second
 // durable record of what was decided, the sets a cache of it that a reboot
 // or `nft flush` loses. It expires ended bans, adds stored bans the kernel
 // lacks, corrects timeouts, and removes elements the store does not know.
-// The daemon runs it on start and periodically.
+// A stored ban inside a wider one the kernel keeps at least as long needs
+// no element of its own (interval sets cannot hold both). The daemon runs
+// it on start and periodically.
 func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -226,33 +278,54 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 		return r, fmt.Errorf("reconcile: list kernel ban sets: %w", err)
 	}
 	now := e.now()
-	inKernel := make(map[netip.Prefix]time.Duration, len(kernel))
-	for _, el := range kernel {
-		if p, ok := CanonicalPrefix(el.Prefix); ok {
-			inKernel[p] = el.Timeout
-		}
-	}
-	var add []SetElement
+	// What the kernel should hold: each stored ban's element, with the
+	// longest time any ban needs it for (0: forever).
+	want := make(map[netip.Prefix]time.Duration, len(active))
 	for _, b := range active {
-		want, ok := b.Remaining(now)
+		d, ok := b.Remaining(now)
 		if !ok {
 			continue
 		}
-		have, there := inKernel[b.Prefix]
-		delete(inKernel, b.Prefix)
-		switch {
-		case !there:
-			r.Added++
-		case (have == 0) != (want == 0) || have < want-refreshSlack || have > want+refreshSlack:
-			r.Refreshed++
-		default:
+		p, ok := CanonicalPrefix(e.kernel(b.Prefix))
+		if !ok {
 			continue
 		}
-		add = append(add, SetElement{Prefix: b.Prefix, Timeout: want})
+		if old, seen := want[p]; !seen || (old != 0 && (d == 0 || d > old)) {
+			want[p] = d
+		}
 	}
-	remove := make([]netip.Prefix, 0, len(inKernel))
-	for p := range inKernel {
-		remove = append(remove, p)
+	var wantSet prefixSet // by expiry, to find elements a wider one covers
+	for p, d := range want {
+		wantSet.set(p, expiryNano(now, d))
+	}
+	have := make(map[netip.Prefix]time.Duration, len(kernel))
+	var remove []netip.Prefix
+	for _, el := range kernel {
+		p, ok := CanonicalPrefix(el.Prefix)
+		if !ok {
+			continue
+		}
+		if _, wanted := want[p]; !wanted {
+			remove = append(remove, el.Prefix)
+			continue
+		}
+		have[p] = el.Timeout
+	}
+	var add []SetElement
+	for p, d := range want {
+		h, there := have[p]
+		switch {
+		case there && timeoutsMatch(h, d):
+			continue
+		case there:
+			r.Refreshed++
+		default:
+			if exp, ok := wantSet.covering(p); ok && (exp == 0 || d != 0 && exp >= expiryNano(now, d)) {
+				continue
+			}
+			r.Added++
+		}
+		add = append(add, SetElement{Prefix: p, Timeout: d})
 	}
 	var errs []error
 	if len(remove) > 0 {
@@ -272,4 +345,21 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 		return r, fmt.Errorf("reconcile kernel ban sets: %w", err)
 	}
 	return r, nil
+}
+
+// timeoutsMatch reports whether a kernel timeout have matches a wanted
+// one within refreshSlack, 0 (forever) only 0.
+func timeoutsMatch(have, want time.Duration) bool {
+	if (have == 0) != (want == 0) {
+		return false
+	}
+	return have >= want-refreshSlack && have <= want+refreshSlack
+}
+
+// expiryNano is when a timeout from now ends, 0 for none.
+func expiryNano(now time.Time, d time.Duration) int64 {
+	if d == 0 {
+		return 0
+	}
+	return now.Add(d).UnixNano()
 }

@@ -257,3 +257,75 @@ func TestEventsNeverBlock(t *testing.T) {
 		t.Fatalf("dropped %d", e.Dropped())
 	}
 }
+
+// widening is Sets that widen IPv6 to /64 and skip elements covered by a
+// wider one, as internal/firewall's do.
+type widening struct{ *fakeSets }
+
+func widen64(p netip.Prefix) netip.Prefix {
+	if p.Addr().Is6() && p.Bits() > 64 {
+		return netip.PrefixFrom(p.Addr(), 64).Masked()
+	}
+	return p
+}
+
+func (w widening) Add(ctx context.Context, elems []SetElement) error {
+	var out []SetElement
+	for _, e := range elems {
+		e.Prefix = widen64(e.Prefix)
+		covered := false
+		for p := range w.expires {
+			covered = covered || (p.Bits() < e.Prefix.Bits() && p.Contains(e.Prefix.Addr()))
+		}
+		if !covered {
+			out = append(out, e)
+		}
+	}
+	return w.fakeSets.Add(ctx, out)
+}
+
+func (w widening) Delete(ctx context.Context, ps []netip.Prefix) error {
+	var out []netip.Prefix
+	for _, p := range ps {
+		out = append(out, widen64(p))
+	}
+	return w.fakeSets.Delete(ctx, out)
+}
+
+func TestReconcileWidenedAndCovered(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: t0}
+	s := openTest(t, "", c)
+	k := newFakeSets(c)
+	e := NewEnforcer(s, widening{k}, EnforcerOptions{Now: c.Now, KernelPrefix: widen64})
+	e.BanManual(ctx, pfx("2001:db8::1/128"), 0, "")
+	e.BanManual(ctx, pfx("2001:db8::2/128"), time.Hour, "")
+	e.Apply(ctx, []Ban{auto("10.0.0.0/24", t0, time.Hour), auto("10.0.0.5/32", t0, 30*time.Minute)})
+	if d, ok := k.timeout("2001:db8::/64"); !ok || d != 0 {
+		t.Fatalf("widened element %v %v", d, ok)
+	}
+	// Nothing to fix: the /64 serves both addresses, the /24 the /32.
+	if r, err := e.Reconcile(ctx); err != nil || r != (Reconciled{}) {
+		t.Fatalf("reconciled %+v %v", r, err)
+	}
+	// After a reboot the /64 comes back once, permanent.
+	k.expires = map[netip.Prefix]time.Time{}
+	if r, _ := e.Reconcile(ctx); r.Added != 2 || r.Removed != 0 {
+		t.Fatalf("after a reboot %+v", r)
+	}
+	if d, ok := k.timeout("2001:db8::/64"); !ok || d != 0 {
+		t.Fatalf("widened element %v %v", d, ok)
+	}
+	// Unbanning one address keeps the element the other still needs.
+	e.Unban(ctx, pfx("2001:db8::1/128"))
+	if _, ok := k.timeout("2001:db8::/64"); !ok {
+		t.Fatal("unban of one address dropped its neighbour's element")
+	}
+	if r, _ := e.Reconcile(ctx); r.Refreshed != 1 { // now the /64 is for an hour
+		t.Fatalf("reconciled %+v", r)
+	}
+	e.Unban(ctx, pfx("2001:db8::2/128"))
+	if _, ok := k.timeout("2001:db8::/64"); ok {
+		t.Fatal("element left after its last ban")
+	}
+}

@@ -75,6 +75,16 @@ func (s *prefixSet) set(p netip.Prefix, expires int64) {
 	m[k] = expires
 }
 
+// get returns p's expiry.
+func (s *prefixSet) get(p netip.Prefix) (expires int64, ok bool) {
+	if p.Addr().Is4() {
+		expires, ok = s.v4[p.Bits()][key4(p.Addr(), p.Bits())]
+	} else {
+		expires, ok = s.v6[p.Bits()][key6(p.Addr(), p.Bits())]
+	}
+	return expires, ok
+}
+
 // delete removes p and reports whether it was there.
 func (s *prefixSet) delete(p netip.Prefix) bool {
 	bits := p.Bits()
@@ -138,6 +148,34 @@ func (s *prefixSet) lookup(a netip.Addr) (expires int64, ok bool) {
 func (s *prefixSet) contains(a netip.Addr, now int64) bool {
 	exp, ok := s.lookup(a)
 	return ok && (exp == 0 || exp > now)
+}
+
+// covering returns the latest expiry of the prefixes strictly wider than
+// p that contain it, as lookup does.
+func (s *prefixSet) covering(p netip.Prefix) (expires int64, ok bool) {
+	a, pb := p.Addr(), p.Bits()
+	hit := func(exp int64) bool {
+		if exp == 0 {
+			expires, ok = 0, true
+			return true
+		}
+		expires, ok = max(expires, exp), true
+		return false
+	}
+	if a.Is4() {
+		for _, bits := range s.lens4 {
+			if exp, found := s.v4[bits][key4(a, bits)]; bits < pb && found && hit(exp) {
+				return 0, true
+			}
+		}
+		return expires, ok
+	}
+	for _, bits := range s.lens6 {
+		if exp, found := s.v6[bits][key6(a, bits)]; bits < pb && found && hit(exp) {
+			return 0, true
+		}
+	}
+	return expires, ok
 }
 
 // overlapping returns the prefixes in the set that overlap p, expired or
