@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -67,36 +68,47 @@ func flushBans(b *testing.B, ctx context.Context) {
 	}
 }
 
-// BenchmarkBan adds 100,000 bans (one op) in batches over netlink.
+// freshSets runs fn with a Sets on a new scratch namespace holding the
+// stage2 table: each measurement starts from empty sets, with no freed
+// elements of an earlier round still waiting for the kernel's collector.
+func freshSets(b *testing.B, fn func(ctx context.Context, s *Sets)) {
+	b.Helper()
+	b.StopTimer()
+	benchScratch(b, func(ctx context.Context, s *Sets) {
+		b.StartTimer()
+		fn(ctx, s)
+		b.StopTimer()
+	})
+	b.StartTimer()
+}
+
+// BenchmarkBan adds 10,000 and 100,000 bans (one op) to empty sets, in
+// batches over netlink.
 func BenchmarkBan(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
 			elems := benchElems(n)
-			benchScratch(b, func(ctx context.Context, s *Sets) {
-				for b.Loop() {
-					b.StopTimer()
-					flushBans(b, ctx)
-					b.StartTimer()
+			for b.Loop() {
+				freshSets(b, func(ctx context.Context, s *Sets) {
 					if err := s.Ban(ctx, elems); err != nil {
 						b.Fatal(err)
 					}
-				}
-				b.ReportMetric(float64(n)/(float64(b.Elapsed())/float64(b.N)/1e9), "bans/s")
-			})
+				})
+			}
+			b.ReportMetric(float64(n)/(float64(b.Elapsed())/float64(b.N)/1e9), "bans/s")
 		})
 	}
 }
 
 // BenchmarkBanMillion adds 1,000,000 bans and reports the kernel memory
 // they take: the growth of Slab in /proc/meminfo (the sets' elements are
-// slab objects), measured around the add and again after flushing.
+// slab objects), around the add.
 func BenchmarkBanMillion(b *testing.B) {
 	elems := benchElems(1_000_000)
-	benchScratch(b, func(ctx context.Context, s *Sets) {
-		var grew []float64
-		for b.Loop() {
+	var grew []float64
+	for b.Loop() {
+		freshSets(b, func(ctx context.Context, s *Sets) {
 			b.StopTimer()
-			flushBans(b, ctx)
 			before := slabBytes(b)
 			b.StartTimer()
 			if err := s.Ban(ctx, elems); err != nil {
@@ -105,11 +117,11 @@ func BenchmarkBanMillion(b *testing.B) {
 			b.StopTimer()
 			grew = append(grew, float64(slabBytes(b)-before))
 			b.StartTimer()
-		}
-		slices.Sort(grew)
-		b.ReportMetric(grew[len(grew)/2]/(1<<20), "slab-MiB")
-		b.ReportMetric(grew[len(grew)/2]/float64(len(elems)), "slab-B/ban")
-	})
+		})
+	}
+	slices.Sort(grew)
+	b.ReportMetric(grew[len(grew)/2]/(1<<20), "slab-MiB")
+	b.ReportMetric(grew[len(grew)/2]/float64(len(elems)), "slab-B/ban")
 }
 
 func slabBytes(b *testing.B) int64 {
@@ -154,7 +166,8 @@ func BenchmarkReplace(b *testing.B) {
 
 // BenchmarkApply is the whole of `moat apply firewall` on a lab vps: nft
 // -c, the lockout check (scratch namespace, live ruleset), the
-// transaction and the boot files.
+// transaction and the boot files; with empty ban sets and with 100,000
+// bans kept across the apply.
 func BenchmarkApply(b *testing.B) {
 	lab.RequireRoot(b)
 	lab.RequireTool(b, "nft")
@@ -164,7 +177,7 @@ func BenchmarkApply(b *testing.B) {
 	w := &world{l: l, vps: vps, admin: admin, root: b.TempDir()}
 	spec := w.spec(schema.ExposureVPNPublic)
 	reach := Reach{Operator: netip.MustParseAddr(admin4), Server: netip.MustParseAddr(vpsVPN4), SSHDPorts: []uint16{22}}
-	for b.Loop() {
+	apply := func(b *testing.B) {
 		err := vps.Do(func() error {
 			paths, err := OperatorPaths(spec, reach)
 			if err != nil {
@@ -177,6 +190,27 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.Run("0-bans", func(b *testing.B) {
+		for b.Loop() {
+			apply(b)
+		}
+	})
+	b.Run("100k-bans", func(b *testing.B) {
+		var sets *Sets
+		if err := vps.Do(func() (err error) {
+			sets, err = NewSets(64)
+			return err
+		}); err != nil {
+			b.Fatal(err)
+		}
+		defer sets.Close()
+		if err := sets.Ban(context.Background(), benchElems(100_000)); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			apply(b)
+		}
+	})
 }
 
 // connectRate opens and resets TCP connections from h to dst for d and
@@ -184,7 +218,7 @@ func BenchmarkApply(b *testing.B) {
 func connectRate(b *testing.B, h *lab.Host, dst string, d time.Duration) float64 {
 	b.Helper()
 	addr := netip.MustParseAddrPort(dst)
-	n := 0
+	n, failed := 0, 0
 	var elapsed time.Duration
 	err := h.Do(func() error {
 		sa := &unix.SockaddrInet4{Port: int(addr.Port()), Addr: addr.Addr().As4()}
@@ -200,10 +234,17 @@ func connectRate(b *testing.B, h *lab.Host, dst string, d time.Duration) float64
 				unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &unix.Timeval{Sec: 1})
 				err = unix.Connect(fd, sa)
 				unix.Close(fd)
-				if err != nil {
+				switch {
+				case err == nil:
+					n++
+				case (errors.Is(err, unix.ECONNRESET) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.EINPROGRESS)) && failed < 1000:
+					// A reused port meeting the last connection's reset,
+					// a signal from Go's scheduler, a lost handshake on a
+					// busy machine: rare, counted as failures.
+					failed++
+				default:
 					return fmt.Errorf("connect %d: %w", n, err)
 				}
-				n++
 			}
 		}
 		elapsed = time.Since(start)
@@ -211,6 +252,9 @@ func connectRate(b *testing.B, h *lab.Host, dst string, d time.Duration) float64
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if failed > n/100 {
+		b.Fatalf("%d of %d connects failed", failed, n+failed)
 	}
 	return float64(n) / elapsed.Seconds()
 }
@@ -227,21 +271,42 @@ func BenchmarkConnect(b *testing.B) {
 	l := lab.New(b)
 	vps, attacker := l.Host("vps"), l.Host("attacker")
 	l.Link(vps, "eth0", attacker, "eth0", []string{vpsPub4 + "/24"}, []string{attacker4 + "/24"})
-	ln, err := vps.Listen("tcp4", vpsPub4+":8000")
-	if err != nil {
+	// A deep accept queue: on a busy machine the accepting goroutine may
+	// stall, and a full queue drops handshakes, which would measure the
+	// scheduler instead of the firewall.
+	vps.Sysctl("net.core.somaxconn", "65535")
+	var ln net.Listener
+	if err := vps.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		a := netip.MustParseAddr(vpsPub4).As4()
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 8000, Addr: a}); err != nil {
+			return err
+		}
+		if err := unix.Listen(fd, 65535); err != nil {
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "listener")
+		defer f.Close()
+		ln, err = net.FileListener(f)
+		return err
+	}); err != nil {
 		b.Fatal(err)
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	for range 2 {
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
 			}
-			c.(*net.TCPConn).SetLinger(0)
-			c.Close()
-		}
-	}()
+		}()
+	}
 	spec := &Spec{PublicInterface: "eth0", Public: ports("8000"), SSH: SSH{Port: 22, Exposure: schema.ExposurePublic}, BanIPv6Prefix: 64}
 	table := Render(spec)
 	ctx := context.Background()
@@ -302,31 +367,39 @@ func BenchmarkConnect(b *testing.B) {
 			b.Logf("iptables-restore of 20,000 rules: %v", time.Since(start).Round(time.Millisecond))
 		}},
 	}
-	const rounds = 5
+	// Many short windows, the states in turns: on a shared machine the
+	// noise comes in bursts, and a burst then hits all states alike. The
+	// median window and the 90th percentile (the runs least disturbed)
+	// are reported for each state.
+	const rounds, windows = 8, 10
 	rates := make([][]float64, len(states))
-	for r := range rounds {
+	for range rounds {
 		for i, st := range states {
 			st.setup()
-			connectRate(b, attacker, vpsPub4+":8000", 200*time.Millisecond) // warm up
-			rates[i] = append(rates[i], connectRate(b, attacker, vpsPub4+":8000", time.Second))
+			connectRate(b, attacker, vpsPub4+":8000", 100*time.Millisecond) // warm up
+			for range windows {
+				rates[i] = append(rates[i], connectRate(b, attacker, vpsPub4+":8000", 100*time.Millisecond))
+			}
 		}
 		// Back to a clean slate for the next round.
 		vps.MustRun(b, "iptables", "-D", "INPUT", "-p", "tcp", "-m", "multiport", "--dports", "8000", "-j", "f2b-bench")
 		vps.MustRun(b, "iptables", "-F", "f2b-bench")
 		vps.MustRun(b, "iptables", "-X", "f2b-bench")
-		_ = r
 	}
-	defer sets.Close()
-	med := make([]float64, len(states))
+	sets.Close()
+	for b.Loop() {
+		// The figures below are the result; the loop only satisfies the
+		// benchmark protocol (coming first, it would reset them).
+	}
+	med, p90 := make([]float64, len(states)), make([]float64, len(states))
 	for i, st := range states {
 		slices.Sort(rates[i])
-		med[i] = rates[i][rounds/2]
+		med[i], p90[i] = rates[i][len(rates[i])/2], rates[i][len(rates[i])*9/10]
 		b.ReportMetric(med[i], st.name+"-conn/s")
+		b.ReportMetric(p90[i], st.name+"-p90-conn/s")
 	}
 	b.ReportMetric(med[1]/med[0], "ratio-moat-100k/0")
+	b.ReportMetric(p90[1]/p90[0], "ratio-p90-moat-100k/0")
 	b.ReportMetric(med[3]/med[2], "ratio-iptables-20k/none")
-	for b.Loop() {
-		// The figures above are the result; the loop only satisfies the
-		// benchmark protocol.
-	}
+	b.ReportMetric(p90[3]/p90[2], "ratio-p90-iptables-20k/none")
 }

@@ -336,6 +336,16 @@ func TestLockout(t *testing.T) {
 	if !errors.As(err, &lock) || !strings.Contains(err.Error(), "ip filter INPUT") {
 		t.Errorf("a drop in another table was not seen: %v", err)
 	}
+	w.vps.MustRun(t, "iptables", "-D", "INPUT", "-i", "wg0", "-p", "tcp", "--dport", "22", "-j", "DROP")
+
+	// And one in iptables-legacy's tables, which nft does not list.
+	if _, err := toolPath("iptables-legacy"); err == nil {
+		w.vps.MustRun(t, "iptables-legacy", "-I", "INPUT", "-i", "wg0", "-p", "tcp", "--dport", "22", "-j", "DROP")
+		_, err = w.tryApply(t, w.spec(schema.ExposureVPN))
+		if !errors.As(err, &lock) || !strings.Contains(err.Error(), "iptables-legacy ip filter INPUT") {
+			t.Errorf("a drop in an iptables-legacy table was not seen: %v", err)
+		}
+	}
 }
 
 func TestScan(t *testing.T) {

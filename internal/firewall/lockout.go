@@ -1,10 +1,14 @@
 package firewall
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 
@@ -229,11 +233,11 @@ func CheckLockout(ctx context.Context, table string, paths []Path) ([]PathResult
 	if err != nil {
 		return nil, err
 	}
-	live, err := ruleset.Live(ctx)
+	live, err := liveOthers(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("lockout check: %w", err)
 	}
-	rs := live.Without(ruleset.FamilyInet, Table).Merge(cand)
+	rs := live.Merge(cand)
 	results := make([]PathResult, 0, len(paths))
 	open := false
 	for _, p := range paths {
@@ -270,6 +274,100 @@ func candidateRuleset(table string) (*ruleset.Ruleset, error) {
 	rs, err := ruleset.ParseNFT(out)
 	if err != nil {
 		return nil, fmt.Errorf("lockout check: %w", err)
+	}
+	return rs, nil
+}
+
+// liveOthers reads every table of the caller's network namespace but
+// table inet moat, set elements included, as ruleset.Live would, without
+// listing moat's own sets: `nft -j list ruleset` with 100,000 bans takes
+// seconds (the kernel dumps an interval set in quadratic time, and nft
+// post-processes every element). It lists the ruleset tersely, then each
+// other table's sets; iptables-legacy tables come from iptables-legacy-save.
+// When a table holds iptables extensions nft cannot show (xt matches), it
+// falls back to ruleset.Live, which re-reads those through
+// iptables-nft-save, slow or not.
+func liveOthers(ctx context.Context) (*ruleset.Ruleset, error) {
+	out, err := runNFT(ctx, nil, "-t", "-j", "list", "ruleset")
+	if err != nil {
+		return nil, fmt.Errorf("read ruleset: %w", err)
+	}
+	if bytes.Contains(out, []byte(`"xt":`)) {
+		rs, err := ruleset.Live(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return rs.Without(ruleset.FamilyInet, Table), nil
+	}
+	var doc struct {
+		Nftables []map[string]json.RawMessage `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		return nil, fmt.Errorf("read ruleset: %w", err)
+	}
+	keep := doc.Nftables[:0]
+	for _, o := range doc.Nftables {
+		var kind string
+		var v struct{ Family, Table, Name string }
+		for k, raw := range o {
+			kind = k
+			_ = json.Unmarshal(raw, &v)
+		}
+		if v.Family == Family && (v.Table == Table || kind == "table" && v.Name == Table) {
+			continue
+		}
+		if kind == "set" || kind == "map" {
+			full, err := runNFT(ctx, nil, "-j", "list", kind, v.Family, v.Table, v.Name)
+			if err != nil {
+				return nil, fmt.Errorf("read ruleset: %w", err)
+			}
+			var one struct {
+				Nftables []map[string]json.RawMessage `json:"nftables"`
+			}
+			if err := json.Unmarshal(full, &one); err != nil {
+				return nil, fmt.Errorf("read ruleset: %w", err)
+			}
+			for _, x := range one.Nftables {
+				if x[kind] != nil {
+					o = x
+				}
+			}
+		}
+		keep = append(keep, o)
+	}
+	doc.Nftables = keep
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := ruleset.ParseNFT(b)
+	if err != nil {
+		return nil, fmt.Errorf("read ruleset: %w", err)
+	}
+	for _, l := range []struct {
+		family      ruleset.Family
+		names, tool string
+	}{
+		{ruleset.FamilyIP, "/proc/thread-self/net/ip_tables_names", "iptables-legacy-save"},
+		{ruleset.FamilyIP6, "/proc/thread-self/net/ip6_tables_names", "ip6tables-legacy-save"},
+	} {
+		names, err := os.ReadFile(l.names)
+		if err != nil || len(bytes.TrimSpace(names)) == 0 {
+			continue // no legacy tables loaded
+		}
+		tool, err := toolPath(l.tool)
+		if err != nil {
+			return nil, fmt.Errorf("read ruleset: the kernel holds iptables-legacy tables but %w (install iptables)", err)
+		}
+		save, err := exec.CommandContext(ctx, tool).Output()
+		if err != nil {
+			return nil, fmt.Errorf("read ruleset: the kernel holds iptables-legacy tables but %s failed: %w (install iptables)", l.tool, err)
+		}
+		legacy, err := ruleset.ParseIptablesSave(string(save), l.family)
+		if err != nil {
+			return nil, fmt.Errorf("read ruleset: %s: %w", l.tool, err)
+		}
+		rs = rs.Merge(legacy)
 	}
 	return rs, nil
 }

@@ -14,19 +14,28 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nftPath finds nft on PATH or in the sbin directories, which a non-login
-// PATH often lacks.
+// nftPath finds nft.
 func nftPath() (string, error) {
-	if p, err := exec.LookPath("nft"); err == nil {
+	p, err := toolPath("nft")
+	if err != nil {
+		return "", errors.New("nft not found (install nftables: apt install nftables)")
+	}
+	return p, nil
+}
+
+// toolPath finds a program on PATH or in the sbin directories, which a
+// non-login PATH often lacks.
+func toolPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
 		return p, nil
 	}
 	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		p := filepath.Join(dir, "nft")
+		p := filepath.Join(dir, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
 	}
-	return "", errors.New("nft not found (install nftables: apt install nftables)")
+	return "", fmt.Errorf("%s not found", name)
 }
 
 // runNFT runs nft with args, feeding stdin when it is not nil. It runs in

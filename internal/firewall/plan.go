@@ -69,16 +69,27 @@ func MakePlan(ctx context.Context, s *Spec) (*Plan, error) {
 }
 
 // listTerse lists table inet moat without set elements and counter
-// values; "" when the table is not loaded.
+// values; "" when the table is not loaded. (Terse listings of the whole
+// ruleset are fast; see readLive.)
 func listTerse(ctx context.Context) (string, error) {
-	out, err := runNFT(ctx, nil, "-t", "-s", "list", "table", Family, Table)
+	out, err := runNFT(ctx, nil, "-t", "-s", "list", "ruleset")
 	if err != nil {
-		if strings.Contains(err.Error(), "No such file or directory") {
-			return "", nil
-		}
 		return "", err
 	}
-	return string(out), nil
+	return tableBlock(string(out), "table inet moat {"), nil
+}
+
+// tableBlock cuts one table's block out of nft's text listing.
+func tableBlock(listing, head string) string {
+	i := strings.Index(listing, head+"\n")
+	if i < 0 || i > 0 && listing[i-1] != '\n' {
+		return ""
+	}
+	rest := listing[i:]
+	if j := strings.Index(rest, "\n}\n"); j >= 0 {
+		return rest[:j+3]
+	}
+	return rest
 }
 
 func listGeo(ctx context.Context) ([]Element, error) {

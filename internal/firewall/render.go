@@ -119,8 +119,10 @@ func (r *renderer) objects() {
 	}
 	r.b.WriteByte('\n')
 	// Bans: intervals so CIDRs and single addresses share one set, timeouts
-	// so they expire in the kernel. auto-merge lets nft fold overlapping
-	// additions made by hand; moat's own netlink writes never overlap.
+	// so they expire in the kernel. No auto-merge on any set: with it, nft
+	// reads every element of every set before loading a script, seconds
+	// with 100,000 bans; moat's own writes never overlap, and the geo
+	// ranges come merged.
 	r.set(SetBan4, "ipv4_addr", "interval,timeout", nil)
 	r.set(SetBan6, "ipv6_addr", "interval,timeout", nil)
 	if r.s.Geo.Mode != "" {
@@ -147,7 +149,6 @@ func (r *renderer) set(name, typ, flags string, elems []netip.Prefix) {
 	r.line(1, "set %s {", name)
 	r.line(2, "type %s", typ)
 	r.line(2, "flags %s", flags)
-	r.line(2, "auto-merge")
 	if len(elems) > 0 {
 		const perLine = 8
 		r.b.WriteString("\t\telements = { ")

@@ -59,7 +59,7 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	if !live.exists {
 		return st, nil
 	}
-	out, err := runNFT(ctx, nil, "-t", "-j", "list", "table", Family, Table)
+	out, err := runNFT(ctx, nil, "-t", "-j", "list", "ruleset") // see readLive
 	if err != nil {
 		return nil, err
 	}
@@ -79,46 +79,39 @@ func ReadStatus(ctx context.Context, root string) (*Status, error) {
 	return st, nil
 }
 
-// parse fills st from `nft -t -j list table inet moat`.
+// parse fills st from `nft -t -j list ruleset`: table inet moat's part.
 func (st *Status) parse(data []byte) error {
-	var doc struct {
-		Nftables []struct {
-			Chain *struct {
-				Name string `json:"name"`
-			} `json:"chain"`
-			Set *struct {
-				Name string `json:"name"`
-			} `json:"set"`
-			Counter *struct {
-				Name    string `json:"name"`
-				Packets uint64 `json:"packets"`
-				Bytes   uint64 `json:"bytes"`
-			} `json:"counter"`
-			Rule *struct {
-				Chain   string            `json:"chain"`
-				Comment string            `json:"comment"`
-				Expr    []json.RawMessage `json:"expr"`
-			} `json:"rule"`
-		} `json:"nftables"`
+	objs, err := moatObjects(data)
+	if err != nil {
+		return err
 	}
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return fmt.Errorf("parse nft json: %w", err)
-	}
-	st.Loaded = true
-	for _, o := range doc.Nftables {
-		switch {
-		case o.Chain != nil:
+	for _, o := range objs {
+		var v struct {
+			Name    string            `json:"name"`
+			Chain   string            `json:"chain"`
+			Comment string            `json:"comment"`
+			Packets uint64            `json:"packets"`
+			Bytes   uint64            `json:"bytes"`
+			Expr    []json.RawMessage `json:"expr"`
+		}
+		if err := json.Unmarshal(o.raw, &v); err != nil {
+			return fmt.Errorf("parse nft json: %s: %w", o.kind, err)
+		}
+		switch o.kind {
+		case "table":
+			st.Loaded = true
+		case "chain":
 			st.Chains++
-		case o.Set != nil:
-			st.Sets = append(st.Sets, SetSize{Name: o.Set.Name})
-		case o.Counter != nil:
-			if reason, ok := strings.CutPrefix(o.Counter.Name, "drop_"); ok {
-				st.Drops = append(st.Drops, Drop{Reason: reason, Packets: o.Counter.Packets, Bytes: o.Counter.Bytes})
+		case "set":
+			st.Sets = append(st.Sets, SetSize{Name: v.Name})
+		case "counter":
+			if reason, ok := strings.CutPrefix(v.Name, "drop_"); ok {
+				st.Drops = append(st.Drops, Drop{Reason: reason, Packets: v.Packets, Bytes: v.Bytes})
 			}
-		case o.Rule != nil:
+		case "rule":
 			st.Rules++
-			if op, ok := opening(o.Rule.Expr); ok && isExposure(o.Rule.Comment) {
-				op.Exposure, op.DNAT = o.Rule.Comment, o.Rule.Chain != "input"
+			if op, ok := opening(v.Expr); ok && isExposure(v.Comment) {
+				op.Exposure, op.DNAT = v.Comment, v.Chain != "input"
 				st.Open = append(st.Open, op)
 			}
 		}
