@@ -177,17 +177,22 @@ func (c *clock) isoStamp(b []byte) (time.Time, int, bool) {
 	case i < len(b) && b[i] == 'Z':
 		i++
 		hasZone = true
-	case i+6 <= len(b) && (b[i] == '+' || b[i] == '-') && b[i+3] == ':':
+	case i+5 <= len(b) && (b[i] == '+' || b[i] == '-'):
+		// "+01:00", or "+0100" as some writers have it.
+		n, m := 5, i+3
+		if b[i+3] == ':' {
+			n, m = 6, i+4
+		}
 		oh, ok1 := num(b, i+1, 2)
-		om, ok2 := num(b, i+4, 2)
-		if !ok1 || !ok2 || oh > 23 || om > 59 {
+		om, ok2 := num(b, m, 2)
+		if i+n > len(b) || !ok1 || !ok2 || oh > 23 || om > 59 {
 			return time.Time{}, 0, false
 		}
 		off = oh*3600 + om*60
 		if b[i] == '-' {
 			off = -off
 		}
-		i += 6
+		i += n
 		hasZone = true
 	}
 	// The cache key is the second and the zone, without the fraction.

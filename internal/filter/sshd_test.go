@@ -217,6 +217,8 @@ func TestSyslogHeaders(t *testing.T) {
 		{"<38>1 - h sshd - - - x", "sshd", "x", 0, false},
 		{"<13>Nov 21 05:42:36 vps sshd[5]: x", "sshd", "x", 5, false},
 		{"srv sshd[13709]: x", "sshd", "x", 13709, true},
+		{"2026-11-21T05:42:36+0100 vps sshd[2]: x", "sshd", "x", 2, false},
+		{"2026-11-21 05:42:36,388 vps sshd[2]: x", "sshd", "x", 2, false},
 	}
 	for _, tt := range tests {
 		var h header
@@ -233,5 +235,20 @@ func TestSyslogHeaders(t *testing.T) {
 		if c.syslogHeader([]byte(bad), &h, false) {
 			t.Errorf("%q: parsed as ident %q msg %q", bad, h.ident, h.msg)
 		}
+	}
+}
+
+func TestISOStamps(t *testing.T) {
+	c := newClock(testOptions())
+	want := time.Date(2026, 11, 21, 4, 42, 36, 0, time.UTC)
+	for _, s := range []string{"2026-11-21T05:42:36+01:00", "2026-11-21T05:42:36+0100", "2026-11-21T04:42:36Z", "2026-11-21 04:42:36"} {
+		got, n, ok := c.isoStamp([]byte(s + " x"))
+		if !ok || n != len(s) || !got.Equal(want) {
+			t.Errorf("%q: %s %d %v", s, got, n, ok)
+		}
+	}
+	got, _, _ := c.isoStamp([]byte("2026-11-21T04:42:36.25Z"))
+	if !got.Equal(want.Add(250 * time.Millisecond)) {
+		t.Errorf("fraction: %s", got)
 	}
 }
