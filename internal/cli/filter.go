@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/filter"
 )
 
@@ -91,32 +92,48 @@ func runFilter(e *env, args []string) int {
 	return ExitOK
 }
 
-// filterByName builds a built-in filter, or one defined under
-// guard.filters in the config.
+// filterByName builds the filter a jail naming it would use: one defined
+// under guard.filters in the config (as `moat run` does, such a filter
+// shadows a built-in of the same name), else a built-in. A config that
+// does not load stops the test, unless name is a built-in.
 func filterByName(e *env, f *flags, name, mode string, opts filter.Options) (filter.Filter, int, bool) {
-	if _, builtin := filter.Modes(name); builtin {
-		flt, err := filter.New(name, mode, opts)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
-			return nil, ExitUsage, false
+	_, builtin := filter.Modes(name)
+	var c *config.Config
+	if builtin && !f.explicitConfig() {
+		// Quietly: a broken default config must not stop a test of a
+		// built-in, but it may still define this name.
+		c, _ = config.Load(config.Path(""), false)
+	} else {
+		var code int
+		var ok bool
+		if c, code, ok = loadConfig(e, f); !ok {
+			return nil, code, false
 		}
-		return flt, 0, true
 	}
-	c, code, ok := loadConfig(e, f)
-	if !ok {
-		return nil, code, false
+	if c != nil {
+		if def, found := c.Guard.Filters[name]; found {
+			if mode != "" && mode != "normal" {
+				fmt.Fprintf(e.stderr, "moat filter test: filter %s is user-defined and has no mode %q\n", name, mode)
+				return nil, ExitUsage, false
+			}
+			flt, err := filter.Compile(name, filter.Custom{Regex: def.Regex, Ignore: def.Ignore}, opts)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
+				return nil, ExitUsage, false
+			}
+			return flt, 0, true
+		}
 	}
-	def, found := c.Guard.Filters[name]
-	if !found {
+	if !builtin {
+		file := ""
+		if c != nil {
+			file = c.File
+		}
 		fmt.Fprintf(e.stderr, "moat filter test: unknown filter %q: expected a built-in (%s) or one defined under guard.filters in %s\n",
-			name, strings.Join(filter.Builtins(), ", "), configName(c.File))
+			name, strings.Join(filter.Builtins(), ", "), configName(file))
 		return nil, ExitUsage, false
 	}
-	if mode != "" && mode != "normal" {
-		fmt.Fprintf(e.stderr, "moat filter test: filter %s is user-defined and has no mode %q\n", name, mode)
-		return nil, ExitUsage, false
-	}
-	flt, err := filter.Compile(name, filter.Custom{Regex: def.Regex, Ignore: def.Ignore}, opts)
+	flt, err := filter.New(name, mode, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
 		return nil, ExitUsage, false

@@ -89,6 +89,22 @@ func TestFilterTestCustom(t *testing.T) {
 	if s.Matched != 1 || s.Ignored != 1 || s.Missed != 1 || s.Attributed != 1 {
 		t.Errorf("summary %+v", s)
 	}
+
+	// A filter under guard.filters shadows a built-in of its name, as in
+	// moat run.
+	os.WriteFile(cfg, []byte(`guard:
+  filters:
+    sshd:
+      regex: ['.*myapp: login failed for \S+ from <HOST>']
+`), 0o600)
+	out.Reset()
+	if code := Main([]string{"filter", "test", "-c", cfg, "sshd", log, "--json"}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s = filterSummary{}
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil || s.Matched != 2 {
+		t.Errorf("custom sshd: %+v %v", s, err)
+	}
 }
 
 func TestFilterTestErrors(t *testing.T) {
