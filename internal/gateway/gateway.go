@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"runtime"
 	"strconv"
 	"sync"
@@ -141,6 +143,30 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	ok = true
 	return g, nil
+}
+
+// Check validates cfg and loads everything it names (certificates,
+// htpasswd files, the ACME CA root), as New would, without binding ports or
+// starting anything: for `moat gateway check` and config tests.
+func Check(cfg Config, deps Deps) error {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	g := &Gateway{deps: deps, log: deps.Log, metrics: newMetrics(nil), bcryptSlots: make(chan struct{}, 1)}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	defer g.transports.closeAll()
+	if _, err := g.build(cfg); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	if cfg.needsACME() && cfg.ACME.CARoot != "" {
+		if data, err := os.ReadFile(cfg.ACME.CARoot); err != nil || !x509.NewCertPool().AppendCertsFromPEM(data) {
+			return fmt.Errorf("gateway config: acme.ca_root %s: not a readable PEM certificate", cfg.ACME.CARoot)
+		}
+	}
+	return nil
 }
 
 // HTTPAddr and HTTPSAddr are the bound listen addresses (useful with

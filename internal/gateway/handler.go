@@ -342,11 +342,12 @@ func (g *Gateway) finish(st *reqState) {
 	}
 }
 
-// Failure kinds reported to Deps.Failures.
+// Failure kinds reported to Deps.Failures: the guard's filter.Kind names,
+// so the daemon can pass them through unchanged.
 const (
-	FailureHoneypot  = "honeypot"
-	FailureAuth      = "auth"
-	FailureRateLimit = "ratelimit"
+	FailureHoneypot  = "honeypot"  // a request for a honeypot path
+	FailureAuth      = "http-auth" // wrong basic auth credentials
+	FailureRateLimit = "limit-req" // a rate limit tripped
 )
 
 // report hands a failure to the guard. A trusted proxy is never reported:

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/netip"
 	"path"
 	"strings"
 )
@@ -9,16 +10,22 @@ import (
 // keyed by: lower case, without port or trailing dot. It allocates only when
 // the input is not already in that form.
 func normalizeHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 {
-		if strings.HasPrefix(h, "[") {
-			if j := strings.IndexByte(h, ']'); j > 0 {
-				h = h[1:j] // an IPv6 literal: never a site, but keep it intact
-			}
-		} else if strings.IndexByte(h[:i], ':') < 0 {
-			h = h[:i]
+	if strings.HasPrefix(h, "[") {
+		// An IPv6 literal: never a site, but kept recognisable.
+		j := strings.IndexByte(h, ']')
+		if j < 0 {
+			return ""
 		}
+		a, err := netip.ParseAddr(h[1:j])
+		if err != nil {
+			return ""
+		}
+		return a.String()
 	}
-	h = strings.TrimSuffix(h, ".")
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h[:i], ':') < 0 {
+		h = h[:i]
+	}
+	h = strings.TrimRight(h, ".")
 	for i := 0; i < len(h); i++ {
 		if c := h[i]; c >= 'A' && c <= 'Z' {
 			return strings.ToLower(h)
