@@ -31,7 +31,10 @@ func (k *kernelSets) get() (*firewall.Sets, error) {
 	if k.sets != nil {
 		return k.sets, nil
 	}
-	s, err := firewall.NewSets(k.v6Prefix)
+	// The jail widens IPv6 sources to the ban prefix itself, and narrows
+	// again where the prefix would cover an ignored address; the sets must
+	// take its prefixes as they are (/128 here means "never widen").
+	s, err := firewall.NewSets(128)
 	if err != nil {
 		return nil, fmt.Errorf("kernel ban sets: %w (hint: moat apply firewall --yes loads table inet moat)", err)
 	}

@@ -50,6 +50,9 @@ type Options struct {
 	Reload <-chan struct{}
 	// Sets replaces the kernel sets (tests); nil uses table inet moat's.
 	Sets ban.Sets
+	// CheckEvery and AuditEvery space the monitors' host checks and drift
+	// audits (DefaultCheckEvery, DefaultAuditEvery when zero).
+	CheckEvery, AuditEvery time.Duration
 }
 
 // Daemon is a running `moat run`.
@@ -62,6 +65,8 @@ type Daemon struct {
 	gw    *gateway.Gateway
 	gwEv  *logwatch.Events
 	reg   *prometheus.Registry
+	met   *metrics
+	mon   *monitor
 	h     *host.Host
 	start time.Time
 
@@ -139,6 +144,8 @@ func Run(ctx context.Context, o Options) error {
 		d.goRun(ctx, "gateway", d.gw.Run)
 	}
 
+	d.met = newMetrics(d)
+	d.startMonitor(ctx)
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
@@ -387,6 +394,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 	d.mu.Lock()
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.mon.requestAudit() // did the new config drift?
 	d.log.Info("config reloaded", "config", cfg.File)
 	return nil
 }
@@ -406,11 +414,20 @@ func (d *Daemon) expireLoop(ctx context.Context) error {
 			if _, err := d.enf.Expire(ctx); err != nil {
 				d.log.Warn("expire bans", "err", err)
 			}
-		case <-reconcile.C:
+		case now := <-reconcile.C:
 			// Re-adds bans the kernel lost (a firewall re-apply, a table
 			// loaded after moat started).
 			if _, err := d.enf.Reconcile(ctx); err != nil {
 				d.log.Debug("reconcile bans", "err", err)
+			}
+			d.mu.Lock()
+			for _, rp := range d.pipelines {
+				rp.p.eng.Sweep(now)
+			}
+			d.mu.Unlock()
+			// A year of history is plenty for incremental bantime.
+			if _, err := d.store.PruneHistory(ctx, now.AddDate(-1, 0, 0)); err != nil {
+				d.log.Warn("prune ban history", "err", err)
 			}
 		}
 	}
@@ -423,6 +440,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 			return nil
 		case ev := <-d.enf.Events():
 			b := ev.Ban
+			d.met.banEvent(ev)
 			switch ev.Kind {
 			case ban.EventBan:
 				dur := time.Duration(0)
