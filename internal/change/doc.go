@@ -1,0 +1,47 @@
+// Package change applies host changes as one transaction that undoes
+// itself unless the operator proves, from a new SSH session, that they can
+// still get in.
+//
+// A transaction is a list of Steps, one per host layer (sshd, the admin
+// user, updates, swap, sysctls, the firewall). Apply:
+//
+//  1. snapshots every path any step declares — byte for byte, with mode,
+//     owner and mtime, or a "did not exist" marker — under
+//     /var/lib/moat/changes/ID/;
+//  2. arms a rollback timer before anything changes, in a process outside
+//     the caller's SSH session: a transient systemd timer (systemd-run)
+//     where systemd is PID 1, otherwise a detached `moat change watchdog
+//     ID` (its own session and process group, stdio on /dev/null, SIGHUP
+//     ignored);
+//  3. runs the steps, recording each step's undo actions before it runs;
+//  4. self-probes sshd through fresh connections, then waits.
+//
+// Confirm, from a new SSH session, writes the steps' Final files (the
+// boot-time configuration: the persisted nftables table, fstab, the sysctl
+// file) and runs their Confirm actions, then disarms the timer. Rollback —
+// on a failed step or probe, when the window passes, or on request —
+// restores every snapshot byte for byte and runs the undo actions
+// (reloading sshd, restoring the firewall table and sysctl values).
+//
+// # Reboots inside the window
+//
+// Boot-time files are written only on confirm, so live-only changes (the
+// nftables table, sysctl values, swapon) vanish with a reboot. Files that
+// take effect on their own (the sshd drop-in, the admin user) are rolled
+// back at boot on systemd hosts by moat-change-guard.service, which runs
+// `moat rollback --boot` before ssh.service while a change is pending
+// (InstallBootGuard). Elsewhere, the next moat command that finds a
+// pending change past its deadline rolls it back (RecoverExpired).
+//
+// # On disk
+//
+//	/var/lib/moat/changes/pending          ID of the change waiting for confirm
+//	/var/lib/moat/changes/last-rollback    the last rollback: ID, time, reason
+//	/var/lib/moat/changes/ID/change.json   the manifest (Manifest)
+//	/var/lib/moat/changes/ID/files/NNNN    snapshots
+//	/var/lib/moat/changes/ID/final/NNNN    Final files, written on confirm
+//	/var/lib/moat/changes/ID/lock          flock held while the state moves
+//
+// Every path takes the Store's root prefix, so tests run whole
+// transactions against fixture trees.
+package change

@@ -1,0 +1,94 @@
+package change
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/moat-sh/moat/internal/sshd"
+)
+
+// Target is an address sshd must answer on after a change.
+type Target struct {
+	Name string // "public", "vpn", …
+	Addr string // host:port
+}
+
+func (t Target) String() string { return t.Name + " " + t.Addr }
+
+// ProbeResult is what the self-probe found on one target.
+type ProbeResult struct {
+	Target  Target
+	Methods []string // authentication methods offered to the user
+	Took    time.Duration
+	Err     error
+}
+
+// SelfProbe checks each target with fresh connections, the way a new
+// login would find sshd: a TCP connect, the server's KEXINIT, and the
+// authentication methods it offers user, which must include publickey.
+// No credential is sent. Each target is retried until budget runs out:
+// sshd re-executes itself on reload, and is not listening for a moment.
+func SelfProbe(ctx context.Context, dial sshd.DialFunc, targets []Target, user string, budget time.Duration) ([]ProbeResult, error) {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	if budget <= 0 {
+		budget = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	out := make([]ProbeResult, len(targets))
+	var errs []error
+	for i, t := range targets {
+		start := time.Now()
+		r := ProbeResult{Target: t}
+		for attempt := 0; ; attempt++ {
+			r.Methods, r.Err = probeOnce(ctx, dial, t.Addr, user)
+			if r.Err == nil || ctx.Err() != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(min(attempt+1, 10)) * 20 * time.Millisecond):
+			}
+		}
+		r.Took = time.Since(start)
+		out[i] = r
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", t, r.Err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+func probeOnce(ctx context.Context, dial sshd.DialFunc, addr, user string) ([]string, error) {
+	c, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	c.Close()
+	var users []string
+	if user != "" {
+		users = []string{user}
+	}
+	res, err := sshd.ProbeVia(ctx, dial, addr, users, 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.KexInit.Kex) == 0 {
+		return nil, errors.New("no key exchange offered")
+	}
+	if user == "" {
+		return nil, nil
+	}
+	m := res.AuthMethods[user]
+	if !slices.Contains(m, "publickey") {
+		return m, fmt.Errorf("sshd offers %s no publickey authentication (offers: %s)", user, strings.Join(m, ", "))
+	}
+	return m, nil
+}
