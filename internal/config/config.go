@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/moat-sh/moat/internal/alert"
+	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/harden"
@@ -121,6 +125,7 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			errs = append(errs, doc.Place(s.key, s.err)...)
 		}
 	}
+	errs = append(errs, c.validateFilters(doc)...)
 	// Cross-section rules: no layer alone can see these.
 	if c.SSH.Exposure.VPN() && len(c.VPN.Interfaces) == 0 && len(c.VPN.Ranges) == 0 {
 		errs = append(errs, doc.Place("ssh.exposure", fmt.Errorf("exposure %q needs a VPN: list vpn.interfaces or vpn.ranges", c.SSH.Exposure))...)
@@ -130,6 +135,49 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			if p.Contains("tcp", uint16(c.SSH.Port)) {
 				errs = append(errs, doc.Place(fmt.Sprintf("firewall.public[%d]", i), fmt.Errorf("port %d is sshd's, and ssh.exposure is vpn: remove it from public", c.SSH.Port))...)
 			}
+		}
+	}
+	return errs
+}
+
+// validateFilters checks the guard's filters the way the daemon will build
+// them: built-in names and their modes from internal/filter, user regexes
+// compiled by it, so a config that passes check also runs.
+func (c *Config) validateFilters(doc *schema.Doc) schema.Errors {
+	var errs schema.Errors
+	place := func(path string, err error) { errs = append(errs, doc.Place(path, err)...) }
+	names := make([]string, 0, len(c.Guard.Filters))
+	for name := range c.Guard.Filters {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		f := c.Guard.Filters[name]
+		if _, err := filter.Compile(name, filter.Custom{Regex: f.Regex, Ignore: f.Ignore}, filter.Options{}); err != nil && len(f.Regex) > 0 {
+			place("guard.filters."+name, err)
+		}
+	}
+	jails := make([]string, 0, len(c.Guard.Jails))
+	for name := range c.Guard.Jails {
+		jails = append(jails, name)
+	}
+	sort.Strings(jails)
+	for _, name := range jails {
+		j := jail.JailDefaults(name, c.Guard.Jails[name])
+		p := "guard.jails." + name
+		if _, custom := c.Guard.Filters[j.Filter]; custom {
+			if j.Mode != "" {
+				place(p+".mode", fmt.Errorf("filter %q is user-defined and has no modes", j.Filter))
+			}
+			continue
+		}
+		modes, ok := filter.Modes(j.Filter)
+		if !ok {
+			place(p+".filter", fmt.Errorf("unknown filter %q: expected a built-in (%s) or one defined under guard.filters", j.Filter, strings.Join(filter.Builtins(), ", ")))
+			continue
+		}
+		if j.Mode != "" && !slices.Contains(modes, j.Mode) {
+			place(p+".mode", fmt.Errorf("filter %s has modes %s, not %q", j.Filter, strings.Join(modes, ", "), j.Mode))
 		}
 	}
 	return errs

@@ -73,7 +73,9 @@ func TestErrorsNamePosition(t *testing.T) {
 			`m.yaml:6:17: gateway.sites[0].routes[0].deny: expected one of notfound, drop, found "forbid" (moat never answers 403`}},
 		{"syntax", "ssh:\n  port: [22\n", []string{`m.yaml:1:1: invalid YAML: did not find expected`}},
 		{"list expected", "firewall:\n  public: 443\n", []string{`m.yaml:2:11: firewall.public: expected a list, found 443`}},
-		{"regex", "guard:\n  filters:\n    x:\n      regex: ['fail from (<HOST>']\n", []string{`guard.filters.x.regex[0]: invalid regular expression`}},
+		{"regex", "guard:\n  filters:\n    x:\n      regex: ['fail from (<HOST>']\n", []string{`guard.filters.x: filter x: regex[0]: invalid regular expression`}},
+		{"mode", "guard:\n  jails:\n    sshd:\n      mode: extra\n    web:\n      filter: nginx-http-auth\n      mode: turbo\n      source: file\n      paths: [/x]\n", []string{`guard.jails.web.mode: filter nginx-http-auth has modes`}},
+		{"filter", "guard:\n  jails:\n    web:\n      filter: apache\n      source: file\n      paths: [/x]\n", []string{`guard.jails.web.filter: unknown filter "apache"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -3,7 +3,6 @@ package jail
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -95,9 +94,6 @@ func JailDefaults(name string, j Jail) Jail {
 	return j
 }
 
-// BuiltinFilters are the filters moat ships.
-var BuiltinFilters = []string{"sshd", "nginx-http-auth", "nginx-limit-req", "nginx-botsearch", "nginx-bad-request", "traefik-auth", "caddy-auth", "gateway"}
-
 // Validate checks the guard section, compiling user filters with Go's
 // linear-time regexp so a filter can never be a ReDoS.
 func (c Config) Validate() error {
@@ -105,17 +101,10 @@ func (c Config) Validate() error {
 	if c.MaxTracked < 1000 {
 		errs = append(errs, schema.Errorf("max_tracked", "expected at least 1000, found %d", c.MaxTracked))
 	}
+	// Filter names, modes and user regexes are the filter layer's to judge:
+	// internal/config checks them with internal/filter, which compiles them
+	// exactly as the daemon will.
 	for name, f := range c.Filters {
-		for i, re := range f.Regex {
-			if err := ValidFilterRegex(re); err != nil {
-				errs = append(errs, schema.Errorf(fmt.Sprintf("filters.%s.regex[%d]", name, i), "%v", err))
-			}
-		}
-		for i, re := range f.Ignore {
-			if _, err := regexp.Compile(re); err != nil {
-				errs = append(errs, schema.Errorf(fmt.Sprintf("filters.%s.ignore[%d]", name, i), "invalid regular expression: %v", err))
-			}
-		}
 		if len(f.Regex) == 0 {
 			errs = append(errs, schema.Errorf("filters."+name+".regex", "a filter needs at least one regex"))
 		}
@@ -123,21 +112,11 @@ func (c Config) Validate() error {
 	for name, j := range c.Jails {
 		p := "jails." + name
 		j = JailDefaults(name, j)
-		if !known(j.Filter, BuiltinFilters) {
-			if _, ok := c.Filters[j.Filter]; !ok {
-				errs = append(errs, schema.Errorf(p+".filter", "unknown filter %q: expected a built-in (%s) or one defined under guard.filters", j.Filter, strings.Join(BuiltinFilters, ", ")))
-			}
-		}
 		if err := schema.OneOf(j.Source, "auto", "journal", "file"); err != nil {
 			errs = append(errs, schema.Errorf(p+".source", "%v", err))
 		}
 		if j.Source == "file" && len(j.Paths) == 0 {
 			errs = append(errs, schema.Errorf(p+".paths", "source file needs at least one path"))
-		}
-		if j.Mode != "" {
-			if err := schema.OneOf(j.Mode, "normal", "ddos", "aggressive"); err != nil {
-				errs = append(errs, schema.Errorf(p+".mode", "%v", err))
-			}
 		}
 		for i, m := range j.Journal {
 			if k, _, ok := strings.Cut(m, "="); !ok || k == "" || strings.ToUpper(k) != k {
@@ -155,27 +134,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ValidFilterRegex checks a user filter regex: it must compile and hold
-// exactly one <HOST>, which moat replaces with a strict address pattern.
-func ValidFilterRegex(re string) error {
-	if n := strings.Count(re, "<HOST>"); n != 1 {
-		return fmt.Errorf("expected exactly one <HOST> placeholder, found %d", n)
-	}
-	if _, err := regexp.Compile(strings.Replace(re, "<HOST>", `(?P<host>\S+)`, 1)); err != nil {
-		return fmt.Errorf("invalid regular expression: %w", err)
-	}
-	return nil
-}
-
-func known(s string, list []string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // IsEnabled reports whether the guard runs (on by default).
