@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -232,50 +234,34 @@ func runJailStatus(e *env, args []string) int {
 }
 
 func runStatus(e *env, args []string) int {
-	f := newFlags(e, "status", "status [--json]")
+	f := newFlags(e, "status", "status [--json] [--socket PATH] [--state DIR]")
 	asJSON := f.Bool("json", false, "JSON output")
 	sock := socketFlag(f)
+	state := f.String("state", "/var/lib/moat", "state `dir`, read when the daemon is not running")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	var st daemon.Status
-	if !call(e, *sock, daemon.CmdStatus, nil, &st) {
-		return ExitRuntime
+	code := ExitOK
+	if err := control.Call(ctx, *sock, daemon.CmdStatus, nil, &st); err != nil {
+		var op *net.OpError
+		if !errors.As(err, &op) || op.Op != "dial" {
+			fmt.Fprintf(e.stderr, "moat status: %v\n", err)
+			return ExitRuntime
+		}
+		// No daemon to ask: show what the kernel and the state directory
+		// know, and exit 1 so scripts notice the guard is down.
+		st = daemon.OfflineStatus(ctx, *state, err)
+		code = ExitRuntime
 	}
 	if *asJSON {
-		return printJSON(e, st)
-	}
-	fmt.Fprintf(e.stdout, "moat %s, up %s, config %s\n\n", st.Version, st.Uptime, orNone(st.Config))
-	fmt.Fprintln(e.stdout, "FIREWALL")
-	if st.Firewall != nil {
-		st.Firewall.WriteText(e.stdout)
-	} else {
-		fmt.Fprintf(e.stdout, "  not read: %s\n", st.FWError)
-	}
-	fmt.Fprintf(e.stdout, "\nGUARD  %d active ban(s)\n", st.Bans)
-	for _, j := range st.Jails {
-		fmt.Fprintf(e.stdout, "  %-10s %s/%s from %s: %d lines, %d failures, %d bans, %d tracked\n",
-			j.Name, j.Filter, j.Mode, j.Source, j.Lines, j.Matched, j.Stats.Decisions, j.Stats.Tracked)
-	}
-	if st.Gateway != nil {
-		fmt.Fprintf(e.stdout, "\nGATEWAY  http %s, https %s\n", st.Gateway.HTTP, st.Gateway.HTTPS)
-		for _, s := range st.Gateway.Sites {
-			fmt.Fprintf(e.stdout, "  %s\n", s)
+		if c := printJSON(e, st); c != ExitOK {
+			return c
 		}
+		return code
 	}
-	fmt.Fprintln(e.stdout, "\nALERTS")
-	if len(st.Notifiers) == 0 {
-		fmt.Fprintln(e.stdout, "  no notifiers configured")
-	}
-	for _, n := range st.Notifiers {
-		fmt.Fprintf(e.stdout, "  %+v\n", n)
-	}
-	return ExitOK
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(built-in defaults)"
-	}
-	return s
+	st.WriteText(e.stdout, time.Now())
+	return code
 }

@@ -9,10 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/control"
-	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/schema"
 )
 
@@ -36,27 +34,6 @@ type BanArgs struct {
 // UnbanArgs are `moat unban`'s.
 type UnbanArgs struct {
 	Target string `json:"target"`
-}
-
-// Status is `moat status`'s view of the running daemon.
-type Status struct {
-	Version   string                 `json:"version"`
-	Config    string                 `json:"config"`
-	Uptime    string                 `json:"uptime"`
-	Bans      int                    `json:"active_bans"`
-	Jails     []jailStatus           `json:"jails"`
-	Firewall  *firewall.Status       `json:"firewall,omitempty"`
-	FWError   string                 `json:"firewall_error,omitempty"`
-	Notifiers []alert.NotifierHealth `json:"notifiers"`
-	Gateway   *GatewayStatus         `json:"gateway,omitempty"`
-	Dropped   uint64                 `json:"ban_events_dropped"`
-}
-
-// GatewayStatus names the gateway's sites and listeners.
-type GatewayStatus struct {
-	HTTP  string   `json:"http"`
-	HTTPS string   `json:"https"`
-	Sites []string `json:"sites"`
 }
 
 // ParseTarget reads an address or CIDR to ban, never a host name.
@@ -140,27 +117,6 @@ func (d *Daemon) jailStatuses() []jailStatus {
 	d.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-func (d *Daemon) status(ctx context.Context) Status {
-	d.mu.Lock()
-	cfg := d.cfg
-	d.mu.Unlock()
-	st := Status{Version: d.o.Version, Config: cfg.File, Uptime: time.Since(d.start).Round(time.Second).String(),
-		Bans: d.store.Len(), Jails: d.jailStatuses(), Notifiers: d.disp.Health(), Dropped: d.enf.Dropped()}
-	if fw, err := firewall.ReadStatus(ctx, ""); err == nil {
-		st.Firewall = fw
-	} else {
-		st.FWError = err.Error()
-	}
-	if d.gw != nil && cfg.Gateway != nil {
-		g := &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr()}
-		for _, s := range cfg.Gateway.Sites {
-			g.Sites = append(g.Sites, s.Host)
-		}
-		st.Gateway = g
-	}
-	return st
 }
 
 // BanLine renders a ban for `moat bans`.
