@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The guard against fail2ban on the same input, in one run.
 #
-#   bench/guard.sh [filters]      (default: every part)
+#   bench/guard.sh [filters|bans]  (default: every part)
 #
 # filters: a generated auth.log (LINES lines, OpenSSH 9, thousands of IPv4
 # and IPv6 attackers, logins and other daemons' noise) read by
@@ -70,8 +70,21 @@ rate() {
   awk -v n="$1" -v how="$3" '{s = (how == "wall") ? $1 : $2 + $3; printf "%.0f", n / (s > 0 ? s : 0.001)}' <<<"$2"
 }
 
+# bans: the whole data path in process (file → filter → jail → SQLite store
+# → table inet moat's ban set over netlink, in a lab network namespace):
+# time from a failure line appended to the log to the attacker's address in
+# the kernel set, p50/p99 over BANS single bans (maxretry 1); and a burst of
+# 200,000 lines from 5,000 attackers written at once (maxretry 5), timed
+# until all 5,000 are banned. Needs root and nftables.
+bans() {
+  echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+  go test -run '^$' -bench 'BenchmarkTimeToBan' -benchtime "${BANS:-1000}x" ./internal/daemon | grep -E '^Benchmark'
+  go test -run '^$' -bench 'BenchmarkBurst' -benchtime "${BURSTS:-3}x" ./internal/daemon | grep -E '^Benchmark'
+}
+
 case "${1:-all}" in
   filters) filters ;;
-  all) filters ;;
-  *) echo "usage: bench/guard.sh [filters]" >&2; exit 2 ;;
+  bans) bans ;;
+  all) filters; bans ;;
+  *) echo "usage: bench/guard.sh [filters|bans]" >&2; exit 2 ;;
 esac
