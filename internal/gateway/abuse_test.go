@@ -170,8 +170,3 @@ func TestSlowlorisTimedOut(t *testing.T) {
 		}
 	}
 }
-
-func isTimeout(err error) bool {
-	ne, ok := err.(interface{ Timeout() bool })
-	return ok && ne.Timeout()
-}

@@ -65,6 +65,7 @@ type Gateway struct {
 	metrics     *metrics
 	failCount   map[string]prometheus.Counter
 	transports  transports
+	fastPools   fastPools
 	bcryptSlots chan struct{}
 	logLimit    logLimit
 
@@ -158,6 +159,7 @@ func Check(cfg Config, deps Deps) error {
 		g.log = slog.New(slog.DiscardHandler)
 	}
 	defer g.transports.closeAll()
+	defer g.fastPools.retain(nil)
 	if _, err := g.build(cfg); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
@@ -207,7 +209,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 		g.log.Error("certificates", "err", err)
 	}
 	g.log.Info("gateway serving", "http", g.HTTPAddr(), "https", g.HTTPSAddr(), "sites", len(rt.sites))
-	<-ctx.Done()
+	prune := time.NewTicker(idleConnTimeout / 3)
+	defer prune.Stop()
+	for done := false; !done; {
+		select {
+		case <-ctx.Done():
+			done = true
+		case <-prune.C:
+			g.fastPools.prune()
+		}
+	}
 	g.shutdown()
 	return nil
 }
@@ -250,6 +261,7 @@ func (g *Gateway) release() {
 		a.stop()
 	}
 	g.transports.closeAll()
+	g.fastPools.retain(nil)
 	if rt := g.rt.Load(); rt != nil && rt.log != nil {
 		rt.log.close()
 	}
@@ -382,6 +394,7 @@ func (g *Gateway) Reload(newCfg Config) (err error) {
 		time.AfterFunc(5*time.Second, old.log.close)
 	}
 	g.transports.retain(rt.transportKeys())
+	g.fastPools.retain(rt.fastKeys())
 	g.metrics.retain(rt)
 	g.log.Info("gateway reloaded", "sites", len(rt.sites))
 	return nil

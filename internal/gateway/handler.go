@@ -258,6 +258,10 @@ func (g *Gateway) serveRoute(st *reqState, r *http.Request, rte *route) {
 			http.NewResponseController(&st.w).SetReadDeadline(time.Now().Add(limits.BodyTimeout.D()))
 		}
 	}
+	if rte.fast != nil && fastEligible(r) {
+		g.serveFast(st, &st.w, r, rte)
+		return
+	}
 	rte.proxy.ServeHTTP(&st.w, r)
 }
 

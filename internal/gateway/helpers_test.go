@@ -432,3 +432,12 @@ func strictSkip(t testing.TB, reason string) {
 func ptr[T any](v T) *T { return &v }
 
 func rate(n int, per time.Duration) schema.Rate { return schema.Rate{N: n, Per: per} }
+
+// tlsClient wraps c in a TLS client for app.test.
+func tlsClient(t testing.TB, c net.Conn) *tls.Conn {
+	tc := tls.Client(c, &tls.Config{ServerName: "app.test", RootCAs: getPKI(t).pool, NextProtos: []string{"http/1.1"}})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}

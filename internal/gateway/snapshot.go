@@ -48,6 +48,8 @@ type route struct {
 	forward   *forwardAuth
 	headers   headerSet
 	proxy     *httputil.ReverseProxy
+	fast      *fastPool // nil for https upstreams
+	upPath    string    // the upstream's base path, prefixed to requests
 	websocket bool
 	m         *routeMetrics
 }
@@ -188,6 +190,9 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
 	r.proxy = newReverseProxy(up, g.transports.get(up.key), r.websocket, g.proxyError)
+	if up.scheme == "http" {
+		r.fast, r.upPath = g.fastPools.get(up), up.path
+	}
 	r.m = g.metrics.route(s.host, rc.Path)
 	return r, nil
 }
@@ -212,6 +217,23 @@ func (rt *snapshot) transportKeys() map[transportKey]bool {
 			}
 			if up, err := parseUpstream(rc.Upstream, timeout); err == nil {
 				used[up.key] = true
+			}
+		}
+	}
+	return used
+}
+
+// fastKeys lists the fast pools a snapshot uses.
+func (rt *snapshot) fastKeys() map[transportKey]bool {
+	used := map[transportKey]bool{}
+	for _, sc := range rt.cfg.Sites {
+		for _, rc := range sc.Routes {
+			timeout := rt.cfg.Limits.UpstreamTimeout.D()
+			if rc.Timeout > 0 {
+				timeout = rc.Timeout.D()
+			}
+			if up, err := parseUpstream(rc.Upstream, timeout); err == nil && up.scheme == "http" {
+				used[fastKey(up)] = true
 			}
 		}
 	}

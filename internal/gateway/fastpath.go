@@ -1,0 +1,379 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The fast path proxies the bulk of traffic, GET and HEAD requests without
+// a body to a plain-HTTP or unix-socket upstream, with a small HTTP/1.1
+// client that runs entirely on the handler's goroutine: request written
+// straight from the inbound headers, response read with net/http's parser,
+// connection back to a LIFO pool. http.Transport spends two goroutines
+// per upstream connection and a handoff between them for every request;
+// on a proxy that is about a third of the CPU. Everything else (bodies,
+// upgrades, https upstreams, unusual queries) goes through
+// httputil.ReverseProxy.
+//
+// GET and HEAD are idempotent, so a request that fails on a reused
+// connection before any answer arrived (the upstream closed it while
+// idle) is retried once on a new one.
+type fastPool struct {
+	network, addr string
+	timeout       time.Duration // until the response headers
+
+	mu     sync.Mutex
+	idle   []*fastConn // most recently used last
+	closed bool
+}
+
+type fastConn struct {
+	net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince int64 // monotonic ns
+}
+
+var errPoolClosed = errors.New("upstream pool closed")
+
+func newFastPool(up upstream) *fastPool {
+	if up.key.socket != "" {
+		return &fastPool{network: "unix", addr: up.key.socket, timeout: up.key.timeout}
+	}
+	return &fastPool{network: "tcp", addr: up.host, timeout: up.key.timeout}
+}
+
+// get returns an idle connection (reused true) or dials a new one.
+func (p *fastPool) get(ctx context.Context) (c *fastConn, reused bool, err error) {
+	now := monoNow()
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		c = p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if now-c.idleSince < int64(idleConnTimeout) {
+			p.mu.Unlock()
+			return c, true, nil
+		}
+		c.Close()
+	}
+	closed := p.closed
+	p.mu.Unlock()
+	if closed {
+		return nil, false, errPoolClosed
+	}
+	return p.dial(ctx)
+}
+
+func (p *fastPool) dial(ctx context.Context) (*fastConn, bool, error) {
+	d := net.Dialer{Timeout: dialTimeout, KeepAlive: tcpKeepAlive}
+	nc, err := d.DialContext(ctx, p.network, p.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	return &fastConn{Conn: nc, br: bufio.NewReaderSize(nc, 8<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
+}
+
+func (p *fastPool) put(c *fastConn) {
+	c.idleSince = monoNow()
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxIdlePerHost {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+// close closes the idle connections; those in use are closed when their
+// requests end.
+func (p *fastPool) close() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.Close()
+	}
+}
+
+// prune closes connections idle for longer than idleConnTimeout.
+func (p *fastPool) prune() {
+	now := monoNow()
+	p.mu.Lock()
+	keep := p.idle[:0]
+	var old []*fastConn
+	for _, c := range p.idle {
+		if now-c.idleSince < int64(idleConnTimeout) {
+			keep = append(keep, c)
+		} else {
+			old = append(old, c)
+		}
+	}
+	clear(p.idle[len(keep):])
+	p.idle = keep
+	p.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+	}
+}
+
+// fastEligible reports whether r can take the fast path.
+func fastEligible(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		r.ContentLength == 0 && (r.Body == nil || r.Body == http.NoBody) &&
+		r.Header["Upgrade"] == nil && strings.IndexByte(r.URL.RawQuery, ';') < 0
+}
+
+// hopHeaders are removed in both directions (RFC 9110 7.6.1), with those
+// the Connection header names.
+var hopHeaders = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// forwardingHeaders are the gateway's to write; the client's are dropped.
+var forwardingHeaders = map[string]bool{
+	"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+	"X-Real-Ip": true, "Content-Length": true, "Host": true,
+}
+
+// connectionTokens returns the header names listed in Connection, if any.
+func connectionTokens(h http.Header) map[string]bool {
+	vv := h["Connection"]
+	if len(vv) == 0 {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, v := range vv {
+		for _, f := range strings.Split(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				m[http.CanonicalHeaderKey(f)] = true
+			}
+		}
+	}
+	return m
+}
+
+// serveFast proxies r through the route's fast pool.
+func (g *Gateway) serveFast(st *reqState, w http.ResponseWriter, r *http.Request, rte *route) {
+	ctx := r.Context()
+	var resp *http.Response
+	var c *fastConn
+	for attempt := 0; ; attempt++ {
+		var reused bool
+		var err error
+		if attempt == 0 {
+			c, reused, err = rte.fast.get(ctx)
+		} else {
+			c, reused, err = rte.fast.dial(ctx) // not another idle one: it may be as stale
+		}
+		if err != nil {
+			g.proxyError(w, r, err)
+			return
+		}
+		resp, err = g.roundTripFast(st, c, r, rte)
+		if err == nil {
+			break
+		}
+		c.Close()
+		if reused && attempt == 0 && ctx.Err() == nil && !isTimeout(err) {
+			continue // the upstream closed it while idle
+		}
+		g.proxyError(w, r, err)
+		return
+	}
+	// A body already read in with the headers (most small answers) needs
+	// no more waiting on the upstream. Otherwise the exchange may take as
+	// long as the body does, and the client hanging up ends it.
+	stop := func() bool { return true }
+	if resp.ContentLength < 0 || int64(c.br.Buffered()) < resp.ContentLength {
+		c.SetDeadline(time.Time{})
+		stop = context.AfterFunc(ctx, func() { c.SetReadDeadline(aLongTimeAgo) })
+	}
+	reusable := copyResponse(w, resp, r.Method == http.MethodHead)
+	if !stop() || !reusable || resp.Close {
+		c.Close()
+		if !reusable {
+			panic(http.ErrAbortHandler) // the upstream broke off mid-answer: so do we
+		}
+		return
+	}
+	rte.fast.put(c)
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// roundTripFast writes the request and reads the response headers.
+func (g *Gateway) roundTripFast(st *reqState, c *fastConn, r *http.Request, rte *route) (*http.Response, error) {
+	if t := rte.fast.timeout; t > 0 {
+		c.SetDeadline(time.Now().Add(t))
+	} else {
+		c.SetDeadline(time.Time{}) // a pooled connection may carry an old one
+	}
+	bw := c.bw
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(rte.upPath)
+	bw.WriteString(r.URL.EscapedPath())
+	if r.URL.RawQuery != "" || r.URL.ForceQuery {
+		bw.WriteByte('?')
+		bw.WriteString(r.URL.RawQuery)
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	conn := connectionTokens(r.Header)
+	clientHeader := st.rt.clientIP.header
+	for k, vv := range r.Header {
+		if hopHeaders[k] || forwardingHeaders[k] || conn[k] || (!st.trusted && k == clientHeader) {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("X-Forwarded-For: ")
+	bw.WriteString(forwardedFor(r.Header, st.peer, st.trusted))
+	proto := "https"
+	if r.TLS == nil {
+		proto = "http"
+	}
+	if v := r.Header["X-Forwarded-Proto"]; st.trusted && len(v) > 0 {
+		proto = v[0]
+	}
+	bw.WriteString("\r\nX-Forwarded-Proto: ")
+	bw.WriteString(proto)
+	bw.WriteString("\r\nX-Forwarded-Host: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\nX-Real-Ip: ")
+	var ab [64]byte
+	bw.Write(st.client.AppendTo(ab[:0]))
+	bw.WriteString("\r\n\r\n")
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	for {
+		resp, err := http.ReadResponse(c.br, r)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case resp.StatusCode == http.StatusSwitchingProtocols:
+			return nil, errors.New("upstream switched protocols unasked")
+		case resp.StatusCode < 200:
+			continue // 100 Continue, 103 Early Hints: not passed on here
+		}
+		return resp, nil
+	}
+}
+
+// copyResponse sends resp to the client. It reports whether the upstream
+// connection ended cleanly (the body read to its end) and may be reused.
+func copyResponse(w http.ResponseWriter, resp *http.Response, head bool) bool {
+	conn := connectionTokens(resp.Header)
+	dst := w.Header()
+	for k, vv := range resp.Header {
+		if hopHeaders[k] || conn[k] {
+			continue
+		}
+		dst[k] = vv
+	}
+	stripLeaks(dst)
+	w.WriteHeader(resp.StatusCode)
+	body := resp.Body
+	defer body.Close()
+	if head || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+		return true
+	}
+	buf := proxyBuffers{}.Get()
+	defer proxyBuffers{}.Put(buf)
+	streaming := resp.ContentLength < 0 // event streams and the like: pass on as it comes
+	rc := http.NewResponseController(w)
+	for {
+		n, err := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return false
+			}
+			if streaming {
+				rc.Flush()
+			}
+		}
+		if err == io.EOF {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+}
+
+// fastPools hands out fast pools, shared across reloads like transports.
+type fastPools struct {
+	mu sync.Mutex
+	m  map[transportKey]*fastPool
+}
+
+func fastKey(up upstream) transportKey {
+	k := up.key
+	if k.socket == "" {
+		k.socket = "tcp:" + up.host
+	}
+	return k
+}
+
+func (fp *fastPools) get(up upstream) *fastPool {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	k := fastKey(up)
+	if p := fp.m[k]; p != nil {
+		return p
+	}
+	if fp.m == nil {
+		fp.m = map[transportKey]*fastPool{}
+	}
+	p := newFastPool(up)
+	fp.m[k] = p
+	return p
+}
+
+// retain closes the pools no route uses; nil closes all.
+func (fp *fastPools) retain(used map[transportKey]bool) {
+	fp.mu.Lock()
+	defer fp.mu.Unlock()
+	for k, p := range fp.m {
+		if !used[k] {
+			p.close()
+			delete(fp.m, k)
+		}
+	}
+}
+
+func (fp *fastPools) prune() {
+	fp.mu.Lock()
+	pools := make([]*fastPool, 0, len(fp.m))
+	for _, p := range fp.m {
+		pools = append(pools, p)
+	}
+	fp.mu.Unlock()
+	for _, p := range pools {
+		p.prune()
+	}
+}
