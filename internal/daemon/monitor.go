@@ -11,6 +11,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/audit"
+	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/host"
 )
@@ -30,7 +31,8 @@ const (
 // monitor watches for trouble that builds up slowly: configuration drift
 // (a periodic audit compared with the last), full disks, memory pressure
 // and OOM kills, a pending reboot, certificates near expiry or failing
-// to renew. A condition alerts once when it starts, and again only when
+// to renew; and changes applied, confirmed or rolled back by moat apply
+// and its timers. A condition alerts once when it starts, and again only when
 // it gets worse (a warning turning critical) or after it cleared; events
 // (an OOM kill, a drift) alert each time they happen.
 type monitor struct {
@@ -42,10 +44,12 @@ type monitor struct {
 	certs   func() []gateway.CertInfo // nil without a gateway
 	history string                    // the audit history file
 	version string
-	kmsg    *kmsg // nil when the kernel log cannot be read
+	kmsg    *kmsg         // nil when the kernel log cannot be read
+	changes *change.Store // nil: changes are not watched
 
-	checkEvery, auditEvery, firstAudit time.Duration
-	auditNow                           chan struct{}
+	checkEvery, auditEvery, firstAudit, changeEvery time.Duration
+	auditNow                                        chan struct{}
+	changeWatch                                     changeWatch // the monitor goroutine's own
 
 	mu     sync.Mutex
 	active map[string]Condition
@@ -79,6 +83,9 @@ func newMonitor(m *monitor) *monitor {
 	if m.auditEvery <= 0 {
 		m.auditEvery = DefaultAuditEvery
 	}
+	if m.changeEvery <= 0 {
+		m.changeEvery = DefaultChangeEvery
+	}
 	if m.firstAudit <= 0 {
 		m.firstAudit = min(auditDelay, m.auditEvery)
 	}
@@ -96,8 +103,11 @@ func (m *monitor) run(ctx context.Context) error {
 		defer m.kmsg.Close()
 	}
 	m.check(ctx)
+	m.checkChanges(m.now())
 	checks := time.NewTicker(m.checkEvery)
 	defer checks.Stop()
+	changes := time.NewTicker(m.changeEvery)
+	defer changes.Stop()
 	audits := time.NewTimer(m.firstAudit)
 	defer audits.Stop()
 	for {
@@ -106,6 +116,8 @@ func (m *monitor) run(ctx context.Context) error {
 			return nil
 		case <-checks.C:
 			m.check(ctx)
+		case <-changes.C:
+			m.checkChanges(m.now())
 		case <-m.auditNow:
 			m.runAudit(ctx)
 			audits.Reset(m.auditEvery)
@@ -221,6 +233,7 @@ func (d *Daemon) startMonitor(ctx context.Context) {
 	if d.gw != nil {
 		m.certs = d.gw.Certificates
 	}
+	m.changes = change.NewStore("")
 	if k, err := openKmsg(); err == nil {
 		m.kmsg = k
 	} else {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/host"
@@ -47,6 +48,8 @@ type Status struct {
 	// PendingChange is an applied change awaiting `moat confirm`; null
 	// when there is none.
 	PendingChange *PendingChange `json:"pending_change"`
+	// LastRollback is the last change rolled back, if any.
+	LastRollback *change.RollbackNote `json:"last_rollback,omitempty"`
 
 	// Conditions are the monitors' current alerts: disks, memory, reboot,
 	// certificates.
@@ -83,6 +86,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
 	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
+	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	return st
 }
 
@@ -95,6 +99,7 @@ func OfflineStatus(ctx context.Context, stateDir string, why error) Status {
 	st.Firewall, st.FWError = readFirewall(ctx)
 	st.Audit, st.AuditError = lastAudit(stateDir)
 	st.Bans, st.BansError = countBans(filepath.Join(stateDir, "moat.db"))
+	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	m := newMonitor(&monitor{host: host.New(""), notify: func(alert.Event) {}})
 	m.check(ctx)
 	st.Conditions = m.conditions()
@@ -201,9 +206,16 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 
 	fmt.Fprint(w, "\nPENDING CHANGE  ")
 	if c := st.PendingChange; c != nil {
-		fmt.Fprintf(w, "%s: %s, rolled back in %s unless confirmed (moat confirm)\n", c.ID, c.Summary, ageText(c.ConfirmBy.Sub(now)))
+		left := max(c.ConfirmBy.Sub(now), 0).Round(time.Second)
+		fmt.Fprintf(w, "%s, rolled back in %s unless confirmed (moat confirm, from a new SSH session)\n", c.ID, left)
+		if c.Summary != "" {
+			fmt.Fprintf(w, "  %s\n", c.Summary)
+		}
 	} else {
 		fmt.Fprintln(w, "none")
+	}
+	if r := st.LastRollback; r != nil && now.Sub(r.Time) < 7*24*time.Hour {
+		fmt.Fprintf(w, "  last rollback: %s, %s ago: %s\n", r.ID, ageText(now.Sub(r.Time)), r.Reason)
 	}
 
 	if len(st.Conditions) == 0 {

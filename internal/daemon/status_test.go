@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/moat-sh/moat/internal/alert"
+	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/jail"
@@ -36,7 +37,7 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestStatusText(t *testing.T) {
 	now := time.Date(2025, 3, 2, 12, 0, 0, 0, time.UTC)
-	change, since := 3, now.Add(-25*time.Hour)
+	delta, since := 3, now.Add(-25*time.Hour)
 	running := Status{
 		Running: true, Version: "1.0.0", Config: "/etc/moat/moat.yaml", Uptime: "3h2m1s",
 		Firewall: &firewall.Status{Loaded: true, Persisted: true, Chains: 3, Rules: 24,
@@ -51,8 +52,10 @@ func TestStatusText(t *testing.T) {
 			{Host: "new.example.com", Source: gateway.CertACME, Err: "acme: no route to CA"},
 		}},
 		Audit: &AuditSummary{AuditRun: AuditRun{Time: now.Add(-7 * time.Minute), Score: 87,
-			Findings: map[string]int{"high": 1, "low": 4, "info": 2}}, Change: &change, Since: &since},
-		Conditions: []Condition{{Kind: "disk", Subject: "/", Severity: alert.Warning, Since: now.Add(-2 * time.Hour), Title: "Disk / is 93% full"}},
+			Findings: map[string]int{"high": 1, "low": 4, "info": 2}}, Change: &delta, Since: &since},
+		PendingChange: &PendingChange{ID: "20250302T115900Z-1a2b3c", Summary: "sshd: PasswordAuthentication no; firewall: 24 rules", ConfirmBy: now.Add(95 * time.Second)},
+		LastRollback:  &change.RollbackNote{ID: "20250302T090000Z-4d5e6f", Time: now.Add(-3 * time.Hour), Reason: "not confirmed within 2m0s"},
+		Conditions:    []Condition{{Kind: "disk", Subject: "/", Severity: alert.Warning, Since: now.Add(-2 * time.Hour), Title: "Disk / is 93% full"}},
 		Notifiers: []alert.NotifierHealth{
 			{Name: "phone", Type: "ntfy", Sent: 41, LastSuccess: now.Add(-3 * time.Minute)},
 			{Name: "ops", Type: "webhook", Sent: 3, Failed: 2, Retries: 8, LastSuccess: now.Add(-5 * time.Hour),
