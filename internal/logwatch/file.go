@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -66,6 +68,9 @@ type FileConfig struct {
 type File struct {
 	cfg   FileConfig
 	stats fileCounters
+	// noWatch makes the source poll only, as where inotify is
+	// unavailable (tests).
+	noWatch bool
 }
 
 type fileCounters struct {
@@ -139,14 +144,19 @@ func (s *File) Run(ctx context.Context, h Handler) (err error) {
 			wake = r.w.wake
 		}
 		r.observe()
-		if len(r.queue) > 0 && !r.queue[0].final {
+		if err := r.checkQueued(); err != nil {
+			return err
+		}
+		if len(r.queue) > 0 {
 			g := r.queue[0]
-			trunc, err := r.check(g)
-			if err != nil {
-				return err
-			}
-			if trunc {
-				r.truncated(g)
+			if !r.anchored {
+				// Record where reading starts, so that a restart
+				// before the first line finds this file again even
+				// if it was rotated meanwhile.
+				r.anchored = true
+				if err := r.com.ack(g.pos(g.off)); err != nil {
+					return err
+				}
 			}
 		}
 		if err := r.drain(ctx); err != nil {
@@ -165,10 +175,17 @@ func (s *File) Run(ctx context.Context, h Handler) (err error) {
 type segment struct {
 	f        *os.File
 	dev, ino uint64
-	off      int64 // next byte to read
+	mtime    time.Time // when opened
+	off      int64     // next byte to read
 	headLen  int
 	headSum  uint32
-	// final: read to the end, then move on (a rotated file or a copy).
+	head     [headMax]byte // the first headLen bytes, as last fingerprinted
+	// emptySince is the file's mtime when it was fingerprinted empty: an
+	// empty fingerprint cannot tell a truncation, so copies made after it
+	// are looked for once the file has data.
+	emptySince time.Time
+	// final: a rotated file or a copy, not the file at path: it is not
+	// checked for truncation.
 	final bool
 	// sealed: a successor has data; after one more read to the end, move on.
 	sealed bool
@@ -188,6 +205,10 @@ type follow struct {
 	queue   []*segment
 	maxLine int
 	lines   lineBuf
+	// anchored: a position is stored, or was recorded by this run.
+	anchored bool
+	// done are the files finished by this run, the latest maxDone.
+	done [][2]uint64
 }
 
 func newFollow(s *File, h Handler) *follow {
@@ -214,6 +235,9 @@ func (r *follow) rewatch() {
 		r.w.close()
 		r.w = nil
 	}
+	if r.s.noWatch {
+		return
+	}
 	if w, err := watch(r.s.cfg.Path); err == nil {
 		r.w = w
 	}
@@ -235,11 +259,13 @@ func (r *follow) resume() error {
 	}
 	fi, statErr := os.Stat(path)
 	if ok && pos.Cursor == "" && !pos.IsZero() {
+		r.anchored = true
 		if statErr == nil {
 			if dev, ino := fileID(fi); dev == pos.Dev && ino == pos.Ino {
+				r.log.Debug("resuming", "source", r.s.cfg.Name, "position", pos.String())
 				// Same inode: check() verifies the first bytes and size
 				// before anything is read, and handles a truncation.
-				return r.openSegment(path, func(g *segment) {
+				return r.queuePath(path, func(g *segment) {
 					g.off, g.headLen, g.headSum = pos.Offset, pos.HeadLen, pos.HeadSum
 				})
 			}
@@ -247,12 +273,30 @@ func (r *follow) resume() error {
 		// Rotated while we were away: finish the old file if it is still
 		// next to the new one. The file now at path is new and is read
 		// from its start by observe.
-		if pred := r.findSibling(pos.HeadLen, pos.HeadSum, func(dev, ino uint64, size int64) bool {
+		pred := r.findSibling(pos.HeadLen, pos.HeadSum, func(dev, ino uint64, size int64) bool {
 			return dev == pos.Dev && ino == pos.Ino && size >= pos.Offset
-		}); pred != nil {
-			pred.off, pred.final = pos.Offset, true
-			r.queue = append(r.queue, pred)
-			r.s.stats.recovered.Add(1)
+		})
+		if pred == nil && pos.HeadLen > 0 {
+			// The old file may have been truncated after its copy was
+			// taken (copytruncate, then rotated further): the copy has
+			// its first bytes.
+			pred = r.findSibling(pos.HeadLen, pos.HeadSum, func(dev, ino uint64, size int64) bool {
+				return size >= pos.Offset && !r.isPath(dev, ino)
+			})
+		}
+		if pred != nil {
+			pred.off = pos.Offset
+			r.log.Debug("resuming in rotated file", "source", r.s.cfg.Name, "file", pred.f.Name(), "position", pos.String())
+			// The file at path is new: queued now, from its start,
+			// and fingerprinted before the rotated files are chosen.
+			if err := r.queuePath(path, func(*segment) {}); err != nil {
+				return err
+			}
+			var live *segment
+			if len(r.queue) > 0 {
+				live = r.queue[0]
+			}
+			r.recover(pred, live, 0)
 		} else {
 			r.log.Warn("rotated file not found: lines after the saved position are lost",
 				"source", r.s.cfg.Name, "position", pos.String())
@@ -265,29 +309,39 @@ func (r *follow) resume() error {
 		}
 		return nil // observe picks the file up when it appears, from its start
 	}
-	return r.openSegment(path, func(g *segment) {
+	return r.queuePath(path, func(g *segment) {
 		if r.s.cfg.Start == StartAtEnd {
 			g.off = lastLineEnd(g.f)
 		}
 	})
 }
 
-func (r *follow) openSegment(path string, init func(*segment)) error {
-	f, err := os.Open(path)
+// queuePath queues the file at path, set up by init; a missing file is
+// not an error.
+func (r *follow) queuePath(path string, init func(*segment)) error {
+	g, err := openSegment(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return fmt.Errorf("open %s: %w", path, hintPerm(err))
 	}
-	g, err := newSegment(f)
-	if err != nil {
-		f.Close()
-		return err
-	}
 	init(g)
 	r.queue = append(r.queue, g)
 	return nil
+}
+
+// openSegment opens path as a segment, fingerprinted now.
+func openSegment(path string) (*segment, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	g, err := newSegment(f)
+	if err != nil {
+		f.Close()
+	}
+	return g, err
 }
 
 func newSegment(f *os.File) (*segment, error) {
@@ -296,8 +350,27 @@ func newSegment(f *os.File) (*segment, error) {
 		return nil, fmt.Errorf("stat %s: %w", f.Name(), err)
 	}
 	dev, ino := fileID(fi)
-	return &segment{f: f, dev: dev, ino: ino}, nil
+	g := &segment{f: f, dev: dev, ino: ino, mtime: fi.ModTime()}
+	// Fingerprinted at once, so that every position taken in it can
+	// find it again.
+	g.refreshHead()
+	return g, nil
 }
+
+// refreshHead fingerprints g's first bytes as they are now.
+func (g *segment) refreshHead() {
+	n, _ := g.f.ReadAt(g.head[:], 0)
+	g.headLen, g.headSum = n, headSum(g.head[:n])
+	g.emptySince = time.Time{}
+	if n == 0 {
+		if fi, err := g.f.Stat(); err == nil {
+			g.emptySince = fi.ModTime()
+		}
+	}
+}
+
+// headSumOf is the fingerprint of g's first n bytes, n <= g.headLen.
+func (g *segment) headSumOf(n int) uint32 { return headSum(g.head[:n]) }
 
 func (r *follow) queued(dev, ino uint64) bool {
 	for _, g := range r.queue {
@@ -308,86 +381,139 @@ func (r *follow) queued(dev, ino uint64) bool {
 	return false
 }
 
-func (r *follow) enqueue(f *os.File) {
-	g, err := newSegment(f)
-	if err != nil || r.queued(g.dev, g.ino) || len(r.queue) >= maxOpened {
-		if err == nil && !r.queued(g.dev, g.ino) {
+func (r *follow) enqueue(g *segment) {
+	if r.seen(g.dev, g.ino) || len(r.queue) >= maxOpened {
+		if !r.seen(g.dev, g.ino) {
 			r.log.Warn("too many rotated files pending; skipping one", "path", r.s.cfg.Path)
 		}
-		f.Close()
+		g.f.Close()
 		return
 	}
+	r.log.Debug("queued file", "source", r.s.cfg.Name, "ino", g.ino)
 	r.queue = append(r.queue, g)
 }
 
-// observe queues the files the watcher opened and whatever is at path now.
+// observe queues the files the watcher opened and whatever is at path now,
+// in the order they were at path.
 func (r *follow) observe() {
 	if r.w != nil {
-	loop:
-		for {
-			select {
-			case f := <-r.w.opened:
-				r.enqueue(f)
-			default:
-				break loop
-			}
+		r.w.mu.Lock()
+		defer r.w.mu.Unlock()
+		for _, g := range r.w.opened {
+			r.enqueue(g)
 		}
+		r.w.opened = r.w.opened[:0]
 	}
 	fi, err := os.Stat(r.s.cfg.Path)
 	if err != nil {
 		return
 	}
-	if dev, ino := fileID(fi); r.queued(dev, ino) {
+	if dev, ino := fileID(fi); r.seen(dev, ino) {
 		return
 	}
-	if f, err := os.Open(r.s.cfg.Path); err == nil {
-		r.enqueue(f)
+	if g, err := openSegment(r.s.cfg.Path); err == nil {
+		r.enqueue(g)
 	}
 }
 
-// check reports whether g was truncated (copytruncate): its size fell
-// below the offset, or its first bytes changed. Otherwise it extends g's
-// fingerprint as the file grows.
-func (r *follow) check(g *segment) (bool, error) {
+// checkResult is what check found.
+type checkResult int
+
+const (
+	unchanged checkResult = iota
+	// truncatedNow: the size fell below the offset, or the first bytes
+	// changed (copytruncate).
+	truncatedNow
+	// copiedWhileEmpty: copies of g made since it was seen empty were
+	// queued before it.
+	copiedWhileEmpty
+)
+
+// check looks for a truncation of g and keeps its fingerprint current as
+// the file grows.
+func (r *follow) check(g *segment) (checkResult, error) {
 	fi, err := g.f.Stat()
 	if err != nil {
-		return false, fmt.Errorf("stat %s: %w", r.s.cfg.Path, err)
+		return unchanged, fmt.Errorf("stat %s: %w", r.s.cfg.Path, err)
 	}
 	var head [headMax]byte
 	n, _ := g.f.ReadAt(head[:min(fi.Size(), headMax)], 0)
 	if fi.Size() < g.off || (g.headLen > 0 && (n < g.headLen || headSum(head[:g.headLen]) != g.headSum)) {
-		return true, nil
+		return truncatedNow, nil
 	}
-	if n > g.headLen {
-		g.headLen, g.headSum = n, headSum(head[:n])
+	if n <= g.headLen {
+		return unchanged, nil
 	}
-	return false, nil
+	copy(g.head[:], head[:n])
+	g.headLen, g.headSum = n, headSum(head[:n])
+	if g.emptySince.IsZero() {
+		return unchanged, nil
+	}
+	since := g.emptySince
+	g.emptySince = time.Time{}
+	gap := r.rotatedAfter(g, since, g)
+	if len(gap) == 0 {
+		return unchanged, nil
+	}
+	r.log.Debug("copied while empty", "source", r.s.cfg.Name, "files", len(gap))
+	r.queue = slices.Insert(r.queue, slices.Index(r.queue, g), gap...)
+	r.s.stats.recovered.Add(uint64(len(gap)))
+	return copiedWhileEmpty, nil
+}
+
+// checkQueued checks every queued file at path (or rotated from it by
+// rename) for truncation, and keeps their fingerprints current, so that a
+// file waiting behind another is not copytruncated unnoticed.
+func (r *follow) checkQueued() error {
+	for i := 0; i < len(r.queue); i++ {
+		g := r.queue[i]
+		if g.final {
+			continue
+		}
+		res, err := r.check(g)
+		if err != nil {
+			return err
+		}
+		switch res {
+		case truncatedNow:
+			i += r.truncated(g)
+		case copiedWhileEmpty:
+			i = slices.Index(r.queue, g)
+		}
+	}
+	return nil
 }
 
 // truncated handles g having been truncated: read the rest of the old
-// content from its copy if there is one, then g from the start.
-func (r *follow) truncated(g *segment) {
+// content from its copy if there is one, then g from the start. It
+// returns how many files it queued before g.
+func (r *follow) truncated(g *segment) int {
 	r.s.stats.truncations.Add(1)
 	var cp *segment
 	if g.headLen > 0 {
 		cp = r.findSibling(g.headLen, g.headSum, func(dev, ino uint64, size int64) bool {
-			return !(dev == g.dev && ino == g.ino) && size >= g.off && !r.queued(dev, ino)
+			return !(dev == g.dev && ino == g.ino) && size >= g.off && !r.seen(dev, ino)
 		})
 	}
+	off := g.off
+	g.off, g.sealed = 0, false
+	g.refreshHead()
+	at := slices.Index(r.queue, g)
 	if cp != nil {
 		// The copy continues the byte stream read so far, including a
 		// partial line held in the buffer.
-		cp.off, cp.final = g.off, true
-		r.queue = append([]*segment{cp}, r.queue...)
-		r.s.stats.recovered.Add(1)
-	} else {
-		if g.off > 0 {
-			r.log.Warn("log truncated and no copy found: lines after the last position may be lost",
-				"path", r.s.cfg.Path, "offset", g.off)
-		}
+		cp.off = off
+		r.log.Debug("truncated; reading the rest from the copy", "source", r.s.cfg.Name, "copy", cp.f.Name(), "offset", cp.off)
+		return r.recover(cp, g, at)
+	}
+	if off > 0 {
+		r.log.Warn("log truncated and no copy found: lines after the last position may be lost",
+			"path", r.s.cfg.Path, "offset", off)
+	}
+	if at == 0 {
 		r.lines.reset()
 	}
-	g.off, g.headLen, g.headSum, g.sealed = 0, 0, 0, false
+	return 0
 }
 
 // drain reads the queue until the current file is at its end and has no
@@ -409,15 +535,24 @@ func (r *follow) drain(ctx context.Context) error {
 			// was truncated meanwhile, what was read may be the new
 			// content at the old offset. Forget it; the old content is
 			// read again from the copy.
-			trunc, err := r.check(g)
+			res, err := r.check(g)
 			if err != nil {
 				return err
 			}
-			if trunc {
+			if res != unchanged {
+				// Read again once the copies queued before g are done.
 				r.lines.rollback(mark)
 				g.off = off
-				r.truncated(g)
+				if res == truncatedNow {
+					r.truncated(g)
+				}
 				continue
+			}
+			r.lines.setHead(mark, g)
+		}
+		if n > 0 && len(r.queue) > 1 {
+			if err := r.checkQueued(); err != nil {
+				return err
 			}
 		}
 		r.s.stats.bytes.Add(uint64(n))
@@ -428,7 +563,7 @@ func (r *follow) drain(ctx context.Context) error {
 			continue
 		}
 		if !g.sealed {
-			if !g.final && !r.successorHasData() {
+			if !r.successorHasData() {
 				return nil
 			}
 			// One more pass to the end: the writer may have appended
@@ -458,12 +593,32 @@ func (r *follow) finish(g *segment) error {
 	if err := r.deliver(); err != nil {
 		return err
 	}
-	g.f.Close()
+	r.log.Debug("finished file", "source", r.s.cfg.Name, "file", g.f.Name(), "ino", g.ino, "offset", g.off)
+	r.markDone(g)
 	r.queue = r.queue[1:]
 	if !g.final {
 		r.s.stats.rotations.Add(1)
+		// Files that were at path only briefly, rotated away before
+		// they were seen there, come between g and its successor.
+		if fi, err := g.f.Stat(); err == nil {
+			var live *segment
+			if i := slices.IndexFunc(r.queue, func(q *segment) bool { return !q.final }); i >= 0 {
+				live = r.queue[i]
+			}
+			if gap := r.rotatedAfter(g, fi.ModTime(), live); len(gap) > 0 {
+				r.queue = slices.Insert(r.queue, 0, gap...)
+				r.s.stats.recovered.Add(uint64(len(gap)))
+			}
+		}
 	}
+	g.f.Close()
 	if len(r.queue) > 0 {
+		// Saving the start of the next file makes a restart begin there
+		// rather than look for this one; fingerprinted first, so that a
+		// copytruncate of it while stopped is recognised.
+		if err := r.checkQueued(); err != nil {
+			return err
+		}
 		next := r.queue[0]
 		return r.com.ack(next.pos(next.off))
 	}
@@ -487,53 +642,169 @@ func (r *follow) deliver() error {
 	return r.com.ack(last)
 }
 
-// findSibling opens the file next to path (same name prefix) whose
-// identity satisfies match and whose first headLen bytes sum to sum; the
-// most recently modified if several do.
-func (r *follow) findSibling(headLen int, sum uint32, match func(dev, ino uint64, size int64) bool) *segment {
-	if headLen <= 0 {
-		return nil
-	}
+// sibling is a rotated copy of the followed file in its directory.
+type sibling struct {
+	path     string
+	fi       fs.FileInfo
+	dev, ino uint64
+}
+
+// siblings lists the rotated copies of the file next to it: its name
+// followed by "." or "-" and digits and separators (auth.log.1,
+// auth.log-20240101); compressed ones cannot be read and are left out.
+func (r *follow) siblings() []sibling {
 	dir, base := filepath.Split(r.s.cfg.Path)
-	ents, err := os.ReadDir(filepath.Clean(dir))
-	if err != nil {
-		return nil
-	}
-	var best *segment
-	var bestTime time.Time
-	for _, e := range ents {
-		name := e.Name()
-		if name == base || len(name) <= len(base) || name[:len(base)] != base || !e.Type().IsRegular() {
-			continue
-		}
-		fi, err := e.Info()
+	// A rotation renaming the files while they are listed can hide one
+	// of them: list again, a few times at most, until none vanished.
+	var out []sibling
+	for range 3 {
+		ents, err := os.ReadDir(filepath.Clean(dir))
 		if err != nil {
+			return nil
+		}
+		out = out[:0]
+		stable := true
+		for _, e := range ents {
+			if !e.Type().IsRegular() || !rotatedName(e.Name(), base) {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				stable = false
+				continue
+			}
+			dev, ino := fileID(fi)
+			out = append(out, sibling{filepath.Join(dir, e.Name()), fi, dev, ino})
+		}
+		if stable {
+			break
+		}
+	}
+	return out
+}
+
+func rotatedName(name, base string) bool {
+	suffix, ok := strings.CutPrefix(name, base)
+	if !ok || len(suffix) < 2 || (suffix[0] != '.' && suffix[0] != '-') {
+		return false
+	}
+	digits := false
+	for _, c := range suffix[1:] {
+		switch {
+		case c >= '0' && c <= '9':
+			digits = true
+		case c == '.' || c == '-' || c == '_':
+		default:
+			return false
+		}
+	}
+	return digits
+}
+
+// findSibling opens the rotated copy whose identity satisfies match and
+// whose first headLen bytes sum to sum; the most recently modified if
+// several do.
+//
+// headLen 0 (a position taken in an empty file) matches on identity only.
+func (r *follow) findSibling(headLen int, sum uint32, match func(dev, ino uint64, size int64) bool) *segment {
+	var best *segment
+	for _, sb := range r.siblings() {
+		if !match(sb.dev, sb.ino, sb.fi.Size()) || (best != nil && !sb.fi.ModTime().After(best.mtime)) {
 			continue
 		}
-		if dev, ino := fileID(fi); !match(dev, ino, fi.Size()) {
-			continue
-		}
-		f, err := os.Open(filepath.Join(dir, name))
+		f, err := os.Open(sb.path)
 		if err != nil {
 			continue
 		}
 		head := make([]byte, headLen)
-		if n, _ := f.ReadAt(head, 0); n != headLen || headSum(head) != sum {
-			f.Close()
-			continue
-		}
 		g, err := newSegment(f)
-		if err != nil || (best != nil && !fi.ModTime().After(bestTime)) {
+		if n, _ := f.ReadAt(head, 0); err != nil || n != headLen || headSum(head) != sum {
 			f.Close()
 			continue
 		}
 		if best != nil {
 			best.f.Close()
 		}
-		g.headLen, g.headSum = headLen, sum
-		best, bestTime = g, fi.ModTime()
+		best = g
 	}
 	return best
+}
+
+// recover queues g, a rotated file or copy to be read from its offset to
+// its end, at index at of the queue, followed by the rotated files that
+// came after it (see rotatedAfter). It returns how many files it queued.
+func (r *follow) recover(g, live *segment, at int) int {
+	g.final = true
+	add := append([]*segment{g}, r.rotatedAfter(g, g.mtime, live)...)
+	r.queue = slices.Insert(r.queue, max(at, 0), add...)
+	r.s.stats.recovered.Add(uint64(len(add)))
+	return len(add)
+}
+
+// rotatedAfter opens the rotated files, oldest first, modified after
+// since and before live (the file at path) was last written, and not read
+// yet: files rotated while the source was stopped, or while it was too
+// slow to see them at path. A rotated file that starts like live
+// (fingerprinted just now) is a copy of it whose truncation is still to
+// come: it is left for the copy search that the truncation will trigger.
+func (r *follow) rotatedAfter(g *segment, since time.Time, live *segment) []*segment {
+	var until time.Time
+	if live != nil {
+		if fi, err := live.f.Stat(); err == nil {
+			until = fi.ModTime()
+		}
+	}
+	sibs := r.siblings()
+	slices.SortFunc(sibs, func(a, b sibling) int { return a.fi.ModTime().Compare(b.fi.ModTime()) })
+	var add []*segment
+	for _, sb := range sibs {
+		mt := sb.fi.ModTime()
+		// An empty one may be a copy being made; it is nothing to read yet.
+		if sb.fi.Size() == 0 || !mt.After(since) || (!until.IsZero() && mt.After(until)) ||
+			r.seen(sb.dev, sb.ino) || (sb.dev == g.dev && sb.ino == g.ino) ||
+			(live != nil && sb.dev == live.dev && sb.ino == live.ino) || len(r.queue)+len(add) >= maxOpened {
+			continue
+		}
+		f, err := os.Open(sb.path)
+		if err != nil {
+			continue
+		}
+		ng, err := newSegment(f)
+		if err != nil || (live != nil && ng.headLen > 0 && ng.headLen <= live.headLen && ng.headSum == live.headSumOf(ng.headLen)) {
+			f.Close()
+			continue
+		}
+		ng.final = true
+		r.log.Debug("reading rotated file", "source", r.s.cfg.Name, "file", ng.f.Name())
+		add = append(add, ng)
+	}
+	return add
+}
+
+// seen reports whether a file is queued or was finished by this run: a
+// file is never read twice.
+func (r *follow) seen(dev, ino uint64) bool {
+	return r.queued(dev, ino) || slices.Contains(r.done, [2]uint64{dev, ino})
+}
+
+// maxDone bounds the finished files remembered.
+const maxDone = 64
+
+func (r *follow) markDone(g *segment) {
+	if len(r.done) >= maxDone {
+		r.done = r.done[1:]
+	}
+	r.done = append(r.done, [2]uint64{g.dev, g.ino})
+}
+
+// isPath reports whether dev/ino is the file now at the followed path.
+func (r *follow) isPath(dev, ino uint64) bool {
+	fi, err := os.Stat(r.s.cfg.Path)
+	if err != nil {
+		return false
+	}
+	d, i := fileID(fi)
+	return d == dev && i == ino
 }
 
 func hintPerm(err error) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
@@ -29,10 +30,13 @@ type watcher struct {
 	// wake is signalled (coalesced) on any event for the name or its
 	// siblings.
 	wake chan struct{}
-	// opened carries files the watcher opened as soon as a new file
-	// appeared at path: opening at once holds on to a file that may be
-	// rotated away again before the reader gets to it.
-	opened chan *os.File
+	// mu orders the opening of path: by the watcher as soon as a new
+	// file appears there (holding on to a file that may be rotated away
+	// again before the reader gets to it), and by the reader's own look.
+	// Opened under mu, the files are queued in the order they were at
+	// path.
+	mu     sync.Mutex
+	opened []*segment
 	// gone is set when the watch ended (directory removed or moved, or
 	// the inotify descriptor failed); the owner makes a new watcher.
 	gone atomic.Bool
@@ -52,12 +56,11 @@ func watch(path string) (*watcher, error) {
 	w := &watcher{
 		// A non-blocking descriptor makes the File pollable, so Close
 		// interrupts a blocked Read.
-		file:   os.NewFile(uintptr(fd), "inotify:"+dir),
-		path:   path,
-		base:   []byte(filepath.Base(path)),
-		wake:   make(chan struct{}, 1),
-		opened: make(chan *os.File, maxOpened),
-		done:   make(chan struct{}),
+		file: os.NewFile(uintptr(fd), "inotify:"+dir),
+		path: path,
+		base: []byte(filepath.Base(path)),
+		wake: make(chan struct{}, 1),
+		done: make(chan struct{}),
 	}
 	go w.loop()
 	return w, nil
@@ -112,26 +115,25 @@ func (w *watcher) loop() {
 }
 
 func (w *watcher) open() {
-	f, err := os.Open(w.path)
-	if err != nil {
-		return // gone again, or not readable: the reader's own stat will tell
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.opened) >= maxOpened {
+		return
 	}
-	select {
-	case w.opened <- f:
-	default:
-		f.Close()
+	// Fingerprinted now, before it can be truncated.
+	if g, err := openSegment(w.path); err == nil {
+		w.opened = append(w.opened, g)
 	}
+	// else gone again, or not readable: the reader's own look will tell
 }
 
 func (w *watcher) close() {
 	w.file.Close()
 	<-w.done
-	for {
-		select {
-		case f := <-w.opened:
-			f.Close()
-		default:
-			return
-		}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, g := range w.opened {
+		g.f.Close()
 	}
+	w.opened = nil
 }

@@ -322,7 +322,7 @@ func (j *Journal) read(out io.Reader, cursor *string, com *committer, h Handler)
 		*cursor = last.Cursor
 		return com.ack(last)
 	}
-	var long []byte // a line longer than the reader's buffer, so far
+	var long []byte   // a line longer than the reader's buffer, so far
 	skipping := false // the current line is over maxJSONLine
 	for {
 		line, err := rd.ReadSlice('\n')

@@ -104,6 +104,19 @@ func (b *lineBuf) rollback(m bufMark) {
 	b.batch = b.batch[:m.batch]
 }
 
+// setHead gives the lines read since m g's fingerprint, which may have
+// grown since they were read (only while the file is shorter than
+// headMax).
+func (b *lineBuf) setHead(m bufMark, g *segment) {
+	for i := m.batch; i < len(b.batch); i++ {
+		p := &b.batch[i].Pos
+		if p.HeadLen == g.headLen {
+			return
+		}
+		p.HeadLen, p.HeadSum = g.headLen, g.headSum
+	}
+}
+
 func (b *lineBuf) emit(g *segment, text []byte, end int64) {
 	cut := b.cut
 	if len(text) > b.maxLine {
