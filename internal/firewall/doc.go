@@ -5,11 +5,11 @@
 //
 // # The table
 //
-// The input chain (hook input, policy drop) accepts loopback, drops banned
-// sources first (sets ban4 and ban6, flags interval and timeout, so single
-// addresses and CIDRs expire in the kernel), then accepts established and
-// related traffic, drops invalid packets, lets essential ICMP and ICMPv6
-// through, applies geo rules to new connections, and opens: sshd's port
+// The input chain (hook input, policy drop) accepts loopback and
+// established and related traffic, drops invalid packets, then checks new
+// connections against the bans first (sets ban4 and ban6, flags interval
+// and timeout, so single addresses and CIDRs expire in the kernel), lets
+// essential ICMP and ICMPv6 through, applies geo rules, and opens: sshd's port
 // according to ssh.exposure (public, vpn+public, vpn; the admin's own
 // sources always, without the per-source rate limit), public ports, VPN-only
 // ports (from the VPN interfaces and, when not arriving on the public
@@ -25,22 +25,44 @@
 // container listens on. netfilter runs every table's base chains and a drop
 // in any of them is final, so moat's drop holds whatever Docker's own
 // chains accept; moat's chains run at priority filter - 10, before them.
+// Containers are sources like any other: one reaching a published port
+// through the host's address, or a service of the host itself, needs an
+// allow rule for its bridge range (172.16.0.0/12 for Docker's defaults).
 //
 // Each drop reason has a named counter (ban, geo, invalid, ssh_rate,
 // closed, dnat); with log_drops the final drops and geo drops are logged,
 // rate-limited, with the prefix "moat drop REASON: ".
+//
+// The ban sets are `type ipv4_addr; flags interval,timeout` (ipv6_addr for
+// ban6): nft 1.0.6 and Linux 6.x accept per-element timeouts on interval
+// sets, with or without auto-merge, and expire single addresses and CIDRs
+// alike. moat declares no set with auto-merge: with it, nft 1.0.6 reads
+// every element of every set before running any script that declares a
+// set, which with 100,000 bans turns a 20 ms apply into seconds. moat's
+// own writes never overlap and the geo ranges arrive merged, so nothing is
+// lost. For the same reason moat lists the live table with `nft -t list
+// ruleset`: nft 1.0.6 reads all elements even for `list table -t`.
 //
 // # Applying
 //
 // Apply checks the candidate with `nft -c`, runs the lockout check (see
 // CheckLockout), then replaces table inet moat in one nft transaction. The
 // ban sets are kept across the replacement, elements and timeouts
-// included: the transaction deletes and recreates every other object of
-// the table but re-declares ban4 and ban6 unchanged, which the kernel
-// treats as a no-op. Only when the live ban sets differ in definition does
-// moat replace the whole table, re-adding the elements it held. The
-// rendered table is persisted to /etc/moat/moat.nft and loaded at boot by
-// moat-firewall.service (see Persist).
+// included: the transaction flushes and deletes every chain and every
+// other set, deletes counters the new table no longer has, and then
+// declares the table, where ban4, ban6 and the kept counters are
+// re-declared unchanged, a no-op for the kernel. A config reload never
+// empties the ban sets. Only when the live ban sets differ in definition
+// (or the table holds objects moat does not render) does moat replace the
+// whole table, re-adding the bans it held with the time each had left.
+//
+// The rendered table is persisted to /etc/moat/moat.nft and loaded at boot
+// by moat-firewall.service, ordered after nftables.service (whose
+// /etc/nftables.conf usually starts with `flush ruleset`); moat does not
+// edit /etc/nftables.conf. Restarting nftables.service by hand flushes
+// moat's table until moat-firewall.service is restarted; the audit's
+// FW-005 notices. Bans are not in the boot file: the ban engine restores
+// them from its store when it starts.
 //
 // # Sets
 //

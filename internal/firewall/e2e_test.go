@@ -201,11 +201,24 @@ func TestBans(t *testing.T) {
 		{from: w.attacker, src: attacker4, network: "tcp", dst: hostPort(vpsPub4, 8080)}, // published ports too
 		{from: w.attacker, src: attacker6, network: "tcp", dst: web(vpsPub6), open: true},
 	})
-	conn.SetDeadline(time.Now().Add(probeTimeout))
-	if _, err := conn.Write([]byte("x")); err == nil {
-		if _, err := conn.Read(make([]byte, 1)); err == nil {
-			t.Error("an established connection from a banned address still gets answers")
+	// The established connection runs on (bans are looked up for new
+	// connections) until Cut ends it.
+	echo := func() bool {
+		conn.SetDeadline(time.Now().Add(probeTimeout))
+		if _, err := conn.Write([]byte("x")); err != nil {
+			return false
 		}
+		_, err := conn.Read(make([]byte, 1))
+		return err == nil
+	}
+	if !echo() {
+		t.Error("an established connection died with the ban alone")
+	}
+	if n, err := s.Cut(ctx, []netip.Prefix{p(attacker4 + "/32")}); err != nil || n < 1 {
+		t.Errorf("cut: %d %v", n, err)
+	}
+	if echo() {
+		t.Error("an established connection from a banned address still gets answers after Cut")
 	}
 
 	// A CIDR covering both.

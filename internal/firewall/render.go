@@ -174,9 +174,13 @@ func (r *renderer) input() {
 	r.line(1, "chain input {")
 	r.line(2, "type filter hook input priority %s; policy drop;", chainPriority)
 	r.line(2, `iif "lo" accept`)
-	r.line(2, "jump guard")
+	// Bans are looked up for new connections only: a lookup on every
+	// packet costs 7-10% of connection throughput with 100,000 bans, one
+	// per connection does not show. Sets.Cut ends a banned source's
+	// established connections.
 	r.line(2, "ct state established,related accept")
 	r.line(2, `ct state invalid counter name "%s" drop`, counterName(ReasonInvalid))
+	r.line(2, "jump guard")
 	// ICMP errors for tracked connections are related; these cover the
 	// rest, and IPv6 cannot work without neighbour discovery.
 	r.line(2, "icmp type { destination-unreachable, time-exceeded, parameter-problem } accept")
@@ -313,9 +317,9 @@ func (r *renderer) forward() {
 	r.b.WriteByte('\n')
 
 	r.line(1, "chain published {")
-	r.line(2, "jump guard")
 	r.line(2, "ct state established,related accept")
 	r.line(2, `ct state invalid counter name "%s" drop`, counterName(ReasonInvalid))
+	r.line(2, "jump guard")
 	if r.s.Geo.Mode != "" {
 		r.line(2, "jump geo")
 	}
