@@ -48,6 +48,9 @@ type SwapConfig struct {
 
 // SysctlConfig tunes the kernel set; the VPS-aware defaults cover most hosts.
 type SysctlConfig struct {
+	// Disabled leaves the kernel settings alone (vm.swappiness of a swap
+	// moat manages is still written).
+	Disabled bool `yaml:"disabled"`
 	// KeepForwarding keeps ip_forward on; detected automatically for Docker,
 	// WireGuard and Tailscale, forced here.
 	KeepForwarding *bool `yaml:"keep_forwarding"`
