@@ -177,7 +177,7 @@ func (g *Gateway) serveFast(st *reqState, w http.ResponseWriter, r *http.Request
 			c, reused, err = rte.fast.dial(ctx) // not another idle one: it may be as stale
 		}
 		if err != nil {
-			g.proxyError(w, r, err)
+			g.upstreamError(st, w, r, err)
 			return
 		}
 		resp, err = g.roundTripFast(st, c, r, rte)
@@ -188,7 +188,7 @@ func (g *Gateway) serveFast(st *reqState, w http.ResponseWriter, r *http.Request
 		if reused && attempt == 0 && ctx.Err() == nil && !isTimeout(err) {
 			continue // the upstream closed it while idle
 		}
-		g.proxyError(w, r, err)
+		g.upstreamError(st, w, r, err)
 		return
 	}
 	// A body already read in with the headers (most small answers) needs
@@ -249,8 +249,15 @@ func (g *Gateway) roundTripFast(st *reqState, c *fastConn, r *http.Request, rte 
 			bw.WriteString("\r\n")
 		}
 	}
+	var ab [64]byte
 	bw.WriteString("X-Forwarded-For: ")
-	bw.WriteString(forwardedFor(r.Header, st.peer, st.trusted))
+	if prior := r.Header["X-Forwarded-For"]; st.trusted && len(prior) > 0 {
+		for _, p := range prior {
+			bw.WriteString(p)
+			bw.WriteString(", ")
+		}
+	}
+	bw.Write(st.peer.AppendTo(ab[:0]))
 	proto := "https"
 	if r.TLS == nil {
 		proto = "http"
@@ -263,7 +270,6 @@ func (g *Gateway) roundTripFast(st *reqState, c *fastConn, r *http.Request, rte 
 	bw.WriteString("\r\nX-Forwarded-Host: ")
 	bw.WriteString(r.Host)
 	bw.WriteString("\r\nX-Real-Ip: ")
-	var ab [64]byte
 	bw.Write(st.client.AppendTo(ab[:0]))
 	bw.WriteString("\r\n\r\n")
 	if err := bw.Flush(); err != nil {

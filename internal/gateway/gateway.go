@@ -400,10 +400,14 @@ func (g *Gateway) Reload(newCfg Config) (err error) {
 	return nil
 }
 
-// proxyError answers an upstream failure: 502 with no detail for the
-// client, the detail in the log (rate-limited).
+// proxyError is ReverseProxy's ErrorHandler.
 func (g *Gateway) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	st := stateOf(r)
+	g.upstreamError(stateOf(r), w, r, err)
+}
+
+// upstreamError answers an upstream failure: 502 with no detail for the
+// client, the detail in the log (rate-limited).
+func (g *Gateway) upstreamError(st *reqState, w http.ResponseWriter, r *http.Request, err error) {
 	if isClientGone(r, err) {
 		if st != nil {
 			st.w.status = 499 // nginx's "client closed request"

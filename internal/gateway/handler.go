@@ -141,14 +141,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, tls bool) {
 	if trap {
 		st.denied = reasonHoneypot
 		s.m.deny(reasonHoneypot)
-		g.notFound(st, r.WithContext(st))
+		g.notFound(st, r)
 		return
 	}
 	rte, clean, ambiguous := s.route(r.URL.Path)
 	if clean != r.URL.Path {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}
-	r = r.WithContext(st)
 	switch {
 	case ambiguous:
 		st.denied = reasonAmbiguous
@@ -262,7 +261,8 @@ func (g *Gateway) serveRoute(st *reqState, r *http.Request, rte *route) {
 		g.serveFast(st, &st.w, r, rte)
 		return
 	}
-	rte.proxy.ServeHTTP(&st.w, r)
+	// ReverseProxy's callbacks find the request's state in its context.
+	rte.proxy.ServeHTTP(&st.w, r.WithContext(st))
 }
 
 func (st *reqState) markDenied(rte *route, reason string) {
