@@ -83,7 +83,7 @@ type runningPipeline struct {
 }
 
 // Run runs the daemon until ctx ends.
-func Run(ctx context.Context, o Options) error {
+func Run(ctx context.Context, o Options) (err error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
@@ -124,9 +124,29 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	// The dispatcher outlives the other components: its context ends only
+	// after theirs did and they returned, so "moat stopped" and their last
+	// events still go out (within alert.Options.DrainTimeout).
+	actx, stopAlerts := context.WithCancel(context.WithoutCancel(ctx))
+	alertsDone := make(chan struct{})
+	go func() {
+		defer close(alertsDone)
+		if err := d.disp.Run(actx); err != nil {
+			d.log.Error("component stopped", "component", "alerts", "err", err)
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	d.goRun(ctx, "alerts", d.disp.Run)
+	defer func() {
+		reason := "signal"
+		if err != nil {
+			reason = err.Error()
+		}
+		d.disp.Notify(alert.Lifecycle{Action: alert.Stopped, Version: o.Version, Reason: reason, Time: time.Now()}.Event())
+		cancel()
+		d.wg.Wait()
+		stopAlerts()
+		<-alertsDone
+	}()
 	d.disp.Notify(alert.Lifecycle{Action: alert.Started, Version: o.Version, Time: time.Now()}.Event())
 
 	if cfg.Gateway != nil {
@@ -162,9 +182,6 @@ func Run(ctx context.Context, o Options) error {
 	for {
 		select {
 		case <-ctx.Done():
-			d.disp.Notify(alert.Lifecycle{Action: alert.Stopped, Version: o.Version, Reason: "signal", Time: time.Now()}.Event())
-			cancel()
-			d.wg.Wait()
 			return nil
 		case <-o.Reload:
 			if err := d.reload(ctx); err != nil {
