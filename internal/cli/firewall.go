@@ -32,26 +32,9 @@ var (
 func init() {
 	planners["firewall"] = runPlanFirewall
 	appliers["firewall"] = runApplyFirewall
-	register(command{"plan", "show what apply would change: plan firewall", 30, func(e *env, args []string) int {
-		return runLayer(e, "plan", planners, args)
-	}})
-	register(command{"apply", "apply a layer (checked, reversible): apply firewall --yes", 31, func(e *env, args []string) int {
-		return runLayer(e, "apply", appliers, args)
-	}})
+	// moat plan and moat apply (change.go) run every layer as one
+	// transaction, and hand "plan firewall" and "apply firewall" here.
 	register(command{"firewall", "the firewall's live state: firewall status [--json]", 40, runFirewall})
-}
-
-func runLayer(e *env, verb string, layers map[string]layerCommand, args []string) int {
-	names := make([]string, 0, len(layers))
-	for n := range layers {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	if len(args) == 0 || layers[args[0]] == nil {
-		fmt.Fprintf(e.stderr, "Usage: moat %s LAYER [flags]\n\nLayers: %s\n", verb, strings.Join(names, ", "))
-		return ExitUsage
-	}
-	return layers[args[0]](e, args[1:])
 }
 
 func runPlanFirewall(e *env, args []string) int {

@@ -77,7 +77,7 @@ func TestFirewallSpec(t *testing.T) {
 
 func TestLayerUsage(t *testing.T) {
 	var out, errb bytes.Buffer
-	if code := Main([]string{"plan"}, nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "Layers: firewall") {
+	if code := Main([]string{"plan", "nosuchlayer"}, nil, &out, &errb); code != ExitUsage || !strings.Contains(errb.String(), "Layers: firewall") {
 		t.Errorf("plan without a layer: %d %s", code, errb.String())
 	}
 	errb.Reset()

@@ -94,6 +94,18 @@ func ReloadSSHD(ctx context.Context, root string) (string, error) {
 	return "SIGHUP to sshd " + strconv.Itoa(pid), nil
 }
 
+// SSHDRunning reports whether an sshd serves the configuration under
+// root: always assumed on the live system (a VPS without sshd fails its
+// self-probe, as it should), and under a fixture root only when sshd's
+// pid file there names a running sshd (a lab's).
+func SSHDRunning(ctx context.Context, root string) bool {
+	if host.New(root).Live() {
+		return true
+	}
+	eff, err := sshd.Runner{Root: root}.Effective(ctx, sshd.Context{})
+	return err == nil && pidFromFile(root, eff.Get("pidfile")) > 0
+}
+
 // pidFromFile reads sshd's pid file under root and checks that the pid is
 // an sshd.
 func pidFromFile(root, file string) int {

@@ -1,0 +1,638 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/moat-sh/moat/internal/change"
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/harden"
+	"github.com/moat-sh/moat/internal/host"
+)
+
+func init() {
+	register(command{"plan", "show what apply would change, per layer, as diffs (plan firewall: that layer alone)", 30, runPlan})
+	register(command{"apply", "apply every host layer as one transaction, rolled back unless confirmed", 31, runApply})
+	register(command{"confirm", "confirm [ID]: keep an applied change (run it from a NEW ssh session)", 32, runConfirm})
+	register(command{"rollback", "rollback [ID]: restore what a change replaced, byte for byte", 33, runRollback})
+	register(command{"change", "change list | change show ID: the changes moat made and their state", 34, runChange})
+}
+
+// transaction is every host layer's step, planned.
+type transaction struct {
+	steps    []*change.Step
+	refusals []string
+	ssh      harden.SSHPlan
+	cfg      *config.Config
+	root     string
+	session  string
+	live     *host.Host // live facts: interfaces, listeners (the files are under root)
+}
+
+// planAll plans every host layer. It changes nothing.
+func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, int, bool) {
+	c, code, ok := loadConfig(e, f)
+	if !ok {
+		return nil, code, false
+	}
+	live := host.New("")
+	tx := &transaction{cfg: c, root: f.root, live: live, session: sessionString(os.Getenv, live)}
+	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File},
+		harden.Options{Root: f.root, Session: tx.session, Force: force})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat: plan the host layers: %v\n", err)
+		return nil, ExitRuntime, false
+	}
+	tx.steps, tx.refusals, tx.ssh = hp.Steps, hp.Refusals, hp.SSH
+	fw, refusals, err := firewallStep(ctx, e, c, live, f.root, hp.SSH)
+	if err != nil {
+		tx.refusals = append(tx.refusals, "firewall: "+err.Error()+" (set firewall.enabled: false to leave the firewall to something else)")
+	}
+	tx.refusals = append(tx.refusals, refusals...)
+	if fw != nil {
+		tx.steps = append(tx.steps, fw)
+	}
+	return tx, 0, true
+}
+
+func runPlan(e *env, args []string) int {
+	if len(args) > 0 && planners[args[0]] != nil {
+		return planners[args[0]](e, args[1:])
+	}
+	f := newFlags(e, "plan", "plan [LAYER] [-c FILE] [--root DIR]").withRoot()
+	force := f.Bool("force", false, "plan as apply --force would (ssh.exposure vpn before a VPN login was seen)")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if !onlyFlags(e, "plan", f) {
+		return ExitUsage
+	}
+	ctx := context.Background()
+	recoverExpired(ctx, e, f.root)
+	tx, code, ok := planAll(ctx, e, f, *force)
+	if !ok {
+		return code
+	}
+	writePlan(e.stdout, tx)
+	if len(tx.refusals) > 0 {
+		fmt.Fprintln(e.stdout, "\napply would refuse:")
+		for _, r := range tx.refusals {
+			fmt.Fprintf(e.stdout, "  - %s\n", r)
+		}
+	}
+	return ExitOK
+}
+
+// onlyFlags refuses arguments after the flags: a layer must come first.
+func onlyFlags(e *env, verb string, f *flags) bool {
+	if f.NArg() == 0 {
+		return true
+	}
+	names := make([]string, 0, len(planners))
+	for n := range planners {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	fmt.Fprintf(e.stderr, "Usage: moat %s [LAYER] [flags]\n\nunknown layer %q. Layers: %s; without one, %s runs every host layer as one transaction.\n",
+		verb, f.Arg(0), strings.Join(names, ", "), verb)
+	return false
+}
+
+// writePlan prints each layer's summary, warnings and diffs.
+func writePlan(w io.Writer, tx *transaction) {
+	for i, st := range tx.steps {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		state := "changes"
+		if st.Empty() {
+			state = "no changes"
+		}
+		fmt.Fprintf(w, "== %s: %s\n", st.Layer, state)
+		for _, s := range st.Summary {
+			fmt.Fprintf(w, "  %s\n", s)
+		}
+		for _, s := range st.Warnings {
+			fmt.Fprintf(w, "  warning: %s\n", s)
+		}
+		window := map[string][]byte{}
+		for _, fl := range st.Files {
+			writeFileDiff(w, tx.root, fl, nil, "")
+			window[fl.Path] = fl.Data
+		}
+		for _, fl := range st.Final {
+			writeFileDiff(w, tx.root, fl, window[fl.Path], " (on confirm)")
+		}
+		if st.Diff != "" {
+			io.WriteString(w, st.Diff)
+		}
+	}
+}
+
+// writeFileDiff prints the diff from the file as it is (or as the window
+// leaves it, for a file written again on confirm) to what fl writes.
+func writeFileDiff(w io.Writer, root string, fl change.File, window []byte, when string) {
+	cur, err := change.ReadCurrent(root, fl.Path)
+	if err != nil {
+		fmt.Fprintf(w, "  %s: cannot read: %v\n", fl.Path, err)
+		return
+	}
+	from := "a" + fl.Path
+	if window != nil {
+		cur, from = window, "a"+fl.Path+" (during the window)"
+	}
+	if cur == nil {
+		from = "/dev/null"
+	}
+	d := firewall.UnifiedDiff(from, "b"+fl.Path+when, string(cur), string(fl.Data))
+	io.WriteString(w, d)
+}
+
+func runApply(e *env, args []string) int {
+	if len(args) > 0 && appliers[args[0]] != nil {
+		return appliers[args[0]](e, args[1:])
+	}
+	f := newFlags(e, "apply", "apply [LAYER] [-c FILE] [--root DIR] [--confirm 120s] [--yes] [--force]").withRoot()
+	window := f.Duration("confirm", change.DefaultWindow, "how long the change waits for `moat confirm` before rolling back")
+	yes := f.Bool("yes", false, "automation: confirm at once if the self-probe passes (no wait, no second session)")
+	force := f.Bool("force", false, "allow ssh.exposure vpn before a login over the VPN was seen (prints a break-glass recipe)")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if !onlyFlags(e, "apply", f) {
+		return ExitUsage
+	}
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(e.stderr, "moat apply: needs root (run with sudo)")
+		return ExitRuntime
+	}
+	ctx := context.Background()
+	recoverExpired(ctx, e, f.root)
+	start := time.Now()
+	tx, code, ok := planAll(ctx, e, f, *force)
+	if !ok {
+		return code
+	}
+	if len(tx.refusals) > 0 {
+		fmt.Fprintln(e.stderr, "moat apply: refusing, nothing was changed:")
+		for _, r := range tx.refusals {
+			fmt.Fprintf(e.stderr, "  - %s\n", r)
+		}
+		return ExitUsage
+	}
+	if !slices.ContainsFunc(tx.steps, func(s *change.Step) bool { return !s.Empty() }) {
+		fmt.Fprintln(e.stdout, "nothing to change: every layer is as moat.yaml says")
+		return ExitOK
+	}
+	if *force && tx.cfg.SSH.Exposure == "vpn" && tx.ssh.VPNLogin == "" {
+		fmt.Fprint(e.stderr, breakGlass)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat apply: find moat's own binary: %v\n", err)
+		return ExitRuntime
+	}
+	store := change.NewStore(f.root)
+	handlers := changeHandlers(e)
+	timer := chooseTimer(exe, f.root, tx.live)
+	if _, sd := timer.(change.SystemdTimer); sd {
+		if err := change.InstallBootGuard(f.root, exe); err != nil {
+			fmt.Fprintf(e.stderr, "moat apply: %v (nothing was changed)\n", err)
+			return ExitRuntime
+		}
+	}
+	var ports []uint16
+	if tx.ssh.Moved() {
+		ports = []uint16{tx.ssh.Port}
+	}
+	for _, st := range tx.steps {
+		for _, s := range st.Summary {
+			fmt.Fprintf(e.stdout, "%s: %s\n", st.Layer, s)
+		}
+	}
+	m, err := store.Apply(ctx, tx.steps, change.Options{
+		Window: *window, Session: tx.session, ConfirmPorts: ports, Config: tx.cfg.File,
+		Timer: timer, Handlers: handlers, Log: e.log, Notify: notifier(e),
+		Probe: func(ctx context.Context) error {
+			if !harden.SSHDRunning(ctx, f.root) {
+				fmt.Fprintf(e.stdout, "self-probe: skipped, no sshd serves %s\n", f.root)
+				return nil
+			}
+			results, err := change.SelfProbe(ctx, nil, probeTargets(tx), tx.ssh.ProbeUser, 10*time.Second)
+			for _, r := range results {
+				status := "ok"
+				if r.Err != nil {
+					status = r.Err.Error()
+				}
+				fmt.Fprintf(e.stdout, "self-probe %s: %s (%s)\n", r.Target, status, r.Took.Round(time.Millisecond))
+			}
+			return err
+		},
+	})
+	var rb *change.RolledBackError
+	var pe *change.PendingError
+	switch {
+	case errors.As(err, &rb):
+		fmt.Fprintf(e.stderr, "moat apply: %v\nEvery file is back as it was (moat change show %s).\n", err, rb.ID)
+		return ExitRollback
+	case errors.As(err, &pe):
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		return ExitUsage
+	case err != nil:
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		return ExitRuntime
+	}
+	harden.RecordVPNLogin(f.root, tx.session, tx.cfg.VPN, vpnAddrs(tx))
+	if *yes {
+		m, err = store.Confirm(ctx, m.ID, change.ConfirmOptions{Unattended: true, Handlers: handlers, Log: e.log, Notify: notifier(e)})
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+			if errors.As(err, &rb) {
+				return ExitRollback
+			}
+			return ExitRuntime
+		}
+		fmt.Fprintf(e.stdout, "change %s applied and confirmed (--yes, self-probe passed)\n", m.ID)
+		return ExitOK
+	}
+	fmt.Fprintf(e.stdout, "change %s applied in %s, waiting for confirm (%s)\n", m.ID, time.Since(start).Round(time.Millisecond), m.Timer)
+	how := "ssh"
+	if tx.ssh.Moved() {
+		how = "ssh -p " + strconv.Itoa(int(tx.ssh.Port))
+	}
+	fmt.Fprintf(e.stdout, "From a NEW session (%s …) run within %s:\n    sudo moat confirm %s\nOtherwise everything is rolled back at %s. Undo now: sudo moat rollback %s\n",
+		how, m.Window, m.ID, m.Deadline.Format(time.TimeOnly), m.ID)
+
+	// Waiting here is only for the operator's eyes: the timer rolls back
+	// whether or not this process lives. Ctrl-C rolls back at once.
+	wctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	m, err = store.Wait(wctx, m.ID, change.RollbackOptions{Handlers: handlers, Log: e.log, Notify: notifier(e)})
+	if wctx.Err() != nil && ctx.Err() == nil {
+		m, err = store.Rollback(ctx, m.ID, "interrupted (Ctrl-C) while waiting for confirm", change.RollbackOptions{Handlers: handlers, Log: e.log, Notify: notifier(e)})
+	}
+	if err != nil && m == nil {
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		return ExitRuntime
+	}
+	switch m.State {
+	case change.Confirmed:
+		fmt.Fprintf(e.stdout, "change %s confirmed\n", m.ID)
+		return ExitOK
+	case change.RolledBack:
+		fmt.Fprintf(e.stderr, "moat apply: change %s rolled back: %s\n", m.ID, m.Reason)
+		for _, x := range m.Errors {
+			fmt.Fprintf(e.stderr, "  rollback error: %s\n", x)
+		}
+		return ExitRollback
+	}
+	fmt.Fprintf(e.stderr, "moat apply: change %s is %s: %v\n", m.ID, m.State, err)
+	return ExitRuntime
+}
+
+const breakGlass = `
+--force: SSH will be reachable over the VPN only, and no VPN login was seen.
+If the VPN does not let you in, break glass:
+  1. open your provider's web console (serial / VNC / "rescue console") and log in as root;
+  2. run: moat rollback        (restores sshd and the firewall as they were)
+     or, after the change was confirmed: set ssh.exposure: vpn+public in moat.yaml and run moat apply --yes
+Keep that console open in another tab until moat confirm has run.
+
+`
+
+// chooseTimer picks the rollback timer: a transient systemd timer where
+// systemd is PID 1 on the live system, a detached watchdog elsewhere
+// (containers, fixture roots, lab namespaces).
+func chooseTimer(exe, root string, live *host.Host) change.Timer {
+	if root == "" || root == "/" {
+		if sd, _ := live.SystemdPID1(); sd {
+			if _, err := exec.LookPath("systemd-run"); err == nil {
+				return change.SystemdTimer{Moat: exe}
+			}
+		}
+	}
+	argv := []string{exe, "change", "watchdog"}
+	if root != "" {
+		abs, _ := filepath.Abs(root)
+		argv = append(argv, "--root", abs)
+	}
+	return change.WatchdogTimer{Argv: argv}
+}
+
+// probeTargets are where a new login must find sshd: the public address
+// and the VPN address, each on every port of the window.
+func probeTargets(tx *transaction) []change.Target {
+	var out []change.Target
+	add := func(name string, a netip.Addr) {
+		for _, p := range tx.ssh.Ports {
+			out = append(out, change.Target{Name: name, Addr: netip.AddrPortFrom(a, p).String()})
+		}
+	}
+	exp := tx.cfg.SSH.Exposure
+	vpns := vpnAddrs(tx)
+	if exp.Public() && len(tx.ssh.Listen) == 0 {
+		if a, ok := publicAddr(tx, vpns); ok {
+			add("public", a)
+		}
+	}
+	if exp.VPN() && len(vpns) > 0 {
+		add("vpn", vpns[0])
+	}
+	if len(out) == 0 && len(tx.ssh.Listen) == 0 {
+		add("loopback", netip.MustParseAddr("127.0.0.1"))
+	}
+	return out
+}
+
+func vpnAddrs(tx *transaction) []netip.Addr {
+	ifs, _ := tx.live.Interfaces()
+	var out []netip.Addr
+	for _, i := range ifs {
+		if !i.Up || !slices.Contains(tx.cfg.VPN.Interfaces, i.Name) {
+			continue
+		}
+		for _, a := range i.Addrs {
+			if !a.Addr().IsLinkLocalUnicast() {
+				out = append(out, a.Addr())
+			}
+		}
+	}
+	return out
+}
+
+// publicAddr is the address the operator's session arrived on, if it is
+// not a VPN one, else the first global address of the default route's
+// interface.
+func publicAddr(tx *transaction, vpns []netip.Addr) (netip.Addr, bool) {
+	if s, ok := change.ParseSession(tx.session); ok && !slices.Contains(vpns, s.Server.Addr()) && !tx.cfg.VPN.Contains(s.Client.Addr()) {
+		return s.Server.Addr(), true
+	}
+	routes, _ := tx.live.DefaultRoutes()
+	ifs, _ := tx.live.Interfaces()
+	for _, r := range routes {
+		for _, i := range ifs {
+			if i.Name != r.Iface {
+				continue
+			}
+			for _, a := range i.Addrs {
+				if a.Addr().IsGlobalUnicast() {
+					return a.Addr(), true
+				}
+			}
+		}
+	}
+	if iface := tx.cfg.Firewall.PublicInterface; iface != "" {
+		for _, i := range ifs {
+			if i.Name == iface && len(i.Addrs) > 0 {
+				return i.Addrs[0].Addr(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// sessionString is SSH_CONNECTION of this process or of the nearest
+// ancestor that has it (sudo drops it from the environment).
+func sessionString(getenv func(string) string, h *host.Host) string {
+	if v := getenv("SSH_CONNECTION"); v != "" {
+		return v
+	}
+	pid := os.Getppid()
+	for range 32 {
+		if pid <= 1 {
+			break
+		}
+		env, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if err == nil {
+			for kv := range strings.SplitSeq(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
+					return v
+				}
+			}
+		}
+		pid = parentPID(h, pid)
+	}
+	return ""
+}
+
+func notifier(e *env) func(change.Notice) {
+	return func(n change.Notice) {
+		e.log.Info("change", "id", n.ID, "state", string(n.State), "text", n.Text)
+	}
+}
+
+// changeHandlers runs every layer's undo and confirm actions.
+func changeHandlers(e *env) change.Handlers {
+	h := harden.Handlers(e.log)
+	for k, v := range firewallHandlers() {
+		h[k] = v
+	}
+	return h
+}
+
+func recoverExpired(ctx context.Context, e *env, root string) {
+	m, err := change.NewStore(root).RecoverExpired(ctx, change.RollbackOptions{Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
+	if m != nil {
+		fmt.Fprintf(e.stderr, "moat: change %s had not been confirmed and its timer was gone: rolled back (%s)\n", m.ID, m.Reason)
+	} else if err != nil {
+		e.log.Warn("check pending change", "err", err)
+	}
+}
+
+func runConfirm(e *env, args []string) int {
+	f := newFlags(e, "confirm", "confirm [ID] [--root DIR]").withRoot()
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	store := change.NewStore(f.root)
+	id, code, ok := changeID(e, store, f.Args(), true)
+	if !ok {
+		return code
+	}
+	live := host.New("")
+	sess := sessionString(os.Getenv, live)
+	m, err := store.Confirm(context.Background(), id, change.ConfirmOptions{Session: sess, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
+	var rb *change.RolledBackError
+	switch {
+	case errors.As(err, &rb):
+		fmt.Fprintf(e.stderr, "moat confirm: %v\n", err)
+		return ExitRollback
+	case err != nil:
+		fmt.Fprintf(e.stderr, "moat confirm: %v\n", err)
+		return ExitUsage
+	}
+	fmt.Fprintf(e.stdout, "change %s confirmed: it stays, boot files written, rollback timer disarmed\n", m.ID)
+	return ExitOK
+}
+
+func runRollback(e *env, args []string) int {
+	f := newFlags(e, "rollback", "rollback [ID] [--root DIR]").withRoot()
+	boot := f.Bool("boot", false, "at boot: roll back the change still waiting for confirm, if any (moat-change-guard.service)")
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	ctx := context.Background()
+	store := change.NewStore(f.root)
+	opt := change.RollbackOptions{Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)}
+	if *boot {
+		m, err := store.RollbackAtBoot(ctx, opt)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat rollback --boot: %v\n", err)
+			return ExitRuntime
+		}
+		if m != nil {
+			fmt.Fprintf(e.stdout, "change %s rolled back at boot\n", m.ID)
+		}
+		return ExitOK
+	}
+	id, code, ok := changeID(e, store, f.Args(), false)
+	if !ok {
+		return code
+	}
+	m, err := store.Rollback(ctx, id, "moat rollback", opt)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat rollback: %v\n", err)
+		if m == nil || m.State != change.RolledBack {
+			return ExitRuntime
+		}
+	}
+	fmt.Fprintf(e.stdout, "change %s rolled back (%s): %d paths restored\n", m.ID, m.Reason, len(m.Entries))
+	if err != nil {
+		return ExitRuntime
+	}
+	return ExitOK
+}
+
+// changeID is the ID given, or the pending change, or (for rollback) the
+// latest.
+func changeID(e *env, s *change.Store, args []string, pendingOnly bool) (string, int, bool) {
+	if len(args) > 1 {
+		fmt.Fprintln(e.stderr, "moat: one change ID at most")
+		return "", ExitUsage, false
+	}
+	if len(args) == 1 {
+		if err := change.ValidID(args[0]); err != nil {
+			fmt.Fprintf(e.stderr, "moat: %v\n", err)
+			return "", ExitUsage, false
+		}
+		return args[0], 0, true
+	}
+	id, err := s.Pending()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat: %v\n", err)
+		return "", ExitRuntime, false
+	}
+	if id == "" && !pendingOnly {
+		if m, _ := s.Latest(); m != nil {
+			id = m.ID
+		}
+	}
+	if id == "" {
+		fmt.Fprintln(e.stderr, "moat: no change is waiting for confirm (see moat change list)")
+		return "", ExitUsage, false
+	}
+	return id, 0, true
+}
+
+func runChange(e *env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintln(e.stderr, "Usage: moat change list [--json] | moat change show ID")
+		return ExitUsage
+	}
+	sub := args[0]
+	f := newFlags(e, "change "+sub, "change "+sub+" [--root DIR]").withRoot()
+	asJSON := f.Bool("json", false, "JSON output")
+	timer := f.Bool("timer", false, "run as the systemd timer's service")
+	if code, ok := f.parse(args[1:]); !ok {
+		return code
+	}
+	store := change.NewStore(f.root)
+	ctx := context.Background()
+	opt := change.RollbackOptions{Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)}
+	switch sub {
+	case "list":
+		recoverExpired(ctx, e, f.root)
+		all, err := store.List()
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat change list: %v\n", err)
+			return ExitRuntime
+		}
+		if *asJSON {
+			return printJSON(e, all)
+		}
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tSTATE\tLAYERS\tNOTE")
+		for _, m := range all {
+			note := m.Reason
+			if m.State == change.Waiting {
+				note = "confirm by " + m.Deadline.Format(time.TimeOnly)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.State, strings.Join(m.Layers, ","), note)
+		}
+		tw.Flush()
+		if n, _ := store.LastRollback(); n != nil {
+			fmt.Fprintf(e.stdout, "\nlast rollback: %s at %s: %s\n", n.ID, n.Time.Format(time.RFC3339), n.Reason)
+		}
+		return ExitOK
+	case "show":
+		if len(f.Args()) != 1 {
+			fmt.Fprintln(e.stderr, "Usage: moat change show ID")
+			return ExitUsage
+		}
+		m, err := store.Load(f.Args()[0])
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat change show: %v\n", err)
+			return ExitUsage
+		}
+		if *asJSON {
+			return printJSON(e, m)
+		}
+		fmt.Fprintf(e.stdout, "change %s: %s\nlayers: %s\n", m.ID, m.State, strings.Join(m.Layers, ", "))
+		for _, s := range m.Summary {
+			fmt.Fprintf(e.stdout, "  %s\n", s)
+		}
+		fmt.Fprintln(e.stdout, "history:")
+		for _, ev := range m.Events {
+			fmt.Fprintf(e.stdout, "  %s  %s\n", ev.Time.Format(time.TimeOnly), ev.Text)
+		}
+		for _, x := range m.Errors {
+			fmt.Fprintf(e.stdout, "  error: %s\n", x)
+		}
+		return ExitOK
+	case "watchdog", "rollback":
+		// The rollback timer's bodies: the detached watchdog, and the
+		// service a systemd timer starts.
+		if len(f.Args()) != 1 || (sub == "rollback" && !*timer) {
+			fmt.Fprintln(e.stderr, "Usage: moat change watchdog ID | moat change rollback --timer ID (run by moat itself)")
+			return ExitUsage
+		}
+		id := f.Args()[0]
+		var err error
+		if sub == "watchdog" {
+			_, err = store.RunWatchdog(ctx, id, opt)
+		} else {
+			opt.FromTimer = true
+			_, err = store.Watch(ctx, id, opt)
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat change %s: %v\n", sub, err)
+			return ExitRuntime
+		}
+		return ExitOK
+	}
+	fmt.Fprintln(e.stderr, "Usage: moat change list [--json] | moat change show ID")
+	return ExitUsage
+}

@@ -1,0 +1,260 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moat-sh/moat/internal/change"
+	"github.com/moat-sh/moat/internal/lab"
+)
+
+// envAsMoat makes the test binary act as moat itself: the watchdog a
+// transaction starts is os.Executable(), which in a test is this binary.
+const envAsMoat = "MOAT_TEST_AS_MOAT"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(envAsMoat) == "1" {
+		os.Exit(Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+const changeYAML = `
+host:
+  admin:
+    user: deploy
+    keys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBmE3MtVoBHX3dIGZXUb6gU8Z3c3fFqQ0sSPuV1Wqv2F deploy@laptop"]
+  swap:
+    size: 16MiB
+vpn:
+  interfaces: [wg0]
+  ranges: [10.8.0.0/24]
+ssh:
+  port: 2222
+  exposure: vpn+public
+firewall:
+  enabled: false
+`
+
+// changeFixture copies the harden fixture host to a temporary root.
+func changeFixture(t *testing.T) (root, cfg string) {
+	t.Helper()
+	dir := t.TempDir()
+	root = filepath.Join(dir, "root")
+	src := "../harden/testdata/hosts/debian12"
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(root, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = filepath.Join(dir, "moat.yaml")
+	if err := os.WriteFile(cfg, []byte(changeYAML), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return root, cfg
+}
+
+func hashTree(t *testing.T, root string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if rel == "var/lib/moat" {
+			return filepath.SkipDir
+		}
+		if rel == "var" || rel == "var/lib" {
+			return nil
+		}
+		fi, _ := os.Lstat(p)
+		st := fi.Sys().(*syscall.Stat_t)
+		fmt.Fprintf(&b, "%s %v %d:%d", rel, fi.Mode(), st.Uid, st.Gid)
+		if fi.Mode().IsRegular() {
+			f, _ := os.Open(p)
+			h := sha256.New()
+			io.Copy(h, f)
+			f.Close()
+			b.WriteString(" " + hex.EncodeToString(h.Sum(nil)))
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	return b.String()
+}
+
+func moat(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := Main(args, nil, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// TestChangeUnderRoot runs plan, apply (rolled back for want of a
+// confirm), apply --yes and rollback against a fixture tree, checking the
+// tree byte for byte after each rollback.
+func TestChangeUnderRoot(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "sshd", "useradd", "fallocate", "mkswap")
+	t.Setenv(envAsMoat, "1")
+	t.Setenv("SSH_CONNECTION", "")
+	root, cfg := changeFixture(t)
+	before := hashTree(t, root)
+
+	code, out, errs := moat("plan", "-c", cfg, "--root", root)
+	if code != ExitOK || !strings.Contains(out, "== sshd: changes") || !strings.Contains(out, "+Port 2222") || strings.Contains(out, "apply would refuse") {
+		t.Fatalf("plan: %d\n%s\n%s", code, out, errs)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatal("plan changed the tree")
+	}
+
+	start := time.Now()
+	code, out, errs = moat("apply", "-c", cfg, "--root", root, "--confirm", "1500ms")
+	if code != ExitRollback || !strings.Contains(errs, "no confirm within 1.5s") {
+		t.Fatalf("unconfirmed apply: exit %d\n%s\n%s", code, out, errs)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("rollback took %s", took)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatalf("not restored byte for byte:\n%s", diffLines(before, got))
+	}
+
+	code, out, errs = moat("apply", "-c", cfg, "--root", root, "--yes")
+	if code != ExitOK || !strings.Contains(out, "applied and confirmed") {
+		t.Fatalf("apply --yes: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = moat("plan", "-c", cfg, "--root", root)
+	if code != ExitOK || strings.Contains(out, ": changes") {
+		t.Errorf("plan after apply --yes still has changes:\n%s", out)
+	}
+	code, out, errs = moat("change", "list", "--root", root)
+	if code != ExitOK || !strings.Contains(out, "confirmed") || !strings.Contains(out, "rolled-back") {
+		t.Errorf("change list: %d\n%s\n%s", code, out, errs)
+	}
+	code, out, errs = moat("rollback", "--root", root)
+	if code != ExitOK {
+		t.Fatalf("rollback: %d\n%s\n%s", code, out, errs)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatalf("rollback of the confirmed change: not restored:\n%s", diffLines(before, got))
+	}
+}
+
+// TestConfirmFromANewSession: the session that applied cannot confirm, nor
+// one on the old port after a move; a new one on the new port can.
+func TestConfirmFromANewSession(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "sshd", "useradd", "fallocate", "mkswap")
+	t.Setenv(envAsMoat, "1")
+	root, cfg := changeFixture(t)
+	t.Setenv("SSH_CONNECTION", "198.51.100.7 40000 203.0.113.10 22")
+	var wg sync.WaitGroup
+	var code int
+	var out, errs string
+	wg.Go(func() { code, out, errs = moat("apply", "-c", cfg, "--root", root, "--confirm", "30s") })
+	store := change.NewStore(root)
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if p, _ := store.Pending(); p != "" {
+			if m, _ := store.Load(p); m != nil && m.State == change.Waiting {
+				id = p
+				break
+			}
+		}
+	}
+	if id == "" {
+		wg.Wait()
+		t.Fatalf("no change waiting: %d\n%s\n%s", code, out, errs)
+	}
+	for _, sess := range []string{"198.51.100.7 40000 203.0.113.10 22", "198.51.100.7 40001 203.0.113.10 22"} {
+		t.Setenv("SSH_CONNECTION", sess)
+		if c, o, e := moat("confirm", "--root", root, id); c == ExitOK {
+			t.Errorf("confirm from %q accepted: %s %s", sess, o, e)
+		}
+	}
+	t.Setenv("SSH_CONNECTION", "198.51.100.7 40002 203.0.113.10 2222")
+	if c, o, e := moat("confirm", "--root", root, id); c != ExitOK {
+		t.Errorf("confirm from a new session on the new port: %d %s %s", c, o, e)
+	}
+	wg.Wait()
+	if code != ExitOK || !strings.Contains(out, "confirmed") {
+		t.Errorf("apply: %d\n%s\n%s", code, out, errs)
+	}
+	m, _ := store.Load(id)
+	if m.State != change.Confirmed || change.WatchdogAlive(m) {
+		t.Errorf("state %s, watchdog alive %v", m.State, change.WatchdogAlive(m))
+	}
+}
+
+func TestApplyRefusesAndChangesNothing(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "sshd")
+	root, cfg := changeFixture(t)
+	os.WriteFile(cfg, []byte(strings.Replace(changeYAML, "exposure: vpn+public", "exposure: vpn", 1)), 0o600)
+	t.Setenv("SSH_CONNECTION", "198.51.100.7 40000 203.0.113.10 22")
+	before := hashTree(t, root)
+	code, out, errs := moat("apply", "-c", cfg, "--root", root)
+	if code != ExitUsage || !strings.Contains(errs, "no login over the VPN has been seen") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	code, out, _ = moat("plan", "-c", cfg, "--root", root)
+	if !strings.Contains(out, "apply would refuse") {
+		t.Errorf("plan does not show the refusal:\n%s", out)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatal("a refused apply changed the tree")
+	}
+	if code, _, errs := moat("plan", "nosuchlayer"); code != ExitUsage || !strings.Contains(errs, "unknown layer") {
+		t.Errorf("plan nosuchlayer: %d %s", code, errs)
+	}
+}
+
+func diffLines(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	in := map[string]bool{}
+	for _, l := range al {
+		in[l] = true
+	}
+	var out []string
+	for _, l := range bl {
+		if !in[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	in = map[string]bool{}
+	for _, l := range bl {
+		in[l] = true
+	}
+	for _, l := range al {
+		if !in[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
