@@ -115,17 +115,18 @@ func (m *monitor) checkMemory(now time.Time) {
 	m.oomAlerts(int(min(n-was, 1<<20)), avail, now)
 }
 
-// maxOOMAlerts bounds the OOM alerts of one check: a machine thrashing
-// through kills gets a handful of messages and a count, not a flood.
+// maxOOMAlerts bounds the OOM kills named one by one in a check: a
+// machine thrashing through kills gets a handful of messages and one
+// with the count of the rest, not a flood.
 const maxOOMAlerts = 5
 
 func (m *monitor) oomAlerts(kills int, avail float64, now time.Time) {
-	named := m.victims[:min(len(m.victims), kills)]
+	named := m.victims[:min(len(m.victims), kills, maxOOMAlerts)]
 	for _, v := range named {
 		m.notify(alert.Memory{OOMKill: true, Process: v.comm, PID: v.pid, AvailablePercent: avail, Time: now}.Event())
 	}
-	if rest := kills - len(named); rest > 0 && len(named) < maxOOMAlerts {
-		// The kernel log was not readable or has no names for these.
+	if rest := kills - len(named); rest > 0 {
+		// Past the named ones, or the kernel log had no names for these.
 		what := "1 process"
 		if rest > 1 {
 			what = fmt.Sprintf("%d processes", rest)
