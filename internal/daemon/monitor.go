@@ -102,7 +102,7 @@ func (m *monitor) run(ctx context.Context) error {
 	if m.kmsg != nil {
 		defer m.kmsg.Close()
 	}
-	m.check(ctx)
+	m.check()
 	m.checkChanges(m.now())
 	checks := time.NewTicker(m.checkEvery)
 	defer checks.Stop()
@@ -115,7 +115,7 @@ func (m *monitor) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-checks.C:
-			m.check(ctx)
+			m.check()
 		case <-changes.C:
 			m.checkChanges(m.now())
 		case <-m.auditNow:
@@ -138,7 +138,7 @@ func (m *monitor) requestAudit() {
 }
 
 // check runs every host check once.
-func (m *monitor) check(ctx context.Context) {
+func (m *monitor) check() {
 	now := m.now()
 	m.checkDisks(now)
 	m.checkMemory(now)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -90,7 +89,6 @@ func TestMonitorHostConditions(t *testing.T) {
 	rec := &recorder{}
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	m := newMonitor(&monitor{host: host.New(fh.root), notify: rec.notify, now: func() time.Time { return now }})
-	ctx := context.Background()
 
 	steps := []struct {
 		name  string
@@ -116,7 +114,7 @@ func TestMonitorHostConditions(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.setup()
-		m.check(ctx)
+		m.check()
 		now = now.Add(time.Minute)
 		if got := rec.take(); !slices.Equal(got, s.want) {
 			t.Errorf("%s: alerts\n got %q\nwant %q", s.name, got, s.want)
@@ -133,7 +131,6 @@ func TestMonitorCertificates(t *testing.T) {
 	certs := []gateway.CertInfo{{Host: "a.example", Source: gateway.CertACME, NotAfter: now.Add(60 * 24 * time.Hour)}}
 	m := newMonitor(&monitor{host: host.New(t.TempDir()), notify: rec.notify, now: func() time.Time { return now },
 		certs: func() []gateway.CertInfo { return certs }})
-	ctx := context.Background()
 
 	day := 24 * time.Hour
 	steps := []struct {
@@ -158,7 +155,7 @@ func TestMonitorCertificates(t *testing.T) {
 	}
 	for _, s := range steps {
 		s.setup()
-		m.check(ctx)
+		m.check()
 		if got := rec.take(); !slices.Equal(got, s.want) {
 			t.Errorf("%s: alerts\n got %q\nwant %q", s.name, got, s.want)
 		}

@@ -101,7 +101,7 @@ func OfflineStatus(ctx context.Context, stateDir string, why error) Status {
 	st.Bans, st.BansError = countBans(filepath.Join(stateDir, "moat.db"))
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	m := newMonitor(&monitor{host: host.New(""), notify: func(alert.Event) {}})
-	m.check(ctx)
+	m.check()
 	st.Conditions = m.conditions()
 	return st
 }
