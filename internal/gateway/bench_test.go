@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"net/http"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// The per-request costs of the checks, cheapest first (go test -bench .).
+
+func BenchmarkRouteMatch(b *testing.B) {
+	s := testSite("/", "/admin", "/api/v1/", "/static", "/assets/img/")
+	b.ReportAllocs()
+	for b.Loop() {
+		s.route("/api/v1/users/42/profile")
+	}
+}
+
+func BenchmarkClientIP(b *testing.B) {
+	c := newClientIP([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, "X-Forwarded-For")
+	r := &http.Request{RemoteAddr: "10.0.0.1:5555", Header: http.Header{"X-Forwarded-For": {"203.0.113.7, 10.0.0.2"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		c.resolve(r)
+	}
+}
+
+func BenchmarkLimiterTake(b *testing.B) {
+	l := newLimiter(1e9, 1e9, limiterCapacity)
+	addrs := make([]netip.Addr, 4096)
+	for i := range addrs {
+		addrs[i] = netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l.take(addrs[i&4095], monoNow())
+		i++
+	}
+}
+
+func BenchmarkHoneypotCheck(b *testing.B) {
+	rt := &snapshot{}
+	for _, h := range DefaultHoneypots {
+		rt.honeypots = append(rt.honeypots, h)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		rt.honeypot("/api/v1/users/42/profile")
+	}
+}
+
+func BenchmarkAccessLogLine(b *testing.B) {
+	l := &accessLog{kick: make(chan struct{}, 1)}
+	r, _ := http.NewRequest("GET", "https://app.test/api/v1/users/42?x=1", nil)
+	r.Header.Set("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36")
+	st := &reqState{req: r, host: "app.test", client: netip.MustParseAddr("203.0.113.7"), start: time.Now()}
+	st.w.status, st.w.bytes = 200, 1234
+	b.ReportAllocs()
+	for b.Loop() {
+		l.logRequest(st, time.Now())
+		l.mu.Lock()
+		l.buf = l.buf[:0]
+		l.mu.Unlock()
+	}
+}
