@@ -6,7 +6,7 @@ import (
 	"os"
 
 	"github.com/moat-sh/moat/internal/audit"
-	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/daemon"
 )
 
 func runAudit(e *env, args []string) int {
@@ -42,7 +42,7 @@ func runAudit(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	opts := auditOptions(c)
+	opts := daemon.AuditOptions(c)
 	opts.Root, opts.Version, opts.SkipApt, opts.NoProbe = f.root, Version(), *skipApt, *noProbe
 	if f.root != "" {
 		if st, err := os.Stat(f.root); err != nil || !st.IsDir() {
@@ -76,28 +76,4 @@ func runAudit(e *env, args []string) int {
 		}
 	}
 	return ExitOK
-}
-
-// auditOptions carries what the config knows about the operator into the
-// audit, which does not read config itself (layers stay independent).
-func auditOptions(c *config.Config) audit.Options {
-	o := audit.Options{AdminUser: c.Host.Admin.User}
-	for _, s := range c.Host.Admin.Sources {
-		o.AdminSources = append(o.AdminSources, s.Prefix)
-	}
-	if c.File != "" {
-		// Only a written config speaks for this host's VPN; the built-in
-		// default (Tailscale) would be a guess, so the audit looks instead.
-		o.VPNRanges = c.VPN.Prefixes()
-		o.VPNInterfaces = c.VPN.Interfaces
-	}
-	for _, p := range c.Firewall.Public {
-		o.PublicPorts = append(o.PublicPorts, audit.PortRange{Proto: p.Proto, From: p.From, To: p.To})
-	}
-	if c.Gateway != nil {
-		for _, s := range c.Gateway.Sites {
-			o.Domains = append(o.Domains, s.Host)
-		}
-	}
-	return o
 }
