@@ -38,7 +38,7 @@ trap 'rm -f "$OUT"' EXIT
 run() {
   go test -run '^$' -bench "$1" -benchtime "$2" -count "$COUNT" -timeout 60m ./internal/firewall/ | tee -a "$OUT" | grep -E '^Benchmark' || true
 }
-run 'BenchmarkBan$' 3x
+run 'BenchmarkBan$|BenchmarkBanNFT' 3x
 run 'BenchmarkBanMillion' 1x
 run 'BenchmarkReplace' 10x
 run 'BenchmarkApply' 5x

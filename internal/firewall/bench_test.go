@@ -100,6 +100,27 @@ func BenchmarkBan(b *testing.B) {
 	}
 }
 
+// BenchmarkBanNFT is the same 100,000 bans loaded the way scripts do it:
+// one `nft -f` of an add element command, for comparison.
+func BenchmarkBanNFT(b *testing.B) {
+	var script strings.Builder
+	script.WriteString("add element inet moat ban4 { ")
+	for i, e := range benchElems(100_000) {
+		if i > 0 {
+			script.WriteString(", ")
+		}
+		fmt.Fprintf(&script, "%s timeout 1h", e.Prefix.Addr())
+	}
+	script.WriteString(" }\n")
+	for b.Loop() {
+		freshSets(b, func(ctx context.Context, _ *Sets) {
+			if _, err := runNFT(ctx, []byte(script.String()), "-f", "-"); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
+
 // BenchmarkBanMillion adds 1,000,000 bans and reports the kernel memory
 // they take: the growth of Slab in /proc/meminfo (the sets' elements are
 // slab objects), around the add.
