@@ -14,6 +14,12 @@ import (
 // DefaultWindow is how long a change waits for confirm.
 const DefaultWindow = 120 * time.Second
 
+// applyBudget is how long the steps may take before the timer rolls the
+// change back anyway; the confirm window starts only once they are done
+// and probed. The slowest step (installing unattended-upgrades) has a
+// timeout of its own below it.
+const applyBudget = 15 * time.Minute
+
 // lockWait bounds how long a state transition waits for another to end.
 // Steps hold the lock while they run, and the slowest (installing
 // unattended-upgrades) is bounded by its own timeout below this.
@@ -169,7 +175,7 @@ func (s *Store) begin(steps []*Step, opt Options) (*Manifest, error) {
 	now := time.Now()
 	m := &Manifest{
 		ID: newID(now), Created: now, Root: s.Root, Config: opt.Config, Session: opt.Session,
-		ConfirmPorts: opt.ConfirmPorts, State: Applying, Window: opt.Window, Deadline: now.Add(opt.Window),
+		ConfirmPorts: opt.ConfirmPorts, State: Applying, Window: opt.Window, Deadline: now.Add(applyBudget + opt.Window),
 	}
 	dir := s.changeDir(m.ID)
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {

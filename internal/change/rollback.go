@@ -146,7 +146,7 @@ func (s *Store) Watch(ctx context.Context, id string, opt RollbackOptions) (*Man
 		if !now.Before(m.Deadline) || now.Sub(start) > m.Window+maxOverrun {
 			reason := fmt.Sprintf("no confirm within %s", m.Window)
 			if m.State == Applying {
-				reason = fmt.Sprintf("apply did not finish within %s", m.Window)
+				reason = fmt.Sprintf("apply did not finish within %s", applyBudget+m.Window)
 			}
 			return s.Rollback(ctx, id, reason, opt)
 		}

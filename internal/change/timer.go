@@ -52,8 +52,9 @@ func UnitName(id string) string { return "moat-rollback-" + id }
 
 // Argv returns the systemd-run command line that arms change m.
 func (t SystemdTimer) Argv(m *Manifest) []string {
-	// The service waits for the deadline itself (the deadline moves when
-	// apply starts waiting), so the timer may fire early, never late.
+	// The timer fires when the window would end had the steps taken no
+	// time. The real deadline is never earlier (the window starts once
+	// the steps are done), and the service waits for it (Watch).
 	secs := int(m.Window.Seconds() + 0.999)
 	return []string{
 		"systemd-run", "--quiet",

@@ -453,8 +453,8 @@ func recoverExpired(ctx context.Context, e *env, root string) {
 }
 
 func runConfirm(e *env, args []string) int {
-	f := newFlags(e, "confirm", "confirm [ID] [--root DIR]").withRoot()
-	if code, ok := f.parse(args); !ok {
+	f := newFlags(e, "confirm", "confirm [ID] [-c FILE] [--root DIR]").withRoot()
+	if code, ok := f.parse(flagsFirst(f, args)); !ok {
 		return code
 	}
 	store := change.NewStore(f.root)
@@ -475,13 +475,18 @@ func runConfirm(e *env, args []string) int {
 		return ExitUsage
 	}
 	fmt.Fprintf(e.stdout, "change %s confirmed: it stays, boot files written, rollback timer disarmed\n", m.ID)
+	// A confirm over the VPN is the proof stage 3 (ssh.exposure vpn) asks for.
+	if c, err := config.Load(config.Path(f.config), f.explicitConfig()); err == nil {
+		tx := &transaction{cfg: c, live: live}
+		harden.RecordVPNLogin(f.root, sess, c.VPN, vpnAddrs(tx))
+	}
 	return ExitOK
 }
 
 func runRollback(e *env, args []string) int {
 	f := newFlags(e, "rollback", "rollback [ID] [--root DIR]").withRoot()
 	boot := f.Bool("boot", false, "at boot: roll back the change still waiting for confirm, if any (moat-change-guard.service)")
-	if code, ok := f.parse(args); !ok {
+	if code, ok := f.parse(flagsFirst(f, args)); !ok {
 		return code
 	}
 	ctx := context.Background()
@@ -514,6 +519,37 @@ func runRollback(e *env, args []string) int {
 		return ExitRuntime
 	}
 	return ExitOK
+}
+
+// flagsFirst moves flags before the positional arguments, so that
+// "moat confirm ID --root DIR" reads as "moat confirm --root DIR ID"
+// (the flag package stops at the first non-flag). "--" ends the flags.
+func flagsFirst(f *flags, args []string) []string {
+	var fl, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		fl = append(fl, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if def := f.Lookup(name); def != nil && i+1 < len(args) {
+			if b, ok := def.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+				continue
+			}
+			i++
+			fl = append(fl, args[i])
+		}
+	}
+	return append(append(fl, "--"), pos...)
 }
 
 // changeID is the ID given, or the pending change, or (for rollback) the
@@ -556,7 +592,7 @@ func runChange(e *env, args []string) int {
 	f := newFlags(e, "change "+sub, "change "+sub+" [--root DIR]").withRoot()
 	asJSON := f.Bool("json", false, "JSON output")
 	timer := f.Bool("timer", false, "run as the systemd timer's service")
-	if code, ok := f.parse(args[1:]); !ok {
+	if code, ok := f.parse(flagsFirst(f, args[1:])); !ok {
 		return code
 	}
 	store := change.NewStore(f.root)

@@ -235,6 +235,15 @@ func TestApplyRefusesAndChangesNothing(t *testing.T) {
 	}
 }
 
+func TestFlagsFirst(t *testing.T) {
+	f := newFlags(&env{stderr: io.Discard}, "x", "x").withRoot()
+	f.Bool("yes", false, "")
+	got := strings.Join(flagsFirst(f, []string{"ID", "--root", "/r", "--yes", "-c=x", "extra", "--", "-z"}), " ")
+	if want := "--root /r --yes -c=x -- ID extra -z"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func diffLines(a, b string) string {
 	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
 	in := map[string]bool{}

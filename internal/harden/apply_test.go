@@ -180,7 +180,7 @@ func TestPlanChangesNothing(t *testing.T) {
 	for _, s := range p.Steps {
 		layers += s.Layer + " "
 	}
-	if layers != "admin sshd updates swap sysctl " {
+	if layers != "admin updates swap sysctl sshd " {
 		t.Errorf("layers %q", layers)
 	}
 	sameTree(t, before, treeHash(t, root))

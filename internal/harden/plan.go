@@ -39,7 +39,7 @@ type Options struct {
 
 // Plan is what applying the host layers would do.
 type Plan struct {
-	// Steps, in the order they apply: admin, sshd, updates, swap, sysctl.
+	// Steps, in the order they apply: admin, updates, swap, sysctl, sshd.
 	Steps []*change.Step
 	// Refusals are why apply must not go ahead; plan shows them.
 	Refusals []string
@@ -86,7 +86,10 @@ func MakePlan(ctx context.Context, in Input, opt Options) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.Steps = append(p.Steps, admin.step, sshd)
+	// sshd last (and the firewall after it, in the caller): the changes
+	// that can lock the operator out run right before the self-probe,
+	// after the slow ones (a package install).
+	p.Steps = append(p.Steps, admin.step)
 	p.Steps = append(p.Steps, planUpdates(f, in)...)
 	swap, swappiness := planSwap(f, in, p)
 	if swap != nil {
@@ -95,6 +98,7 @@ func MakePlan(ctx context.Context, in Input, opt Options) (*Plan, error) {
 	if st := planSysctl(f, in, swappiness); st != nil {
 		p.Steps = append(p.Steps, st)
 	}
+	p.Steps = append(p.Steps, sshd)
 	p.Steps = slices.DeleteFunc(p.Steps, func(s *change.Step) bool { return s == nil })
 	return p, nil
 }
