@@ -441,3 +441,8 @@ func tlsClient(t testing.TB, c net.Conn) *tls.Conn {
 	}
 	return tc
 }
+
+// pemCA is the test CA's certificate in PEM, for curl.
+func pemCA(t testing.TB) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: getPKI(t).caCert.Raw})
+}
