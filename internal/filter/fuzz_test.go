@@ -80,17 +80,6 @@ func checkFoundIn(t *testing.T, name string, line, context []byte, fs []Failure)
 	}
 }
 
-// feed runs lines through filter and returns all failures.
-func feed(t *testing.T, fl Filter, lines ...[]byte) []Failure {
-	var r Result
-	var out []Failure
-	for _, l := range lines {
-		r.Reset()
-		fl.Process(Entry{Text: l}, &r)
-		out = append(out, r.Failures...)
-	}
-	return out
-}
 
 func FuzzSSHD(f *testing.F) {
 	for _, s := range []string{

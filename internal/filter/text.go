@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"strconv"
 )
 
 // Byte-level helpers: the built-in filters find fixed markers with
@@ -180,11 +179,3 @@ func (in *interner) str(b []byte) string {
 	return s
 }
 
-// atoiPID parses a pid.
-func atoiPID(b []byte) int {
-	n, err := strconv.Atoi(string(b))
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
-}
