@@ -80,7 +80,6 @@ func checkFoundIn(t *testing.T, name string, line, context []byte, fs []Failure)
 	}
 }
 
-
 func FuzzSSHD(f *testing.F) {
 	for _, s := range []string{
 		"Nov 21 05:42:36 vps sshd[1]: Failed password for root from 203.0.113.9 port 22 ssh2",

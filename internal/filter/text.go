@@ -178,4 +178,3 @@ func (in *interner) str(b []byte) string {
 	}
 	return s
 }
-
