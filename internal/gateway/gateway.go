@@ -352,6 +352,14 @@ func (g *Gateway) Reload(newCfg Config) (err error) {
 		if fresh, err = newACME(cfg, httpF.port(), httpsF.port(), g.log, g.metrics); err != nil {
 			return fail(err)
 		}
+		undo = append(undo, fresh.stop)
+		// Certificates already in storage load now, before the swap, so
+		// no handshake finds the new manager empty.
+		if g.running {
+			if err := fresh.start(g.runCtx, rt.acmeNames()); err != nil {
+				return fail(err)
+			}
+		}
 	}
 
 	// Commit: nothing below fails.
@@ -376,11 +384,6 @@ func (g *Gateway) Reload(newCfg Config) (err error) {
 	names := rt.acmeNames()
 	if fresh != nil {
 		g.acme.Store(fresh)
-		if g.running {
-			if err := fresh.start(g.runCtx, names); err != nil {
-				g.log.Error("certificates", "err", err)
-			}
-		}
 		if cur != nil {
 			cur.stop()
 		}
