@@ -48,7 +48,7 @@ firewall:
 `
 
 // changeFixture copies the harden fixture host to a temporary root.
-func changeFixture(t *testing.T) (root, cfg string) {
+func changeFixture(t testing.TB) (root, cfg string) {
 	t.Helper()
 	dir := t.TempDir()
 	root = filepath.Join(dir, "root")
@@ -78,7 +78,7 @@ func changeFixture(t *testing.T) (root, cfg string) {
 	return root, cfg
 }
 
-func hashTree(t *testing.T, root string) string {
+func hashTree(t testing.TB, root string) string {
 	t.Helper()
 	var b strings.Builder
 	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {

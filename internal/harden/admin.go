@@ -27,6 +27,7 @@ var accountFiles = []string{
 	"/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow",
 	"/etc/passwd-", "/etc/shadow-", "/etc/group-", "/etc/gshadow-",
 	"/etc/subuid", "/etc/subgid", "/etc/subuid-", "/etc/subgid-",
+	"/etc/.pwd.lock", // lckpwdf(3) creates it
 }
 
 func planAdmin(f *facts, in Input) (*adminPlan, error) {
