@@ -74,6 +74,9 @@ func flushBans(b *testing.B, ctx context.Context) {
 func freshSets(b *testing.B, fn func(ctx context.Context, s *Sets)) {
 	b.Helper()
 	b.StopTimer()
+	// The namespace of the previous round is torn down in the background,
+	// its sets freed element by element: let that finish first.
+	time.Sleep(time.Second)
 	benchScratch(b, func(ctx context.Context, s *Sets) {
 		b.StartTimer()
 		fn(ctx, s)
