@@ -457,6 +457,9 @@ func runConfirm(e *env, args []string) int {
 	if code, ok := f.parse(flagsFirst(f, args)); !ok {
 		return code
 	}
+	if !rootOK(e, "confirm", f.root) {
+		return ExitRuntime
+	}
 	store := change.NewStore(f.root)
 	id, code, ok := changeID(e, store, f.Args(), true)
 	if !ok {
@@ -488,6 +491,9 @@ func runRollback(e *env, args []string) int {
 	boot := f.Bool("boot", false, "at boot: roll back the change still waiting for confirm, if any (moat-change-guard.service)")
 	if code, ok := f.parse(flagsFirst(f, args)); !ok {
 		return code
+	}
+	if !rootOK(e, "rollback", f.root) {
+		return ExitRuntime
 	}
 	ctx := context.Background()
 	store := change.NewStore(f.root)
@@ -550,6 +556,16 @@ func flagsFirst(f *flags, args []string) []string {
 		}
 	}
 	return append(append(fl, "--"), pos...)
+}
+
+// rootOK refuses to touch the live system's changes without root: they
+// restore /etc and reload sshd.
+func rootOK(e *env, verb, root string) bool {
+	if (root == "" || root == "/") && os.Geteuid() != 0 {
+		fmt.Fprintf(e.stderr, "moat %s: needs root (run with sudo)\n", verb)
+		return false
+	}
+	return true
 }
 
 // changeID is the ID given, or the pending change, or (for rollback) the

@@ -82,11 +82,11 @@ func TestRenderSSHDGolden(t *testing.T) {
 // TestRenderedSSHDConfigsPassSSHDt runs sshd -t -f on every rendered
 // drop-in, as sshd would read it.
 func TestRenderedSSHDConfigsPassSSHDt(t *testing.T) {
-	lab.RequireTool(t, "sshd")
+	lab.RequireTool(t, "sshd", "ssh", "ssh-keygen")
 	dir := t.TempDir()
 	key := filepath.Join(dir, "hostkey")
 	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
-		t.Skipf("ssh-keygen: %v %s", err, out)
+		t.Fatalf("ssh-keygen: %v %s", err, out)
 	}
 	if os.Geteuid() == 0 {
 		os.MkdirAll("/run/sshd", 0o755) // Debian's privilege separation directory
@@ -110,7 +110,7 @@ func TestRenderedSSHDConfigsPassSSHDt(t *testing.T) {
 func localKex(t *testing.T) []string {
 	out, err := exec.Command("ssh", "-Q", "kex").Output()
 	if err != nil {
-		t.Skipf("ssh -Q kex: %v", err)
+		t.Fatalf("ssh -Q kex: %v", err)
 	}
 	return strings.Fields(string(out))
 }

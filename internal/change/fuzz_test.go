@@ -1,0 +1,27 @@
+package change
+
+import (
+	"fmt"
+	"testing"
+)
+
+// FuzzParseSession: SSH_CONNECTION comes from the environment; whatever it
+// holds, a parsed session prints and parses back to itself.
+func FuzzParseSession(f *testing.F) {
+	f.Add("203.0.113.9 40000 203.0.113.1 22")
+	f.Add("::ffff:203.0.113.9 40000 2001:db8::1 2222")
+	f.Add("fe80::1%eth0 1 fe80::2 22")
+	f.Fuzz(func(t *testing.T, s string) {
+		sess, ok := ParseSession(s)
+		if !ok {
+			return
+		}
+		again, ok := ParseSession(fmt.Sprintf("%s %d %s %d", sess.Client.Addr(), sess.Client.Port(), sess.Server.Addr(), sess.Server.Port()))
+		if !ok || again != sess {
+			t.Fatalf("%q: %+v, then %+v", s, sess, again)
+		}
+		if err := CheckSession(s, s, nil); err == nil {
+			t.Fatalf("%q: the same session confirms itself", s)
+		}
+	})
+}
