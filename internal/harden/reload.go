@@ -62,6 +62,20 @@ func ReloadSSHD(ctx context.Context, root string) (string, error) {
 	listen := eff.All("listenaddress")
 	if h.Live() {
 		if sd, _ := h.SystemdPID1(); sd {
+			socket := false
+			// Socket-activated sshd (Ubuntu 24.04's ssh.socket): the
+			// listening ports come from a generator reading sshd_config,
+			// so a port move needs the generator run again and the socket
+			// restarted. Sessions are not affected.
+			if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", "ssh.socket").Run() == nil {
+				if err := run(ctx, 30*time.Second, []string{"systemctl", "daemon-reload"}); err != nil {
+					return "", err
+				}
+				if err := run(ctx, 30*time.Second, []string{"systemctl", "restart", "ssh.socket"}); err != nil {
+					return "", err
+				}
+				socket = true
+			}
 			for _, unit := range []string{"ssh.service", "sshd.service"} {
 				if exec.CommandContext(ctx, "systemctl", "is-active", "--quiet", unit).Run() == nil {
 					if err := run(ctx, 30*time.Second, []string{"systemctl", "reload", unit}); err != nil {
@@ -70,6 +84,10 @@ func ReloadSSHD(ctx context.Context, root string) (string, error) {
 					waitListening(ctx, listen)
 					return "systemctl reload " + unit, nil
 				}
+			}
+			if socket {
+				waitListening(ctx, listen)
+				return "systemctl restart ssh.socket", nil
 			}
 		}
 	}
