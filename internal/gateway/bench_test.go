@@ -41,10 +41,7 @@ func BenchmarkLimiterTake(b *testing.B) {
 }
 
 func BenchmarkHoneypotCheck(b *testing.B) {
-	rt := &snapshot{}
-	for _, h := range DefaultHoneypots {
-		rt.honeypots = append(rt.honeypots, h)
-	}
+	rt := &snapshot{honeypots: DefaultHoneypots}
 	b.ReportAllocs()
 	for b.Loop() {
 		rt.honeypot("/api/v1/users/42/profile")

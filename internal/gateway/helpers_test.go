@@ -218,16 +218,14 @@ func (g fakeGeo) Country(a netip.Addr) (string, bool) {
 
 // env is a running gateway with one static-certificate site and helpers.
 type env struct {
-	t        testing.TB
-	g        *Gateway
-	app      *app
-	fails    *failures
-	reg      *prometheus.Registry
-	certFile string
-	keyFile  string
-	client   *http.Client
-	cancel   context.CancelFunc
-	done     chan error
+	t      testing.TB
+	g      *Gateway
+	app    *app
+	fails  *failures
+	reg    *prometheus.Registry
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
 }
 
 // baseConfig is a gateway on loopback with app.test proxied to up.
