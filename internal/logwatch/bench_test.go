@@ -2,6 +2,7 @@ package logwatch
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -100,4 +101,28 @@ func BenchmarkFileSource(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(benchLines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+}
+
+// BenchmarkJournalRead parses journalctl output (typical sshd entries
+// with the default fields) and reports entries per second.
+func BenchmarkJournalRead(b *testing.B) {
+	var buf bytes.Buffer
+	const n = 10_000
+	for i := range n {
+		fmt.Fprintf(&buf, `{"__CURSOR":"s=881edea36f354a13b03765db4628839e;i=%x;b=eae5ec19ffe7479b8ea27b9f8438f7a7;m=68e3a452;t=660c309a8fa72;x=4cc89dd7bea536c9","__REALTIME_TIMESTAMP":"1795240657222258","__MONOTONIC_TIMESTAMP":"1759749202","_BOOT_ID":"eae5ec19ffe7479b8ea27b9f8438f7a7","MESSAGE":"Failed password for invalid user admin from 203.0.113.%d port 52311 ssh2","_PID":"%d","SYSLOG_IDENTIFIER":"sshd-session","_SYSTEMD_UNIT":"ssh.service","_COMM":"sshd-session","_HOSTNAME":"vps","PRIORITY":"6","SYSLOG_PID":"%d"}`+"\n", i, i%256, 1000+i, 1000+i)
+	}
+	j, err := NewJournal(JournalConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(buf.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		var cursor string
+		got, err := j.read(bytes.NewReader(buf.Bytes()), &cursor, newCommitter(nil, "", 0), func([]Line) error { return nil })
+		if err != nil || got != n {
+			b.Fatal(got, err)
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

@@ -49,22 +49,36 @@ type FileConfig struct {
 // new file has data (a single writer has then finished with the old one),
 // so no line is lost or repeated. New files are opened as soon as inotify
 // reports them, so a file rotated away again before the reader reaches it
-// is still read.
+// is still read (up to 8 files ahead); one that was at the path too
+// briefly to be seen there at all is found among the rotated files by its
+// modification time when the source moves on.
 //
 // Rotation by copytruncate is racy by nature: lines written between
 // logrotate's copy and its truncate are in neither file. The source
 // notices the truncation (size below its offset, or the file's first bytes
-// changed), finds the copy among the file's siblings by those first bytes
-// (auth.log.1, auth.log-20240101…), reads the copy from its offset to the
-// end, then the truncated file from its start. So every line present in
-// the copy or the live file is delivered once, in order; only lines that
-// logrotate itself dropped are missing. Without a copy (compressed at
-// once, or removed) the lines after the offset are lost and a warning is
-// logged.
+// changed, checked after every read and before delivery), finds the copy
+// among the rotated files by those first bytes, reads the copy from its
+// offset to the end, then the truncated file from its start. So every
+// line present in the copy or the live file is delivered once, in order;
+// only lines that logrotate itself dropped are missing. This holds while
+// truncations are further apart than the reader's lag (in practice: hours
+// apart against milliseconds). Without a copy (compressed at once, or
+// removed) the lines after the offset are lost and a warning is logged.
+//
+// Rotated files are the file's name followed by "." or "-" and digits
+// (auth.log.1, auth.log-20240101); compressed ones cannot be read.
 //
 // A restart resumes at the stored position when the file there is the
-// same (device, inode and first bytes); when it was rotated in between,
-// the rest of the old file is read from its sibling first.
+// same (device, inode and first bytes). When it was rotated while the
+// source was stopped, the rest of the old file is read first (found by
+// inode, or by its first bytes if it was copied), then the rotated files
+// written after it, oldest first, then the file at the path. If the old
+// file is gone (deleted or compressed), the lines after the position in
+// it are lost, and a warning is logged.
+//
+// The first start without a stored position follows Start; the start
+// point is saved at once, so a rotation before the first line is read
+// does not lose the file.
 type File struct {
 	cfg   FileConfig
 	stats fileCounters
@@ -175,7 +189,7 @@ func (s *File) Run(ctx context.Context, h Handler) (err error) {
 type segment struct {
 	f        *os.File
 	dev, ino uint64
-	mtime    time.Time // when opened
+	mtime    time.Time // its mtime when opened
 	off      int64     // next byte to read
 	headLen  int
 	headSum  uint32
@@ -197,14 +211,13 @@ func (g *segment) pos(off int64) Position {
 
 // follow is the state of one Run.
 type follow struct {
-	s       *File
-	h       Handler
-	com     *committer
-	log     *slog.Logger
-	w       *watcher
-	queue   []*segment
-	maxLine int
-	lines   lineBuf
+	s     *File
+	h     Handler
+	com   *committer
+	log   *slog.Logger
+	w     *watcher
+	queue []*segment
+	lines lineBuf
 	// anchored: a position is stored, or was recorded by this run.
 	anchored bool
 	// done are the files finished by this run, the latest maxDone.
@@ -213,7 +226,7 @@ type follow struct {
 
 func newFollow(s *File, h Handler) *follow {
 	return &follow{
-		s: s, h: h, log: s.cfg.Log, maxLine: s.cfg.MaxLine,
+		s: s, h: h, log: s.cfg.Log,
 		com:   newCommitter(s.cfg.Store, s.cfg.Name, s.cfg.SaveInterval),
 		lines: newLineBuf(s.cfg.Name, s.cfg.MaxLine),
 	}

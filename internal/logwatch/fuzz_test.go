@@ -12,8 +12,22 @@ import (
 func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte(`{"__CURSOR":"s=1;i=2","__REALTIME_TIMESTAMP":"1795240476900631","MESSAGE":"hello","_PID":"1"}`))
 	f.Add([]byte(`{"__CURSOR":"c","MESSAGE":[99,97,102,195,169,32,27,91,51,49,109],"DUP":["one","two"],"BIG":null}`))
+	f.Add([]byte(`{"__CURSOR":"a\u00e9\ud83d\ude00\t","MESSAGE":"x\"y\\z\/","K":null,"K":"v","MESSAGE":null,"L":"1","L":null}`))
+	f.Add([]byte(`{"__CURSOR":"c","M":[1,2,300],"N":[007],"__REALTIME_TIMESTAMP":"+12"}`))
+	f.Add([]byte(` { "__CURSOR" : [ "c" , [1] ] , "R" : [[1,2],"x",[3]] } `))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		const max = 64
+		// The fast scanner agrees with encoding/json wherever it answers.
+		if fast, ok := scanEntry(line, max); ok {
+			slow, err := parseEntryJSON(line, max)
+			if err != nil {
+				t.Fatalf("scanner accepted what encoding/json rejects: %v", err)
+			}
+			if fast.cursor != slow.cursor || !fast.realtime.Equal(slow.realtime) || !bytes.Equal(fast.message, slow.message) ||
+				fast.cut != slow.cut || !mapsEqual(fast.fields, slow.fields) {
+				t.Fatalf("scanner %+v\nencoding/json %+v", fast, slow)
+			}
+		}
 		e, err := parseEntry(line, max)
 		if err != nil {
 			return

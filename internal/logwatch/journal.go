@@ -305,6 +305,7 @@ func (j *Journal) runOnce(ctx context.Context, path string, cursor *string, sinc
 // once.
 func (j *Journal) read(out io.Reader, cursor *string, com *committer, h Handler) (int, error) {
 	rd := bufio.NewReaderSize(out, 64<<10)
+	var sc entryScanner
 	var batch []Line
 	delivered := 0
 	flush := func() error {
@@ -348,7 +349,7 @@ func (j *Journal) read(out io.Reader, cursor *string, com *committer, h Handler)
 		}
 		if len(bytes.TrimSpace(line)) > 0 {
 			// parseEntry copies what it keeps, so line may be reused.
-			if e, perr := parseEntry(line, j.cfg.MaxLine); perr == nil {
+			if e, perr := sc.parse(line, j.cfg.MaxLine); perr == nil {
 				batch = append(batch, Line{
 					Source: j.cfg.Name, Time: e.realtime, Text: e.message, Fields: e.fields,
 					Pos: Position{Cursor: e.cursor}, Truncated: e.cut,

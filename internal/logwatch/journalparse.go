@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -32,6 +31,27 @@ var errNoCursor = errors.New("journal entry without __CURSOR")
 // MESSAGE and the "__" metadata go to fields; MESSAGE and every field value
 // are cut at maxText bytes.
 func parseEntry(line []byte, maxText int) (entry, error) {
+	var sc entryScanner
+	return sc.parse(line, maxText)
+}
+
+// parse is parseEntry reusing the scanner's buffer.
+func (sc *entryScanner) parse(line []byte, maxText int) (entry, error) {
+	e, ok := sc.scan(line, maxText)
+	if !ok {
+		var err error
+		if e, err = parseEntryJSON(line, maxText); err != nil {
+			return entry{}, err
+		}
+	}
+	if e.cursor == "" || strings.ContainsAny(e.cursor, "\n\x00") {
+		return entry{}, errNoCursor
+	}
+	return e, nil
+}
+
+// parseEntryJSON is parseEntry's general path, for what scanEntry leaves.
+func parseEntryJSON(line []byte, maxText int) (entry, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(line, &raw); err != nil {
 		return entry{}, fmt.Errorf("journal entry: %w", err)
@@ -45,7 +65,7 @@ func parseEntry(line []byte, maxText int) (entry, error) {
 			}
 		case "__REALTIME_TIMESTAMP":
 			if b, ok := fieldValue(v, 0); ok {
-				if us, err := strconv.ParseInt(string(b), 10, 64); err == nil && us >= 0 {
+				if us, ok := decimal(b); ok {
 					e.realtime = time.UnixMicro(us)
 				}
 			}
@@ -69,9 +89,6 @@ func parseEntry(line []byte, maxText int) (entry, error) {
 			}
 			e.fields[k] = string(b[:min(len(b), maxText)])
 		}
-	}
-	if e.cursor == "" || strings.ContainsAny(e.cursor, "\n\x00") {
-		return entry{}, errNoCursor
 	}
 	return e, nil
 }
