@@ -64,6 +64,15 @@ func (k *kernelSets) Add(ctx context.Context, elems []ban.SetElement) error {
 		k.reset()
 		return err
 	}
+	// The table looks bans up for new connections only: end the
+	// connections the banned sources already have, once per batch.
+	prefixes := make([]netip.Prefix, len(elems))
+	for i, e := range elems {
+		prefixes[i] = e.Prefix
+	}
+	if _, err := s.Cut(ctx, prefixes); err != nil {
+		k.log.Warn("end banned sources' open connections", "err", err)
+	}
 	return nil
 }
 
