@@ -64,6 +64,13 @@ func TestFixtureHosts(t *testing.T) {
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
+			// git keeps no file modes but the executable bit: give the
+			// fixture's swap file the mode its host would have.
+			if sw := filepath.Join("testdata/hosts", name, "swapfile"); fileExists(sw) {
+				if err := os.Chmod(sw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
 			admin := want.Admin
 			if admin == "" {
 				admin = "deploy"
@@ -116,4 +123,9 @@ func TestFixtureHosts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
