@@ -134,7 +134,7 @@ func (p *Position) UnmarshalText(b []byte) error {
 		*p = Position{Cursor: c}
 		return nil
 	case !strings.HasPrefix(s, filePrefix):
-		return fmt.Errorf("%w %q: want file: or journal:", errPosition, s)
+		return fmt.Errorf("%w %q: want a file or journal position", errPosition, s)
 	}
 	f := strings.Split(s[len(filePrefix):], ":")
 	if len(f) != 5 {
