@@ -8,8 +8,10 @@ import (
 )
 
 // layers do not import each other: where one needs another, the caller
-// declares an interface and the daemon (or the CLI) connects them.
-var layers = []string{"audit", "harden", "firewall", "logwatch", "filter", "jail", "ban", "gateway", "alert", "change"}
+// declares an interface and the daemon (or the CLI) connects them. Shared
+// mechanisms (schema, host, sshd, ruleset, vpn, geo, change, control, lab)
+// may be imported by any layer.
+var layers = []string{"audit", "harden", "firewall", "logwatch", "filter", "jail", "ban", "gateway", "alert"}
 
 // banned package names, by the house rules.
 var bannedNames = []string{"util", "utils", "common", "types", "helpers", "misc"}
