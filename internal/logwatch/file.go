@@ -222,6 +222,8 @@ type follow struct {
 	anchored bool
 	// done are the files finished by this run, the latest maxDone.
 	done [][2]uint64
+	// warnedPerm: an unreadable file at path was reported once.
+	warnedPerm bool
 }
 
 func newFollow(s *File, h Handler) *follow {
@@ -424,9 +426,15 @@ func (r *follow) observe() {
 	if dev, ino := fileID(fi); r.seen(dev, ino) {
 		return
 	}
-	if g, err := openSegment(r.s.cfg.Path); err == nil {
-		r.enqueue(g)
+	g, err := openSegment(r.s.cfg.Path)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) && !r.warnedPerm {
+			r.warnedPerm = true
+			r.log.Warn("cannot read log file", "path", r.s.cfg.Path, "err", hintPerm(err))
+		}
+		return
 	}
+	r.enqueue(g)
 }
 
 // checkResult is what check found.
