@@ -4,7 +4,10 @@
 # staticcheck. Safe to run again; does nothing that is already done.
 set -euo pipefail
 
-pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo openssl curl ca-certificates make)
+# systemd brings journalctl and systemd-journald, which the journald source's
+# tests run by hand (no systemd as PID 1 needed); fail2ban-regex and lynis
+# are only for the benchmarks (bench/*.sh install them).
+pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo openssl curl ca-certificates make systemd jq)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
