@@ -138,6 +138,12 @@ func (a *acmeManager) manage(names []string) error {
 	if len(add) == 0 {
 		return nil
 	}
+	// Certificates already in storage go into the cache now, synchronously:
+	// a reload swaps in this manager right after, and ManageAsync alone
+	// would leave a moment in which handshakes find it empty.
+	for _, n := range add {
+		a.magic.CacheManagedCertificate(a.ctx, n) // not in storage yet: ManageAsync obtains it
+	}
 	if err := a.magic.ManageAsync(a.ctx, add); err != nil {
 		return fmt.Errorf("manage certificates: %w", err)
 	}

@@ -173,8 +173,19 @@ func Check(cfg Config, deps Deps) error {
 
 // HTTPAddr and HTTPSAddr are the bound listen addresses (useful with
 // port 0).
-func (g *Gateway) HTTPAddr() string  { return g.http.ln.Addr().String() }
-func (g *Gateway) HTTPSAddr() string { return g.https.ln.Addr().String() }
+// A Reload may swap the fronts, so they are read under the lock.
+func (g *Gateway) HTTPAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.http.ln.Addr().String()
+}
+
+// HTTPSAddr: see HTTPAddr.
+func (g *Gateway) HTTPSAddr() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.https.ln.Addr().String()
+}
 
 func (g *Gateway) setHTTPSPort() {
 	if p := g.https.port(); p != 443 {
