@@ -163,9 +163,10 @@ func disarm(ctx context.Context, t TimerInfo, id string) {
 		defer cancel()
 		exec.CommandContext(ctx, "systemctl", "stop", t.Unit).Run()
 	case "watchdog":
-		// It polls the manifest; wait (bounded) for it to go, so that
+		// It polls the manifest every 200ms; wait (bounded, generously:
+		// a loaded host schedules it late) for it to go, so that
 		// "disarmed" means gone.
-		for range 50 {
+		for range 250 {
 			if !timerAlive(t, id) {
 				return
 			}
