@@ -314,8 +314,7 @@ func TestConfirmWritesFinalFilesAndRefusesTheApplyingSession(t *testing.T) {
 	}
 	// Confirmed and latest: it may still be rolled back, boot files too.
 	before := fixture(t)
-	m, err = s.Rollback(ctx, m.ID, "changed my mind", RollbackOptions{Handlers: testHandlers(root)})
-	if err != nil {
+	if _, err = s.Rollback(ctx, m.ID, "changed my mind", RollbackOptions{Handlers: testHandlers(root)}); err != nil {
 		t.Fatal(err)
 	}
 	os.Remove(filepath.Join(root, "actions"))

@@ -223,7 +223,7 @@ func TestApplyRefusesAndChangesNothing(t *testing.T) {
 	if code != ExitUsage || !strings.Contains(errs, "no login over the VPN has been seen") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
-	code, out, _ = moat("plan", "-c", cfg, "--root", root)
+	_, out, _ = moat("plan", "-c", cfg, "--root", root)
 	if !strings.Contains(out, "apply would refuse") {
 		t.Errorf("plan does not show the refusal:\n%s", out)
 	}

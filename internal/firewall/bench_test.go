@@ -57,17 +57,6 @@ func benchScratch(b *testing.B, fn func(ctx context.Context, s *Sets)) {
 	}
 }
 
-// flushBans empties the ban sets the fast way, outside the measurement.
-func flushBans(b *testing.B, ctx context.Context) {
-	b.Helper()
-	if _, err := runNFT(ctx, nil, "flush", "set", Family, Table, SetBan4); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := runNFT(ctx, nil, "flush", "set", Family, Table, SetBan6); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // freshSets runs fn with a Sets on a new scratch namespace holding the
 // stage2 table: each measurement starts from empty sets, with no freed
 // elements of an earlier round still waiting for the kernel's collector.

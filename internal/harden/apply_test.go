@@ -272,7 +272,7 @@ func TestApplyConfirmAndRollbackFixture(t *testing.T) {
 
 	// Again, confirmed this time.
 	m = apply(t, root, plan(t, root, in, Options{}))
-	if m, err = change.NewStore(root).Confirm(context.Background(), m.ID, change.ConfirmOptions{Unattended: true, Handlers: Handlers(nil)}); err != nil {
+	if _, err = change.NewStore(root).Confirm(context.Background(), m.ID, change.ConfirmOptions{Unattended: true, Handlers: Handlers(nil)}); err != nil {
 		t.Fatal(err)
 	}
 	effs = effectiveFor(t, root, []string{"deploy"}, []string{"198.51.100.9"})

@@ -2,9 +2,7 @@ package harden
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"slices"
 	"strings"
@@ -187,22 +185,6 @@ func (f *facts) vpnAddrs(c vpn.Config) []netip.Addr {
 	return out
 }
 
-// publicAddrs are the global addresses of the default route's interface.
-func (f *facts) publicAddrs() []netip.Addr {
-	var out []netip.Addr
-	for _, i := range f.ifaces {
-		if i.Name != f.wan {
-			continue
-		}
-		for _, a := range i.Addrs {
-			if a.Addr().IsGlobalUnicast() {
-				out = append(out, a.Addr())
-			}
-		}
-	}
-	return out
-}
-
 // inSudoGroup names the sudo group of this system ("sudo" on Debian and
 // Ubuntu, "wheel" elsewhere).
 func (f *facts) sudoGroup() (string, bool) {
@@ -245,8 +227,6 @@ func enabled(b *bool, def bool) bool {
 	}
 	return *b
 }
-
-func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
 // header starts every file moat writes: it names moat and the config.
 func header(source string, lines ...string) string {
