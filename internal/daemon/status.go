@@ -145,7 +145,7 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 		fmt.Fprintf(w, "moat %s, up %s, config %s\n", st.Version, st.Uptime, configName(st.Config))
 	} else {
 		fmt.Fprintf(w, "daemon not running: %s\n", st.DaemonError)
-		fmt.Fprintln(w, "what follows is read from the kernel and the state directory; start it with moat run (systemctl start moat)")
+		fmt.Fprintln(w, "what follows is read from the kernel and the state directory; start it with moat run (under systemd: examples/moat.service)")
 	}
 
 	fmt.Fprint(w, "\nFIREWALL  ")
