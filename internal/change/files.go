@@ -77,6 +77,21 @@ func Mkdir(root string, d Dir) error {
 	return os.Chown(p, uid, gid)
 }
 
+// WriteAtomic writes data to path, owned by root with mode, the way every
+// file moat writes is written: a temporary file beside it, fsync, rename,
+// fsync of the directory. Readers see the old file or the new, never half.
+// A file that already holds data is left alone but for its mode, so
+// re-applying the same config touches nothing.
+func WriteAtomic(path string, data []byte, mode fs.FileMode) error {
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return os.Chmod(path, mode)
+	}
+	return writeAtomic(path, data, mode, 0, 0, time.Time{})
+}
+
+// SymlinkAtomic points path at target, replacing what was there by rename.
+func SymlinkAtomic(target, path string) error { return symlinkAtomic(target, path, 0, 0) }
+
 func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, mtime time.Time) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -1,13 +1,14 @@
 package firewall
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/moat-sh/moat/internal/change"
 )
 
 // Where moat keeps its table for boot. moat-firewall.service loads it
@@ -84,7 +85,7 @@ func Persist(root, table string) (*Persisted, error) {
 			return p, errors.Join(err, p.Undo())
 		}
 		p.prev = append(p.prev, st)
-		if err := writeAtomic(path, f.data, f.mode); err != nil {
+		if err := change.WriteAtomic(path, f.data, f.mode); err != nil {
 			return p, errors.Join(err, p.Undo())
 		}
 		p.Files = append(p.Files, path)
@@ -96,7 +97,7 @@ func Persist(root, table string) (*Persisted, error) {
 	}
 	if !st.link || string(st.data) != unitTarget {
 		p.prev = append(p.prev, st)
-		if err := symlinkAtomic(unitTarget, link); err != nil {
+		if err := change.SymlinkAtomic(unitTarget, link); err != nil {
 			return p, errors.Join(err, p.Undo())
 		}
 		p.Files = append(p.Files, link)
@@ -120,9 +121,9 @@ func (p *Persisted) Undo() error {
 				err = nil
 			}
 		case st.link:
-			err = symlinkAtomic(string(st.data), st.path)
+			err = change.SymlinkAtomic(string(st.data), st.path)
 		default:
-			err = writeAtomic(st.path, st.data, st.mode)
+			err = change.WriteAtomic(st.path, st.data, st.mode)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("undo %s: %w", st.path, err))
@@ -166,67 +167,4 @@ func capture(path string) (fileState, error) {
 	}
 	st.data, err = os.ReadFile(path)
 	return st, err
-}
-
-// writeAtomic replaces path with data: a reader sees the old file or the
-// new one, never a part, and a crash leaves one of them.
-func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return os.Chmod(path, mode)
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".moat-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after a successful rename, a no-op
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func symlinkAtomic(target, path string) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".moat-link")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
