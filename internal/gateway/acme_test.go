@@ -160,7 +160,9 @@ func testACME(t *testing.T, challenge string) {
 	resp.Body.Close()
 
 	// And is renewed before it expires.
-	second := waitForCert(t, g.HTTPSAddr(), roots, first, validity+30*time.Second)
+	// A renewal attempt that fails on a loaded machine is retried by
+	// certmagic about a minute later: allow for one retry.
+	second := waitForCert(t, g.HTTPSAddr(), roots, first, validity+100*time.Second)
 	t.Logf("%s: renewed, serial %x, valid %v to %v", challenge, second.SerialNumber, second.NotBefore.Format(time.TimeOnly), second.NotAfter.Format(time.TimeOnly))
 	// A new certificate (waitForCert waits for another serial) that ends no
 	// earlier; issued within the same second, it may end at the same second.
