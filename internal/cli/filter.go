@@ -110,21 +110,10 @@ func filterByName(e *env, f *flags, name, mode string, opts filter.Options) (fil
 			return nil, code, false
 		}
 	}
-	if c != nil {
-		if def, found := c.Guard.Filters[name]; found {
-			if mode != "" && mode != "normal" {
-				fmt.Fprintf(e.stderr, "moat filter test: filter %s is user-defined and has no mode %q\n", name, mode)
-				return nil, ExitUsage, false
-			}
-			flt, err := filter.Compile(name, filter.Custom{Regex: def.Regex, Ignore: def.Ignore}, opts)
-			if err != nil {
-				fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
-				return nil, ExitUsage, false
-			}
-			return flt, 0, true
-		}
+	if c == nil {
+		c = config.Default()
 	}
-	if !builtin {
+	if _, custom := c.Guard.Filters[name]; !custom && !builtin {
 		file := ""
 		if c != nil {
 			file = c.File
@@ -133,7 +122,7 @@ func filterByName(e *env, f *flags, name, mode string, opts filter.Options) (fil
 			name, strings.Join(filter.Builtins(), ", "), configName(file))
 		return nil, ExitUsage, false
 	}
-	flt, err := filter.New(name, mode, opts)
+	flt, err := c.Filter(name, mode, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat filter test: %v\n", err)
 		return nil, ExitUsage, false

@@ -182,3 +182,19 @@ func (c *Config) validateFilters(doc *schema.Doc) schema.Errors {
 	}
 	return errs
 }
+
+// Filter builds the filter a jail names, as every consumer must: a filter
+// defined under guard.filters wins over a built-in of the same name (user
+// filters have no modes); otherwise the built-in in mode ("" is normal).
+func (c *Config) Filter(name, mode string, o filter.Options) (filter.Filter, error) {
+	if def, ok := c.Guard.Filters[name]; ok {
+		if mode != "" && mode != "normal" {
+			return nil, fmt.Errorf("filter %s is user-defined and has no mode %q", name, mode)
+		}
+		return filter.Compile(name, filter.Custom{Regex: def.Regex, Ignore: def.Ignore}, o)
+	}
+	if mode == "" {
+		mode = "normal"
+	}
+	return filter.New(name, mode, o)
+}

@@ -306,14 +306,7 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 }
 
 func (d *Daemon) filterFor(cfg *config.Config, j jail.Jail) (filter.Filter, error) {
-	if c, ok := cfg.Guard.Filters[j.Filter]; ok {
-		return filter.Compile(j.Filter, filter.Custom{Regex: c.Regex, Ignore: c.Ignore}, filter.Options{})
-	}
-	mode := j.Mode
-	if mode == "" {
-		mode = "normal"
-	}
-	return filter.New(j.Filter, mode, filter.Options{})
+	return cfg.Filter(j.Filter, j.Mode, filter.Options{})
 }
 
 func (d *Daemon) startJails(ctx context.Context, cfg *config.Config) error {
