@@ -67,6 +67,12 @@ func (f *front) newGeneration(cfg Config) *generation {
 		// net/http would otherwise answer it for any Host.
 		DisableGeneralOptionsHandler: true,
 	}
+	if f.tls == nil {
+		// Port 80 answers one request per connection (a redirect or an
+		// ACME challenge): then screenHead sees every request head, and
+		// none reaches net/http unscreened.
+		gn.srv.SetKeepAlivesEnabled(false)
+	}
 	return gn
 }
 
@@ -128,11 +134,13 @@ func (f *front) hand(c net.Conn) {
 func (gn *generation) Accept() (net.Conn, error) {
 	select {
 	case c := <-gn.conns:
+		g, srv := gn.f.g, gn.srv
 		if gn.f.tls == nil {
-			return c, nil
+			return &screenConn{Conn: c, limit: srv.ReadHeaderTimeout, screen: func(c net.Conn) ([]byte, bool) {
+				return g.screenHead(c, srv.MaxHeaderBytes)
+			}}, nil
 		}
-		m := gn.f.g.metrics
-		return tls.Server(&tlsSniffConn{Conn: c, onBad: func() { m.dropped.WithLabelValues(dropNotTLS).Inc() }}, gn.f.tls), nil
+		return tls.Server(&screenConn{Conn: c, limit: srv.ReadHeaderTimeout, screen: g.screenHello}, gn.f.tls), nil
 	case <-gn.done:
 		return nil, net.ErrClosed
 	}

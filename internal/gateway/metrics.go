@@ -34,6 +34,8 @@ const (
 	dropUnknownHost = "unknown_host"
 	dropUnknownSNI  = "unknown_sni"
 	dropNotTLS      = "not_tls"
+	dropBadHello    = "bad_hello"   // a malformed or oversized ClientHello
+	dropBadRequest  = "bad_request" // a request head net/http would answer with an error
 )
 
 // metrics are the gateway's Prometheus series, registered once per Gateway

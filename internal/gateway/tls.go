@@ -3,16 +3,14 @@ package gateway
 import (
 	"crypto/tls"
 	"errors"
-	"io"
-	"net"
-	"sync/atomic"
 
 	"github.com/mholt/acmez/v3"
 )
 
 // errUnknownName aborts a handshake for a name no site has. The connection
-// is closed first, so the client gets no certificate and no alert: the
-// address looks like it speaks no TLS for that name at all.
+// is closed first, so the client gets no certificate and no alert. (Such
+// a hello rarely gets this far: screenHello closes it before crypto/tls
+// reads it.)
 var errUnknownName = errors.New("no site for this server name")
 
 // tlsConfig is the HTTPS listener's configuration: TLS 1.2 and 1.3 only,
@@ -37,17 +35,14 @@ func (g *Gateway) tlsConfig() *tls.Config {
 }
 
 func (g *Gateway) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	rt := g.rt.Load()
+	// screenHello admitted only names servesName knows; this check stays
+	// for a config swapped in between, and as the second line.
 	name := normalizeHost(hello.ServerName)
-	if c := rt.static[name]; c != nil {
+	c, acme := g.rt.Load().certSource(name)
+	if c != nil {
 		return c, nil
 	}
-	if w := wildcardOf(name); w != "" {
-		if c := rt.static[w]; c != nil {
-			return c, nil
-		}
-	}
-	if name != "" && rt.acmeHosts[name] {
+	if acme {
 		if a := g.acme.Load(); a != nil {
 			// certmagic also answers tls-alpn-01 challenges here.
 			return a.magic.GetCertificate(hello)
@@ -60,26 +55,20 @@ func (g *Gateway) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 	return nil, errUnknownName
 }
 
-// tlsSniffConn refuses, by closing, a connection whose first byte is not a
-// TLS handshake record, before crypto/tls sees it: otherwise net/http
-// answers plain HTTP on the HTTPS port with its own 400, which names Go.
-type tlsSniffConn struct {
-	net.Conn
-	checked atomic.Bool
-	onBad   func()
-}
-
-const recordTypeHandshake = 0x16
-
-func (c *tlsSniffConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 && !c.checked.Load() {
-		c.checked.Store(true)
-		if p[0] != recordTypeHandshake {
-			c.onBad()
-			c.Conn.Close()
-			return 0, io.EOF
+// certSource says where a normalised server name's certificate comes
+// from: a static certificate (the name's own or its wildcard's), or ACME;
+// neither for a name no site has.
+func (rt *snapshot) certSource(name string) (static *tls.Certificate, acme bool) {
+	if name == "" {
+		return nil, false
+	}
+	if c := rt.static[name]; c != nil {
+		return c, false
+	}
+	if w := wildcardOf(name); w != "" {
+		if c := rt.static[w]; c != nil {
+			return c, false
 		}
 	}
-	return n, err
+	return nil, rt.acmeHosts[name]
 }
