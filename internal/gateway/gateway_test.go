@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -162,22 +163,27 @@ func TestNoServerHeaderAnywhere(t *testing.T) {
 	)
 	e := startEnv(t, a, cfg, Deps{})
 	e.mustGet("https://app.test/limited")
-	raws := []string{
-		"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n",
-		"GET /nothing-here HTTP/1.1\r\nHost: app.test\r\n\r\n",
-		"GET /down HTTP/1.1\r\nHost: app.test\r\n\r\n",
-		"GET /limited HTTP/1.1\r\nHost: app.test\r\n\r\n",
-		"GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n",                             // net/http's 400
-		"GET / HTTP/1.1\r\n\r\n",                                                             // no Host: net/http's 400
-		"GET / HTTP/1.1\r\nHost: app.test\r\nX: " + strings.Repeat("a", 64<<10) + "\r\n\r\n", // net/http's 431
-		"GET / HTTP/7.0\r\nHost: app.test\r\n\r\n",                                           // 505
-		"POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip\r\n\r\n",           // 501
+	// Past a known server name, net/http's own answers to malformed
+	// requests remain (the client knows the site): asserted by status.
+	raws := []struct {
+		raw  string
+		code int
+	}{
+		{"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n", 200},
+		{"GET /nothing-here HTTP/1.1\r\nHost: app.test\r\n\r\n", 404},
+		{"GET /down HTTP/1.1\r\nHost: app.test\r\n\r\n", 502},
+		{"GET /limited HTTP/1.1\r\nHost: app.test\r\n\r\n", 429},
+		{"GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n", 400},                             // net/http's 400
+		{"GET / HTTP/1.1\r\n\r\n", 400},                                                             // no Host: net/http's 400
+		{"GET / HTTP/1.1\r\nHost: app.test\r\nX: " + strings.Repeat("a", 64<<10) + "\r\n\r\n", 431}, // net/http's 431
+		{"GET / HTTP/7.0\r\nHost: app.test\r\n\r\n", 505},
+		{"POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
 	}
-	for _, raw := range raws {
-		raw = strings.Replace(raw, "HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1)
+	for _, c := range raws {
+		raw := strings.Replace(c.raw, "HTTP/1.1\r\n", "HTTP/1.1\r\nConnection: close\r\n", 1)
 		out, _ := e.rawTLS("app.test", raw)
-		if out == "" {
-			t.Errorf("%.40q: no answer", raw)
+		if !strings.HasPrefix(out, "HTTP/1.1 "+strconv.Itoa(c.code)+" ") {
+			t.Errorf("%.40q: got %.60q, want status %d", raw, out, c.code)
 			continue
 		}
 		head, _, _ := strings.Cut(out, "\r\n\r\n")
@@ -185,11 +191,10 @@ func TestNoServerHeaderAnywhere(t *testing.T) {
 		if strings.Contains(low, "\nserver:") || strings.Contains(low, "go-http") || strings.Contains(low, "apache") || strings.Contains(low, "php") {
 			t.Errorf("%.40q: answer names software:\n%s", raw, head)
 		}
-		t.Logf("%.40q → %s", raw, strings.SplitN(head, "\r\n", 2)[0])
 	}
-	out, _ := e.rawTCP("GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n")
-	if strings.Contains(strings.ToLower(out), "server:") {
-		t.Errorf(":80 400: %q", out)
+	// Port 80 answers none of them: see TestPortEightyIsSilentToStrangers.
+	if out, err := e.rawTCP("GET / HTTP/1.1\r\nHost: app.test\r\nBad Header\r\n\r\n"); out != "" || err != nil {
+		t.Errorf(":80 malformed request: got %q, %v; want closed without a byte", out, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -88,16 +89,19 @@ func checkHead(head []byte) bool {
 	if req.ProtoMajor != 1 {
 		return false // 505; "PRI * HTTP/2.0" (h2c) is not served here either
 	}
-	// ReadRequest removed the Host header: count its lines in the head.
-	hosts := 0
+	// ReadRequest removed the Host header: read the head's fields again,
+	// with the same textproto reader (continuation lines folded alike).
+	tp := textproto.NewReader(bufio.NewReaderSize(bytes.NewReader(head), len(head)+16))
+	tp.ReadLine() // the request line, parsed above
+	fields, err := tp.ReadMIMEHeader()
+	if err != nil {
+		return false
+	}
+	hostValues := fields["Host"]
+	hosts := len(hostValues)
 	var host string
-	_, fields, _ := strings.Cut(string(head), "\n") // after the request line
-	for line := range strings.SplitSeq(fields, "\n") {
-		name, value, ok := strings.Cut(line, ":")
-		if ok && strings.EqualFold(name, "Host") {
-			hosts++
-			host = strings.Trim(value, " \t\r")
-		}
+	if hosts > 0 {
+		host = hostValues[0]
 	}
 	switch {
 	case hosts == 0 && req.ProtoAtLeast(1, 1) && req.Method != "CONNECT":
