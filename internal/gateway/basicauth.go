@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -41,13 +42,15 @@ type basicAuth struct {
 	dummy     []byte
 	fails     *limiter
 	slots     chan struct{} // the gateway's bcrypt slots
+	now       func() int64  // monotonic ns: the budget's and the cache's clock
+	hashes    atomic.Int64  // bcrypt comparisons made: what throttling saves
 
 	mu   sync.Mutex
 	ok   map[[32]byte]int64 // credentials → expiry, monotonic ns
 	salt [16]byte
 }
 
-func newBasicAuth(cfg *BasicAuth, slots chan struct{}) (*basicAuth, error) {
+func newBasicAuth(cfg *BasicAuth, slots chan struct{}, now func() int64) (*basicAuth, error) {
 	data, err := os.ReadFile(cfg.Htpasswd)
 	if err != nil {
 		return nil, fmt.Errorf("read htpasswd: %w", err)
@@ -62,6 +65,7 @@ func newBasicAuth(cfg *BasicAuth, slots chan struct{}) (*basicAuth, error) {
 		dummy:     dummyHash(h.cost),
 		fails:     newLimiter(authFailPerSecond, authFailBurst, limiterCapacity),
 		slots:     slots,
+		now:       now,
 		ok:        map[[32]byte]int64{},
 	}
 	if _, err := rand.Read(b.salt[:]); err != nil {
@@ -114,7 +118,7 @@ func (b *basicAuth) check(w http.ResponseWriter, r *http.Request, client netip.A
 		return authMissing, "", false
 	}
 	key := b.key(user, pass)
-	now := monoNow()
+	now := b.now()
 	b.mu.Lock()
 	exp, cached := b.ok[key]
 	b.mu.Unlock()
@@ -137,6 +141,7 @@ func (b *basicAuth) check(w http.ResponseWriter, r *http.Request, client netip.A
 		hash = b.dummy
 	}
 	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	b.hashes.Add(1)
 	<-b.slots
 	if known && err == nil {
 		b.fails.refund(client)

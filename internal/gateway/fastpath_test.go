@@ -114,7 +114,11 @@ func TestFastPathStreamsAndBreaks(t *testing.T) {
 			c, _, _ := http.NewResponseController(w).Hijack()
 			c.Close()
 		case "/slow":
-			time.Sleep(time.Second)
+			// Never answers in time: only the route timeout ends it.
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
 		}
 	}))
 	defer up.Close()
@@ -138,7 +142,7 @@ func TestFastPathStreamsAndBreaks(t *testing.T) {
 		if line != "data: one\n" {
 			t.Errorf("first event %q", line)
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(liveness):
 		t.Error("the first event did not arrive while the stream stays open")
 	}
 	resp.Body.Close()
@@ -152,10 +156,9 @@ func TestFastPathStreamsAndBreaks(t *testing.T) {
 		t.Error("a body the upstream broke off arrived as if complete")
 	}
 
-	start := time.Now()
 	resp, _ = e.mustGet("https://app.test/slow")
-	if resp.StatusCode != 502 || time.Since(start) > 900*time.Millisecond {
-		t.Errorf("route timeout: %d after %v", resp.StatusCode, time.Since(start))
+	if resp.StatusCode != 502 {
+		t.Errorf("route timeout: %d, want 502", resp.StatusCode)
 	}
 }
 

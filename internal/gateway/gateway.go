@@ -68,6 +68,9 @@ type Gateway struct {
 	fastPools   fastPools
 	bcryptSlots chan struct{}
 	logLimit    logLimit
+	// now is the clock of rate limits and auth budgets, in monotonic
+	// nanoseconds: monoNow, or a test's fake clock set before Run.
+	now func() int64
 
 	rt        atomic.Pointer[snapshot]
 	acme      atomic.Pointer[acmeManager]
@@ -103,6 +106,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		metrics:     newMetrics(deps.Metrics),
 		bcryptSlots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)/2)),
 		logLimit:    logLimit{every: time.Second},
+		now:         monoNow,
 	}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -154,7 +158,7 @@ func Check(cfg Config, deps Deps) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
-	g := &Gateway{deps: deps, log: deps.Log, metrics: newMetrics(nil), bcryptSlots: make(chan struct{}, 1)}
+	g := &Gateway{deps: deps, log: deps.Log, metrics: newMetrics(nil), bcryptSlots: make(chan struct{}, 1), now: monoNow}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}

@@ -215,7 +215,7 @@ func (g *Gateway) serveRoute(st *reqState, r *http.Request, rte *route) {
 		return
 	}
 	if rte.limit != nil {
-		if ok, wait, report := rte.limit.take(st.client, monoNow()); !ok {
+		if ok, wait, report := rte.limit.take(st.client, g.now()); !ok {
 			st.markDenied(rte, reasonRateLimit)
 			if report {
 				g.report(st, FailureRateLimit, "rate limit of "+rte.site.host+rte.path)

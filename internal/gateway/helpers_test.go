@@ -274,7 +274,7 @@ func runEnv(t testing.TB, e *env) {
 	e.cancel, e.done = cancel, make(chan error, 1)
 	go func() { e.done <- g.Run(ctx) }()
 	t.Cleanup(e.stop)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second) // liveness, not speed
 	for {
 		c, err := net.Dial("tcp", g.HTTPSAddr())
 		if err == nil {

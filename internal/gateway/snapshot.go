@@ -172,7 +172,8 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 		r.limitDrop = rl.Action == "drop"
 	}
 	if rc.BasicAuth != nil {
-		b, err := newBasicAuth(rc.BasicAuth, g.bcryptSlots)
+		// Through g, so a clock set after New (a test's) applies.
+		b, err := newBasicAuth(rc.BasicAuth, g.bcryptSlots, func() int64 { return g.now() })
 		if err != nil {
 			return nil, fmt.Errorf("basic_auth: %w", err)
 		}
