@@ -357,8 +357,10 @@ func TestEmailHangingServer(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err = s.Send(ctx, stamped(TestEvent("m")))
-	if err == nil || time.Since(start) > 2*time.Second {
-		t.Fatalf("err %v after %s", err, time.Since(start))
+	// Ended by the caller's 200 ms context, not the notifier's own
+	// timeout: the bound is that timeout, not a guess at machine speed.
+	if err == nil || time.Since(start) >= o.Timeout {
+		t.Fatalf("err %v after %s (notifier timeout %s)", err, time.Since(start), o.Timeout)
 	}
 }
 

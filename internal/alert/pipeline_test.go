@@ -171,12 +171,20 @@ func TestNotifyNeverBlocks(t *testing.T) {
 	stop := running(t, d)
 	d.Notify(TestEvent("first"))
 	hang.next(t) // the first event is in flight, and stays there
-	start := time.Now()
-	for i := range 100 {
-		d.Notify(Event{Kind: KindLogin, Title: fmt.Sprint("login ", i)})
-	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("100 Notify calls took %s with a hanging receiver", took)
+	// Not timed (a loaded machine makes any bound a guess): a Notify that
+	// waited for the hanging receiver would wait for a minute, and the
+	// counts below say every call returned without queueing past 4.
+	notified := make(chan struct{})
+	go func() {
+		defer close(notified)
+		for i := range 100 {
+			d.Notify(Event{Kind: KindLogin, Title: fmt.Sprint("login ", i)})
+		}
+	}()
+	select {
+	case <-notified:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Notify blocks behind a hanging receiver")
 	}
 	h := health(d, "hang")
 	if h.Queued != 4 || h.Dropped != 96 || h.Sent != 0 {
@@ -187,9 +195,10 @@ func TestNotifyNeverBlocks(t *testing.T) {
 	waitFor(t, "the other notifier", func() bool { f := health(d, "fine"); return f.Queued == 0 && f.Sent+f.Dropped == 101 })
 	d.Notify(TestEvent("after"))
 	waitFor(t, "the other notifier", func() bool { f := health(d, "fine"); return f.Sent+f.Dropped == 102 && f.Sent >= 5 })
-	if took := stop(); took > 2*time.Second {
-		t.Errorf("shutdown took %s", took)
-	}
+	// The hanging request would last the notifier's 1-minute timeout;
+	// stop fails the test after 10 s, so returning at all shows shutdown
+	// did not wait for it.
+	t.Logf("shutdown took %s", stop())
 	if h := health(d, "hang"); h.Dropped != 102 || h.Queued != 0 {
 		t.Errorf("after shutdown: %+v, want all 102 undelivered counted as dropped", h)
 	}
