@@ -6,11 +6,37 @@
 //
 // # Stealth
 //
-//   - An unknown TLS server name gets no certificate and no alert: the
-//     connection is closed during the handshake. A plain-HTTP request on
-//     the HTTPS port is closed unanswered too.
+// Someone who knows no site's name learns nothing about the stack: every
+// way in ends in a closed connection, without a byte written.
+//
+//   - TLS: the gateway reads the ClientHello from the socket itself
+//     (clienthello.go: records and fragments as RFC 8446 allows, bounded
+//     by crypto/tls's own limits and the header timeout) and decides by
+//     its server name before crypto/tls sees a byte (screen.go). No
+//     server name, an IP address, a name no site has, a name with a
+//     trailing dot (forbidden by RFC 6066; crypto/tls would send an
+//     alert, and the hello cannot be edited because both ends hash it),
+//     bytes that are not a TLS handshake, a malformed or oversized hello:
+//     closed, with no alert, no certificate and no negotiation, so
+//     version, ALPN, cipher suite and group probes get nothing either.
+//     The names admitted are those certificates are chosen from (static
+//     certificates, their wildcards, ACME sites, including names being
+//     validated by tls-alpn-01), read from the current config. A hello
+//     naming a site goes to crypto/tls unchanged: TLS 1.2 and 1.3, its
+//     usual alerts for what it does not support.
+//   - Plain HTTP (port 80): the request head is read first (httphead.go,
+//     bounded as net/http bounds it) and checked with net/http's own
+//     parser plus the checks its server adds; a head net/http would answer
+//     itself (400 bad request line, header or Host, missing or repeated
+//     Host; 417; 431 oversized; 501 Transfer-Encoding; 505 version) is
+//     closed. The port serves one request per connection, so every head
+//     is screened. ACME HTTP-01 and the 308 to HTTPS work as before for
+//     known hosts.
 //   - An unknown Host gets its connection closed without a response, on
 //     either port (HTTP/2: the stream is reset).
+//   - Past a known TLS server name, net/http still answers malformed
+//     requests itself (400, 431, 501, 505), without a Server header or
+//     version: the client knows the site by then.
 //   - A request a policy refuses gets the route's deny answer: "drop"
 //     (closed, like nginx's 444) or "notfound", the very answer the site
 //     gives a path that does not exist: the request is replayed as a GET of
@@ -18,12 +44,13 @@
 //     headers, body and timing match. Nothing ever answers 403.
 //   - No Server header: upstreams' Server and X-Powered-By (and similar)
 //     headers are removed; the gateway's own answers are minimal
-//     text/plain bodies. net/http itself answers only malformed requests
-//     (400, 431 for oversized headers), without a Server header or version.
+//     text/plain bodies.
 //
 // # Order of checks
 //
-// Every request, cheapest check first:
+// Every connection is screened first (see Stealth): the ClientHello's
+// server name on HTTPS, the request head's form on port 80. Then every
+// request, cheapest check first:
 //
 //  1. Host: unknown → dropped. (Port 80 then only answers ACME HTTP-01
 //     challenges and redirects to HTTPS with 308.)
@@ -85,7 +112,8 @@
 // client went away. Metrics: moat_gateway_requests_total{site,route,code},
 // moat_gateway_request_duration_seconds{site,route},
 // moat_gateway_denials_total{site,route,reason},
-// moat_gateway_dropped_total{reason}, moat_gateway_failures_total{kind},
+// moat_gateway_dropped_total{reason} (unknown_sni, not_tls, bad_hello,
+// bad_request, unknown_host), moat_gateway_failures_total{kind},
 // moat_gateway_tls_handshake_errors_total, moat_gateway_acme_events_total,
 // moat_gateway_reloads_total, moat_gateway_access_log_dropped_total.
 package gateway
