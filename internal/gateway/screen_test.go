@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -438,5 +439,30 @@ func TestPortEightyIsSilentToStrangers(t *testing.T) {
 		if len(resps) != 1 || resps[0].StatusCode != 308 || resps[0].Header.Get("Location") != "https://app.test:"+port+"/a?b" {
 			t.Errorf("%.40q: got %q", raw, out)
 		}
+	}
+}
+
+// TestTrailingDotCryptoTLSAlerts pins why a trailing-dot name is refused
+// although it names a site: crypto/tls, given the hello, answers with a
+// decode_error alert (a fingerprint), never a handshake. If a Go release
+// starts accepting the dot, this fails and the refusal can be revisited.
+func TestTrailingDotCryptoTLSAlerts(t *testing.T) {
+	hello := records(modernHello("app.test.").message(), maxHelloRecord)
+	c := &replayConn{r: bytes.NewReader(hello)}
+	cert, err := tls.LoadX509KeyPair(getPKI(t).leaf(t, "app.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
+	out := c.w.Bytes()
+	if err == nil || len(out) < 7 || out[0] != 0x15 || out[6] != 50 {
+		t.Errorf("crypto/tls on a trailing-dot name: err %v, wrote %x; want a decode_error alert", err, out)
+	}
+	if _, h, err := readClientHello(bytes.NewReader(hello)); err != nil || h.serverName != "app.test." {
+		t.Fatalf("the screen reads %q, %v", h.serverName, err)
+	}
+	rt := &snapshot{static: map[string]*tls.Certificate{"app.test": &cert}}
+	if rt.servesName("app.test.") || !rt.servesName("APP.test") {
+		t.Error("servesName: a trailing dot must be refused, case ignored")
 	}
 }
