@@ -55,9 +55,15 @@ func (f *front) newGeneration(cfg Config) *generation {
 	g := f.g
 	gn := &generation{f: f, conns: make(chan net.Conn), done: make(chan struct{})}
 	l := cfg.Limits
+	var tc *tls.Config
+	if f.tls != nil {
+		// Each server gets its own copy: Serve configures HTTP/2 by writing
+		// to it, and two generations may start at once.
+		tc = f.tls.Clone()
+	}
 	gn.srv = &http.Server{
 		Handler:           handler{g: g, tls: f.tls != nil},
-		TLSConfig:         f.tls,
+		TLSConfig:         tc,
 		ReadHeaderTimeout: l.HeaderTimeout.D(),
 		IdleTimeout:       l.IdleTimeout.D(),
 		MaxHeaderBytes:    int(l.HeaderBytes),
@@ -140,7 +146,7 @@ func (gn *generation) Accept() (net.Conn, error) {
 				return g.screenHead(c, srv.MaxHeaderBytes)
 			}}, nil
 		}
-		return tls.Server(&screenConn{Conn: c, limit: srv.ReadHeaderTimeout, screen: g.screenHello}, gn.f.tls), nil
+		return tls.Server(&screenConn{Conn: c, limit: srv.ReadHeaderTimeout, screen: g.screenHello}, srv.TLSConfig), nil
 	case <-gn.done:
 		return nil, net.ErrClosed
 	}
