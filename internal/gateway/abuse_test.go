@@ -3,6 +3,7 @@ package gateway
 import (
 	"crypto/tls"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,12 +17,20 @@ import (
 // runs. How fast is not asserted: on a loaded machine any bound is a
 // guess; that it is served at all, while the abuse holds its connections
 // open, is the point.
+//
+// A few attempts are allowed: where a test sets a 1 s handshake timeout,
+// a loaded machine may cut a normal client's handshake too, which is the
+// timeout working, not the abuse winning.
 func (e *env) healthy(t *testing.T) {
 	t.Helper()
-	resp, _, err := e.do(e.newClient(false), "GET", "https://app.test/", "")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("a normal client failed during abuse: %v %v", resp, err)
+	var resp *http.Response
+	var err error
+	for range 5 {
+		if resp, _, err = e.do(e.newClient(false), "GET", "https://app.test/", ""); err == nil && resp.StatusCode == 200 {
+			return
+		}
 	}
+	t.Fatalf("a normal client failed during abuse, 5 times: %v %v", resp, err)
 }
 
 func TestRequestSmuggling(t *testing.T) {

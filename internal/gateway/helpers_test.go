@@ -323,7 +323,7 @@ func (e *env) newClient(h2 bool) *http.Client {
 	e.t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{
 		Transport:     tr,
-		Timeout:       10 * time.Second,
+		Timeout:       liveness, // a bound against hangs, not a speed requirement
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
