@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,14 +25,18 @@ type screenConn struct {
 	screen func(net.Conn) ([]byte, bool)
 	limit  time.Duration
 
-	once sync.Once
-	mu   sync.Mutex
-	ok   bool
-	buf  []byte    // approved bytes not yet read by the server
-	rd   time.Time // the read deadline the server set
+	direct atomic.Bool // screened and replayed: reads go straight to the socket
+	once   sync.Once
+	mu     sync.Mutex
+	ok     bool
+	buf    []byte    // approved bytes not yet read by the server
+	rd     time.Time // the read deadline the server set
 }
 
 func (c *screenConn) Read(p []byte) (int, error) {
+	if c.direct.Load() {
+		return c.Conn.Read(p)
+	}
 	c.once.Do(c.run)
 	c.mu.Lock()
 	if !c.ok {
@@ -43,10 +48,12 @@ func (c *screenConn) Read(p []byte) (int, error) {
 		c.buf = c.buf[n:]
 		if len(c.buf) == 0 {
 			c.buf = nil
+			c.direct.Store(true)
 		}
 		c.mu.Unlock()
 		return n, nil
 	}
+	c.direct.Store(true)
 	c.mu.Unlock()
 	return c.Conn.Read(p)
 }
@@ -75,16 +82,20 @@ func (c *screenConn) run() {
 }
 
 func (c *screenConn) SetReadDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.rd = t
-	c.mu.Unlock()
+	if !c.direct.Load() {
+		c.mu.Lock()
+		c.rd = t
+		c.mu.Unlock()
+	}
 	return c.Conn.SetReadDeadline(t)
 }
 
 func (c *screenConn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.rd = t
-	c.mu.Unlock()
+	if !c.direct.Load() {
+		c.mu.Lock()
+		c.rd = t
+		c.mu.Unlock()
+	}
 	return c.Conn.SetDeadline(t)
 }
 

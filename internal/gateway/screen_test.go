@@ -466,3 +466,30 @@ func TestTrailingDotCryptoTLSAlerts(t *testing.T) {
 		t.Error("servesName: a trailing dot must be refused, case ignored")
 	}
 }
+
+// TestScreenFollowsReload: the names the screen admits are the current
+// config's, as certificates are: a site added by a reload is served at
+// once, a site removed is a stranger at once.
+func TestScreenFollowsReload(t *testing.T) {
+	a := newApp(t)
+	cfg := baseConfig(t, a.URL)
+	e := startEnv(t, a, cfg, Deps{})
+	hello := func(name string) int {
+		return len(answer(t, e.g.HTTPSAddr(), records(modernHello(name).message(), maxHelloRecord), 1<<20))
+	}
+	if hello("new.test") != 0 || hello("app.test") == 0 {
+		t.Fatal("before the reload")
+	}
+	cert, key := getPKI(t).leaf(t, "new.test")
+	next := cfg
+	next.Sites = []Site{{Host: "new.test", Certificate: cert, Key: key, Routes: []Route{{Path: "/", Upstream: a.URL}}}}
+	if err := e.g.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if hello("new.test") == 0 {
+		t.Error("a site added by a reload is refused")
+	}
+	if n := hello("app.test"); n != 0 {
+		t.Errorf("a site removed by a reload still gets %d bytes", n)
+	}
+}
