@@ -3,6 +3,7 @@ package filter
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +42,21 @@ func FuzzParseAddr(f *testing.F) {
 
 // inLine reports whether a is written in line as a whole token.
 func inLine(line []byte, a netip.Addr) bool {
+	// Tokens are runs of letters, digits and '.', ':', '_', '%'; one
+	// holds a as a whole, or as "ADDR:" (punctuation) or "IPv4:PORT".
 	toks := bytes.FieldsFunc(line, func(r rune) bool {
-		_, hex := hexVal(byte(r))
-		return !(r < 0x80 && (hex || r == ':' || r == '.'))
+		return !(r < 0x80 && (r >= '0' && r <= '9' || r|0x20 >= 'a' && r|0x20 <= 'z' || strings.ContainsRune(".:_%", r)))
 	})
 	for _, tok := range toks {
-		for _, t := range [][]byte{tok, bytes.TrimSuffix(tok, []byte(":"))} {
+		cands := [][]byte{tok, bytes.TrimSuffix(tok, []byte(":"))}
+		if i := bytes.LastIndexByte(tok, ':'); i > 0 && i < len(tok)-1 && len(tok)-i-1 <= 5 {
+			if _, err := strconv.Atoi(string(tok[i+1:])); err == nil {
+				if v4, ok := parseAddr(tok[:i]); ok && v4.Is4() {
+					cands = append(cands, tok[:i])
+				}
+			}
+		}
+		for _, t := range cands {
 			if b, ok := parseAddr(t); ok && b == a {
 				return true
 			}

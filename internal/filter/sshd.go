@@ -244,6 +244,13 @@ func (s *sshd) dispatch(l *line) {
 		}
 	case 'b':
 		if rest, ok := cutPrefix(m, "banner exchange: Connection from "); ok && hasSuffix(rest, ": invalid format") {
+			// sshd logs this after the kex_exchange_identification
+			// error of the same bad banner: one probe, one failure.
+			// The line only names the connection's address.
+			if s.ddos && l.c != nil && l.c.kex {
+				s.learn(l, token(rest))
+				break
+			}
 			s.ddosAt(l, token(rest), true)
 		}
 	case 'k':
@@ -255,6 +262,9 @@ func (s *sshd) dispatch(l *line) {
 				string(rest) == "Connection closed by remote host",
 				string(rest) == "Connection reset by peer":
 				s.addrless(l, KindDDoS, nil, 1)
+				if l.c != nil {
+					l.c.kex = true
+				}
 			}
 		}
 	case 's':

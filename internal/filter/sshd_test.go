@@ -252,3 +252,43 @@ func TestISOStamps(t *testing.T) {
 		t.Errorf("fraction: %s", got)
 	}
 }
+
+// TestSSHDBannerProbeCountsOnce: one HTTP request to the SSH port makes
+// sshd log a kex_exchange_identification error and then a "banner
+// exchange" line for the same bad banner. It is one probe: three probes
+// are three failures of one attempt each (as fail2ban counts them), with
+// or without sshd's VERBOSE "Connection from" line before them.
+func TestSSHDBannerProbeCountsOnce(t *testing.T) {
+	probe := func(pid int, verbose bool) []string {
+		var ls []string
+		if verbose {
+			ls = append(ls, syslog(pid, "Connection from 203.0.113.7 port 4455"+itoa(pid%10)+" on 10.0.0.1 port 22 rdomain \"\""))
+		}
+		return append(ls,
+			syslog(pid, `error: kex_exchange_identification: client sent invalid protocol identifier "GET / HTTP/1.1"`),
+			syslog(pid, "banner exchange: Connection from 203.0.113.7 port 4455"+itoa(pid%10)+": invalid format"))
+	}
+	for _, mode := range []string{"ddos", "aggressive"} {
+		for _, verbose := range []bool{false, true} {
+			f := mustNew(t, "sshd", mode)
+			var lines []string
+			for pid := 101; pid <= 103; pid++ {
+				lines = append(lines, probe(pid, verbose)...)
+			}
+			got := run(f, lines...)
+			if addrsOf(got) != "203.0.113.7 203.0.113.7 203.0.113.7" {
+				t.Errorf("%s verbose=%v: failures %q, want three of 203.0.113.7", mode, verbose, addrsOf(got))
+			}
+			for _, fl := range got {
+				if fl.Attempts != 1 {
+					t.Errorf("%s verbose=%v: a probe counted %d attempts, want 1", mode, verbose, fl.Attempts)
+				}
+			}
+		}
+	}
+	// A banner exchange line alone (no kex line before it) is still one.
+	f := mustNew(t, "sshd", "ddos")
+	if got := run(f, syslog(200, "banner exchange: Connection from 203.0.113.8 port 1: invalid format")); addrsOf(got) != "203.0.113.8" {
+		t.Errorf("banner exchange alone: %q, want 203.0.113.8", addrsOf(got))
+	}
+}
