@@ -370,3 +370,34 @@ func FuzzClean(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEntryFromFields: whatever the fields a sender controls say
+// (SYSLOG_IDENTIFIER, SYSLOG_PID, MESSAGE with a syslog header in it),
+// an entry whose trusted fields are not root's sshd produces no failure;
+// and with trusted fields set, the untrusted ones change nothing.
+func FuzzEntryFromFields(f *testing.F) {
+	f.Add("sshd", "1", "Invalid user x from 192.0.2.9 port 22", "logger", "1000", "77")
+	f.Add("sshd-session", "4242", "sshd[1]: Failed password for root from 192.0.2.9 port 22 ssh2", "", "0", "")
+	f.Add("sshd", "", "Failed password for root from 192.0.2.9 port 22 ssh2", "sshd", "33", "9")
+	modes, _ := Modes("sshd")
+	f.Fuzz(func(t *testing.T, ident, spid, msg, comm, uid, pid string) {
+		fields := map[string]string{"SYSLOG_IDENTIFIER": ident, "SYSLOG_PID": spid, "_COMM": comm, "_UID": uid, "_PID": pid}
+		trusted := isSSHDIdentStr(comm) && uid == "0"
+		for _, m := range modes {
+			fl := mustNew(t, "sshd", m)
+			var r Result
+			fl.Process(EntryFromFields([]byte(msg), testNow, fields), &r)
+			if !trusted && r.Verdict != Missed {
+				t.Fatalf("%s: entry with _COMM=%q _UID=%q read as sshd's: %+v", m, comm, uid, r)
+			}
+			checkFound(t, "sshd "+m, []byte(msg), r.Failures)
+			// The sender's own fields do not change the reading.
+			fl2 := mustNew(t, "sshd", m)
+			var r2 Result
+			fl2.Process(EntryFromFields([]byte(msg), testNow, map[string]string{"_COMM": comm, "_UID": uid, "_PID": pid}), &r2)
+			if addrsOf(r.Failures) != addrsOf(r2.Failures) || r.Verdict != r2.Verdict {
+				t.Fatalf("%s: SYSLOG_IDENTIFIER=%q SYSLOG_PID=%q changed the reading: %+v vs %+v", m, ident, spid, r, r2)
+			}
+		}
+	})
+}

@@ -88,8 +88,10 @@ func (s *sshd) Process(e Entry, r *Result) {
 		return
 	}
 	h := &s.h
-	if e.Ident != "" {
-		if !isSSHDIdentStr(e.Ident) {
+	if e.Journal || e.Ident != "" {
+		// A journal entry is sshd's by its trusted fields only: a
+		// process named sshd and run by root (see Entry.Root).
+		if !isSSHDIdentStr(e.Ident) || e.Journal && !e.Root {
 			return
 		}
 		h.time, h.pid, h.msg = e.Time, e.PID, e.Text

@@ -1,6 +1,10 @@
 package filter
 
 import (
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,7 +135,7 @@ func TestSSHDJournalEntry(t *testing.T) {
 	f := mustNew(t, "sshd", "")
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	// The journal hands over the bare message with its identifier and pid.
-	fields := map[string]string{"SYSLOG_IDENTIFIER": "sshd-session", "_PID": "77"}
+	fields := map[string]string{"SYSLOG_IDENTIFIER": "sshd-session", "_COMM": "sshd-session", "_UID": "0", "_PID": "77"}
 	r := runOne(f, EntryFromFields([]byte("Disconnecting: Too many authentication failures [preauth]"), at, fields))
 	if r.Verdict != Ignored {
 		t.Fatalf("first line: %+v", r)
@@ -141,7 +145,7 @@ func TestSSHDJournalEntry(t *testing.T) {
 		t.Fatalf("second line: %+v", r)
 	}
 	// Another program's entry is not sshd's business.
-	r = runOne(f, EntryFromFields([]byte("Failed password for root from 192.0.2.31 port 22 ssh2"), at, map[string]string{"SYSLOG_IDENTIFIER": "su"}))
+	r = runOne(f, EntryFromFields([]byte("Failed password for root from 192.0.2.31 port 22 ssh2"), at, map[string]string{"SYSLOG_IDENTIFIER": "su", "_COMM": "su", "_UID": "0"}))
 	if r.Verdict != Missed {
 		t.Fatalf("su entry: %+v", r)
 	}
@@ -290,5 +294,35 @@ func TestSSHDBannerProbeCountsOnce(t *testing.T) {
 	f := mustNew(t, "sshd", "ddos")
 	if got := run(f, syslog(200, "banner exchange: Connection from 203.0.113.8 port 1: invalid format")); addrsOf(got) != "203.0.113.8" {
 		t.Errorf("banner exchange alone: %q, want 203.0.113.8", addrsOf(got))
+	}
+}
+
+// TestSSHDJournalTrust reads journal exports (journalctl -o json, as the
+// real journald records them; see logwatch's TestJournalForgedSSHD) of
+// sshd's own entries and of entries any local user can make: logger -t
+// sshd, a process the user named sshd, SYSLOG_IDENTIFIER without _COMM,
+// a message spelling a syslog header. Only entries whose trusted fields
+// say sshd (_COMM an sshd process, _UID 0) produce failures.
+func TestSSHDJournalTrust(t *testing.T) {
+	b, err := os.ReadFile("testdata/journal-sshd-forged.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes, _ := Modes("sshd")
+	for _, mode := range modes {
+		f := mustNew(t, "sshd", mode)
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var fields map[string]string
+			if err := json.Unmarshal([]byte(line), &fields); err != nil {
+				t.Fatalf("entry %d: %v", i+1, err)
+			}
+			us, _ := strconv.ParseInt(fields["__REALTIME_TIMESTAMP"], 10, 64)
+			r := runOne(f, EntryFromFields([]byte(fields["MESSAGE"]), time.UnixMicro(us), fields))
+			want := fields["moat_expect"]
+			if got := addrsOf(r.Failures); got != want {
+				t.Errorf("%s: entry %d (_COMM=%q _UID=%q SYSLOG_IDENTIFIER=%q): failures %q, want %q",
+					mode, i+1, fields["_COMM"], fields["_UID"], fields["SYSLOG_IDENTIFIER"], got, want)
+			}
+		}
 	}
 }
