@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/moat-sh/moat/internal/prefix"
 )
 
 // DefaultMaxTracked is the default cap on sources a jail tracks.
@@ -364,23 +366,16 @@ func (e *Engine) overlapsIgnored(p netip.Prefix) bool {
 }
 
 // widen returns the prefix a source is counted and banned by.
-func (e *Engine) widen(a netip.Addr) netip.Prefix {
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(e.opts.IPv6Prefix)
-	return p
-}
+func (e *Engine) widen(a netip.Addr) netip.Prefix { return prefix.Widen(a, e.opts.IPv6Prefix) }
 
 func keyOf(a netip.Addr) key { return a.As16() }
 
 // canonicalPrefix masks p and writes IPv4-mapped prefixes as IPv4, so that
-// Contains matches the unmapped addresses Observe looks up.
+// Contains matches the unmapped addresses Observe looks up; a mapped
+// prefix wider than IPv4 stays as it is.
 func canonicalPrefix(p netip.Prefix) netip.Prefix {
-	p = p.Masked()
-	if a := p.Addr(); a.Is4In6() {
-		bits := max(p.Bits()-96, 0)
-		p, _ = a.Unmap().Prefix(bits)
+	if c, ok := prefix.Canonical(p); ok {
+		return c
 	}
-	return p
+	return p.Masked()
 }
