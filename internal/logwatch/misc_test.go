@@ -186,3 +186,25 @@ func TestChooseSSHD(t *testing.T) {
 		})
 	}
 }
+
+func TestReadFileSplitsAsFollowing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	long := strings.Repeat("x", 100)
+	os.WriteFile(p, []byte("one\ntwo\r\n"+long+"\n\nlast"), 0o644)
+	var texts []string
+	var cut []bool
+	n, err := ReadFile(p, 50, func(b []Line) error {
+		for _, l := range b {
+			texts = append(texts, string(l.Text))
+			cut = append(cut, l.Truncated)
+		}
+		return nil
+	})
+	if err != nil || n != 5 {
+		t.Fatalf("ReadFile: %d lines, %v", n, err)
+	}
+	want := []string{"one", "two\r", long[:50], "", "last"}
+	if !slices.Equal(texts, want) || !slices.Equal(cut, []bool{false, false, true, false, false}) {
+		t.Fatalf("lines %q cut %v, want %q with the third cut", texts, cut, want)
+	}
+}
