@@ -55,6 +55,16 @@ type Options struct {
 	// CheckEvery and AuditEvery space the monitors' host checks and drift
 	// audits (DefaultCheckEvery, DefaultAuditEvery when zero).
 	CheckEvery, AuditEvery time.Duration
+
+	// reloadFaults make a reload's parts fail (tests).
+	reloadFaults *reloadFaults
+}
+
+// reloadFaults break the parts of a reload that cannot be broken by a
+// config alone (a config that passes validation): each, when set, is
+// that part's error.
+type reloadFaults struct {
+	alerts, gateway func() error
 }
 
 // Daemon is a running `moat run`.
@@ -238,7 +248,7 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 			c := logwatch.ChooseSSHD(d.h)
 			kind, paths, matches = string(c.Kind), c.Paths, c.Matches
 		default:
-			return nil, "", fmt.Errorf("jail %s: no log source: set guard.jails.%s.paths or journal", name, name)
+			return nil, "", fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name)
 		}
 	}
 	switch kind {
@@ -252,7 +262,7 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		src, err := logwatch.NewFile(logwatch.FileConfig{Path: paths[0], Name: "file:" + paths[0], Store: store, Log: d.log})
 		return src, "file: " + paths[0], err
 	}
-	return nil, "", fmt.Errorf("jail %s: unknown source %q", name, kind)
+	return nil, "", fmt.Errorf("unknown source %q", kind)
 }
 
 func (d *Daemon) startJails(ctx context.Context, cfg *config.Config) error {
@@ -286,7 +296,7 @@ func (d *Daemon) buildPipeline(cfg *config.Config, name string, j jail.Jail, eng
 	if name == "gateway" && j.Filter == "gateway" && d.gwFeed != nil && len(j.Paths) == 0 {
 		p.feed, p.where = d.gwFeed, "gateway failures"
 	} else if p.source, p.where, err = d.sourceFor(name, j); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("jail %s: %w", name, err)
 	}
 	p.unit = &guard.Unit{Name: name, Filter: filt, Engine: eng, Success: p.loginSeen}
 	return p, nil
@@ -370,11 +380,25 @@ func (d *Daemon) reload(ctx context.Context) error {
 		}
 		starts = append(starts, p)
 	}
+	faults := d.o.reloadFaults
+	if faults == nil {
+		faults = &reloadFaults{}
+	}
 	commitAlerts, err := d.disp.Prepare(cfg.Alerts)
+	if err == nil && faults.alerts != nil {
+		err = faults.alerts()
+	}
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	// The monitors take the new config with d.cfg below: their audit
+	// options are derived from it, which cannot fail.
 	// The gateway last: it prepares and commits in one step.
+	if faults.gateway != nil {
+		if err := faults.gateway(); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
 	if d.gw != nil {
 		if err := d.gw.Reload(*cfg.Gateway); err != nil {
 			return fmt.Errorf("gateway: %w", err)
