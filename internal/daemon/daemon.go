@@ -222,9 +222,14 @@ func (d *Daemon) goRun(ctx context.Context, name string, fn func(context.Context
 
 func (d *Daemon) jailOptions(cfg *config.Config) jail.Options {
 	opts := guard.Options(cfg, d.h)
-	opts.History, opts.Banned = d.store, d.store
+	opts.History, opts.Banned = d.store, eitherBanned{d.store, d.queue}
 	return opts
 }
+
+// eitherBanned is banned in the store or in a decision on its way there.
+type eitherBanned [2]jail.Banned
+
+func (e eitherBanned) Contains(a netip.Addr) bool { return e[0].Contains(a) || e[1].Contains(a) }
 
 func adminPrefixes(cfg *config.Config) []netip.Prefix {
 	var out []netip.Prefix

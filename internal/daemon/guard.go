@@ -149,6 +149,12 @@ func (b *loginBook) first(user string, addr netip.Addr) bool {
 // and goes on with its next batch; one goroutine takes everything pending
 // at once and applies it as one batch (one netlink transaction, one store
 // write), so a burst costs a few batches, not one round trip per ban.
+//
+// Until the enforcer has written a decision to the store, the queue
+// answers for it (Contains): the jails ask the store and the queue whether
+// a source is banned, so a source's failures that follow its decision in
+// the same burst count as failures while banned, as they would have with
+// the store written on the jail's path, and decide nothing again.
 type banQueue struct {
 	enf *ban.Enforcer
 	log *slog.Logger
@@ -157,6 +163,10 @@ type banQueue struct {
 	pending []ban.Ban
 	wake    chan struct{}
 	dropped atomic.Uint64
+	// unstored counts the queue's decisions per prefix until the store
+	// has them; bits lists the prefix lengths in it.
+	unstored map[netip.Prefix]int
+	bits     map[int]int
 }
 
 // maxQueued bounds the decisions waiting for the enforcer; past it new
@@ -165,7 +175,39 @@ type banQueue struct {
 const maxQueued = 1 << 20
 
 func newBanQueue(enf *ban.Enforcer, log *slog.Logger) *banQueue {
-	return &banQueue{enf: enf, log: log, wake: make(chan struct{}, 1)}
+	return &banQueue{enf: enf, log: log, wake: make(chan struct{}, 1), unstored: map[netip.Prefix]int{}, bits: map[int]int{}}
+}
+
+// Contains reports whether a is in a decision not yet in the store.
+func (q *banQueue) Contains(a netip.Addr) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.unstored) == 0 {
+		return false
+	}
+	for bits := range q.bits {
+		if bits > a.BitLen() {
+			continue
+		}
+		if p, err := a.Prefix(bits); err == nil && q.unstored[p] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *banQueue) track(bans []ban.Ban, delta int) {
+	for _, b := range bans {
+		p := b.Prefix.Masked()
+		q.unstored[p] += delta
+		q.bits[p.Bits()] += delta
+		if q.unstored[p] <= 0 {
+			delete(q.unstored, p)
+		}
+		if q.bits[p.Bits()] <= 0 {
+			delete(q.bits, p.Bits())
+		}
+	}
 }
 
 func (q *banQueue) push(bans []ban.Ban) {
@@ -176,6 +218,7 @@ func (q *banQueue) push(bans []ban.Ban) {
 		bans = bans[:max(room, 0)]
 	}
 	q.pending = append(q.pending, bans...)
+	q.track(bans, 1)
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -208,6 +251,9 @@ func (q *banQueue) drain(ctx context.Context, batch []ban.Ban) []ban.Ban {
 		if _, err := q.enf.Apply(ctx, batch); err != nil {
 			q.log.Warn("enforce bans", "bans", len(batch), "err", err)
 		}
+		q.mu.Lock()
+		q.track(batch, -1)
+		q.mu.Unlock()
 		clear(batch)
 	}
 }

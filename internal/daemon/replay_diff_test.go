@@ -95,6 +95,15 @@ func TestReplayPredictsRun(t *testing.T) {
 			fmt.Fprintf(&buf, "%s vps sshd[%d]: Failed password for root from %s port %d ssh2\n", at.Format(time.Stamp), 900000+i, a, 40000+i)
 		}
 	}
+	// A burst at the end: 200 attackers, 20 failures each, in one write,
+	// so that a source's failures after its decision arrive before the
+	// decision reached the store.
+	var burst bytes.Buffer
+	for k := range 20 {
+		for i := range 200 {
+			fmt.Fprintf(&burst, "%s vps sshd[%d]: Failed password for root from 198.19.%d.%d port 4242 ssh2\n", time.Now().Format(time.Stamp), 500000+k*200+i, i>>8, i&255)
+		}
+	}
 	cfgPath := filepath.Join(dir, "moat.yaml")
 	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`guard:
   jails:
@@ -148,7 +157,10 @@ func TestReplayPredictsRun(t *testing.T) {
 		data = data[n:]
 		time.Sleep(2 * time.Millisecond)
 	}
+	time.Sleep(100 * time.Millisecond)
+	f.Write(burst.Bytes())
 	f.Close()
+	buf.Write(burst.Bytes())
 	want := bytes.Count(buf.Bytes(), []byte("\n"))
 	waitUntil(t, 60*time.Second, "moat run to read every line", func() bool {
 		js := jails()
@@ -176,6 +188,11 @@ func TestReplayPredictsRun(t *testing.T) {
 	res, n, err := guard.Replay(cfg, nil, "sshd", logPath)
 	if err != nil || n != want {
 		t.Fatalf("replay: %d lines, %v", n, err)
+	}
+	// Each ban decided once, as in the replay: not again for the
+	// failures that followed it before it reached the store.
+	if js := jails(); len(js) != 1 || js[0].Stats.Decisions != uint64(len(res.Bans)) {
+		t.Errorf("moat run decided %+v times, the replay %d", js, len(res.Bans))
 	}
 	type key struct {
 		p                 netip.Prefix

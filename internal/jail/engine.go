@@ -136,6 +136,8 @@ type Engine struct {
 	t      *table
 	stats  Stats
 	future int64 // unix ns: failures dated later are counted at this time
+	// decided holds the prefixes decided in the ObserveAll running.
+	decided map[netip.Prefix]struct{}
 }
 
 // New returns the engine for jail name, with the config's unset fields
@@ -202,15 +204,37 @@ func (e *Engine) Observe(addr netip.Addr, at time.Time, attempts int) (Decision,
 
 // ObserveAll counts a batch of failures in order under one lock and
 // appends the decisions they trigger to dst.
+//
+// The batch's decisions reach opts.Banned only after it returns: until
+// then a source decided in the batch counts as banned, so its later
+// failures in the same batch are failures while banned, not a second
+// decision (as if the ban had been enforced at once).
 func (e *Engine) ObserveAll(evs []Event, dst []Decision) []Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	clear(e.decided)
 	for _, ev := range evs {
 		if d, ok := e.observe(ev); ok {
 			dst = append(dst, d)
+			if e.decided == nil {
+				e.decided = map[netip.Prefix]struct{}{}
+			}
+			e.decided[d.Prefix] = struct{}{}
 		}
 	}
+	clear(e.decided)
 	return dst
+}
+
+// decidedNow reports whether addr falls in a decision of the batch being
+// observed.
+func (e *Engine) decidedNow(addr netip.Addr) bool {
+	if len(e.decided) == 0 {
+		return false
+	}
+	_, wide := e.decided[e.widen(addr)]
+	_, alone := e.decided[netip.PrefixFrom(addr, addr.BitLen())]
+	return wide || alone
 }
 
 func (e *Engine) observe(ev Event) (Decision, bool) {
@@ -224,7 +248,7 @@ func (e *Engine) observe(ev Event) (Decision, bool) {
 		return Decision{}, false
 	}
 	e.stats.Failures++
-	if e.opts.Banned != nil && e.opts.Banned.Contains(addr) {
+	if e.decidedNow(addr) || e.opts.Banned != nil && e.opts.Banned.Contains(addr) {
 		e.stats.WhileBanned++
 		return Decision{}, false
 	}
