@@ -294,8 +294,9 @@ func sprayRSS(moatLog string, n, pid int, bin, sock string) {
 	w := bufio.NewWriterSize(f, 1<<20)
 	now := time.Now()
 	for i := 0; i < n; i++ {
-		// 100.64.0.0/10: four million addresses, none of them ignored.
-		a := netip.AddrFrom4([4]byte{100, 64 + byte(i>>16&63), byte(i >> 8), byte(i)})
+		// 23.0.0.0/10: four million public addresses, none of them in
+		// an ignore list (100.64.0.0/10 would be: Tailscale's range).
+		a := netip.AddrFrom4([4]byte{23, byte(i >> 16 & 63), byte(i >> 8), byte(i)})
 		w.WriteString(failLine(now, 1000000+i, a))
 	}
 	w.Flush()
