@@ -100,12 +100,12 @@ func newGuardRig(b *testing.B, maxRetry int) *guardRig {
 		b.Fatal(err)
 	}
 	j := jail.JailDefaults("sshd", jail.Jail{MaxRetry: maxRetry})
-	eng, err := jail.New("sshd", j, jail.Options{History: store, Banned: store})
+	enf := ban.NewEnforcer(store, ts, ban.EnforcerOptions{})
+	q := newBanQueue(enf, slog.Default())
+	eng, err := jail.New("sshd", j, jail.Options{History: store, Banned: eitherBanned{store, q}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	enf := ban.NewEnforcer(store, ts, ban.EnforcerOptions{})
-	q := newBanQueue(enf, slog.Default())
 	p := &pipeline{name: "sshd", source: src, unit: &guard.Unit{Name: "sshd", Filter: filt, Engine: eng}, eng: eng, enf: enf, queue: q, logins: &loginBook{}, log: slog.Default()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
