@@ -252,6 +252,11 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		case j.Filter == "sshd":
 			c := logwatch.ChooseSSHD(d.h)
 			kind, paths, matches = string(c.Kind), c.Paths, c.Matches
+			if c.Kind == logwatch.KindFile {
+				d.log.Warn("sshd's log source is a file", "jail", name, "why", c.Reason)
+			} else {
+				d.log.Info("sshd's log source", "jail", name, "why", c.Reason)
+			}
 		default:
 			return nil, "", fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name)
 		}
@@ -261,6 +266,11 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		src, err := logwatch.NewJournal(logwatch.JournalConfig{Name: "journal:" + name, Matches: matches, Store: store, Log: d.log})
 		return src, "journal: " + strings.Join(matches, " "), err
 	case "file":
+		for _, p := range paths {
+			if why := guard.UntrustedWriter(p); why != "" {
+				d.log.Warn("a local user can write this jail's log, and so get any address banned: make it root's, mode 0640", "jail", name, "path", p, "why", why)
+			}
+		}
 		if len(paths) != 1 {
 			return fanIn(name, paths, store, d.log)
 		}
