@@ -16,6 +16,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/control"
+	"github.com/moat-sh/moat/internal/lab"
 )
 
 // TestReloadAllOrNothing breaks each part of a reload in turn (a jail's
@@ -25,6 +26,8 @@ import (
 // banning; the same notifiers. Then the same config unbroken takes
 // everywhere.
 func TestReloadAllOrNothing(t *testing.T) {
+	// The control socket answers root only.
+	lab.RequireRoot(t)
 	dir := t.TempDir()
 	logA, logB, logC := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log"), filepath.Join(dir, "c.log")
 	for _, p := range []string{logA, logB, logC} {

@@ -20,6 +20,7 @@ import (
 	"github.com/moat-sh/moat/internal/filter/filtertest"
 	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/lab"
 )
 
 // recordingSets are kernel sets in memory that remember what was added.
@@ -63,6 +64,8 @@ func (s *recordingSets) List(context.Context) ([]ban.SetElement, error) {
 // must make exactly the same bans: same prefixes, same failure counts,
 // same offences.
 func TestReplayPredictsRun(t *testing.T) {
+	// The control socket answers root only.
+	lab.RequireRoot(t)
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "auth.log")
 	if err := os.WriteFile(logPath, nil, 0o600); err != nil {
