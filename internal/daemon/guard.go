@@ -167,6 +167,9 @@ type banQueue struct {
 	// has them; bits lists the prefix lengths in it.
 	unstored map[netip.Prefix]int
 	bits     map[int]int
+	// inFlight is len(unstored), read without the lock: the jails ask
+	// for every failure, and almost always nothing is in flight.
+	inFlight atomic.Int64
 }
 
 // maxQueued bounds the decisions waiting for the enforcer; past it new
@@ -180,11 +183,11 @@ func newBanQueue(enf *ban.Enforcer, log *slog.Logger) *banQueue {
 
 // Contains reports whether a is in a decision not yet in the store.
 func (q *banQueue) Contains(a netip.Addr) bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if len(q.unstored) == 0 {
+	if q.inFlight.Load() == 0 {
 		return false
 	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
 	for bits := range q.bits {
 		if bits > a.BitLen() {
 			continue
@@ -208,6 +211,7 @@ func (q *banQueue) track(bans []ban.Ban, delta int) {
 			delete(q.bits, p.Bits())
 		}
 	}
+	q.inFlight.Store(int64(len(q.unstored)))
 }
 
 func (q *banQueue) push(bans []ban.Ban) {
