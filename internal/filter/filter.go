@@ -117,12 +117,6 @@ func EntryFromFields(text []byte, t time.Time, fields map[string]string) Entry {
 	return e
 }
 
-// SSHDProcesses are the names OpenSSH's server runs under (sshd;
-// OpenSSH 9.8+'s per-connection sshd-session; OpenSSH 10's sshd-auth).
-// A journal entry is sshd's only when its _COMM is one of them and its
-// _UID is 0.
-var SSHDProcesses = []string{"sshd", "sshd-session", "sshd-auth"}
-
 // Verdict is how a filter classified one line.
 type Verdict uint8
 
