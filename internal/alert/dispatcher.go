@@ -58,28 +58,49 @@ func New(c Config, o Options) (*Dispatcher, error) {
 // A route unchanged at the same position keeps its open digest; other
 // open digests go out now.
 func (d *Dispatcher) Reload(c Config) error {
-	if err := c.Validate(); err != nil {
-		return err
-	}
-	routes, err := compileRoutes(c)
+	commit, err := d.Prepare(c)
 	if err != nil {
 		return err
 	}
+	commit()
+	return nil
+}
+
+// Prepare does the part of Reload that can fail (validation, routes, new
+// notifiers' senders) and changes nothing; commit applies it and cannot
+// fail. A caller reloading several parts at once prepares them all before
+// committing any. Prepares must not overlap, and each is committed or
+// dropped before the next.
+func (d *Dispatcher) Prepare(c Config) (commit func(), err error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	routes, err := compileRoutes(c)
+	if err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	current := d.workers
+	d.mu.Unlock()
 	workers := make(map[string]*worker, len(c.Notifiers))
 	for _, name := range sortedKeys(c.Notifiers) {
 		n := c.Notifiers[name]
-		if old := d.workers[name]; old != nil && reflect.DeepEqual(old.cfg, n) {
+		if old := current[name]; old != nil && reflect.DeepEqual(old.cfg, n) {
 			workers[name] = old
 			continue
 		}
 		s, err := newSender(n, &d.opts)
 		if err != nil {
-			return fmt.Errorf("notifier %s: %w", name, err)
+			return nil, fmt.Errorf("notifier %s: %w", name, err)
 		}
 		workers[name] = newWorker(name, n, s, &d.opts, d.metrics)
 	}
+	return func() { d.commit(routes, workers) }, nil
+}
+
+func (d *Dispatcher) commit(routes []*route, workers map[string]*worker) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	for name, old := range d.workers {
 		nw, kept := workers[name]
 		if nw == old {
@@ -116,7 +137,6 @@ func (d *Dispatcher) Reload(c Config) error {
 		}
 	}
 	d.poke()
-	return nil
 }
 
 // Notify routes e and queues it for delivery without blocking. It fills

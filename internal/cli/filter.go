@@ -3,7 +3,6 @@ package cli
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/filter"
+	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/logwatch"
 )
 
 func init() {
@@ -73,7 +74,7 @@ func runFilter(e *env, args []string) int {
 	if *verbose {
 		out = bufio.NewWriterSize(e.stdout, 1<<16)
 	}
-	s, err := testFilter(flt, file, out)
+	s, err := testFilter(flt, path, out)
 	if out != nil {
 		out.Flush()
 	}
@@ -144,7 +145,8 @@ type filterSummary struct {
 	File   string `json:"file"`
 	// Lines read; Matched produced failures, Ignored were known and are
 	// no failure (helper lines, successes, ignore regexes), Missed were
-	// not recognized; TooLong lines were skipped whole.
+	// not recognized; TooLong lines were longer than a followed file's
+	// longest line, and are never attributed.
 	Lines   int `json:"lines"`
 	Matched int `json:"matched"`
 	Ignored int `json:"ignored"`
@@ -163,71 +165,46 @@ type filterSummary struct {
 	LinesPerSecond float64        `json:"lines_per_second"`
 }
 
-// maxLineRead bounds a line; a longer one is skipped whole, never cut
-// (a cut could leave an injected address and drop the real one).
-const maxLineRead = 1 << 20
-
 // testFilter runs every line of r through flt. With out, each failure is
 // printed as it is found.
-func testFilter(flt filter.Filter, r io.Reader, out *bufio.Writer) (filterSummary, error) {
+func testFilter(flt filter.Filter, path string, out *bufio.Writer) (filterSummary, error) {
 	s := filterSummary{Kinds: map[string]int{}}
 	addrs := map[netip.Addr]struct{}{}
-	br := bufio.NewReaderSize(r, maxLineRead)
-	var res filter.Result
-	skipping := false
+	// The guard's unit without an engine: the lines are read and handed
+	// to the filter exactly as moat run does.
+	u := &guard.Unit{Name: flt.Name(), Filter: flt, Observe: func(l *logwatch.Line, res *filter.Result) {
+		s.Lines++
+		if l.Truncated {
+			s.TooLong++
+			return
+		}
+		switch res.Verdict {
+		case filter.Matched:
+			s.Matched++
+		case filter.Ignored:
+			s.Ignored++
+		default:
+			s.Missed++
+		}
+		s.Successes += len(res.Successes)
+		for _, f := range res.Failures {
+			s.Failures++
+			s.Attempts += f.Attempts
+			s.Kinds[string(f.Kind)]++
+			if f.Addr.IsValid() {
+				s.Attributed++
+				addrs[f.Addr] = struct{}{}
+			} else {
+				s.Unattributable++
+			}
+			if out != nil {
+				writeFailure(out, f, l.Text)
+			}
+		}
+	}}
 	start := time.Now()
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if !skipping {
-				s.Lines++
-				s.TooLong++
-			}
-			skipping = true
-			continue
-		}
-		if skipping {
-			skipping = false
-			if err == nil {
-				continue
-			}
-			line = nil
-		}
-		if len(line) > 0 {
-			line = trimEOL(line)
-			s.Lines++
-			res.Reset()
-			flt.Process(filter.Entry{Text: line}, &res)
-			switch res.Verdict {
-			case filter.Matched:
-				s.Matched++
-			case filter.Ignored:
-				s.Ignored++
-			default:
-				s.Missed++
-			}
-			s.Successes += len(res.Successes)
-			for _, f := range res.Failures {
-				s.Failures++
-				s.Attempts += f.Attempts
-				s.Kinds[string(f.Kind)]++
-				if f.Addr.IsValid() {
-					s.Attributed++
-					addrs[f.Addr] = struct{}{}
-				} else {
-					s.Unattributable++
-				}
-				if out != nil {
-					writeFailure(out, f, line)
-				}
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return s, err
-		}
+	if _, err := guard.ReadFile(path, u); err != nil {
+		return s, err
 	}
 	s.Seconds = time.Since(start).Seconds()
 	if s.Seconds > 0 {
@@ -235,16 +212,6 @@ func testFilter(flt filter.Filter, r io.Reader, out *bufio.Writer) (filterSummar
 	}
 	s.Addresses = len(addrs)
 	return s, nil
-}
-
-func trimEOL(b []byte) []byte {
-	if n := len(b); n > 0 && b[n-1] == '\n' {
-		b = b[:n-1]
-	}
-	if n := len(b); n > 0 && b[n-1] == '\r' {
-		b = b[:n-1]
-	}
-	return b
 }
 
 // writeFailure prints "ADDR KIND xN  LINE", the line made safe for a

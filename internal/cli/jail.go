@@ -6,12 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
-	"os"
 	"time"
 
-	"github.com/moat-sh/moat/internal/config"
-	"github.com/moat-sh/moat/internal/filter"
+	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/schema"
 )
@@ -59,46 +58,20 @@ func runJailReplay(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	j, found := c.Guard.Jails[*name]
-	if !found && *name != "sshd" && *name != "gateway" {
-		fmt.Fprintf(e.stderr, "moat jail replay: no jail %q in %s: expected sshd, gateway or one under guard.jails\n", *name, configName(c.File))
+	j, found := guard.Jail(c, *name)
+	if !found {
+		fmt.Fprintf(e.stderr, "moat jail replay: no jail %q in %s: expected sshd, gateway or one under guard.jails (and enabled)\n", *name, configName(c.File))
 		return ExitUsage
 	}
-	j = jail.JailDefaults(*name, j)
-
-	file, err := os.Open(path)
+	// The guard's own unit, as moat run runs it on this host: the same
+	// reading, filter, jail defaults and ignore list.
+	res, lines, err := guard.Replay(c, nil, *name, path)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat jail replay: %v\n", err)
-		return ExitRuntime
-	}
-	defer file.Close()
-	// Syslog stamps carry no year: read them relative to the file's last
-	// write, which the last line is close to.
-	ref := time.Now()
-	if st, err := file.Stat(); err == nil {
-		ref = st.ModTime()
-	}
-	flt, code, ok := filterByName(e, f, j.Filter, j.Mode, filter.Options{Now: func() time.Time { return ref }})
-	if !ok {
-		return code
-	}
-	opts := jail.Options{
-		IPv6Prefix: c.Firewall.Ban.IPv6Prefix,
-		Ignore:     replayIgnore(c),
-		MaxTracked: c.Guard.MaxTracked,
-	}
-	var lines int
-	var readErr error
-	res, err := jail.Replay(*name, j, opts, func(yield func(jail.Event) bool) {
-		lines, readErr = readFailures(flt, file, yield)
-	})
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat jail replay: %v\n", err)
+		if pe := (*fs.PathError)(nil); errors.As(err, &pe) {
+			return ExitRuntime // the file, not the config
+		}
 		return ExitUsage
-	}
-	if readErr != nil {
-		fmt.Fprintf(e.stderr, "moat jail replay: read %s: %v\n", path, readErr)
-		return ExitRuntime
 	}
 	rep := newReplayReport(*name, j, path, lines, res)
 	if *asJSON {
@@ -109,59 +82,6 @@ func runJailReplay(e *env, args []string) int {
 	}
 	rep.write(e.stdout)
 	return ExitOK
-}
-
-// replayIgnore is the ignore list known offline: guard.ignore, the VPN
-// ranges and the admin sources. The daemon adds the host's own addresses
-// and the operator's current SSH client.
-func replayIgnore(c *config.Config) []netip.Prefix {
-	var ps []netip.Prefix
-	for _, list := range [][]schema.CIDR{c.Guard.Ignore, c.VPN.Ranges, c.Host.Admin.Sources} {
-		for _, p := range list {
-			ps = append(ps, p.Prefix)
-		}
-	}
-	return ps
-}
-
-// readFailures runs r's lines through flt and yields each failure as a
-// jail event, until r ends or yield stops. It returns the lines read.
-func readFailures(flt filter.Filter, r io.Reader, yield func(jail.Event) bool) (int, error) {
-	br := bufio.NewReaderSize(r, maxLineRead)
-	var res filter.Result
-	lines := 0
-	skipping := false
-	for {
-		line, err := br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			// Too long: skipped whole, as filter test does.
-			if !skipping {
-				lines++
-			}
-			skipping = true
-			continue
-		}
-		if skipping {
-			skipping = false
-			line = nil
-		}
-		if len(line) > 0 {
-			lines++
-			res.Reset()
-			flt.Process(filter.Entry{Text: trimEOL(line)}, &res)
-			for _, fl := range res.Failures {
-				if !yield(jail.Event{Addr: fl.Addr, Time: fl.Time, Attempts: fl.Attempts}) {
-					return lines, nil
-				}
-			}
-		}
-		if err == io.EOF {
-			return lines, nil
-		}
-		if err != nil {
-			return lines, err
-		}
-	}
 }
 
 // replayReport is what `moat jail replay` prints.

@@ -93,7 +93,7 @@ func runBans(e *env, args []string) int {
 		return code
 	}
 	var bans []ban.Ban
-	if !call(e, *sock, daemon.CmdBans, nil, &bans) {
+	if !call(e, *sock, control.CmdBans, nil, &bans) {
 		return ExitRuntime
 	}
 	if *asJSON {
@@ -123,12 +123,12 @@ func runBan(e *env, args []string) int {
 		f.Usage()
 		return ExitUsage
 	}
-	if _, err := daemon.ParseTarget(target); err != nil {
+	if _, err := control.ParseTarget(target); err != nil {
 		fmt.Fprintf(e.stderr, "moat ban: %v\n", err)
 		return ExitUsage
 	}
 	var b ban.Ban
-	if !call(e, *sock, daemon.CmdBan, daemon.BanArgs{Target: target, For: *dur, Reason: *reason}, &b) {
+	if !call(e, *sock, control.CmdBan, control.BanArgs{Target: target, For: *dur, Reason: *reason}, &b) {
 		return ExitRuntime
 	}
 	fmt.Fprintln(e.stdout, "banned", daemon.BanLine(b, time.Now()))
@@ -149,12 +149,12 @@ func runUnban(e *env, args []string) int {
 		f.Usage()
 		return ExitUsage
 	}
-	if _, err := daemon.ParseTarget(target); err != nil {
+	if _, err := control.ParseTarget(target); err != nil {
 		fmt.Fprintf(e.stderr, "moat unban: %v\n", err)
 		return ExitUsage
 	}
 	var lifted []ban.Ban
-	if !call(e, *sock, daemon.CmdUnban, daemon.UnbanArgs{Target: target}, &lifted) {
+	if !call(e, *sock, control.CmdUnban, control.UnbanArgs{Target: target}, &lifted) {
 		return ExitRuntime
 	}
 	for _, b := range lifted {
@@ -179,7 +179,7 @@ func runReload(e *env, args []string) int {
 		return code
 	}
 	var msg string
-	if !call(e, *sock, daemon.CmdReload, nil, &msg) {
+	if !call(e, *sock, control.CmdReload, nil, &msg) {
 		return ExitUsage
 	}
 	fmt.Fprintln(e.stdout, msg)
@@ -195,7 +195,7 @@ func runJailStatus(e *env, args []string) int {
 		return code
 	}
 	var jails []json.RawMessage
-	if !call(e, *sock, daemon.CmdJails, nil, &jails) {
+	if !call(e, *sock, control.CmdJails, nil, &jails) {
 		return ExitRuntime
 	}
 	var out []json.RawMessage
@@ -245,7 +245,7 @@ func runStatus(e *env, args []string) int {
 	defer cancel()
 	var st daemon.Status
 	code := ExitOK
-	if err := control.Call(ctx, *sock, daemon.CmdStatus, nil, &st); err != nil {
+	if err := control.Call(ctx, *sock, control.CmdStatus, nil, &st); err != nil {
 		var op *net.OpError
 		if !errors.As(err, &op) || op.Op != "dial" {
 			fmt.Fprintf(e.stderr, "moat status: %v\n", err)

@@ -15,6 +15,7 @@ import (
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/harden"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/lab"
@@ -99,15 +100,19 @@ func newGuardRig(b *testing.B, maxRetry int) *guardRig {
 		b.Fatal(err)
 	}
 	j := jail.JailDefaults("sshd", jail.Jail{MaxRetry: maxRetry})
-	eng, err := jail.New("sshd", j, jail.Options{History: store, Banned: store})
+	enf := ban.NewEnforcer(store, ts, ban.EnforcerOptions{})
+	q := newBanQueue(enf, slog.Default())
+	eng, err := jail.New("sshd", j, jail.Options{History: store, Banned: eitherBanned{store, q}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	p := &pipeline{name: "sshd", source: src, filt: filt, eng: eng, enf: ban.NewEnforcer(store, ts, ban.EnforcerOptions{}), logins: &loginBook{}, log: slog.Default()}
+	p := &pipeline{name: "sshd", source: src, unit: &guard.Unit{Name: "sshd", Filter: filt, Engine: eng}, eng: eng, enf: enf, queue: q, logins: &loginBook{}, log: slog.Default()}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
+	qdone := make(chan struct{})
+	go func() { q.run(ctx); close(qdone) }()
+	b.Cleanup(func() { cancel(); <-done; <-qdone })
 	time.Sleep(200 * time.Millisecond) // let the source reach the end of the empty file
 	return &guardRig{log: f, sets: ts, p: p}
 }

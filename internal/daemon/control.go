@@ -14,36 +14,26 @@ import (
 	"github.com/moat-sh/moat/internal/schema"
 )
 
-// Control socket commands and their arguments, shared with the CLI.
+// The control protocol's commands and arguments are control's; these
+// names remain for code written against the daemon's.
 const (
-	CmdBans   = "bans"
-	CmdBan    = "ban"
-	CmdUnban  = "unban"
-	CmdJails  = "jails"
-	CmdStatus = "status"
-	CmdReload = "reload"
+	CmdBans   = control.CmdBans
+	CmdBan    = control.CmdBan
+	CmdUnban  = control.CmdUnban
+	CmdJails  = control.CmdJails
+	CmdStatus = control.CmdStatus
+	CmdReload = control.CmdReload
 )
 
-// BanArgs are `moat ban`'s.
-type BanArgs struct {
-	Target string `json:"target"` // address or CIDR
-	For    string `json:"for"`    // duration; "" is until unbanned
-	Reason string `json:"reason"`
-}
+type (
+	// BanArgs is control.BanArgs.
+	BanArgs = control.BanArgs
+	// UnbanArgs is control.UnbanArgs.
+	UnbanArgs = control.UnbanArgs
+)
 
-// UnbanArgs are `moat unban`'s.
-type UnbanArgs struct {
-	Target string `json:"target"`
-}
-
-// ParseTarget reads an address or CIDR to ban, never a host name.
-func ParseTarget(s string) (netip.Prefix, error) {
-	c, err := schema.ParseCIDR(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%v (moat bans addresses and networks, never host names)", err)
-	}
-	return c.Prefix, nil
-}
+// ParseTarget is control.ParseTarget.
+func ParseTarget(s string) (netip.Prefix, error) { return control.ParseTarget(s) }
 
 func (d *Daemon) handlers(s *control.Server) {
 	s.Handle(CmdBans, func(ctx context.Context, _ json.RawMessage) (any, error) {

@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,9 +29,9 @@ import (
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/control"
-	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
+	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
@@ -53,22 +55,35 @@ type Options struct {
 	// CheckEvery and AuditEvery space the monitors' host checks and drift
 	// audits (DefaultCheckEvery, DefaultAuditEvery when zero).
 	CheckEvery, AuditEvery time.Duration
+
+	// reloadFaults make a reload's parts fail (tests).
+	reloadFaults *reloadFaults
+}
+
+// reloadFaults break the parts of a reload that cannot be broken by a
+// config alone (a config that passes validation): each, when set, is
+// that part's error.
+type reloadFaults struct {
+	alerts, gateway func() error
 }
 
 // Daemon is a running `moat run`.
 type Daemon struct {
-	o     Options
-	log   *slog.Logger
-	store *ban.Store
-	enf   *ban.Enforcer
-	disp  *alert.Dispatcher
-	gw    *gateway.Gateway
-	gwEv  *logwatch.Events
-	reg   *prometheus.Registry
-	met   *metrics
-	mon   *monitor
-	h     *host.Host
-	start time.Time
+	o      Options
+	log    *slog.Logger
+	store  *ban.Store
+	enf    *ban.Enforcer
+	disp   *alert.Dispatcher
+	gw     *gateway.Gateway
+	gwFeed *guard.Feed
+	queue  *banQueue
+	reg    *prometheus.Registry
+	met    *metrics
+	mon    *monitor
+	h      *host.Host
+	start  time.Time
+
+	reloading sync.Mutex // one reload at a time (SIGHUP, the control socket)
 
 	mu        sync.Mutex
 	cfg       *config.Config
@@ -114,6 +129,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		sets = ks
 	}
 	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{})
+	d.queue = newBanQueue(d.enf, o.Log)
 	if r, err := d.enf.Reconcile(ctx); err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
 	} else {
@@ -150,8 +166,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.disp.Notify(alert.Lifecycle{Action: alert.Started, Version: o.Version, Time: time.Now()}.Event())
 
 	if cfg.Gateway != nil {
-		d.gwEv = logwatch.NewEvents("gateway", 4096)
-		deps := gateway.Deps{Bans: store, Failures: gatewayReporter{gatewayFailures{d.gwEv}},
+		d.gwFeed = guard.NewFeed(4096)
+		deps := gateway.Deps{Bans: store, Failures: gatewayReporter{d.gwFeed},
 			VPN: cfg.VPN.Prefixes(), Admin: adminPrefixes(cfg), Log: o.Log, Metrics: d.reg}
 		if db := geoDB(cfg, o.Log); db != nil {
 			defer db.Close()
@@ -165,6 +181,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	d.met = newMetrics(d)
+	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
@@ -203,65 +220,16 @@ func (d *Daemon) goRun(ctx context.Context, name string, fn func(context.Context
 	}()
 }
 
-// jailsOf returns the jails to run: the configured ones over the built-in
-// sshd jail (and the gateway jail when the gateway runs), minus disabled.
-func jailsOf(cfg *config.Config) map[string]jail.Jail {
-	out := map[string]jail.Jail{}
-	if !cfg.Guard.IsEnabled() {
-		return out
-	}
-	out["sshd"] = jail.Jail{}
-	if cfg.Gateway != nil {
-		out["gateway"] = jail.Jail{}
-	}
-	for name, j := range cfg.Guard.Jails {
-		out[name] = j
-	}
-	for name, j := range out {
-		if j.Enabled != nil && !*j.Enabled {
-			delete(out, name)
-			continue
-		}
-		out[name] = jail.JailDefaults(name, j)
-	}
-	return out
-}
-
 func (d *Daemon) jailOptions(cfg *config.Config) jail.Options {
-	return jail.Options{
-		IPv6Prefix: cfg.Firewall.Ban.IPv6Prefix,
-		Ignore:     d.ignoreList(cfg),
-		MaxTracked: cfg.Guard.MaxTracked,
-		History:    d.store,
-		Banned:     d.store,
-	}
+	opts := guard.Options(cfg, d.h)
+	opts.History, opts.Banned = d.store, eitherBanned{d.store, d.queue}
+	return opts
 }
 
-// ignoreList is every source never banned: guard.ignore, the host's own
-// addresses, the VPN, the admin sources and the operator's own SSH client.
-func (d *Daemon) ignoreList(cfg *config.Config) []netip.Prefix {
-	var out []netip.Prefix
-	for _, c := range cfg.Guard.Ignore {
-		out = append(out, c.Prefix)
-	}
-	out = append(out, cfg.VPN.Prefixes()...)
-	out = append(out, adminPrefixes(cfg)...)
-	out = append(out, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
-	if ifs, err := d.h.Interfaces(); err == nil {
-		for _, i := range ifs {
-			for _, a := range i.Addrs {
-				out = append(out, netip.PrefixFrom(a.Addr(), a.Addr().BitLen()))
-			}
-		}
-	}
-	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
-		if a, err := netip.ParseAddr(f[0]); err == nil {
-			a = a.Unmap()
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
-	}
-	return out
-}
+// eitherBanned is banned in the store or in a decision on its way there.
+type eitherBanned [2]jail.Banned
+
+func (e eitherBanned) Contains(a netip.Addr) bool { return e[0].Contains(a) || e[1].Contains(a) }
 
 func adminPrefixes(cfg *config.Config) []netip.Prefix {
 	var out []netip.Prefix
@@ -275,9 +243,6 @@ func adminPrefixes(cfg *config.Config) []netip.Prefix {
 func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, error) {
 	store := positions{d.store.Positions()}
 	kind, paths, matches := j.Source, j.Paths, j.Journal
-	if name == "gateway" && j.Filter == "gateway" && d.gwEv != nil && len(paths) == 0 {
-		return d.gwEv, "gateway events", nil
-	}
 	if kind == "auto" {
 		switch {
 		case len(paths) > 0:
@@ -287,8 +252,13 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		case j.Filter == "sshd":
 			c := logwatch.ChooseSSHD(d.h)
 			kind, paths, matches = string(c.Kind), c.Paths, c.Matches
+			if c.Kind == logwatch.KindFile {
+				d.log.Warn("sshd's log source is a file", "jail", name, "why", c.Reason)
+			} else {
+				d.log.Info("sshd's log source", "jail", name, "why", c.Reason)
+			}
 		default:
-			return nil, "", fmt.Errorf("jail %s: no log source: set guard.jails.%s.paths or journal", name, name)
+			return nil, "", fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name)
 		}
 	}
 	switch kind {
@@ -296,110 +266,182 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		src, err := logwatch.NewJournal(logwatch.JournalConfig{Name: "journal:" + name, Matches: matches, Store: store, Log: d.log})
 		return src, "journal: " + strings.Join(matches, " "), err
 	case "file":
+		for _, p := range paths {
+			if why := guard.UntrustedWriter(p); why != "" {
+				d.log.Warn("a local user can write this jail's log, and so get any address banned: make it root's, mode 0640", "jail", name, "path", p, "why", why)
+			}
+		}
 		if len(paths) != 1 {
 			return fanIn(name, paths, store, d.log)
 		}
 		src, err := logwatch.NewFile(logwatch.FileConfig{Path: paths[0], Name: "file:" + paths[0], Store: store, Log: d.log})
 		return src, "file: " + paths[0], err
 	}
-	return nil, "", fmt.Errorf("jail %s: unknown source %q", name, kind)
-}
-
-func (d *Daemon) filterFor(cfg *config.Config, j jail.Jail) (filter.Filter, error) {
-	return cfg.Filter(j.Filter, j.Mode, filter.Options{})
+	return nil, "", fmt.Errorf("unknown source %q", kind)
 }
 
 func (d *Daemon) startJails(ctx context.Context, cfg *config.Config) error {
 	opts := d.jailOptions(cfg)
-	for name, j := range jailsOf(cfg) {
-		if err := d.startJail(ctx, cfg, name, j, opts); err != nil {
+	for name, j := range guard.Jails(cfg) {
+		p, err := d.buildPipeline(cfg, name, j, nil, opts)
+		if err != nil {
 			return err
 		}
+		d.startPipeline(ctx, p, sourceKey(j))
 	}
 	return nil
 }
 
-func (d *Daemon) startJail(ctx context.Context, cfg *config.Config, name string, j jail.Jail, opts jail.Options) error {
-	eng, err := jail.New(name, j, opts)
-	if err != nil {
-		return fmt.Errorf("jail %s: %w", name, err)
+// buildPipeline prepares jail name's pipeline (source, filter, engine)
+// without starting anything; eng, when not nil, is the engine to keep
+// (its window state survives a restart of the source).
+func (d *Daemon) buildPipeline(cfg *config.Config, name string, j jail.Jail, eng *jail.Engine, opts jail.Options) (*pipeline, error) {
+	if eng == nil {
+		var err error
+		if eng, err = jail.New(name, j, opts); err != nil {
+			return nil, fmt.Errorf("jail %s: %w", name, err)
+		}
 	}
-	return d.startPipeline(ctx, cfg, name, j, eng)
+	filt, err := guard.NewFilter(cfg, j, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jail %s: %w", name, err)
+	}
+	p := &pipeline{name: name, eng: eng, enf: d.enf, queue: d.queue,
+		notify: d.disp.Notify, logins: &loginBook{}, log: d.log}
+	if name == "gateway" && j.Filter == "gateway" && d.gwFeed != nil && len(j.Paths) == 0 {
+		p.feed, p.where = d.gwFeed, "gateway failures"
+	} else if p.source, p.where, err = d.sourceFor(name, j); err != nil {
+		return nil, fmt.Errorf("jail %s: %w", name, err)
+	}
+	p.unit = &guard.Unit{Name: name, Filter: filt, Engine: eng, Success: p.loginSeen}
+	return p, nil
 }
 
-func (d *Daemon) startPipeline(ctx context.Context, cfg *config.Config, name string, j jail.Jail, eng *jail.Engine) error {
-	src, where, err := d.sourceFor(name, j)
-	if err != nil {
-		return err
-	}
-	filt, err := d.filterFor(cfg, j)
-	if err != nil {
-		return fmt.Errorf("jail %s: %w", name, err)
-	}
-	p := &pipeline{name: name, source: src, where: where, filt: filt, eng: eng, enf: d.enf,
-		notify: d.disp.Notify, logins: &loginBook{}, log: d.log}
+// startPipeline runs a built pipeline and lists it.
+func (d *Daemon) startPipeline(ctx context.Context, p *pipeline, key string) {
 	pctx, cancel := context.WithCancel(ctx)
 	d.mu.Lock()
-	d.pipelines[name] = &runningPipeline{p: p, cancel: cancel, key: sourceKey(j)}
+	d.pipelines[p.name] = &runningPipeline{p: p, cancel: cancel, key: key}
 	d.mu.Unlock()
-	d.log.Info("jail started", "jail", name, "filter", filt.Name(), "mode", filt.Mode(), "source", where)
-	d.goRun(pctx, "jail "+name, p.run)
-	return nil
+	d.log.Info("jail started", "jail", p.name, "filter", p.filt().Name(), "mode", p.filt().Mode(), "source", p.where)
+	d.goRun(pctx, "jail "+p.name, p.run)
 }
 
 func sourceKey(j jail.Jail) string {
 	return fmt.Sprint(j.Filter, j.Mode, j.Source, j.Paths, j.Journal)
 }
 
-// reload applies a new config without losing jails' window state: jails
-// whose source and filter are unchanged are reconfigured in place; the
-// others restart. An invalid config changes nothing.
+// reload applies a new config all or nothing, the way gateway.Reload does
+// for the gateway alone: every part that can fail is prepared first (the
+// config, each new or changed jail's pipeline, each changed jail's new
+// settings, the alert notifiers), then the gateway reloads (atomic on its
+// own, and the last step that can fail), then everything else is
+// committed, which cannot fail. A refused reload leaves every part as it
+// ran. Jails whose source and filter are unchanged keep their window
+// state; the others restart with the same engine.
 func (d *Daemon) reload(ctx context.Context) error {
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
 	cfg, err := config.Load(d.o.ConfigPath, d.o.Explicit)
 	if err != nil {
 		return err
 	}
-	if d.gw != nil && cfg.Gateway != nil {
+	if (d.gw != nil) != (cfg.Gateway != nil) {
+		return errors.New("gateway: adding or removing the gateway section needs a restart of moat run")
+	}
+
+	// Prepare: nothing changes yet.
+	opts := d.jailOptions(cfg)
+	want := guard.Jails(cfg)
+	d.mu.Lock()
+	running := maps.Clone(d.pipelines)
+	d.mu.Unlock()
+	type restart struct {
+		old *runningPipeline
+		p   *pipeline
+		j   jail.Jail
+	}
+	var stop []string
+	var inPlace, restarts []restart
+	var starts []*pipeline
+	for _, name := range slices.Sorted(maps.Keys(running)) {
+		rp := running[name]
+		j, ok := want[name]
+		if !ok {
+			stop = append(stop, name)
+			continue
+		}
+		// The new settings must take: checked on a scratch engine.
+		if _, err := jail.New(name, j, opts); err != nil {
+			return fmt.Errorf("jail %s: %w", name, err)
+		}
+		if sourceKey(j) == rp.key {
+			inPlace = append(inPlace, restart{old: rp, j: j})
+			continue
+		}
+		p, err := d.buildPipeline(cfg, name, j, rp.p.eng, opts)
+		if err != nil {
+			return err
+		}
+		restarts = append(restarts, restart{old: rp, p: p, j: j})
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if _, ok := running[name]; ok {
+			continue
+		}
+		p, err := d.buildPipeline(cfg, name, want[name], nil, opts)
+		if err != nil {
+			return err
+		}
+		starts = append(starts, p)
+	}
+	faults := d.o.reloadFaults
+	if faults == nil {
+		faults = &reloadFaults{}
+	}
+	commitAlerts, err := d.disp.Prepare(cfg.Alerts)
+	if err == nil && faults.alerts != nil {
+		err = faults.alerts()
+	}
+	if err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	}
+	// The monitors take the new config with d.cfg below: their audit
+	// options are derived from it, which cannot fail.
+	// The gateway last: it prepares and commits in one step.
+	if faults.gateway != nil {
+		if err := faults.gateway(); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
+	if d.gw != nil {
 		if err := d.gw.Reload(*cfg.Gateway); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
 	}
-	if err := d.disp.Reload(cfg.Alerts); err != nil {
-		return fmt.Errorf("alerts: %w", err)
-	}
-	opts := d.jailOptions(cfg)
-	want := jailsOf(cfg)
+
+	// Commit: nothing below can fail.
+	commitAlerts()
 	d.mu.Lock()
-	running := d.pipelines
+	for _, name := range stop {
+		running[name].cancel()
+		delete(d.pipelines, name)
+	}
 	d.mu.Unlock()
-	for name, rp := range running {
-		j, ok := want[name]
-		switch {
-		case !ok:
-			rp.cancel()
-			d.mu.Lock()
-			delete(d.pipelines, name)
-			d.mu.Unlock()
-		case sourceKey(j) == rp.key:
-			if err := rp.p.eng.Reconfigure(j, opts); err != nil {
-				return fmt.Errorf("jail %s: %w", name, err)
-			}
-		default:
-			rp.cancel()
-			if err := d.startPipeline(ctx, cfg, name, j, rp.p.eng); err != nil {
-				return err
-			}
-			if err := rp.p.eng.Reconfigure(j, opts); err != nil {
-				return fmt.Errorf("jail %s: %w", name, err)
-			}
+	for _, r := range inPlace {
+		if err := r.old.p.eng.Reconfigure(r.j, opts); err != nil {
+			d.log.Error("reconfigure jail after its check passed", "jail", r.old.p.name, "err", err)
 		}
 	}
-	for name, j := range want {
-		if _, ok := running[name]; !ok {
-			if err := d.startJail(ctx, cfg, name, j, opts); err != nil {
-				return err
-			}
+	for _, r := range restarts {
+		r.old.cancel()
+		if err := r.p.eng.Reconfigure(r.j, opts); err != nil {
+			d.log.Error("reconfigure jail after its check passed", "jail", r.p.name, "err", err)
 		}
+		d.startPipeline(ctx, r.p, sourceKey(r.j))
+	}
+	for _, p := range starts {
+		d.startPipeline(ctx, p, sourceKey(want[p.name]))
 	}
 	d.mu.Lock()
 	d.cfg = cfg
@@ -495,8 +537,3 @@ func geoDB(cfg *config.Config, log *slog.Logger) *geo.DB {
 	}
 	return db
 }
-
-// gatewayReporter adapts the guard's event feed to the gateway's Failures.
-type gatewayReporter struct{ g gatewayFailures }
-
-func (r gatewayReporter) Report(f gateway.Failure) { r.g.push(f.Addr, f.Time, f.Kind, f.Detail) }

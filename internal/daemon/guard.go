@@ -7,79 +7,67 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/filter"
+	"github.com/moat-sh/moat/internal/gateway"
+	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
 )
 
-// pipeline is one jail's data path:
-// logwatch.Line → filter.Failure → jail.Decision → ban.Store → kernel sets.
-// One goroutine runs it; the filter keeps per-connection state and is not
-// shared.
+// pipeline is one jail's data path as `moat run` runs it: a source
+// (followed logs, or the gateway's typed failures) feeding a guard.Unit
+// (filter → jail engine, the code `moat jail replay` and `moat filter
+// test` run too), whose decisions go to the ban queue. One goroutine runs
+// it; the filter keeps per-connection state and is not shared.
 type pipeline struct {
 	name   string
-	source logwatch.Source
-	where  string // for status: "journal: SYSLOG_IDENTIFIER=sshd" or the paths
-	filt   filter.Filter
+	source logwatch.Source // nil when feed is set
+	feed   *guard.Feed     // the gateway's failures, typed
+	where  string          // for status: "journal: _COMM=sshd …" or the paths
+	unit   *guard.Unit
 	eng    *jail.Engine
 	enf    *ban.Enforcer
+	queue  *banQueue // nil: enforce synchronously (tests)
 	notify func(alert.Event)
 	logins *loginBook
 	log    *slog.Logger
 
-	lines, matched, unattributable atomic.Uint64
-
-	// per-batch scratch, reused so a steady stream allocates nothing
-	res  filter.Result
-	evs  []jail.Event
-	decs []jail.Decision
-	bans []ban.Ban
+	bans []ban.Ban // scratch
 }
 
+func (p *pipeline) filt() filter.Filter { return p.unit.Filter }
+
 func (p *pipeline) run(ctx context.Context) error {
+	if p.feed != nil {
+		return p.feed.Run(ctx, func(fs []filter.Failure) error {
+			p.enforce(ctx, p.unit.Failures(fs))
+			return nil
+		})
+	}
 	return p.source.Run(ctx, func(batch []logwatch.Line) error {
 		return p.handle(ctx, batch)
 	})
 }
 
-// handle processes one batch. Its position is saved only after it returns
-// nil, so a crash re-reads at most this batch; a failed enforcement is
-// retried by the reconcile loop from the store, so it is not an error
-// here.
+// handle processes one batch. Its position is saved once it returns nil.
+// Decisions are handed to the ban queue and the batch is done: the kernel
+// set, the store and conntrack are the queue's work, off the jail's path
+// (a crash between the two loses at most the decisions of the last
+// milliseconds, which the next failures of those sources decide again).
 func (p *pipeline) handle(ctx context.Context, batch []logwatch.Line) error {
-	p.evs = p.evs[:0]
-	for i := range batch {
-		l := &batch[i]
-		e := filter.EntryFromFields(l.Text, l.Time, l.Fields)
-		e.Truncated = l.Truncated
-		p.res.Reset()
-		p.filt.Process(e, &p.res)
-		for _, f := range p.res.Failures {
-			if !f.Attributable() {
-				p.unattributable.Add(1)
-				continue
-			}
-			p.evs = append(p.evs, jail.Event{Addr: f.Addr, Time: f.Time, Attempts: f.Attempts})
-		}
-		for _, s := range p.res.Successes {
-			p.loginSeen(s)
-		}
-	}
-	p.lines.Add(uint64(len(batch)))
-	p.matched.Add(uint64(len(p.evs)))
-	if len(p.evs) == 0 {
-		return nil
-	}
-	p.decs = p.eng.ObserveAll(p.evs, p.decs[:0])
-	if len(p.decs) == 0 {
-		return nil
+	p.enforce(ctx, p.unit.Lines(batch))
+	return nil
+}
+
+func (p *pipeline) enforce(ctx context.Context, decs []jail.Decision) {
+	if len(decs) == 0 {
+		return
 	}
 	p.bans = p.bans[:0]
-	for _, d := range p.decs {
+	for _, d := range decs {
 		p.bans = append(p.bans, ban.Ban{
 			Prefix: d.Prefix, Jail: d.Jail, Origin: ban.OriginAuto,
 			Reason:  fmt.Sprintf("%d failures", d.Failures),
@@ -87,10 +75,13 @@ func (p *pipeline) handle(ctx context.Context, batch []logwatch.Line) error {
 			Failures: d.Failures, Offence: d.Offence,
 		})
 	}
+	if p.queue != nil {
+		p.queue.push(p.bans)
+		return
+	}
 	if _, err := p.enf.Apply(ctx, p.bans); err != nil {
 		p.log.Warn("enforce bans", "jail", p.name, "bans", len(p.bans), "err", err)
 	}
-	return nil
 }
 
 func (p *pipeline) loginSeen(s filter.Success) {
@@ -121,9 +112,10 @@ type jailStatus struct {
 
 func (p *pipeline) status() jailStatus {
 	c := p.eng.Config()
+	n := p.unit.Counters()
 	return jailStatus{
-		Name: p.name, Filter: p.filt.Name(), Mode: p.filt.Mode(), Source: p.where,
-		Lines: p.lines.Load(), Matched: p.matched.Load(), Unattributable: p.unattributable.Load(),
+		Name: p.name, Filter: p.filt().Name(), Mode: p.filt().Mode(), Source: p.where,
+		Lines: n.Lines, Matched: n.Failures, Unattributable: n.Unattributable,
 		MaxRetry: c.MaxRetry, FindTime: c.FindTime.String(), BanTime: c.BanTime.String(),
 		Stats: p.eng.Stats(),
 	}
@@ -153,12 +145,127 @@ func (b *loginBook) first(user string, addr netip.Addr) bool {
 	return true
 }
 
-// gatewayFailures feeds the gateway's failures to the gateway jail as
-// events of the gateway filter's line format: the same pipeline as log
-// lines, without a log round-trip.
-type gatewayFailures struct{ ev *logwatch.Events }
+// banQueue carries the jails' decisions to the enforcer: a jail pushes
+// and goes on with its next batch; one goroutine takes everything pending
+// at once and applies it as one batch (one netlink transaction, one store
+// write), so a burst costs a few batches, not one round trip per ban.
+//
+// Until the enforcer has written a decision to the store, the queue
+// answers for it (Contains): the jails ask the store and the queue whether
+// a source is banned, so a source's failures that follow its decision in
+// the same burst count as failures while banned, as they would have with
+// the store written on the jail's path, and decide nothing again.
+type banQueue struct {
+	enf *ban.Enforcer
+	log *slog.Logger
 
-func (g gatewayFailures) push(addr netip.Addr, at time.Time, kind, detail string) {
-	f := filter.GatewayFailure(addr, at, filter.Kind(kind), detail)
-	g.ev.Push(filter.AppendGatewayEvent(nil, f), nil)
+	mu      sync.Mutex
+	pending []ban.Ban
+	wake    chan struct{}
+	dropped atomic.Uint64
+	// unstored counts the queue's decisions per prefix until the store
+	// has them; bits lists the prefix lengths in it.
+	unstored map[netip.Prefix]int
+	bits     map[int]int
+	// inFlight is len(unstored), read without the lock: the jails ask
+	// for every failure, and almost always nothing is in flight.
+	inFlight atomic.Int64
+}
+
+// maxQueued bounds the decisions waiting for the enforcer; past it new
+// ones are dropped and counted (the sources fail again and are decided
+// again), so a stuck enforcer cannot grow memory without bound.
+const maxQueued = 1 << 20
+
+func newBanQueue(enf *ban.Enforcer, log *slog.Logger) *banQueue {
+	return &banQueue{enf: enf, log: log, wake: make(chan struct{}, 1), unstored: map[netip.Prefix]int{}, bits: map[int]int{}}
+}
+
+// Contains reports whether a is in a decision not yet in the store.
+func (q *banQueue) Contains(a netip.Addr) bool {
+	if q.inFlight.Load() == 0 {
+		return false
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for bits := range q.bits {
+		if bits > a.BitLen() {
+			continue
+		}
+		if p, err := a.Prefix(bits); err == nil && q.unstored[p] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *banQueue) track(bans []ban.Ban, delta int) {
+	for _, b := range bans {
+		p := b.Prefix.Masked()
+		q.unstored[p] += delta
+		q.bits[p.Bits()] += delta
+		if q.unstored[p] <= 0 {
+			delete(q.unstored, p)
+		}
+		if q.bits[p.Bits()] <= 0 {
+			delete(q.bits, p.Bits())
+		}
+	}
+	q.inFlight.Store(int64(len(q.unstored)))
+}
+
+func (q *banQueue) push(bans []ban.Ban) {
+	q.mu.Lock()
+	room := maxQueued - len(q.pending)
+	if room < len(bans) {
+		q.dropped.Add(uint64(len(bans) - max(room, 0)))
+		bans = bans[:max(room, 0)]
+	}
+	q.pending = append(q.pending, bans...)
+	q.track(bans, 1)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run applies what is pending until ctx ends, then what is left.
+func (q *banQueue) run(ctx context.Context) error {
+	var batch []ban.Ban
+	for {
+		select {
+		case <-ctx.Done():
+			q.drain(context.WithoutCancel(ctx), batch)
+			return nil
+		case <-q.wake:
+		}
+		batch = q.drain(ctx, batch)
+	}
+}
+
+func (q *banQueue) drain(ctx context.Context, batch []ban.Ban) []ban.Ban {
+	for {
+		q.mu.Lock()
+		batch, q.pending = q.pending, batch[:0]
+		q.mu.Unlock()
+		if len(batch) == 0 {
+			return batch
+		}
+		if _, err := q.enf.Apply(ctx, batch); err != nil {
+			q.log.Warn("enforce bans", "bans", len(batch), "err", err)
+		}
+		q.mu.Lock()
+		q.track(batch, -1)
+		q.mu.Unlock()
+		clear(batch)
+	}
+}
+
+// gatewayReporter hands the gateway's failures to the gateway jail as
+// typed failures: the same unit as log lines, without a log round-trip.
+type gatewayReporter struct{ feed *guard.Feed }
+
+func (r gatewayReporter) Report(f gateway.Failure) {
+	r.feed.Push(filter.GatewayFailure(f.Addr, f.Time, filter.Kind(f.Kind), f.Detail))
 }

@@ -109,9 +109,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	d.mu.Unlock()
 	for _, p := range pipes {
 		st := p.eng.Stats()
-		counter(mLines, float64(p.lines.Load()), p.name)
-		counter(mMatched, float64(p.matched.Load()), p.name)
-		counter(mUnattributable, float64(p.unattributable.Load()), p.name)
+		n := p.unit.Counters()
+		counter(mLines, float64(n.Lines), p.name)
+		counter(mMatched, float64(n.Failures), p.name)
+		counter(mUnattributable, float64(n.Unattributable), p.name)
 		counter(mIgnored, float64(st.Ignored), p.name)
 		counter(mDecisions, float64(st.Decisions), p.name)
 		gauge(mTracked, float64(st.Tracked), p.name)

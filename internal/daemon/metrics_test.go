@@ -23,6 +23,7 @@ import (
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
@@ -116,7 +117,7 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pipeline{name: "sshd", filt: filt, eng: eng, enf: d.enf, logins: &loginBook{}, log: d.log}
+	p := &pipeline{name: "sshd", unit: &guard.Unit{Name: "sshd", Filter: filt, Engine: eng}, eng: eng, enf: d.enf, logins: &loginBook{}, log: d.log}
 	d.pipelines["sshd"] = &runningPipeline{p: p}
 	now := time.Now()
 	var batch []logwatch.Line

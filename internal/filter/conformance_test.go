@@ -20,8 +20,12 @@ import (
 // files are an outside oracle and are never copied into this repository.
 
 // peersDir finds ../shared/peers/fail2ban next to the module root.
+// MOAT_PEERS_DIR overrides it (a worktree checked out elsewhere).
 func peersDir(t *testing.T) string {
 	t.Helper()
+	if p := os.Getenv("MOAT_PEERS_DIR"); p != "" {
+		return filepath.Join(p, "fail2ban")
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)

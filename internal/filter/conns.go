@@ -31,6 +31,10 @@ type conn struct {
 	// "maximum authentication attempts exceeded", which the following
 	// "Too many authentication failures" repeats.
 	failed, maxed bool
+	// kex: a kex_exchange_identification failure was counted (or is
+	// pending); the "banner exchange" line sshd logs after it for the
+	// same bad banner is no second failure.
+	kex bool
 }
 
 // addUser records a user name tried on the connection (an empty name,

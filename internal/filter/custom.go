@@ -18,8 +18,11 @@ import (
 //     ^(?:…)$; write .* where anything may stand;
 //   - <HOST> becomes a strict address pattern (IPv4 or IPv6, no zone,
 //     no host names) that takes the longest address it can; the text it
-//     matched must be an address by netip's rules, with no digit or dot
-//     right before or after it (so "1.2.3.45" never yields 1.2.3.4);
+//     matched must be an address by netip's rules and a whole token of
+//     the line: no letter, digit, '.', ':', '_' or '%' right before or
+//     after it (so "1.2.3.45" never yields 1.2.3.4, nor "ip=1.2.3.4A"
+//     1.2.3.4), except a trailing ':' that ends the token and an IPv4
+//     address's ":PORT";
 //   - the address must be where the regex puts it in every reading of the
 //     line: the line is matched again with the greediness of every
 //     quantifier outside <HOST> flipped, and if that places <HOST>
@@ -154,7 +157,7 @@ func (f *custom) Process(e Entry, r *Result) {
 		hs, he := m[2*cr.host], m[2*cr.host+1]
 		tok := b[hs:he]
 		a, ok := addrTok(tok)
-		if ok && (e.Truncated || !clean(b) || addrChar(b, hs-1, false) || addrChar(b, he, a.Is6())) {
+		if ok && (e.Truncated || !clean(b) || !delimited(b, hs, he, a.Is4())) {
 			ok = false
 		}
 		if ok {
@@ -169,17 +172,6 @@ func (f *custom) Process(e Entry, r *Result) {
 		r.fail(fl)
 		return
 	}
-}
-
-// addrChar reports whether b[i] would continue the address: a digit or a
-// dot, a hex letter after an IPv6 address, a zone's '%'.
-func addrChar(b []byte, i int, v6 bool) bool {
-	if i < 0 || i >= len(b) {
-		return false
-	}
-	c := b[i]
-	_, hex := hexVal(c)
-	return digit(c) || c == '.' || c == '%' || v6 && hex
 }
 
 // stamp reads the line's timestamp where one is recognised.

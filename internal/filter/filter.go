@@ -76,11 +76,23 @@ type Entry struct {
 	// Time is the journal's timestamp of the entry; zero when the text
 	// carries its own (a file line).
 	Time time.Time
-	// Ident and PID are the journal's SYSLOG_IDENTIFIER and _PID. When
-	// Ident is set, Text is the bare message; otherwise the filter reads
-	// them from the line's syslog header.
+	// Journal marks a journal entry: Text is the bare MESSAGE, never
+	// read as a syslog line (its text is the sender's to choose), and
+	// Ident, PID and Root are what journald recorded of the sender.
+	Journal bool
+	// Ident and PID name the program that logged the entry, when the
+	// caller knows it better than the text does. For a journal entry
+	// they are the trusted _COMM and _PID, which journald takes from the
+	// kernel's view of the sender; SYSLOG_IDENTIFIER and SYSLOG_PID are
+	// whatever the sender wrote (`logger -t sshd`) and are never used.
+	// When Ident is empty and Journal is false, the filter reads them
+	// from the line's syslog header.
 	Ident string
 	PID   int
+	// Root: the journal recorded the sender's uid (_UID) as 0. Any user
+	// may run a process named sshd (_COMM is the process's own name,
+	// which it can set), but only root runs one with _UID=0.
+	Root bool
 	// Truncated marks a line cut short by the reader. Nothing is
 	// attributed from it: the cut may have dropped the real address and
 	// left an injected one.
@@ -88,20 +100,19 @@ type Entry struct {
 }
 
 // EntryFromFields builds an Entry from a journal entry's MESSAGE, time and
-// fields (SYSLOG_IDENTIFIER, _PID), as logwatch hands them over. A nil
-// fields map means a file line.
+// fields, as logwatch hands them over. A nil fields map means a file line.
+// Only trusted fields count (journald sets the fields whose names start
+// with '_'; the sender sets the others): the program is _COMM, its pid
+// _PID, and Root is _UID=0.
 func EntryFromFields(text []byte, t time.Time, fields map[string]string) Entry {
 	e := Entry{Text: text, Time: t}
 	if fields != nil {
-		e.Ident = fields["SYSLOG_IDENTIFIER"]
-		if e.Ident == "" {
-			e.Ident = fields["_COMM"]
-		}
-		if pid, err := strconv.Atoi(fields["SYSLOG_PID"]); err == nil && pid > 0 {
-			e.PID = pid
-		} else if pid, err := strconv.Atoi(fields["_PID"]); err == nil && pid > 0 {
+		e.Journal = true
+		e.Ident = fields["_COMM"]
+		if pid, err := strconv.Atoi(fields["_PID"]); err == nil && pid > 0 {
 			e.PID = pid
 		}
+		e.Root = fields["_UID"] == "0"
 	}
 	return e
 }

@@ -3,6 +3,7 @@ package filter
 import (
 	"bytes"
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,12 +42,21 @@ func FuzzParseAddr(f *testing.F) {
 
 // inLine reports whether a is written in line as a whole token.
 func inLine(line []byte, a netip.Addr) bool {
+	// Tokens are runs of letters, digits and '.', ':', '_', '%'; one
+	// holds a as a whole, or as "ADDR:" (punctuation) or "IPv4:PORT".
 	toks := bytes.FieldsFunc(line, func(r rune) bool {
-		_, hex := hexVal(byte(r))
-		return !(r < 0x80 && (hex || r == ':' || r == '.'))
+		return !(r < 0x80 && (r >= '0' && r <= '9' || r|0x20 >= 'a' && r|0x20 <= 'z' || strings.ContainsRune(".:_%", r)))
 	})
 	for _, tok := range toks {
-		for _, t := range [][]byte{tok, bytes.TrimSuffix(tok, []byte(":"))} {
+		cands := [][]byte{tok, bytes.TrimSuffix(tok, []byte(":"))}
+		if i := bytes.LastIndexByte(tok, ':'); i > 0 && i < len(tok)-1 && len(tok)-i-1 <= 5 {
+			if _, err := strconv.Atoi(string(tok[i+1:])); err == nil {
+				if v4, ok := parseAddr(tok[:i]); ok && v4.Is4() {
+					cands = append(cands, tok[:i])
+				}
+			}
+		}
+		for _, t := range cands {
 			if b, ok := parseAddr(t); ok && b == a {
 				return true
 			}
@@ -357,6 +367,37 @@ func FuzzClean(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if clean(b) != cleanBytes(b) {
 			t.Fatalf("%q: clean %v, bytewise %v", b, clean(b), cleanBytes(b))
+		}
+	})
+}
+
+// FuzzEntryFromFields: whatever the fields a sender controls say
+// (SYSLOG_IDENTIFIER, SYSLOG_PID, MESSAGE with a syslog header in it),
+// an entry whose trusted fields are not root's sshd produces no failure;
+// and with trusted fields set, the untrusted ones change nothing.
+func FuzzEntryFromFields(f *testing.F) {
+	f.Add("sshd", "1", "Invalid user x from 192.0.2.9 port 22", "logger", "1000", "77")
+	f.Add("sshd-session", "4242", "sshd[1]: Failed password for root from 192.0.2.9 port 22 ssh2", "", "0", "")
+	f.Add("sshd", "", "Failed password for root from 192.0.2.9 port 22 ssh2", "sshd", "33", "9")
+	modes, _ := Modes("sshd")
+	f.Fuzz(func(t *testing.T, ident, spid, msg, comm, uid, pid string) {
+		fields := map[string]string{"SYSLOG_IDENTIFIER": ident, "SYSLOG_PID": spid, "_COMM": comm, "_UID": uid, "_PID": pid}
+		trusted := isSSHDIdentStr(comm) && uid == "0"
+		for _, m := range modes {
+			fl := mustNew(t, "sshd", m)
+			var r Result
+			fl.Process(EntryFromFields([]byte(msg), testNow, fields), &r)
+			if !trusted && r.Verdict != Missed {
+				t.Fatalf("%s: entry with _COMM=%q _UID=%q read as sshd's: %+v", m, comm, uid, r)
+			}
+			checkFound(t, "sshd "+m, []byte(msg), r.Failures)
+			// The sender's own fields do not change the reading.
+			fl2 := mustNew(t, "sshd", m)
+			var r2 Result
+			fl2.Process(EntryFromFields([]byte(msg), testNow, map[string]string{"_COMM": comm, "_UID": uid, "_PID": pid}), &r2)
+			if addrsOf(r.Failures) != addrsOf(r2.Failures) || r.Verdict != r2.Verdict {
+				t.Fatalf("%s: SYSLOG_IDENTIFIER=%q SYSLOG_PID=%q changed the reading: %+v vs %+v", m, ident, spid, r, r2)
+			}
 		}
 	})
 }

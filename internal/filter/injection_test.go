@@ -171,6 +171,19 @@ func TestInjectionCustom(t *testing.T) {
 		{`app: ip=<HOST>`, "app: ip=fe80::1%eth0", ""},
 		{`app: ip=<HOST>`, "app: ip=::ffff:203.0.113.9", "203.0.113.9"},
 		{`app: ip=<HOST>`, "app: ip=001.2.3.4", "-"},
+		// An address glued to other characters is no token of the line.
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3A user=x", "-"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3G user=x", "-"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3_x", "-"},
+		{`login failed ip=<HOST>.*`, "login failed ip=2001:db8::1z user=x", "-"},
+		{`login failed .*<HOST> user=x`, "login failed ip=x10.1.2.3 user=x", "-"},
+		{`login failed .*<HOST> user=x`, "login failed ip:10.1.2.3 user=x", "-"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3, user=x", "10.1.2.3"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3: bad password", "10.1.2.3"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3:4444 user=x", "10.1.2.3"},
+		{`login failed ip=<HOST>.*`, "login failed ip=10.1.2.3:4444x user=x", "-"},
+		{`login failed ip=\[<HOST>\]:\d+`, "login failed ip=[2001:db8::1]:4444", "2001:db8::1"},
+		{`remote: <HOST>-\d+`, "remote: 192.0.2.1-1780", "192.0.2.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.regex+" "+tt.line, func(t *testing.T) {

@@ -88,8 +88,10 @@ func (s *sshd) Process(e Entry, r *Result) {
 		return
 	}
 	h := &s.h
-	if e.Ident != "" {
-		if !isSSHDIdentStr(e.Ident) {
+	if e.Journal || e.Ident != "" {
+		// A journal entry is sshd's by its trusted fields only: a
+		// process named sshd and run by root (see Entry.Root).
+		if !isSSHDIdentStr(e.Ident) || e.Journal && !e.Root {
 			return
 		}
 		h.time, h.pid, h.msg = e.Time, e.PID, e.Text
@@ -244,6 +246,13 @@ func (s *sshd) dispatch(l *line) {
 		}
 	case 'b':
 		if rest, ok := cutPrefix(m, "banner exchange: Connection from "); ok && hasSuffix(rest, ": invalid format") {
+			// sshd logs this after the kex_exchange_identification
+			// error of the same bad banner: one probe, one failure.
+			// The line only names the connection's address.
+			if s.ddos && l.c != nil && l.c.kex {
+				s.learn(l, token(rest))
+				break
+			}
 			s.ddosAt(l, token(rest), true)
 		}
 	case 'k':
@@ -255,6 +264,9 @@ func (s *sshd) dispatch(l *line) {
 				string(rest) == "Connection closed by remote host",
 				string(rest) == "Connection reset by peer":
 				s.addrless(l, KindDDoS, nil, 1)
+				if l.c != nil {
+					l.c.kex = true
+				}
 			}
 		}
 	case 's':

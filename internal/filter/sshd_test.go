@@ -1,6 +1,10 @@
 package filter
 
 import (
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -131,7 +135,7 @@ func TestSSHDJournalEntry(t *testing.T) {
 	f := mustNew(t, "sshd", "")
 	at := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	// The journal hands over the bare message with its identifier and pid.
-	fields := map[string]string{"SYSLOG_IDENTIFIER": "sshd-session", "_PID": "77"}
+	fields := map[string]string{"SYSLOG_IDENTIFIER": "sshd-session", "_COMM": "sshd-session", "_UID": "0", "_PID": "77"}
 	r := runOne(f, EntryFromFields([]byte("Disconnecting: Too many authentication failures [preauth]"), at, fields))
 	if r.Verdict != Ignored {
 		t.Fatalf("first line: %+v", r)
@@ -141,7 +145,7 @@ func TestSSHDJournalEntry(t *testing.T) {
 		t.Fatalf("second line: %+v", r)
 	}
 	// Another program's entry is not sshd's business.
-	r = runOne(f, EntryFromFields([]byte("Failed password for root from 192.0.2.31 port 22 ssh2"), at, map[string]string{"SYSLOG_IDENTIFIER": "su"}))
+	r = runOne(f, EntryFromFields([]byte("Failed password for root from 192.0.2.31 port 22 ssh2"), at, map[string]string{"SYSLOG_IDENTIFIER": "su", "_COMM": "su", "_UID": "0"}))
 	if r.Verdict != Missed {
 		t.Fatalf("su entry: %+v", r)
 	}
@@ -250,5 +254,75 @@ func TestISOStamps(t *testing.T) {
 	got, _, _ := c.isoStamp([]byte("2026-11-21T04:42:36.25Z"))
 	if !got.Equal(want.Add(250 * time.Millisecond)) {
 		t.Errorf("fraction: %s", got)
+	}
+}
+
+// TestSSHDBannerProbeCountsOnce: one HTTP request to the SSH port makes
+// sshd log a kex_exchange_identification error and then a "banner
+// exchange" line for the same bad banner. It is one probe: three probes
+// are three failures of one attempt each (as fail2ban counts them), with
+// or without sshd's VERBOSE "Connection from" line before them.
+func TestSSHDBannerProbeCountsOnce(t *testing.T) {
+	probe := func(pid int, verbose bool) []string {
+		var ls []string
+		if verbose {
+			ls = append(ls, syslog(pid, "Connection from 203.0.113.7 port 4455"+itoa(pid%10)+" on 10.0.0.1 port 22 rdomain \"\""))
+		}
+		return append(ls,
+			syslog(pid, `error: kex_exchange_identification: client sent invalid protocol identifier "GET / HTTP/1.1"`),
+			syslog(pid, "banner exchange: Connection from 203.0.113.7 port 4455"+itoa(pid%10)+": invalid format"))
+	}
+	for _, mode := range []string{"ddos", "aggressive"} {
+		for _, verbose := range []bool{false, true} {
+			f := mustNew(t, "sshd", mode)
+			var lines []string
+			for pid := 101; pid <= 103; pid++ {
+				lines = append(lines, probe(pid, verbose)...)
+			}
+			got := run(f, lines...)
+			if addrsOf(got) != "203.0.113.7 203.0.113.7 203.0.113.7" {
+				t.Errorf("%s verbose=%v: failures %q, want three of 203.0.113.7", mode, verbose, addrsOf(got))
+			}
+			for _, fl := range got {
+				if fl.Attempts != 1 {
+					t.Errorf("%s verbose=%v: a probe counted %d attempts, want 1", mode, verbose, fl.Attempts)
+				}
+			}
+		}
+	}
+	// A banner exchange line alone (no kex line before it) is still one.
+	f := mustNew(t, "sshd", "ddos")
+	if got := run(f, syslog(200, "banner exchange: Connection from 203.0.113.8 port 1: invalid format")); addrsOf(got) != "203.0.113.8" {
+		t.Errorf("banner exchange alone: %q, want 203.0.113.8", addrsOf(got))
+	}
+}
+
+// TestSSHDJournalTrust reads journal exports (journalctl -o json, as the
+// real journald records them; see logwatch's TestJournalForgedSSHD) of
+// sshd's own entries and of entries any local user can make: logger -t
+// sshd, a process the user named sshd, SYSLOG_IDENTIFIER without _COMM,
+// a message spelling a syslog header. Only entries whose trusted fields
+// say sshd (_COMM an sshd process, _UID 0) produce failures.
+func TestSSHDJournalTrust(t *testing.T) {
+	b, err := os.ReadFile("testdata/journal-sshd-forged.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	modes, _ := Modes("sshd")
+	for _, mode := range modes {
+		f := mustNew(t, "sshd", mode)
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			var fields map[string]string
+			if err := json.Unmarshal([]byte(line), &fields); err != nil {
+				t.Fatalf("entry %d: %v", i+1, err)
+			}
+			us, _ := strconv.ParseInt(fields["__REALTIME_TIMESTAMP"], 10, 64)
+			r := runOne(f, EntryFromFields([]byte(fields["MESSAGE"]), time.UnixMicro(us), fields))
+			want := fields["moat_expect"]
+			if got := addrsOf(r.Failures); got != want {
+				t.Errorf("%s: entry %d (_COMM=%q _UID=%q SYSLOG_IDENTIFIER=%q): failures %q, want %q",
+					mode, i+1, fields["_COMM"], fields["_UID"], fields["SYSLOG_IDENTIFIER"], got, want)
+			}
+		}
 	}
 }

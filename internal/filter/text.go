@@ -178,3 +178,33 @@ func (in *interner) str(b []byte) string {
 	}
 	return s
 }
+
+// tokenChar reports whether c can be part of an address-like token:
+// letters, digits and the characters of addresses, zones and names.
+func tokenChar(c byte) bool {
+	return c >= '0' && c <= '9' || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '.' || c == ':' || c == '_' || c == '%'
+}
+
+// delimited reports whether b[hs:he], an address, is a whole token of b:
+// glued to other token characters ("ip=1.2.3.4A", "x1.2.3.4") it is part
+// of some other word, and an attacker who can write that word must not
+// place an address with it. A ':' right after it is punctuation when
+// nothing of a token follows, and an IPv4 address may carry ":PORT".
+func delimited(b []byte, hs, he int, v4 bool) bool {
+	if hs > 0 && tokenChar(b[hs-1]) {
+		return false
+	}
+	if he >= len(b) || !tokenChar(b[he]) {
+		return true
+	}
+	if b[he] != ':' {
+		return false
+	}
+	i := he + 1
+	if v4 {
+		for i < len(b) && digit(b[i]) && i-he <= 5 {
+			i++
+		}
+	}
+	return i >= len(b) || !tokenChar(b[i])
+}

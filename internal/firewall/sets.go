@@ -14,6 +14,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/moat-sh/moat/internal/prefix"
 )
 
 // Kind picks a pair of moat's sets: one for IPv4, one for IPv6.
@@ -178,12 +180,9 @@ func (s *Sets) Bans(ctx context.Context) ([]Element, error) { return s.List(ctx,
 func (s *Sets) widen(elems []Element) []Element {
 	out := make([]Element, 0, len(elems))
 	for _, e := range elems {
-		p, ok := normPrefix(e.Prefix)
+		p, ok := prefix.WidenPrefix(e.Prefix, s.v6Prefix)
 		if !ok {
 			continue
-		}
-		if p.Addr().Is6() && p.Bits() > s.v6Prefix {
-			p = netip.PrefixFrom(p.Addr(), s.v6Prefix).Masked()
 		}
 		e.Prefix = p
 		out = append(out, e)
@@ -192,20 +191,7 @@ func (s *Sets) widen(elems []Element) []Element {
 }
 
 // normPrefix unmaps and masks p; ok is false for an invalid prefix.
-func normPrefix(p netip.Prefix) (netip.Prefix, bool) {
-	if !p.IsValid() {
-		return netip.Prefix{}, false
-	}
-	a := p.Addr()
-	bits := p.Bits()
-	if a.Is4In6() {
-		if bits < 96 {
-			return netip.Prefix{}, false
-		}
-		a, bits = a.Unmap(), bits-96
-	}
-	return netip.PrefixFrom(a.WithZone(""), bits).Masked(), true
-}
+func normPrefix(p netip.Prefix) (netip.Prefix, bool) { return prefix.Canonical(p) }
 
 // Add adds elements to the kind's sets, replacing any with the same
 // prefix (so a renewed element gets its new timeout). Elements covered by

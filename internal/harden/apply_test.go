@@ -343,6 +343,11 @@ func TestRefusals(t *testing.T) {
 	if p := plan(t, root, in, Options{}); len(p.Refusals) > 0 || !strings.Contains(p.SSH.VPNLogin, "auth.log") {
 		t.Errorf("auth.log evidence: %v %q", p.Refusals, p.SSH.VPNLogin)
 	}
+	// Where journald runs, an auth.log line proves nothing: any local
+	// user can write one (logger -t sshd 'Accepted … from VPN-ADDR').
+	os.MkdirAll(filepath.Join(root, "run/systemd/journal"), 0o755)
+	os.WriteFile(filepath.Join(root, "run/systemd/journal/socket"), nil, 0o644)
+	refused(plan(t, root, in, Options{}), "no login over the VPN has been seen")
 }
 
 func TestAcceptedFromVPN(t *testing.T) {

@@ -45,8 +45,14 @@ func overVPN(sess change.Session, c vpn.Config, vpnAddrs []netip.Addr) bool {
 
 // VPNLoginSeen looks for proof that a login over the VPN works, and says
 // where it found it ("" when nowhere): the operator's current session,
-// moat's record of earlier sessions, sshd's "Accepted" lines from a VPN
-// address in the auth logs or, live under systemd, in the journal.
+// moat's record of earlier sessions, or sshd's "Accepted" lines from a VPN
+// address. Where journald runs, sshd's lines are read from the journal
+// only, selected by the fields journald sets (a process named sshd,
+// sshd-session or sshd-auth, run by root): an auth.log line proves
+// nothing there, since any local user can write one through /dev/log
+// (`logger -t sshd 'Accepted publickey for x from VPN-ADDR …'`), nor can a
+// journal entry tagged sshd by its sender. Without journald the auth logs
+// are all there is; the evidence then says it is a file.
 func VPNLoginSeen(ctx context.Context, root, session string, c vpn.Config, vpnAddrs []netip.Addr) string {
 	if s, ok := change.ParseSession(session); ok && overVPN(s, c, vpnAddrs) {
 		return "this session came over the VPN (" + session + ")"
@@ -58,23 +64,35 @@ func VPNLoginSeen(ctx context.Context, root, session string, c vpn.Config, vpnAd
 			return fmt.Sprintf("moat ran in a session over the VPN at %s (%s)", l.Time.Format(time.RFC3339), l.Session)
 		}
 	}
-	for _, p := range authLogs {
-		if line := acceptedFromVPN(tail(change.HostPath(root, p)), c); line != "" {
-			return p + ": " + line
-		}
-	}
 	h := host.New(root)
-	if sd, _ := h.SystemdPID1(); sd && h.Live() {
-		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		defer cancel()
-		out, _ := exec.CommandContext(ctx, "journalctl", "--quiet", "--no-pager", "--output=cat",
-			"--since=-90d", "--grep=^Accepted ", "_COMM=sshd", "_COMM=sshd-session").Output()
-		if line := acceptedFromVPN(out, c); line != "" {
-			return "journal: " + line
+	if _, err := os.Stat(h.Path(journalSocket)); err != nil {
+		for _, p := range authLogs {
+			if line := acceptedFromVPN(tail(change.HostPath(root, p)), c); line != "" {
+				return p + " (a log file: any local user could have written this line): " + line
+			}
 		}
+		return ""
+	}
+	if !h.Live() {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	args := append([]string{"--quiet", "--no-pager", "--output=cat", "--since=-90d", "--grep=^Accepted "}, sshdJournalMatches...)
+	out, _ := exec.CommandContext(ctx, "journalctl", args...).Output()
+	if line := acceptedFromVPN(out, c); line != "" {
+		return "journal: " + line
 	}
 	return ""
 }
+
+// journalSocket exists while journald runs.
+const journalSocket = "/run/systemd/journal/socket"
+
+// sshdJournalMatches select sshd's own journal entries by trusted fields
+// (journald sets the fields whose names start with '_'; the sender sets
+// SYSLOG_IDENTIFIER): the same rule as the sshd jail's source.
+var sshdJournalMatches = []string{"_COMM=sshd", "_COMM=sshd-session", "_COMM=sshd-auth", "_UID=0"}
 
 // RecordVPNLogin remembers a session that came over the VPN; sessions
 // from elsewhere are ignored. Only the last few are kept.

@@ -38,7 +38,9 @@ type Jail struct {
 	Source string `yaml:"source"`
 	// Paths are log files for a file source.
 	Paths []string `yaml:"paths"`
-	// Journal matches for a journal source, e.g. SYSLOG_IDENTIFIER=sshd.
+	// Journal matches for a journal source, on trusted fields only
+	// (journald sets those whose names start with '_'), e.g.
+	// _SYSTEMD_UNIT=nginx.service; "+" ORs groups, as for journalctl.
 	Journal []string `yaml:"journal"`
 	// MaxRetry failures within FindTime ban for BanTime.
 	MaxRetry int             `yaml:"maxretry"`
@@ -119,8 +121,15 @@ func (c Config) Validate() error {
 			errs = append(errs, schema.Errorf(p+".paths", "source file needs at least one path"))
 		}
 		for i, m := range j.Journal {
-			if k, _, ok := strings.Cut(m, "="); !ok || k == "" || strings.ToUpper(k) != k {
-				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.journal[%d]", p, i), "expected a journal match like SYSLOG_IDENTIFIER=sshd, found %q", m))
+			at := fmt.Sprintf("%s.journal[%d]", p, i)
+			k, _, ok := strings.Cut(m, "=")
+			switch {
+			case m == "+":
+			case !ok || k == "" || strings.ToUpper(k) != k:
+				errs = append(errs, schema.Errorf(at, "expected a journal match like _SYSTEMD_UNIT=nginx.service, found %q", m))
+			case !strings.HasPrefix(k, "_"):
+				// Bans must rest on what journald vouches for.
+				errs = append(errs, schema.Errorf(at, "%s is set by whoever logs the entry (any local user can log SYSLOG_IDENTIFIER=sshd with logger -t): match on fields journald sets, whose names start with '_', such as _SYSTEMD_UNIT=nginx.service or _COMM=nginx", k))
 			}
 		}
 		if j.MaxRetry < 1 || j.MaxRetry > maxMaxRetry {

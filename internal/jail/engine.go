@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/moat-sh/moat/internal/prefix"
 )
 
 // DefaultMaxTracked is the default cap on sources a jail tracks.
@@ -134,6 +136,8 @@ type Engine struct {
 	t      *table
 	stats  Stats
 	future int64 // unix ns: failures dated later are counted at this time
+	// decided holds the prefixes decided in the ObserveAll running.
+	decided map[netip.Prefix]struct{}
 }
 
 // New returns the engine for jail name, with the config's unset fields
@@ -200,15 +204,37 @@ func (e *Engine) Observe(addr netip.Addr, at time.Time, attempts int) (Decision,
 
 // ObserveAll counts a batch of failures in order under one lock and
 // appends the decisions they trigger to dst.
+//
+// The batch's decisions reach opts.Banned only after it returns: until
+// then a source decided in the batch counts as banned, so its later
+// failures in the same batch are failures while banned, not a second
+// decision (as if the ban had been enforced at once).
 func (e *Engine) ObserveAll(evs []Event, dst []Decision) []Decision {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	clear(e.decided)
 	for _, ev := range evs {
 		if d, ok := e.observe(ev); ok {
 			dst = append(dst, d)
+			if e.decided == nil {
+				e.decided = map[netip.Prefix]struct{}{}
+			}
+			e.decided[d.Prefix] = struct{}{}
 		}
 	}
+	clear(e.decided)
 	return dst
+}
+
+// decidedNow reports whether addr falls in a decision of the batch being
+// observed.
+func (e *Engine) decidedNow(addr netip.Addr) bool {
+	if len(e.decided) == 0 {
+		return false
+	}
+	_, wide := e.decided[e.widen(addr)]
+	_, alone := e.decided[netip.PrefixFrom(addr, addr.BitLen())]
+	return wide || alone
 }
 
 func (e *Engine) observe(ev Event) (Decision, bool) {
@@ -222,7 +248,7 @@ func (e *Engine) observe(ev Event) (Decision, bool) {
 		return Decision{}, false
 	}
 	e.stats.Failures++
-	if e.opts.Banned != nil && e.opts.Banned.Contains(addr) {
+	if e.decidedNow(addr) || e.opts.Banned != nil && e.opts.Banned.Contains(addr) {
 		e.stats.WhileBanned++
 		return Decision{}, false
 	}
@@ -364,23 +390,16 @@ func (e *Engine) overlapsIgnored(p netip.Prefix) bool {
 }
 
 // widen returns the prefix a source is counted and banned by.
-func (e *Engine) widen(a netip.Addr) netip.Prefix {
-	if a.Is4() {
-		return netip.PrefixFrom(a, 32)
-	}
-	p, _ := a.Prefix(e.opts.IPv6Prefix)
-	return p
-}
+func (e *Engine) widen(a netip.Addr) netip.Prefix { return prefix.Widen(a, e.opts.IPv6Prefix) }
 
 func keyOf(a netip.Addr) key { return a.As16() }
 
 // canonicalPrefix masks p and writes IPv4-mapped prefixes as IPv4, so that
-// Contains matches the unmapped addresses Observe looks up.
+// Contains matches the unmapped addresses Observe looks up; a mapped
+// prefix wider than IPv4 stays as it is.
 func canonicalPrefix(p netip.Prefix) netip.Prefix {
-	p = p.Masked()
-	if a := p.Addr(); a.Is4In6() {
-		bits := max(p.Bits()-96, 0)
-		p, _ = a.Unmap().Prefix(bits)
+	if c, ok := prefix.Canonical(p); ok {
+		return c
 	}
-	return p
+	return p.Masked()
 }

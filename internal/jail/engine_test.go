@@ -1,6 +1,7 @@
 package jail
 
 import (
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -533,4 +534,31 @@ func TestConcurrentObserve(t *testing.T) {
 
 func addr4(i uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(i>>24) | 1, byte(i >> 16), byte(i >> 8), byte(i)})
+}
+
+// A source decided in a batch is banned for the rest of the batch: its
+// later failures there are failures while banned, not another decision
+// (the batch's decisions reach the store only after ObserveAll).
+func TestObserveAllDecidesOncePerBatch(t *testing.T) {
+	e, err := New("sshd", Jail{MaxRetry: 3}, Options{IPv6Prefix: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var evs []Event
+	for i := range 12 {
+		evs = append(evs, Event{Addr: netip.MustParseAddr("192.0.2.7"), Time: now, Attempts: 1})
+		evs = append(evs, Event{Addr: netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1)), Time: now, Attempts: 1})
+	}
+	decs := e.ObserveAll(evs, nil)
+	if len(decs) != 2 {
+		t.Fatalf("%d decisions, want one for 192.0.2.7 and one for 2001:db8::/64: %+v", len(decs), decs)
+	}
+	if st := e.Stats(); st.WhileBanned != 18 {
+		t.Errorf("failures while banned %d, want 18", st.WhileBanned)
+	}
+	// The next batch asks opts.Banned again (nil here): counted afresh.
+	if decs := e.ObserveAll(evs[:6], nil); len(decs) != 2 {
+		t.Errorf("next batch: %d decisions, want 2", len(decs))
+	}
 }

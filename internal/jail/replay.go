@@ -22,28 +22,62 @@ type ReplayResult struct {
 // banned again gets the incremental bantime, as a live run would (on top
 // of opts.History, if set). opts.Banned is replaced.
 func Replay(name string, cfg Jail, opts Options, failures iter.Seq[Event]) (ReplayResult, error) {
+	r, err := NewReplayer(name, cfg, opts)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	var one [1]Event
+	for ev := range failures {
+		one[0] = ev
+		r.ObserveAll(one[:], nil)
+	}
+	return r.Result(), nil
+}
+
+// Replayer is an engine that keeps its own ban list and history, dated by
+// the failures it is fed: what `moat jail replay` runs where `moat run`
+// runs an Engine backed by the ban store.
+type Replayer struct {
+	e    *Engine
+	r    *replayState
+	bans []Decision
+}
+
+// NewReplayer builds a replay engine; opts.Banned is replaced, and
+// opts.History, if set, is the history before the replay.
+func NewReplayer(name string, cfg Jail, opts Options) (*Replayer, error) {
 	r := &replayState{base: opts.History, until: map[netip.Prefix]time.Time{}, count: map[netip.Prefix]int{}}
 	opts.History, opts.Banned = r, r
 	e, err := New(name, cfg, opts)
 	if err != nil {
-		return ReplayResult{}, err
+		return nil, err
 	}
 	r.widen = e.widen
-	var res ReplayResult
-	for ev := range failures {
+	return &Replayer{e: e, r: r}, nil
+}
+
+// ObserveAll counts failures in order, each at its own time, and appends
+// the decisions they trigger to dst.
+func (p *Replayer) ObserveAll(evs []Event, dst []Decision) []Decision {
+	for _, ev := range evs {
 		if !ev.Time.IsZero() {
-			r.now = ev.Time
+			p.r.now = ev.Time
 		}
-		d, ok := e.Observe(ev.Addr, ev.Time, ev.Attempts)
+		d, ok := p.e.Observe(ev.Addr, ev.Time, ev.Attempts)
 		if !ok {
 			continue
 		}
-		r.until[d.Prefix] = d.At.Add(d.BanTime)
-		r.count[d.Prefix]++
-		res.Bans = append(res.Bans, d)
+		p.r.until[d.Prefix] = d.At.Add(d.BanTime)
+		p.r.count[d.Prefix]++
+		p.bans = append(p.bans, d)
+		dst = append(dst, d)
 	}
-	res.Stats = e.Stats()
-	return res, nil
+	return dst
+}
+
+// Result is the bans so far and the engine's counters.
+func (p *Replayer) Result() ReplayResult {
+	return ReplayResult{Bans: append([]Decision(nil), p.bans...), Stats: p.e.Stats()}
 }
 
 // replayState is a replay's ban list and history.

@@ -18,13 +18,13 @@ const (
 // journalSocket exists while journald runs.
 const journalSocket = "/run/systemd/journal/socket"
 
-// sshdMatches select sshd's entries in the journal: its unit under either
-// name, and its syslog identifiers, including OpenSSH 9.8+'s per-session
-// process sshd-session.
-var sshdMatches = []string{
-	"_SYSTEMD_UNIT=ssh.service", "+", "_SYSTEMD_UNIT=sshd.service", "+",
-	"SYSLOG_IDENTIFIER=sshd", "+", "SYSLOG_IDENTIFIER=sshd-session",
-}
+// sshdMatches select sshd's entries in the journal by trusted fields only
+// (journald sets the fields whose names start with '_'; the sender sets
+// the others, so `logger -t sshd` can forge SYSLOG_IDENTIFIER=sshd): a
+// process named sshd, or OpenSSH 9.8+'s sshd-session, or OpenSSH 10's
+// sshd-auth, running as root. journalctl ORs the terms of one field and
+// ANDs the fields. The filter checks the same again (filter.Entry.Root).
+var sshdMatches = []string{"_COMM=sshd", "_COMM=sshd-session", "_COMM=sshd-auth", "_UID=0"}
 
 // JournalAvailable reports whether journald runs on h (nil: this machine):
 // its socket exists and journalctl is installed.
@@ -59,25 +59,34 @@ type Choice struct {
 }
 
 // ChooseSSHD picks sshd's log source on h (nil: this machine). The
-// journal is the default where journald runs and /var/log/auth.log does
-// not exist (Debian 12 and Ubuntu without rsyslog); where auth.log exists
-// it is followed, since reading both would count every failure twice.
-// Without journald, /var/log/secure (RHEL family) is followed if it
-// exists, else auth.log is awaited.
+// journal is preferred wherever journald runs: its entries carry who sent
+// them (_COMM, _UID), which a log file cannot prove — any local user can
+// write an sshd-tagged line into /var/log/auth.log through /dev/log
+// (`logger -t sshd`), and a filter reading the file cannot tell it from
+// sshd's own. sshd's lines reach both journald and rsyslog's auth.log on
+// such hosts, so reading the journal alone also counts each failure once.
+// Without journald, /var/log/auth.log (Debian, Ubuntu) or /var/log/secure
+// (RHEL family) is followed if it exists, else auth.log is awaited; the
+// reason says that such a source trusts every local user.
 func ChooseSSHD(h *host.Host) Choice {
 	if h == nil {
 		h = host.New("")
 	}
 	exists := func(p string) bool { _, err := os.Stat(h.Path(p)); return err == nil }
 	const authLog, secure = "/var/log/auth.log", "/var/log/secure"
+	const untrusted = " (a log file cannot prove who wrote a line: local users can forge sshd's; run journald to close that)"
 	switch {
-	case JournalAvailable(h) && !exists(authLog):
-		return Choice{Kind: KindJournal, Matches: append([]string(nil), sshdMatches...), Reason: "journald runs and " + authLog + " does not exist"}
+	case JournalAvailable(h):
+		why := "journald runs: its entries name their sender"
+		if exists(authLog) {
+			why += " (" + authLog + " holds the same lines and is not read)"
+		}
+		return Choice{Kind: KindJournal, Matches: append([]string(nil), sshdMatches...), Reason: why}
 	case exists(authLog):
-		return Choice{Kind: KindFile, Paths: []string{authLog}, Reason: authLog + " exists"}
+		return Choice{Kind: KindFile, Paths: []string{authLog}, Reason: authLog + " exists and journald does not run" + untrusted}
 	case exists(secure):
-		return Choice{Kind: KindFile, Paths: []string{secure}, Reason: secure + " exists and journald does not run"}
+		return Choice{Kind: KindFile, Paths: []string{secure}, Reason: secure + " exists and journald does not run" + untrusted}
 	}
 	return Choice{Kind: KindFile, Paths: []string{authLog},
-		Reason: "neither journald nor a log file was found; waiting for " + authLog + " (install rsyslog, or run journald)"}
+		Reason: "neither journald nor a log file was found; waiting for " + authLog + " (install rsyslog, or run journald)" + untrusted}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +24,8 @@ import (
 //
 // It honours --after-cursor (an unknown cursor fails, as journalctl does
 // for a cursor it cannot seek to), --since=@SECONDS and FIELD=VALUE
-// matches (any one of them), and follows the file like --follow.
+// matches as journalctl combines them (terms of one field ORed, of
+// different fields ANDed, "+" ORing such groups), and follows the file like --follow.
 const fakeJournalctlEnv = "MOAT_LOGWATCH_FAKE_JOURNALCTL"
 
 func fakeJournalctl(args []string) int {
@@ -51,7 +53,9 @@ func fakeJournalctl(args []string) int {
 			since = int64(sec * 1e6)
 		case a == "--":
 			for _, m := range args[i+1:] {
-				if k, v, ok := strings.Cut(m, "="); ok {
+				if m == "+" {
+					matches = append(matches, [2]string{"+", ""})
+				} else if k, v, ok := strings.Cut(m, "="); ok {
 					matches = append(matches, [2]string{k, v})
 				}
 			}
@@ -112,10 +116,30 @@ func matchAny(e map[string]any, matches [][2]string) bool {
 	if len(matches) == 0 {
 		return true
 	}
-	for _, m := range matches {
-		if v, ok := e[m[0]].(string); ok && v == m[1] {
-			return true
+	// Each "+"-separated group: every field named must hold one of the
+	// values given for it.
+	group := map[string][]string{}
+	check := func() bool {
+		if len(group) == 0 {
+			return false
 		}
+		for k, vs := range group {
+			v, _ := e[k].(string)
+			if !slices.Contains(vs, v) {
+				return false
+			}
+		}
+		return true
 	}
-	return false
+	for _, m := range matches {
+		if m[0] == "+" {
+			if check() {
+				return true
+			}
+			group = map[string][]string{}
+			continue
+		}
+		group[m[0]] = append(group[m[0]], m[1])
+	}
+	return check()
 }

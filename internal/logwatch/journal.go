@@ -22,7 +22,7 @@ import (
 // cursor and timestamps it always writes): what the filters use, and no
 // more, since every field costs parsing.
 var DefaultJournalFields = []string{
-	"MESSAGE", "_PID", "SYSLOG_PID", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT", "_COMM", "_HOSTNAME", "PRIORITY",
+	"MESSAGE", "_PID", "_UID", "SYSLOG_PID", "SYSLOG_IDENTIFIER", "_SYSTEMD_UNIT", "_COMM", "_HOSTNAME", "PRIORITY",
 }
 
 const (

@@ -178,7 +178,7 @@ func (j *fakeJournal) add(ident, msg string, at time.Time) string {
 	cursor := fmt.Sprintf("s=fake;i=%x;b=boot;m=%x;t=%x;x=0", j.n, j.n, at.UnixMicro())
 	b, _ := json.Marshal(map[string]string{
 		"__CURSOR": cursor, "__REALTIME_TIMESTAMP": strconv.FormatInt(at.UnixMicro(), 10),
-		"MESSAGE": msg, "SYSLOG_IDENTIFIER": ident, "_PID": strconv.Itoa(1000 + j.n),
+		"MESSAGE": msg, "SYSLOG_IDENTIFIER": ident, "_COMM": ident, "_UID": "0", "_PID": strconv.Itoa(1000 + j.n),
 	})
 	j.raw(string(b))
 	return cursor
@@ -241,7 +241,7 @@ func TestJournalFakeFirstStartAndResume(t *testing.T) {
 	now := time.Now()
 	j.add("sshd", "one", now)
 	j.add("cron", "not sshd", now)
-	j.raw(fmt.Sprintf(`{"MESSAGE":"no cursor: skipped","SYSLOG_IDENTIFIER":"sshd","__REALTIME_TIMESTAMP":"%d"}`, now.UnixMicro()))
+	j.raw(fmt.Sprintf(`{"MESSAGE":"no cursor: skipped","_COMM":"sshd","_UID":"0","__REALTIME_TIMESTAMP":"%d"}`, now.UnixMicro()))
 	j.raw(`not json`)
 	c2 := j.add("sshd-session", "two", now)
 	waitFor(t, 5*time.Second, "two entries", func() bool { return c.len() == 2 })

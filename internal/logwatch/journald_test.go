@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -47,6 +49,13 @@ func journaldPath() string {
 // the directory of its journal files (for journalctl --directory) and a
 // function that logs an entry to it.
 func realJournald(t *testing.T) (dir string, send func(fields ...string)) {
+	dir, _, send = realJournaldNS(t)
+	return dir, send
+}
+
+// realJournaldNS is realJournald that also returns the directory of
+// journald's sockets (socket, dev-log).
+func realJournaldNS(t *testing.T) (dir, runDir string, send func(fields ...string)) {
 	require(t, os.Geteuid() == 0, "needs root to run systemd-journald in a private mount namespace")
 	require(t, journaldPath() != "", "needs systemd-journald (Debian package systemd)")
 	_, err := exec.LookPath("journalctl")
@@ -68,7 +77,7 @@ func realJournald(t *testing.T) (dir string, send func(fields ...string)) {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start journald: %v", err)
 	}
-	runDir := "/run/systemd/journal." + ns
+	runDir = "/run/systemd/journal." + ns
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -116,7 +125,7 @@ func realJournald(t *testing.T) (dir string, send func(fields ...string)) {
 			t.Fatalf("log to journald: %v", err)
 		}
 	}
-	return dir, send
+	return dir, runDir, send
 }
 
 func isText(s string) bool {
@@ -130,12 +139,14 @@ func isText(s string) bool {
 
 // TestJournalRealJournald follows a real systemd-journald through
 // journalctl: matches, binary messages, fields, and resuming at the
-// saved cursor after a restart.
+// saved cursor after a restart. The entries come from the test process
+// itself, so it matches on SYSLOG_IDENTIFIER (which the sender sets):
+// what moat trusts is TestJournalForgedSSHD's subject.
 func TestJournalRealJournald(t *testing.T) {
 	dir, send := realJournald(t)
 	store := NewMemStore()
 	newSrc := func() *Journal {
-		src, err := NewJournal(JournalConfig{Name: "sshd", Directory: dir, Matches: sshdMatches, Store: store, Log: debugLog(t)})
+		src, err := NewJournal(JournalConfig{Name: "sshd", Directory: dir, Matches: []string{"SYSLOG_IDENTIFIER=sshd", "+", "SYSLOG_IDENTIFIER=sshd-session"}, Store: store, Log: debugLog(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,5 +228,135 @@ func TestJournalRealJournald(t *testing.T) {
 	}
 	if got := c2.texts(); strings.Join(got, "|") != strings.Join(again, "|") {
 		t.Fatalf("after restart got %q, want %q", got, again)
+	}
+}
+
+// forgeHelperEnv, set to journald's native socket, makes the test binary
+// log its arguments there as entries tagged sshd, then linger a while so
+// that journald reads its process name (_COMM) from /proc.
+const forgeHelperEnv = "MOAT_LOGWATCH_FORGE"
+
+func forgeHelper(sock string, msgs []string) int {
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	for _, m := range msgs {
+		if _, err := conn.Write([]byte("MESSAGE=" + m + "\nSYSLOG_IDENTIFIER=sshd\nSYSLOG_PID=1\n")); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	time.Sleep(time.Second)
+	return 0
+}
+
+// TestJournalForgedSSHD: on a journald host any local user can log lines
+// tagged sshd (`logger -t sshd`), even from a process named sshd (a copy
+// of a program renamed sshd makes _COMM=sshd). None of them reaches the
+// sshd jail's source: it selects by _COMM and _UID=0, fields journald
+// sets from the kernel's view of the sender. Root's sshd-named process
+// does.
+func TestJournalForgedSSHD(t *testing.T) {
+	logger, err := exec.LookPath("logger")
+	require(t, err == nil, "needs logger (Debian package bsdutils)")
+	dir, runDir, send := realJournaldNS(t)
+	devLog, native := runDir+"/dev-log", runDir+"/socket"
+	waitFor(t, 10*time.Second, "journald's syslog socket", func() bool { _, err := os.Stat(devLog); return err == nil })
+	os.Chmod(runDir, 0o755)
+	os.Chmod(devLog, 0o666)
+	os.Chmod(native, 0o666)
+
+	// A program named sshd that any user may run: this test binary,
+	// copied under that name.
+	bin, err := os.MkdirTemp("", "moat-forge-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(bin) })
+	os.Chmod(bin, 0o755)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fakeSSHD := filepath.Join(bin, "sshd")
+	if err := os.WriteFile(fakeSSHD, exe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const nobody = 65534
+	as := func(uid uint32, cmd *exec.Cmd) {
+		t.Helper()
+		if uid != 0 {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v as uid %d: %v\n%s", cmd.Args, uid, err, out)
+		}
+	}
+	sshdNamed := func(uid uint32, msg string) {
+		t.Helper()
+		cmd := exec.Command(fakeSSHD, msg)
+		cmd.Env = append(os.Environ(), forgeHelperEnv+"="+native)
+		as(uid, cmd)
+	}
+
+	var c collector
+	src, err := NewJournal(JournalConfig{Name: "sshd", Directory: dir, Matches: sshdMatches, Store: NewMemStore(), Log: debugLog(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, src, c.handle)
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := exec.Command("journalctl", "--directory="+dir, "--quiet", "-o", "json", "-n", "8", "--output-fields=MESSAGE,_COMM,_UID,SYSLOG_IDENTIFIER").CombinedOutput()
+			t.Logf("the journal's last entries:\n%s", out)
+		}
+	})
+	// Entries count from when Run started: probe (as root's sshd would
+	// log) until one arrives.
+	waitFor(t, 30*time.Second, "a probe entry from root's sshd", func() bool {
+		sshdNamed(0, "probe")
+		return c.len() > 0
+	})
+	forged := []string{
+		"Invalid user a from 192.0.2.61 port 22", // logger -t sshd, as a user
+		"Invalid user b from 192.0.2.62 port 22", // a user's process named sshd
+		"Invalid user c from 192.0.2.63 port 22", // root, SYSLOG_IDENTIFIER=sshd, _COMM/_UID in the payload
+		"Invalid user e from 192.0.2.65 port 22", // logger -t sshd, as root: not a process named sshd
+	}
+	as(nobody, exec.Command(logger, "-u", devLog, "-t", "sshd", forged[0]))
+	sshdNamed(nobody, forged[1])
+	send("MESSAGE", forged[2], "SYSLOG_IDENTIFIER", "sshd", "SYSLOG_PID", "1", "_COMM", "sshd", "_UID", "0")
+	as(0, exec.Command(logger, "-u", devLog, "-t", "sshd", forged[3]))
+	real := "Invalid user d from 192.0.2.64 port 22"
+	sshdNamed(0, real)
+	waitFor(t, 20*time.Second, "root's sshd entry", func() bool { return slices.Contains(c.texts(), real) })
+	time.Sleep(100 * time.Millisecond)
+	for _, l := range c.snapshot() {
+		txt := string(l.Text)
+		if slices.Contains(forged, txt) {
+			t.Errorf("forged entry delivered as sshd's: %q fields %v", txt, l.Fields)
+		}
+		if l.Fields["_UID"] != "0" || l.Fields["_COMM"] != "sshd" {
+			t.Errorf("entry %q delivered with _UID=%q _COMM=%q", txt, l.Fields["_UID"], l.Fields["_COMM"])
+		}
+	}
+	// The forged entries are in the journal all the same, tagged sshd:
+	// what a match on SYSLOG_IDENTIFIER would have read.
+	out, _ := exec.Command("journalctl", "--directory="+dir, "--quiet", "--output=cat", "SYSLOG_IDENTIFIER=sshd").Output()
+	for _, f := range forged {
+		if !bytes.Contains(out, []byte(f)) {
+			t.Errorf("forged entry %q not in the journal: the test did not forge", f)
+		}
+	}
+	// And the user's process named sshd is _COMM=sshd: only _UID tells.
+	out, _ = exec.Command("journalctl", "--directory="+dir, "--quiet", "--output=cat", "_COMM=sshd").Output()
+	if !bytes.Contains(out, []byte(forged[1])) {
+		t.Errorf("the user's sshd-named process was not logged as _COMM=sshd: the test did not forge it")
 	}
 }

@@ -15,6 +15,9 @@ func TestMain(m *testing.M) {
 	if ns := os.Getenv(journaldHelperEnv); ns != "" {
 		os.Exit(journaldHelper(ns))
 	}
+	if sock := os.Getenv(forgeHelperEnv); sock != "" {
+		os.Exit(forgeHelper(sock, os.Args[1:]))
+	}
 	code := m.Run()
 	for _, f := range cleanups {
 		f()

@@ -148,7 +148,9 @@ func TestChooseSSHD(t *testing.T) {
 		paths []string
 	}{
 		{"journald only (Debian 12)", []string{"run/systemd/journal/socket", "usr/bin/journalctl"}, KindJournal, nil},
-		{"journald and rsyslog", []string{"run/systemd/journal/socket", "usr/bin/journalctl", "var/log/auth.log"}, KindFile, []string{"/var/log/auth.log"}},
+		// The journal proves who wrote an entry, auth.log does not: with
+		// both, the journal is read (and auth.log's copy is not).
+		{"journald and rsyslog", []string{"run/systemd/journal/socket", "usr/bin/journalctl", "var/log/auth.log"}, KindJournal, nil},
 		{"rsyslog, no journald", []string{"var/log/auth.log"}, KindFile, []string{"/var/log/auth.log"}},
 		{"RHEL without journald", []string{"var/log/secure"}, KindFile, []string{"/var/log/secure"}},
 		{"RHEL with journald", []string{"run/systemd/journal/socket", "bin/journalctl", "var/log/secure"}, KindJournal, nil},
@@ -169,13 +171,40 @@ func TestChooseSSHD(t *testing.T) {
 				t.Fatalf("ChooseSSHD = %+v, want %s %v", c, tc.kind, tc.paths)
 			}
 			if c.Kind == KindJournal {
-				if !slices.Contains(c.Matches, "SYSLOG_IDENTIFIER=sshd-session") {
-					t.Errorf("matches %q lack sshd-session", c.Matches)
+				if !slices.Contains(c.Matches, "_COMM=sshd-session") || !slices.Contains(c.Matches, "_UID=0") {
+					t.Errorf("matches %q lack sshd-session or root", c.Matches)
+				}
+				for _, m := range c.Matches {
+					if !strings.HasPrefix(m, "_") {
+						t.Errorf("match %q is on a field the sender sets", m)
+					}
 				}
 				if _, err := NewJournal(JournalConfig{Matches: c.Matches}); err != nil {
 					t.Errorf("the chosen matches do not make a source: %v", err)
 				}
 			}
 		})
+	}
+}
+
+func TestReadFileSplitsAsFollowing(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "log")
+	long := strings.Repeat("x", 100)
+	os.WriteFile(p, []byte("one\ntwo\r\n"+long+"\n\nlast"), 0o644)
+	var texts []string
+	var cut []bool
+	n, err := ReadFile(p, 50, func(b []Line) error {
+		for _, l := range b {
+			texts = append(texts, string(l.Text))
+			cut = append(cut, l.Truncated)
+		}
+		return nil
+	})
+	if err != nil || n != 5 {
+		t.Fatalf("ReadFile: %d lines, %v", n, err)
+	}
+	want := []string{"one", "two\r", long[:50], "", "last"}
+	if !slices.Equal(texts, want) || !slices.Equal(cut, []bool{false, false, true, false, false}) {
+		t.Fatalf("lines %q cut %v, want %q with the third cut", texts, cut, want)
 	}
 }
