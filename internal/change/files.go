@@ -170,6 +170,8 @@ type Entry struct {
 	// declared it ended: what the rollback reverts. Nil when no step got
 	// that far (then whatever is there counts as moat's).
 	After *Shot `json:"after,omitempty"`
+	// Confirm is what confirm changed here, if anything.
+	Confirm *ConfirmEdit `json:"confirm,omitempty"`
 }
 
 // Shot is a path as moat's step left it.

@@ -126,47 +126,124 @@ func (s *Store) before(m *Manifest, e Entry) (state, error) {
 	return st, nil
 }
 
-func (s *Store) after(m *Manifest, e Entry, now state) (state, bool, error) {
-	if m.From == Confirmed || m.From == Confirming {
-		// Confirm wrote the Final files: their bytes are moat's.
-		for _, f := range m.Final {
-			if f.Path == e.Path {
-				data, err := os.ReadFile(filepath.Join(s.changeDir(m.ID), f.Snap))
-				if err != nil {
-					return state{}, false, fmt.Errorf("read final file: %w", err)
-				}
-				return state{Kind: "file", Data: data, AnyOwner: true}, true, nil
-			}
-		}
-	}
-	a := e.After
-	if a == nil {
-		// No record: the step never finished. What is there is taken as
-		// moat's (restored whole, as before any record existed).
-		return now, false, nil
-	}
+// loadShot reads a recorded Shot's state.
+func (s *Store) loadShot(m *Manifest, a *Shot) (state, error) {
 	st := state{Kind: a.Kind, Link: a.Link, Mode: a.Mode, UID: a.UID, GID: a.GID, Tree: a.Tree}
 	if a.Kind == "file" {
 		data, err := os.ReadFile(filepath.Join(s.changeDir(m.ID), a.Snap))
 		if err != nil {
-			return st, true, fmt.Errorf("read the applied version: %w", err)
+			return st, fmt.Errorf("read the recorded version: %w", err)
 		}
 		st.Data = data
 	}
-	return st, true, nil
+	return st, nil
 }
 
-// revert undoes moat's edit of entry i against the path as it is now.
+// ConfirmEdit is what confirm changed at a path (the Final files, the
+// confirm actions' edits such as the swap line in fstab): Pre and Post
+// bracket it, so that a rollback of a confirmed change reverts exactly
+// that before it reverts the apply's edit.
+type ConfirmEdit struct {
+	Pre  Shot `json:"pre"`
+	Post Shot `json:"post"`
+}
+
+// confirmPre records every entry as it is before confirm writes
+// anything; confirmPost keeps, for the entries confirm changed, the
+// states before and after. Called by Confirm around its writes, and
+// before a failed confirm rolls back.
+func (s *Store) confirmPre(m *Manifest) []*Shot {
+	pre := make([]*Shot, len(m.Entries))
+	for i, e := range m.Entries {
+		snap := filepath.Join("confirm", fmt.Sprintf("%04d-pre", i+1))
+		e.Kind = "-" // no tree: only what confirm adds matters
+		if sh, err := shoot(s.Root, e, filepath.Join(s.changeDir(m.ID), snap)); err == nil {
+			if sh.Kind == "file" {
+				sh.Snap = snap
+			}
+			pre[i] = sh
+		}
+	}
+	return pre
+}
+
+func (s *Store) confirmPost(m *Manifest, pre []*Shot) {
+	for i := range m.Entries {
+		if i >= len(pre) || pre[i] == nil {
+			continue
+		}
+		e := &m.Entries[i]
+		snap := filepath.Join("confirm", fmt.Sprintf("%04d-post", i+1))
+		probe := *e
+		if pre[i].Kind == "absent" {
+			probe.Kind = "absent" // a directory confirm created: list it
+		} else {
+			probe.Kind = "-"
+		}
+		post, err := shoot(s.Root, probe, filepath.Join(s.changeDir(m.ID), snap))
+		if err != nil {
+			continue
+		}
+		if post.Kind == "file" {
+			post.Snap = snap
+		}
+		a, err1 := s.loadShot(m, pre[i])
+		b, err2 := s.loadShot(m, post)
+		if err1 == nil && err2 == nil && a.same(b) {
+			continue
+		}
+		e.Confirm = &ConfirmEdit{Pre: *pre[i], Post: *post}
+	}
+}
+
+// revert undoes moat's edits of entry i against the path as it is now:
+// confirm's edit first (when the change was confirmed), then the apply's.
 func (s *Store) revert(m *Manifest, i int) PathOutcome {
 	e := m.Entries[i]
+	var stages [][2]*Shot
+	if e.Confirm != nil {
+		stages = append(stages, [2]*Shot{&e.Confirm.Pre, &e.Confirm.Post})
+	}
+	stages = append(stages, [2]*Shot{nil, e.After})
+	var res PathOutcome
+	for k, st := range stages {
+		var b state
+		var err error
+		if st[0] == nil {
+			b, err = s.before(m, e)
+		} else {
+			b, err = s.loadShot(m, st[0])
+		}
+		var o PathOutcome
+		if err != nil {
+			o = PathOutcome{Path: e.Path, Result: Failed, Error: err.Error()}
+		} else {
+			o = s.revertOnce(m, e, b, st[1])
+		}
+		if k == 0 {
+			res = o
+			continue
+		}
+		// The worse result stands; notes add up.
+		rank := map[string]int{Untouched: 0, Restored: 1, Merged: 2, Kept: 3, Failed: 4}
+		if rank[o.Result] >= rank[res.Result] || (res.Result == Untouched) {
+			res.Result, res.Error = o.Result, o.Error
+		}
+		res.Notes = append(res.Notes, o.Notes...)
+		if o.Aside != "" {
+			res.Aside = o.Aside
+		}
+	}
+	return res
+}
+
+// revertOnce reverts one edit (b → the recorded a) against now; a nil a
+// means no record: whatever is there counts as moat's.
+func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome {
 	out := PathOutcome{Path: e.Path}
 	fail := func(err error) PathOutcome {
 		out.Result, out.Error = Failed, err.Error()
 		return out
-	}
-	b, err := s.before(m, e)
-	if err != nil {
-		return fail(err)
 	}
 	d, base, err := openParent(s.Root, e.Path, b.Kind != "absent")
 	if errors.Is(err, fs.ErrNotExist) && b.Kind == "absent" {
@@ -182,9 +259,12 @@ func (s *Store) revert(m *Manifest, i int) PathOutcome {
 		return fail(err)
 	}
 	n := fromNode(nn)
-	a, recorded, err := s.after(m, e, n)
-	if err != nil {
-		return fail(err)
+	a, recorded := n, false
+	if rec != nil {
+		if a, err = s.loadShot(m, rec); err != nil {
+			return fail(err)
+		}
+		recorded = true
 	}
 	note := func(kind, format string, args ...any) {
 		out.Notes = append(out.Notes, Note{Kind: kind, Text: fmt.Sprintf(format, args...)})
