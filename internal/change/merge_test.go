@@ -1,0 +1,114 @@
+package change
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+func TestMergeAccountsKeepsOthersEntries(t *testing.T) {
+	before := "root:x:0:0:root:/root:/bin/bash\nbob:x:1000:1000::/home/bob:/bin/bash\n"
+	after := before + "ops:x:1001:1001::/home/ops:/bin/bash\n"
+	now := "root:x:0:0:root:/root:/bin/zsh\nbob:x:1000:1000::/home/bob:/bin/bash\nops:x:1001:1001::/home/ops:/bin/bash\nsvcapp:x:999:999::/nonexistent:/usr/sbin/nologin\n"
+	got, notes := mergeAccounts("passwd", []byte(before), []byte(after), []byte(now))
+	want := "root:x:0:0:root:/root:/bin/zsh\nbob:x:1000:1000::/home/bob:/bin/bash\nsvcapp:x:999:999::/nonexistent:/usr/sbin/nologin\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	text := fmt.Sprint(notes)
+	for _, w := range []string{"svcapp added since", "root changed since"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("notes %v lack %q", notes, w)
+		}
+	}
+}
+
+func TestMergeAccountsGroupMembers(t *testing.T) {
+	before := "root:x:0:\nsudo:x:27:alice\n"
+	after := "root:x:0:\nsudo:x:27:alice,ops\nops:x:1001:\n"
+	// Someone added carol to sudo during the window.
+	now := "root:x:0:\nsudo:x:27:alice,ops,carol\nops:x:1001:\n"
+	got, notes := mergeAccounts("group", []byte(before), []byte(after), []byte(now))
+	if want := "root:x:0:\nsudo:x:27:alice,carol\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for _, n := range notes {
+		if n.Kind == "conflict" {
+			t.Errorf("member lists merge as sets, yet: %v", n)
+		}
+	}
+}
+
+func TestMergeAccountsPasswordOfAddedUserReported(t *testing.T) {
+	before := "root:*:19000:0:99999:7:::\nbob:*:19000:0:99999:7:::\n"
+	after := before + "ops:!:19000:0:99999:7:::\n"
+	now := "root:*:19000:0:99999:7:::\nbob:$6$new:19001:0:99999:7:::\nops:$6$set:19001:0:99999:7:::\n"
+	got, notes := mergeAccounts("shadow", []byte(before), []byte(after), []byte(now))
+	if want := "root:*:19000:0:99999:7:::\nbob:$6$new:19001:0:99999:7:::\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if !slices.ContainsFunc(notes, func(n Note) bool { return n.Kind == "dropped" && strings.Contains(n.Text, "ops") }) {
+		t.Errorf("the password set for the user moat added is not reported: %v", notes)
+	}
+	if !slices.ContainsFunc(notes, func(n Note) bool { return n.Kind == "kept" && strings.Contains(n.Text, "bob") }) {
+		t.Errorf("bob's new password is not listed as kept: %v", notes)
+	}
+}
+
+func TestMergeAccountsConflict(t *testing.T) {
+	before := "bob:x:1000:1000::/home/bob:/bin/bash\n"
+	after := "bob:x:1000:1000::/home/bob:/bin/sh\n"
+	now := "bob:x:1000:1000:Bob:/home/bob:/bin/zsh\n"
+	got, notes := mergeAccounts("passwd", []byte(before), []byte(after), []byte(now))
+	if want := "bob:x:1000:1000:Bob:/home/bob:/bin/zsh\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if !slices.ContainsFunc(notes, func(n Note) bool { return n.Kind == "conflict" && strings.Contains(n.Text, "field 7") }) {
+		t.Errorf("no conflict on the shell: %v", notes)
+	}
+	// A field only moat changed reverts while theirs stays.
+	now = "bob:x:1000:1000:Bob:/home/bob:/bin/sh\n"
+	got, _ = mergeAccounts("passwd", []byte(before), []byte(after), []byte(now))
+	if want := "bob:x:1000:1000:Bob:/home/bob:/bin/bash\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestMergeText(t *testing.T) {
+	before := "a=1\nb=2\nc=3\nd=4\ne=5\n"
+	moat := "a=1\nb=moat\nc=3\nd=4\ne=5\n"
+	for _, c := range []struct {
+		now, want string
+		ok        bool
+	}{
+		{moat, before, true},
+		{"a=1\nb=moat\nc=3\nd=4\ne=mine\n", "a=1\nb=2\nc=3\nd=4\ne=mine\n", true},
+		{"a=1\nb=moat\nc=3\nd=4\ne=5\nf=6\n", "a=1\nb=2\nc=3\nd=4\ne=5\nf=6\n", true},
+		{"a=1\nb=theirs\nc=3\nd=4\ne=5\n", "", false},
+		{"a=1\nc=3\nd=4\ne=5\n", "", false},
+		{"a=1\nb=moat\nc=3\nd=4\n", "a=1\nb=2\nc=3\nd=4\n", true},
+	} {
+		got, ok := mergeText([]byte(moat), []byte(before), []byte(c.now))
+		if ok != c.ok || (ok && string(got) != c.want) {
+			t.Errorf("now %q: got %q %v, want %q %v", c.now, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+// FuzzMergeText: reverting an edit nobody touched since gives the file
+// before, an edit moat never made leaves the file as it is now, and no
+// input panics.
+func FuzzMergeText(f *testing.F) {
+	f.Add("a\nb\nc\n", "a\nB\nc\n", "a\nB\nc\nd\n")
+	f.Add("", "x", "y")
+	f.Fuzz(func(t *testing.T, before, moat, now string) {
+		if got, ok := mergeText([]byte(moat), []byte(before), []byte(moat)); !ok || string(got) != before {
+			t.Fatalf("unchanged since: got %q %v, want %q", got, ok, before)
+		}
+		if got, ok := mergeText([]byte(before), []byte(before), []byte(now)); !ok || string(got) != now {
+			t.Fatalf("moat changed nothing: got %q %v, want %q", got, ok, now)
+		}
+		mergeText([]byte(moat), []byte(before), []byte(now))
+	})
+}
