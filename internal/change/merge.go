@@ -129,3 +129,21 @@ func matchLines(a, b [][]byte) ([]int, bool) {
 	}
 	return m, true
 }
+
+// othersLines returns the lines of now that are not moat's (not matched
+// to a line of moat's version), in order; false when the files are too
+// big to match.
+func othersLines(moat, now []byte) ([]byte, bool) {
+	a, n := splitLines(moat), splitLines(now)
+	m, ok := matchLines(n, a)
+	if !ok {
+		return nil, false
+	}
+	var out []byte
+	for i, l := range n {
+		if m[i] < 0 {
+			out = append(out, l...)
+		}
+	}
+	return out, true
+}

@@ -112,3 +112,10 @@ func FuzzMergeText(f *testing.F) {
 		mergeText([]byte(moat), []byte(before), []byte(now))
 	})
 }
+
+func TestOthersLines(t *testing.T) {
+	got, ok := othersLines([]byte("# moat\nPort 2222\nPasswordAuthentication no\n"), []byte("# moat\nPort 2222\nPasswordAuthentication yes\nX11Forwarding no\n"))
+	if !ok || string(got) != "PasswordAuthentication yes\nX11Forwarding no\n" {
+		t.Fatalf("%q %v", got, ok)
+	}
+}

@@ -359,6 +359,13 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 			var notes []Note
 			merged, notes = mergeAccounts(db, b.Data, a.Data, n.Data)
 			out.Notes = append(out.Notes, notes...)
+		} else if b.Kind == "absent" {
+			// moat created it: all of moat's lines go, the lines others
+			// added or changed since stay.
+			merged, ok = othersLines(a.Data, n.Data)
+			if ok && len(merged) > 0 {
+				note("kept", "moat created it; lines added or changed since kept, moat's removed")
+			}
 		} else if merged, ok = mergeText(a.Data, b.Data, n.Data); ok {
 			note("kept", "edited since: moat's lines reverted, theirs kept")
 		}
