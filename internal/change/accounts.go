@@ -15,21 +15,24 @@ import (
 // step), against the file as it is now. See "Rollback merge" in
 // docs/design.md.
 
-// accountDBs are merged by entry; "-" backups (passwd-) too.
+// accountDBs are merged by entry.
 var accountDBs = map[string]bool{
 	"passwd": true, "shadow": true, "group": true, "gshadow": true, "subuid": true, "subgid": true,
 }
 
 // accountDB returns the database p is ("passwd", "group"...), or "".
 func accountDB(p string) string {
-	if path.Dir(p) != "/etc" {
+	if path.Dir(p) != "/etc" || !accountDBs[path.Base(p)] {
 		return ""
 	}
-	b := strings.TrimSuffix(path.Base(p), "-")
-	if accountDBs[b] {
-		return b
-	}
-	return ""
+	return path.Base(p)
+}
+
+// accountBackup reports whether p is the backup the shadow tools keep of
+// an account database (/etc/passwd-): rewritten by every useradd or
+// passwd, so once someone ran one it is theirs, not moat's.
+func accountBackup(p string) bool {
+	return path.Dir(p) == "/etc" && strings.HasSuffix(p, "-") && accountDBs[strings.TrimSuffix(path.Base(p), "-")]
 }
 
 // listFields are the comma-separated member lists of a database's lines,

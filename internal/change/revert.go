@@ -338,6 +338,10 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 	// Changed since moat's step: revert moat's part where it separates.
 	db := accountDB(e.Path)
 	switch {
+	case accountBackup(e.Path) && n.Kind == "file":
+		out.Result = Kept
+		note("kept", "the account tools rewrote this backup since: left as it is")
+		return out
 	case b.Kind == "dir" && a.Kind == "dir" && n.Kind == "dir":
 		attrs := n
 		if n.Mode == a.Mode {
