@@ -246,7 +246,11 @@ func runApply(e *env, args []string) int {
 	var pe *change.PendingError
 	switch {
 	case errors.As(err, &rb):
-		fmt.Fprintf(e.stderr, "moat apply: %v\nEvery file is back as it was (moat change show %s).\n", err, rb.ID)
+		if len(rb.Errors) > 0 {
+			fmt.Fprintf(e.stderr, "moat apply: %v\nThe rollback is INCOMPLETE and is retried: moat change show %s, moat rollback %s.\n", err, rb.ID, rb.ID)
+			return ExitRuntime
+		}
+		fmt.Fprintf(e.stderr, "moat apply: %v\nmoat's edits are undone (moat change show %s).\n", err, rb.ID)
 		return ExitRollback
 	case errors.As(err, &pe):
 		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
@@ -294,10 +298,11 @@ func runApply(e *env, args []string) int {
 		return ExitOK
 	case change.RolledBack:
 		fmt.Fprintf(e.stderr, "moat apply: change %s rolled back: %s\n", m.ID, m.Reason)
-		for _, x := range m.Errors {
-			fmt.Fprintf(e.stderr, "  rollback error: %s\n", x)
-		}
+		fmt.Fprint(e.stderr, m.Report())
 		return ExitRollback
+	case change.RollbackFailed:
+		fmt.Fprintf(e.stderr, "moat apply: %s", m.Report())
+		return ExitRuntime
 	}
 	fmt.Fprintf(e.stderr, "moat apply: change %s is %s: %v\n", m.ID, m.State, err)
 	return ExitRuntime
