@@ -428,6 +428,9 @@ func put(d *safeDir, name string, target, attrs, now state) error {
 		}
 		return d.symlink(name, target.Link, attrs.UID, attrs.GID)
 	case "dir":
+		if now.Kind == "absent" {
+			return d.mkdir(name, attrs.Mode, attrs.UID, attrs.GID)
+		}
 		if now.Kind != "dir" {
 			return fmt.Errorf("refused: %s was a directory and is now a %s", d.show(name), now.Kind)
 		}

@@ -332,6 +332,12 @@ func (d *safeDir) mkdir(name string, mode uint32, uid, gid int) error {
 		if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return nil
 		}
+		// A link root placed (where only root can) to a directory will do.
+		if ok, _ := rootOnly(d.fd); ok && st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			if err := unix.Fstatat(d.fd, name, &st, 0); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				return nil
+			}
+		}
 		return fmt.Errorf("mkdir %s: exists and is not a directory", d.show(name))
 	}
 	if err != nil {

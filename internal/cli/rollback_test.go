@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -114,4 +116,97 @@ func lineOf(data []byte, prefix string) string {
 		}
 	}
 	return prefix
+}
+
+// TestRollbackFailedIsRetried: the new admin swaps ~/.ssh for a symlink
+// to /etc while the change waits. moat rollback refuses that path, says
+// the rollback is incomplete (exit 1, never "restored"), the change shows
+// as rollback-failed, /etc is untouched; once the link is gone, moat
+// rollback finishes the job.
+func TestRollbackFailedIsRetried(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "sshd", "useradd", "fallocate", "mkswap")
+	t.Setenv(envAsMoat, "1")
+	t.Setenv("SSH_CONNECTION", "")
+	root, cfg := changeFixture(t)
+	before := hashTree(t, root)
+	var wg sync.WaitGroup
+	var code int
+	var out, errs string
+	wg.Go(func() { code, out, errs = moat("apply", "-c", cfg, "--root", root, "--confirm", "5m") })
+	store := change.NewStore(root)
+	var id string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && id == ""; time.Sleep(20 * time.Millisecond) {
+		if p, _ := store.Pending(); p != "" {
+			if m, _ := store.Load(p); m != nil && m.State == change.Waiting {
+				id = p
+			}
+		}
+	}
+	if id == "" {
+		wg.Wait()
+		t.Fatalf("no change waiting: %d\n%s\n%s", code, out, errs)
+	}
+	ssh := filepath.Join(root, "home/deploy/.ssh")
+	fi, err := os.Stat(filepath.Join(root, "home/deploy"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid := int(fi.Sys().(*syscall.Stat_t).Uid)
+	if err := os.Rename(ssh, ssh+".old"); err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(root, "etc")
+	os.Symlink(etc, ssh)
+	os.Lchown(ssh, uid, uid)
+
+	c, rout, rerr := moat("rollback", "--root", root, id)
+	wg.Wait()
+	if c != ExitRuntime || !strings.Contains(rout, "INCOMPLETE") || !strings.Contains(rout, "refused") {
+		t.Fatalf("rollback through a swapped ~/.ssh: %d\n%s\n%s", c, rout, rerr)
+	}
+	if strings.Contains(rout, "paths restored") || strings.Contains(rout, "every path") {
+		t.Errorf("a failed rollback claims a restore:\n%s", rout)
+	}
+	if code != ExitRuntime || !strings.Contains(errs, "INCOMPLETE") {
+		t.Errorf("moat apply, waiting, saw: %d\n%s", code, errs)
+	}
+	// Nothing under /etc got the admin's uid, and no key went in there.
+	filepath.WalkDir(etc, func(p string, d fs.DirEntry, err error) error {
+		if fi, err := os.Lstat(p); err == nil && int(fi.Sys().(*syscall.Stat_t).Uid) == uid {
+			t.Errorf("%s is owned by the admin now", p)
+		}
+		return nil
+	})
+	if _, err := os.Lstat(filepath.Join(etc, "authorized_keys")); err == nil {
+		t.Error("a key file was written into /etc through the link")
+	}
+	// The watchdog retries meanwhile (the change is rolling-back while it
+	// does): look until the list shows the state between two tries.
+	var list string
+	for range 50 {
+		_, list, _ = moat("change", "list", "--root", root)
+		if strings.Contains(list, "rollback-failed") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(list, "rollback-failed") || !strings.Contains(list, "moat rollback "+id) {
+		t.Errorf("change list:\n%s", list)
+	}
+	if c, o, e := moat("confirm", "--root", root, id); c == ExitOK {
+		t.Errorf("a half-rolled-back change was confirmed: %s %s", o, e)
+	}
+	os.Remove(ssh)
+	os.Rename(ssh+".old", ssh)
+	c, rout, rerr = moat("rollback", "--root", root, id)
+	if c != ExitOK || !strings.Contains(rout, "rolled back") {
+		t.Fatalf("retry: %d\n%s\n%s", c, rout, rerr)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatalf("after the retry, not as before:\n%s", diffLines(before, got))
+	}
+	if p, _ := store.Pending(); p != "" {
+		t.Errorf("still pending: %s", p)
+	}
 }
