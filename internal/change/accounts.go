@@ -50,7 +50,8 @@ func listFields(db string) []int {
 // Note is one thing a merge kept, dropped or could not reconcile, for the
 // rollback's report.
 type Note struct {
-	// Kind is "kept" (someone else's edit, left in place), "dropped"
+	// Kind is "reverted" (moat's edit, undone), "kept" (someone else's
+	// edit, left in place), "dropped"
 	// (someone else's edit to an entry moat added, gone with it) or
 	// "conflict" (both changed the same field: theirs kept).
 	Kind string `json:"kind"`
@@ -136,6 +137,7 @@ func mergeAccounts(db string, before, after, now []byte) ([]byte, []Note) {
 			out = append(out, l)
 		case !inB:
 			// moat added it.
+			note("reverted", "%s %s: added by moat, removed", what, name)
 			if !inA || l.line != a {
 				if db == "shadow" || db == "gshadow" {
 					note("dropped", "%s %s: the password set during the window goes with the %s moat added", what, name, what)
@@ -148,6 +150,7 @@ func mergeAccounts(db string, before, after, now []byte) ([]byte, []Note) {
 			note("conflict", "%s %s: moat removed it and someone added it again: theirs kept", what, name)
 			out = append(out, l)
 		case l.line == a:
+			note("reverted", "%s %s: moat's change undone", what, name)
 			out = append(out, acctLine{key: l.key, line: b})
 		case l.line == b:
 			out = append(out, l)
@@ -182,6 +185,7 @@ func mergeAccounts(db string, before, after, now []byte) ([]byte, []Note) {
 			continue
 		}
 		// moat removed it: put it back after its predecessor.
+		note("reverted", "%s %s: removed by moat, put back", what, name)
 		at := 0
 		for j := i - 1; j >= 0; j-- {
 			if k := slices.IndexFunc(out, func(x acctLine) bool { return x.key == bl[j].key }); k >= 0 {
