@@ -42,6 +42,17 @@ func mergeText(base, ours, theirs []byte) ([]byte, bool) {
 			out = append(out, tc...)
 		case sameLines(tc, bc), sameLines(oc, tc):
 			out = append(out, oc...)
+		case len(bc) > 0 && hasPrefix(tc, bc):
+			// They added lines right after lines moat changed (two
+			// appends at the end of fstab): moat's part reverts, theirs
+			// follow.
+			out = append(append(out, oc...), tc[len(bc):]...)
+		case len(bc) > 0 && hasSuffix(tc, bc):
+			out = append(append(out, tc[:len(tc)-len(bc)]...), oc...)
+		case len(bc) > 0 && hasPrefix(oc, bc):
+			out = append(append(out, tc...), oc[len(bc):]...)
+		case len(bc) > 0 && hasSuffix(oc, bc):
+			out = append(append(out, oc[:len(oc)-len(bc)]...), tc...)
 		default:
 			return nil, false
 		}
@@ -147,3 +158,7 @@ func othersLines(moat, now []byte) ([]byte, bool) {
 	}
 	return out, true
 }
+
+func hasPrefix(l, p [][]byte) bool { return len(l) >= len(p) && sameLines(l[:len(p)], p) }
+
+func hasSuffix(l, p [][]byte) bool { return len(l) >= len(p) && sameLines(l[len(l)-len(p):], p) }

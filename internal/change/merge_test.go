@@ -88,6 +88,9 @@ func TestMergeText(t *testing.T) {
 		{"a=1\nb=theirs\nc=3\nd=4\ne=5\n", "", false},
 		{"a=1\nc=3\nd=4\ne=5\n", "", false},
 		{"a=1\nb=moat\nc=3\nd=4\n", "a=1\nb=2\nc=3\nd=4\n", true},
+		// Right after moat's line, or right before it.
+		{"a=1\nb=moat\nmine\nc=3\nd=4\ne=5\n", "a=1\nb=2\nmine\nc=3\nd=4\ne=5\n", true},
+		{"a=1\nmine\nb=moat\nc=3\nd=4\ne=5\n", "a=1\nmine\nb=2\nc=3\nd=4\ne=5\n", true},
 	} {
 		got, ok := mergeText([]byte(moat), []byte(before), []byte(c.now))
 		if ok != c.ok || (ok && string(got) != c.want) {
@@ -111,6 +114,15 @@ func FuzzMergeText(f *testing.F) {
 		}
 		mergeText([]byte(moat), []byte(before), []byte(now))
 	})
+}
+
+// TestMergeTextAppends: moat appended a line (the swap line in fstab),
+// someone appended another after it; the revert removes moat's only.
+func TestMergeTextAppends(t *testing.T) {
+	got, ok := mergeText([]byte("root\nswap\n"), []byte("root\n"), []byte("root\nswap\ndata\n"))
+	if !ok || string(got) != "root\ndata\n" {
+		t.Fatalf("%q %v", got, ok)
+	}
 }
 
 func TestOthersLines(t *testing.T) {

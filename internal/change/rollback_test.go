@@ -3,6 +3,7 @@ package change
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -429,4 +430,53 @@ func TestRollbackReadOnlyEtcChild(t *testing.T) {
 	if n, _ := s.LastRollback(); n == nil || n.State != RolledBack {
 		t.Errorf("last-rollback note %+v", n)
 	}
+}
+
+// TestRollbackOfAConfirmedChangeKeepsLaterWork: confirm writes a Final
+// file and a confirm action appends a line to a file that existed (the
+// swap line in fstab). Weeks later someone adds a user and a line of
+// their own to that file; rolling the change back removes moat's line
+// and moat's user, and keeps theirs.
+func TestRollbackOfAConfirmedChangeKeepsLaterWork(t *testing.T) {
+	root := accountsFixture(t)
+	os.WriteFile(filepath.Join(root, "etc/fstab"), []byte("/dev/vda1 / ext4 defaults 0 1\n"), 0o644)
+	st := adminStep(root)
+	st.Touch = append(st.Touch, "/etc/fstab")
+	st.Final = []File{{Path: "/etc/sysctl.d/60-moat.conf", Data: []byte("net.ipv4.tcp_syncookies = 1\n")}}
+	st.Confirm = []Action{NewAction("fstab", nil)}
+	h := testHandlers(root)
+	h["fstab"] = func(_ context.Context, env Env, _ json.RawMessage) error {
+		f, err := os.OpenFile(filepath.Join(env.Root, "etc/fstab"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.WriteString("/swapfile none swap sw 0 0\n")
+		return err
+	}
+	s := NewStore(root)
+	ctx := context.Background()
+	m, err := s.Apply(ctx, []*Step{st}, Options{Timer: inlineTimer{}, Handlers: h, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Unattended: true, Handlers: h}); err != nil {
+		t.Fatal(err)
+	}
+	appendTo(t, root, "etc/fstab", "/dev/vdb1 /data ext4 defaults 0 2")
+	appendTo(t, root, "etc/passwd", "later:x:2000:2000::/home/later:/bin/sh")
+	m, err = s.Rollback(ctx, m.ID, "changed my mind", RollbackOptions{Handlers: h})
+	if err != nil || m.State != RolledBack {
+		t.Fatalf("%v %s", err, m.State)
+	}
+	if got := readFile(t, root, "etc/fstab"); got != "/dev/vda1 / ext4 defaults 0 1\n/dev/vdb1 /data ext4 defaults 0 2\n" {
+		t.Errorf("fstab: %q", got)
+	}
+	if got := readFile(t, root, "etc/passwd"); got != "root:x:0:0:root:/root:/bin/bash\nbob:x:1234:1234::/home/bob:/bin/bash\nlater:x:2000:2000::/home/later:/bin/sh\n" {
+		t.Errorf("passwd: %q", got)
+	}
+	if _, err := os.Lstat(filepath.Join(root, "etc/sysctl.d")); err == nil {
+		t.Error("the directory confirm created for its Final file is still there")
+	}
+	t.Log("\n" + m.Report())
 }
