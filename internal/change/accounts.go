@@ -2,10 +2,14 @@ package change
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The account databases are shared with everyone who runs useradd,
@@ -271,4 +275,52 @@ func mergeList(b, a, n string) string {
 		}
 	}
 	return strings.Join(out, ",")
+}
+
+// pwdLock is the lock file lckpwdf(3) takes: useradd, usermod, passwd and
+// groupadd hold it while they rewrite the account databases.
+const pwdLock = "/etc/.pwd.lock"
+
+// lockAccounts takes lckpwdf's lock (an fcntl write lock on
+// /etc/.pwd.lock, waiting up to 15 s as lckpwdf does), so that no
+// useradd or passwd rewrites an account database between the merge's
+// read and its rename. Best effort: a read-only /etc, where nothing can
+// be written anyway, runs without it.
+func lockAccounts(root string) (unlock func(), err error) {
+	d, base, err := openParent(root, pwdLock, false)
+	if err != nil {
+		return func() {}, err
+	}
+	// A lock file that was not there is removed again: the rollback
+	// leaves no trace of its own.
+	created := false
+	fd, err := unix.Openat(d.fd, base, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		fd, err = unix.Openat(d.fd, base, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+		created = err == nil
+	}
+	if err != nil {
+		d.Close()
+		return func() {}, err
+	}
+	release := func() {
+		if created {
+			unix.Unlinkat(d.fd, base, 0)
+		}
+		unix.Close(fd)
+		d.Close()
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err = unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk)
+		if err == nil {
+			return release, nil
+		}
+		if !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EACCES) || time.Now().After(deadline) {
+			release()
+			return func() {}, fmt.Errorf("lock %s: %w", pwdLock, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -110,10 +110,30 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	}
 	runUndo(true)
 	out := make([]PathOutcome, len(m.Entries))
+	// The account databases merge under lckpwdf's lock; the lock file
+	// itself (useradd may have created it) is reverted after.
+	unlockPw := func() {}
+	if slices.ContainsFunc(m.Entries, func(e Entry) bool { return accountDB(e.Path) != "" }) {
+		var err error
+		if unlockPw, err = lockAccounts(s.Root); err != nil {
+			log.Warn("rollback without the account databases' lock", "id", m.ID, "err", err)
+		}
+	}
+	lockIdx := -1
 	for i := range slices.Backward(m.Entries) {
+		if m.Entries[i].Path == pwdLock {
+			lockIdx = i
+			continue
+		}
 		out[i] = s.revert(m, i)
-		if out[i].Result == Failed {
-			failed = append(failed, out[i].Path+": "+out[i].Error)
+	}
+	unlockPw()
+	if lockIdx >= 0 {
+		out[lockIdx] = s.revert(m, lockIdx)
+	}
+	for _, o := range out {
+		if o.Result == Failed {
+			failed = append(failed, o.Path+": "+o.Error)
 		}
 	}
 	runUndo(false)

@@ -480,3 +480,79 @@ func TestRollbackOfAConfirmedChangeKeepsLaterWork(t *testing.T) {
 	}
 	t.Log("\n" + m.Report())
 }
+
+const envPwdChild = "MOAT_CHANGE_TEST_PWD_CHILD"
+
+// TestRollbackWaitsForUseradd: a process that holds lckpwdf's lock (as
+// useradd does) read /etc/passwd and writes it back with a user added
+// after a pause. The rollback waits for it, so neither loses the other's
+// edit: moat's user is gone and theirs stays.
+func TestRollbackWaitsForUseradd(t *testing.T) {
+	root := accountsFixture(t)
+	s := NewStore(root)
+	ctx := context.Background()
+	m, err := s.Apply(ctx, []*Step{adminStep(root)}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root), Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRollbackWaitsForUseraddChild$", "-test.v")
+	cmd.Env = append(os.Environ(), envPwdChild+"=1", envRoot+"="+root)
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	var seen string
+	for !strings.Contains(seen, "locked\n") {
+		n, err := stdout.Read(buf)
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("child: %v %s", err, seen)
+		}
+		seen += string(buf[:n])
+	}
+	m, err = s.Rollback(ctx, m.ID, "test", RollbackOptions{Handlers: testHandlers(root)})
+	if err != nil || m.State != RolledBack {
+		t.Fatalf("%v %s", err, m.State)
+	}
+	go func() {
+		for {
+			if _, err := stdout.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if got := readFile(t, root, "etc/passwd"); got != "root:x:0:0:root:/root:/bin/bash\nbob:x:1234:1234::/home/bob:/bin/bash\nlate:x:3000:3000::/home/late:/bin/sh\n" {
+		t.Errorf("passwd:\n%s", got)
+	}
+}
+
+func TestRollbackWaitsForUseraddChild(t *testing.T) {
+	if os.Getenv(envPwdChild) != "1" {
+		t.Skip("run by TestRollbackWaitsForUseradd")
+	}
+	root := os.Getenv(envRoot)
+	f, err := os.OpenFile(filepath.Join(root, "etc/.pwd.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK}
+	if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLKW, &lk); err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(filepath.Join(root, "etc/passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout.WriteString("locked\n")
+	time.Sleep(300 * time.Millisecond) // a slow useradd; the rollback must wait, whatever the pause
+	tmp := filepath.Join(root, "etc/passwd+")
+	os.WriteFile(tmp, append(old, "late:x:3000:3000::/home/late:/bin/sh\n"...), 0o644)
+	if err := os.Rename(tmp, filepath.Join(root, "etc/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
