@@ -136,7 +136,11 @@ func mergeAccounts(db string, before, after, now []byte) ([]byte, []Note) {
 			if !inB {
 				note("kept", "%s %s added since", what, name)
 			} else if l.line != b {
-				note("kept", "%s %s changed since", what, name)
+				if (db == "shadow" || db == "gshadow") && field(l.line, 1) != field(b, 1) {
+					note("kept", "%s %s: password set since, kept", what, name)
+				} else {
+					note("kept", "%s %s changed since", what, name)
+				}
 			}
 			out = append(out, l)
 		case !inB:
@@ -211,6 +215,15 @@ func mergeAccounts(db string, before, after, now []byte) ([]byte, []Note) {
 		res = res[:len(res)-1]
 	}
 	return res, notes
+}
+
+// field returns the i-th colon-separated field of line, or "".
+func field(line string, i int) string {
+	f := strings.Split(line, ":")
+	if i < len(f) {
+		return f[i]
+	}
+	return ""
 }
 
 func lineMap(ls []acctLine) map[string]string {

@@ -187,7 +187,7 @@ func TestRollbackKeepsOthersEdits(t *testing.T) {
 		t.Error("the .ssh moat created (holding only moat's key) was kept")
 	}
 	report := m.Report()
-	for _, w := range []string{"svcapp added since", "bob changed since", "ops: the password set during the window", "/home/ops", "notes.txt", "log=", "kept"} {
+	for _, w := range []string{"svcapp added since", "bob: password set since, kept", "ops: the password set during the window", "/home/ops", "notes.txt", "log=", "kept"} {
 		if w == "log=" {
 			w = "/etc/app.conf"
 		}

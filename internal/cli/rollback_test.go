@@ -74,7 +74,7 @@ func TestRollbackKeepsTheOperatorsWork(t *testing.T) {
 		t.Fatalf("rollback: %d\n%s\n%s", c, rout, rerr)
 	}
 	t.Log("\n" + rout)
-	for _, w := range []string{"svcapp added since", "ops changed since", "deploy: the password set during the window", "/home/deploy", "notes.txt", dropins[0][len(root):]} {
+	for _, w := range []string{"svcapp added since", "ops: password set since, kept", "deploy: the password set during the window", "/home/deploy", "notes.txt", dropins[0][len(root):]} {
 		if !strings.Contains(rout, w) {
 			t.Errorf("rollback output lacks %q", w)
 		}
