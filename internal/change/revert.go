@@ -386,8 +386,9 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 				return fail(err)
 			}
 			out.Result = Merged
-			if target.same(b) || (b.Kind == "absent" && target.Kind == "absent") {
-				out.Result = Restored
+			if target.Kind == "absent" && b.Kind == "absent" ||
+				b.Kind == "file" && bytes.Equal(merged, b.Data) && attrs.Mode == b.Mode && attrs.UID == b.UID && attrs.GID == b.GID {
+				out.Result = Restored // what others did was undone too, or was moat's
 			}
 			return out
 		}

@@ -237,7 +237,10 @@ func (m *Manifest) Report() string {
 		fmt.Fprintf(&b, "change %s is %s\n", m.ID, m.State)
 	}
 	for _, o := range m.Outcome {
-		if o.Result == Restored || o.Result == Untouched {
+		// A plain restore needs no line; one that dropped or kept
+		// someone's edit does.
+		if (o.Result == Restored || o.Result == Untouched) &&
+			!slices.ContainsFunc(o.Notes, func(n Note) bool { return n.Kind != "reverted" }) {
 			continue
 		}
 		fmt.Fprintf(&b, "  %-8s %s", o.Result, o.Path)
