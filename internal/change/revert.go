@@ -316,6 +316,24 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 	case n.same(b):
 		out.Result = Restored
 		return out
+	case b.Kind == "dir" && a.Kind == "dir" && n.Kind == "dir":
+		// Owner and mode, each reverted unless changed again since.
+		attrs := n
+		if n.Mode == a.Mode {
+			attrs.Mode = b.Mode
+		}
+		if n.UID == a.UID && n.GID == a.GID {
+			attrs.UID, attrs.GID = b.UID, b.GID
+		}
+		if err := d.setAttrs(base, "dir", attrs.Mode, attrs.UID, attrs.GID); err != nil {
+			return fail(err)
+		}
+		out.Result = Restored
+		if !attrs.sameAttrs(b) {
+			out.Result = Merged
+			note("kept", "owner or mode changed since: theirs kept where moat had not changed them")
+		}
+		return out
 	case n.sameContent(a):
 		// Moat's version is still there: put the old one back, with the
 		// owner and mode it had, unless someone changed those since.
@@ -341,20 +359,6 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 	case accountBackup(e.Path) && n.Kind == "file":
 		out.Result = Kept
 		note("kept", "the account tools rewrote this backup since: left as it is")
-		return out
-	case b.Kind == "dir" && a.Kind == "dir" && n.Kind == "dir":
-		attrs := n
-		if n.Mode == a.Mode {
-			attrs.Mode = b.Mode
-		}
-		if n.UID == a.UID && n.GID == a.GID {
-			attrs.UID, attrs.GID = b.UID, b.GID
-		}
-		if err := d.setAttrs(base, "dir", attrs.Mode, attrs.UID, attrs.GID); err != nil {
-			return fail(err)
-		}
-		out.Result = Merged
-		note("kept", "owner or mode changed since: theirs kept where moat had not changed them")
 		return out
 	case (b.Kind == "file" || b.Kind == "absent") && a.Kind == "file" && n.Kind == "file" && !n.Big:
 		var merged []byte

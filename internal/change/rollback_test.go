@@ -556,3 +556,28 @@ func TestRollbackWaitsForUseraddChild(t *testing.T) {
 	}
 	f.Close()
 }
+
+// TestRollbackDirAttrs: moat changed a directory's mode; someone changed
+// its owner since. The mode reverts, their owner stays.
+func TestRollbackDirAttrs(t *testing.T) {
+	lab.RequireRoot(t)
+	root := accountsFixture(t)
+	dir := filepath.Join(root, "srv/data")
+	os.MkdirAll(dir, 0o755)
+	os.Chmod(dir, 0o755)
+	step := &Step{Layer: "x", Dirs: []Dir{{Path: "/srv/data"}}, Apply: func(context.Context, *Writer) error { return os.Chmod(dir, 0o700) }}
+	s := NewStore(root)
+	m, err := s.Apply(context.Background(), []*Step{step}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dir, 1234, 1234)
+	if m, err = s.Rollback(context.Background(), m.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(dir, &st)
+	if st.Mode&0o7777 != 0o755 || st.Uid != 1234 {
+		t.Errorf("mode %o owner %d, want 755 and 1234\n%s", st.Mode&0o7777, st.Uid, m.Report())
+	}
+}
