@@ -278,6 +278,11 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 			out.Result = Restored
 		case "dir":
 			tree, err := d.tree(base)
+			if errors.Is(err, errTreeTooBig) {
+				out.Result = Kept
+				note("kept", "moat created it, but it now holds far more than moat put there: left in place")
+				return out
+			}
 			if err != nil {
 				return fail(err)
 			}

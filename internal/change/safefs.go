@@ -455,6 +455,9 @@ type TreeItem struct {
 // .ssh directories, not data.
 const maxTree = 10000
 
+// errTreeTooBig: a directory holds more than moat ever puts in one.
+var errTreeTooBig = errors.New("more entries or levels than moat records")
+
 // tree lists everything under name, without following links.
 func (d *safeDir) tree(name string) ([]TreeItem, error) {
 	top := name
@@ -462,7 +465,7 @@ func (d *safeDir) tree(name string) ([]TreeItem, error) {
 	var walk func(dirfd int, name, rel string, depth int) error
 	walk = func(dirfd int, name, rel string, depth int) error {
 		if depth > 64 || len(out) > maxTree {
-			return fmt.Errorf("%s: more than moat records", d.show(filepath.Join(top, rel)))
+			return fmt.Errorf("%s: %w", d.show(filepath.Join(top, rel)), errTreeTooBig)
 		}
 		names, fd, err := readDirAt(dirfd, name)
 		if err != nil {
