@@ -264,7 +264,7 @@ func shoot(root string, e Entry, snap string) (*Shot, error) {
 			return nil, err
 		}
 	case n.Kind == "dir" && e.Kind == "absent":
-		if sh.Tree, err = d.tree(base); err != nil {
+		if sh.Tree, err = d.tree(base, nil); err != nil {
 			return nil, err
 		}
 	}

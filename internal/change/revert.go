@@ -277,7 +277,11 @@ func (s *Store) revertOnce(m *Manifest, e Entry, b state, rec *Shot) PathOutcome
 		case "absent":
 			out.Result = Restored
 		case "dir":
-			tree, err := d.tree(base)
+			known := map[string]bool{}
+			for _, it := range a.Tree {
+				known[it.Path] = true
+			}
+			tree, err := d.tree(base, known)
 			if errors.Is(err, errTreeTooBig) {
 				out.Result = Kept
 				note("kept", "moat created it, but it now holds far more than moat put there: left in place")

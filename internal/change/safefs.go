@@ -458,8 +458,10 @@ const maxTree = 10000
 // errTreeTooBig: a directory holds more than moat ever puts in one.
 var errTreeTooBig = errors.New("more entries or levels than moat records")
 
-// tree lists everything under name, without following links.
-func (d *safeDir) tree(name string) ([]TreeItem, error) {
+// tree lists everything under name, without following links. With
+// known set, only files at those paths are hashed: any other is foreign
+// whatever it holds, and a 10 GB upload must not slow a rollback down.
+func (d *safeDir) tree(name string, known map[string]bool) ([]TreeItem, error) {
 	top := name
 	var out []TreeItem
 	var walk func(dirfd int, name, rel string, depth int) error
@@ -495,6 +497,9 @@ func (d *safeDir) tree(name string) ([]TreeItem, error) {
 				it.Link, _ = readlinkat(fd, n)
 			case unix.S_IFREG:
 				it.Kind, it.Size = "file", st.Size
+				if known != nil && !known[r] {
+					break
+				}
 				h, err := hashAt(fd, n)
 				if err != nil {
 					return &os.PathError{Op: "read", Path: d.show(filepath.Join(top, r)), Err: err}
