@@ -131,3 +131,38 @@ func TestOthersLines(t *testing.T) {
 		t.Fatalf("%q %v", got, ok)
 	}
 }
+
+// BenchmarkMergeAccounts: a 10,000-user passwd, moat's one user added,
+// one other user added since.
+func BenchmarkMergeAccounts(b *testing.B) {
+	var before strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&before, "user%d:x:%d:%d::/home/user%d:/bin/bash\n", i, 1000+i, 1000+i, i)
+	}
+	after := before.String() + "ops:x:99999:99999::/home/ops:/bin/bash\n"
+	now := after + "svcapp:x:999:999::/nonexistent:/usr/sbin/nologin\n"
+	b.ReportAllocs()
+	for b.Loop() {
+		mergeAccounts("passwd", []byte(before.String()), []byte(after), []byte(now))
+	}
+}
+
+// BenchmarkMergeText: a 2,000-line file, a line changed by moat and one
+// by someone else.
+func BenchmarkMergeText(b *testing.B) {
+	var lines []string
+	for i := range 2000 {
+		lines = append(lines, fmt.Sprintf("option%d = %d", i, i))
+	}
+	before := strings.Join(lines, "\n") + "\n"
+	lines[100] = "option100 = moat"
+	moat := strings.Join(lines, "\n") + "\n"
+	lines[1900] = "option1900 = theirs"
+	now := strings.Join(lines, "\n") + "\n"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := mergeText([]byte(moat), []byte(before), []byte(now)); !ok {
+			b.Fatal("conflict")
+		}
+	}
+}
