@@ -93,7 +93,9 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 	switch m.State {
 	case Confirmed:
 		return m, nil
-	case RolledBack, RollingBack, RollbackFailed:
+	case RollbackFailed:
+		return m, fmt.Errorf("change %s is half rolled back (%d paths failed): nothing to confirm; run moat rollback %s to finish", id, len(m.Errors), id)
+	case RolledBack, RollingBack:
 		return m, fmt.Errorf("change %s was rolled back (%s): nothing to confirm; run moat apply again", id, m.Reason)
 	case Applying:
 		return m, fmt.Errorf("change %s is still being applied: wait for moat apply to say it waits for confirm", id)

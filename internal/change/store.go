@@ -69,8 +69,8 @@ type Manifest struct {
 	Reason string   `json:"reason,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 	Events []Event  `json:"events,omitempty"`
-	// From is the state the change was in when its rollback began
-	// (a confirmed change's Final files are moat's edits too).
+	// From is the state the change was in when its first rollback began
+	// (a confirmed change has no timer left to disarm).
 	From State `json:"rolled_back_from,omitempty"`
 	// Attempts counts rollback attempts; Outcome is what the last one did,
 	// path by path.
