@@ -1,6 +1,7 @@
 package change
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -92,14 +93,17 @@ func parseModel(data []byte) map[string]string {
 // entries moat did not touch come out byte for byte as they are now;
 // moat's additions are gone; moat's changes revert, field by field where
 // someone changed the entry again, with a conflict reported exactly when
-// both changed the same field; moat's removals come back.
+// both changed the same field (group's member list merges as a set:
+// now, minus moat's additions, plus moat's removals); moat's removals
+// come back. passwd, shadow, subuid and group lines.
 func FuzzMergeAccounts(f *testing.F) {
 	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, "passwd")
 	f.Add([]byte{0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 1, 2, 3, 1, 2, 3, 0, 0, 2, 1, 1, 2, 2}, "shadow")
 	f.Add([]byte("moat rolls back its own edits only, and keeps yours"), "passwd")
+	f.Add([]byte{1, 5, 6, 5, 5, 1, 6, 5, 6, 2, 2, 3, 5, 2, 2, 3, 6, 2, 2, 3, 5, 1, 1, 5, 6}, "group")
 	f.Fuzz(func(t *testing.T, data []byte, db string) {
-		if db != "passwd" && db != "shadow" && db != "subuid" {
-			db = "passwd" // no member-list fields: the model is exact
+		if db != "passwd" && db != "shadow" && db != "subuid" && db != "group" {
+			db = "passwd"
 		}
 		g := &acctGen{data: data}
 		names := []string{"root", "bob", "ops", "svc", "eve", "amy"}
@@ -152,11 +156,18 @@ func FuzzMergeAccounts(f *testing.F) {
 					case af[i] == bf[i] || nf[i] == bf[i]:
 					case nf[i] == af[i]:
 						out[i] = bf[i]
+					case db == "group" && i == 3:
+						// Members as sets: now, minus moat's additions,
+						// plus moat's removals (compared as sets below).
+						out[i] = setExpr(nf[i], af[i], bf[i])
 					default:
 						wantConflict = true
 					}
 				}
 				want, wantIn = strings.Join(out, ":"), true
+			}
+			if db == "group" && inR && wantIn {
+				rl, want = canonMembers(rl), canonMembers(want)
 			}
 			if inR != wantIn || rl != want {
 				t.Fatalf("%s: got %q (present %v), want %q (present %v)\nbefore:\n%s\nmoat's:\n%s\nnow:\n%s\nresult:\n%s", k, rl, inR, want, wantIn, B, A, N, got)
@@ -224,4 +235,40 @@ func repeats(data string) bool {
 		}
 	}
 	return false
+}
+
+func members(s string) map[string]bool {
+	m := map[string]bool{}
+	for _, x := range strings.Split(s, ",") {
+		if x != "" {
+			m[x] = true
+		}
+	}
+	return m
+}
+
+// setExpr is now - (moat - before) + (before - moat), as a sorted list.
+func setExpr(now, moat, before string) string {
+	n, a, b := members(now), members(moat), members(before)
+	for x := range a {
+		if !b[x] {
+			delete(n, x)
+		}
+	}
+	for x := range b {
+		if !a[x] {
+			n[x] = true
+		}
+	}
+	out := slices.Sorted(maps.Keys(n))
+	return strings.Join(out, ",")
+}
+
+// canonMembers sorts a group line's member list, for comparing as sets.
+func canonMembers(line string) string {
+	f := strings.Split(line, ":")
+	if len(f) > 3 {
+		f[3] = strings.Join(slices.Sorted(maps.Keys(members(f[3]))), ",")
+	}
+	return strings.Join(f, ":")
 }
