@@ -297,13 +297,16 @@ const (
 	ChangeApplied    = "applied"
 	ChangeConfirmed  = "confirmed"
 	ChangeRolledBack = "rolled_back"
+	// ChangeRollbackFailed: a rollback left paths it could not restore;
+	// the watchdog and `moat rollback` retry it.
+	ChangeRollbackFailed = "rollback_failed"
 )
 
 // Change is a step in a change's life: applied (awaiting confirm),
 // confirmed, or rolled back.
 type Change struct {
 	ID      string
-	Action  string // ChangeApplied, ChangeConfirmed, ChangeRolledBack
+	Action  string // ChangeApplied, ChangeConfirmed, ChangeRolledBack, ChangeRollbackFailed
 	Summary string // what the change does, one line
 	// Reason says why it rolled back (no confirm in time, a check failed).
 	Reason string
@@ -325,6 +328,14 @@ func (c Change) Event() Event {
 			text += ": " + c.Reason
 		}
 		text += "."
+	case ChangeRollbackFailed:
+		sev = Critical
+		title = fmt.Sprintf("Change %s: ROLLBACK INCOMPLETE", c.ID)
+		text = fmt.Sprintf("Change %s (%s) could not be rolled back completely", c.ID, c.Summary)
+		if c.Reason != "" {
+			text += ": " + c.Reason
+		}
+		text += ". moat retries; `moat rollback " + c.ID + "` retries now and lists the paths left."
 	case ChangeApplied:
 		title = fmt.Sprintf("Change %s applied", c.ID)
 		text = fmt.Sprintf("Change %s (%s) was applied", c.ID, c.Summary)

@@ -287,9 +287,19 @@ func (s *Store) runStep(ctx context.Context, id string, st *Step, opt Options) e
 	}
 	w := newWriter(s.Root, m, st)
 	if st.Apply != nil {
-		return st.Apply(ctx, w)
+		err = st.Apply(ctx, w)
+	} else {
+		err = w.WriteAll(st.Files)
 	}
-	return w.WriteAll(st.Files)
+	// What the step left is what a rollback reverts (revert.go).
+	rerr := s.recordAfter(m, st)
+	if serr := s.save(m); rerr == nil {
+		rerr = serr
+	}
+	if err == nil {
+		err = rerr
+	}
+	return err
 }
 
 // fail rolls the change back after a failed step or probe.

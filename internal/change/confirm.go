@@ -93,6 +93,8 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 	switch m.State {
 	case Confirmed:
 		return m, nil
+	case RollbackFailed:
+		return m, fmt.Errorf("change %s is half rolled back (%d paths failed): nothing to confirm; run moat rollback %s to finish", id, len(m.Errors), id)
 	case RolledBack, RollingBack:
 		return m, fmt.Errorf("change %s was rolled back (%s): nothing to confirm; run moat apply again", id, m.Reason)
 	case Applying:
@@ -107,7 +109,9 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 		}
 	}
 	rb := RollbackOptions{Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify}
+	var pre []*Shot // what confirm changes, for a later rollback (revert.go)
 	failed := func(reason string) (*Manifest, error) {
+		s.confirmPost(m, pre)
 		if err := s.rollbackLocked(ctx, m, reason, rb); err != nil && opt.Log != nil {
 			opt.Log.Error("rollback after a failed confirm", "id", id, "err", err)
 		}
@@ -122,6 +126,7 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 	if err := s.save(m); err != nil {
 		return m, err
 	}
+	pre = s.confirmPre(m)
 	dir := s.changeDir(id)
 	for _, f := range m.Final {
 		data, err := os.ReadFile(filepath.Join(dir, f.Snap))
@@ -142,6 +147,7 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 			return failed(fmt.Sprintf("confirm: %s: %v", a.Kind, err))
 		}
 	}
+	s.confirmPost(m, pre)
 	m.State = Confirmed
 	m.event(time.Now(), "confirmed")
 	if err := s.save(m); err != nil {

@@ -20,8 +20,13 @@
 // boot-time configuration: the persisted nftables table, fstab, the sysctl
 // file) and runs their Confirm actions, then disarms the timer. Rollback —
 // on a failed step or probe, when the window passes, or on request —
-// restores every snapshot byte for byte and runs the undo actions
-// (reloading sshd, restoring the firewall table and sysctl values).
+// reverts moat's own edits of every snapshotted path against the path as
+// it is now, keeping what others changed since (revert.go, accounts.go,
+// merge.go; "Rollback merge" in docs/design.md), and runs the undo
+// actions (reloading sshd, restoring the firewall table and sysctl
+// values). Every path is reached without following a symlink a non-root
+// user could have placed (safefs.go). A rollback with a failed path stays
+// RollbackFailed and is retried.
 //
 // # Reboots inside the window
 //
@@ -40,6 +45,9 @@
 //	/var/lib/moat/changes/ID/change.json   the manifest (Manifest)
 //	/var/lib/moat/changes/ID/files/NNNN    snapshots
 //	/var/lib/moat/changes/ID/final/NNNN    Final files, written on confirm
+//	/var/lib/moat/changes/ID/after/NNNN    files as moat's step left them
+//	/var/lib/moat/changes/ID/confirm/      files before and after confirm wrote them
+//	/var/lib/moat/changes/ID/kept/PATH     versions before a change a rollback could not put back
 //	/var/lib/moat/changes/ID/lock          flock held while the state moves
 //
 // Every path takes the Store's root prefix, so tests run whole

@@ -30,7 +30,9 @@ func HostPath(root, p string) string {
 // directory, written, chmod'ed, chown'ed and fsynced, renamed over the
 // target, and the directory fsynced. A reader sees the old file or the new
 // one, never a part, and a crash leaves one of them. Missing parent
-// directories are created 0755, owned by root.
+// directories are created 0755, owned by root. The directory is reached
+// without following a symlink a non-root user could have placed (see
+// safefs.go): a user's ~/.ssh swapped for a link to /root/.ssh is refused.
 func WriteFile(root string, f File) error {
 	uid, gid, err := resolveOwner(root, f.Owner, f.Group)
 	if err != nil {
@@ -40,22 +42,21 @@ func WriteFile(root string, f File) error {
 	if mode == 0 {
 		mode = 0o644
 	}
-	if err := writeAtomic(HostPath(root, f.Path), f.Data, mode, uid, gid, time.Time{}); err != nil {
+	d, base, err := openParent(root, f.Path, true)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", f.Path, err)
+	}
+	defer d.Close()
+	if err := d.writeFile(base, f.Data, unixMode(mode), uid, gid, time.Time{}); err != nil {
 		return fmt.Errorf("write %s: %w", f.Path, err)
 	}
 	return nil
 }
 
 // Mkdir creates root+d.Path (and missing parents, 0755 root) with d's mode
-// and owner; an existing directory is left as it is.
+// and owner, set on the new directory's descriptor; an existing directory
+// is left as it is.
 func Mkdir(root string, d Dir) error {
-	p := HostPath(root, d.Path)
-	if fi, err := os.Stat(p); err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("mkdir %s: exists and is not a directory", d.Path)
-		}
-		return nil
-	}
 	uid, gid, err := resolveOwner(root, d.Owner, d.Group)
 	if err != nil {
 		return fmt.Errorf("mkdir %s: %w", d.Path, err)
@@ -64,17 +65,15 @@ func Mkdir(root string, d Dir) error {
 	if mode == 0 {
 		mode = 0o755
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	pd, base, err := openParent(root, d.Path, true)
+	if err != nil {
 		return fmt.Errorf("mkdir %s: %w", d.Path, err)
 	}
-	if err := os.Mkdir(p, mode); err != nil {
+	defer pd.Close()
+	if err := pd.mkdir(base, unixMode(mode), uid, gid); err != nil {
 		return fmt.Errorf("mkdir %s: %w", d.Path, err)
 	}
-	// Mkdir's mode passes through the umask; chmod is exact.
-	if err := os.Chmod(p, mode); err != nil {
-		return err
-	}
-	return os.Chown(p, uid, gid)
+	return nil
 }
 
 // WriteAtomic writes data to path, owned by root with mode, the way every
@@ -83,82 +82,36 @@ func Mkdir(root string, d Dir) error {
 // A file that already holds data is left alone but for its mode, so
 // re-applying the same config touches nothing.
 func WriteAtomic(path string, data []byte, mode fs.FileMode) error {
-	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
-		return os.Chmod(path, mode)
+	d, base, err := openParent("", path, true)
+	if err != nil {
+		return err
 	}
-	return writeAtomic(path, data, mode, 0, 0, time.Time{})
+	defer d.Close()
+	if n, err := d.stat(base); err == nil && n.Kind == "file" && bytes.Equal(n.Data, data) {
+		return d.setAttrs(base, "file", unixMode(mode), n.UID, n.GID)
+	}
+	return d.writeFile(base, data, unixMode(mode), 0, 0, time.Time{})
 }
 
 // SymlinkAtomic points path at target, replacing what was there by rename.
 func SymlinkAtomic(target, path string) error { return symlinkAtomic(target, path, 0, 0) }
 
 func writeAtomic(path string, data []byte, mode fs.FileMode, uid, gid int, mtime time.Time) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".moat-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // a no-op after the rename
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chown(uid, gid)
-	}
-	if err == nil {
-		// After chown, which clears set-id bits.
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if !mtime.IsZero() {
-		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func symlinkAtomic(target, path string, uid, gid int) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "."+filepath.Base(path)+".moat-link")
-	_ = os.Remove(tmp)
-	if err := os.Symlink(target, tmp); err != nil {
-		return err
-	}
-	if err := os.Lchown(tmp, uid, gid); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, base, err := openParent("", path, true)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return d.Sync()
+	return d.writeFile(base, data, unixMode(mode), uid, gid, mtime)
+}
+
+func symlinkAtomic(target, path string, uid, gid int) error {
+	d, base, err := openParent("", path, true)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.symlink(base, target, uid, gid)
 }
 
 // resolveOwner finds the IDs of a user and group by name in the root's
@@ -199,7 +152,8 @@ func resolveOwner(root, user, group string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// Entry is one snapshotted path.
+// Entry is one snapshotted path: as it was before the change, and (After)
+// as moat's step left it.
 type Entry struct {
 	Path string `json:"path"`
 	// Kind is what the path was: "file", "symlink", "dir" or "absent".
@@ -212,149 +166,109 @@ type Entry struct {
 	Size  int64     `json:"size,omitempty"`
 	// Snap is the snapshot's file name in the change directory.
 	Snap string `json:"snap,omitempty"`
+	// After is the path as moat left it, recorded when the step that
+	// declared it ended: what the rollback reverts. Nil when no step got
+	// that far (then whatever is there counts as moat's).
+	After *Shot `json:"after,omitempty"`
+	// Confirm is what confirm changed here, if anything.
+	Confirm *ConfirmEdit `json:"confirm,omitempty"`
+}
+
+// Shot is a path as moat's step left it.
+type Shot struct {
+	Kind string `json:"kind"`
+	Mode uint32 `json:"mode,omitempty"`
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+	Link string `json:"link,omitempty"`
+	Size int64  `json:"size,omitempty"`
+	Snap string `json:"snap,omitempty"`
+	// Tree lists what a directory moat created held: the rollback
+	// removes it only if it holds nothing else.
+	Tree []TreeItem `json:"tree,omitempty"`
+}
+
+// readNode reads root+p without following a symlink a non-root user
+// could have placed on the way; a missing parent reads as absent.
+func readNode(root, p string) (node, error) {
+	d, base, err := openParent(root, p, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return node{Kind: "absent"}, nil
+	}
+	if err != nil {
+		return node{}, err
+	}
+	defer d.Close()
+	return d.stat(base)
 }
 
 // capture records path as it is now; a regular file's bytes go to snap.
 // A directory declared as a file (or the reverse) is refused: restoring it
 // byte for byte would need a tree copy moat never makes.
 func capture(root string, d declared, snap string) (Entry, error) {
-	p := HostPath(root, d.path)
 	e := Entry{Path: d.path}
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		e.Kind = "absent"
-		return e, nil
-	}
+	n, err := readNode(root, d.path)
 	if err != nil {
-		return e, err
+		return e, fmt.Errorf("snapshot %s: %w", d.path, err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.UID, e.GID = int(st.Uid), int(st.Gid)
-	}
-	e.Mode = unixMode(fi.Mode())
-	e.MTime = fi.ModTime()
+	e.Kind, e.Mode, e.UID, e.GID, e.MTime, e.Link = n.Kind, n.Mode, n.UID, n.GID, n.MTime, n.Link
 	switch {
-	case fi.Mode()&fs.ModeSymlink != 0:
-		e.Kind = "symlink"
-		e.Link, err = os.Readlink(p)
-		return e, err
-	case fi.IsDir():
+	case n.Kind == "absent":
+		e.Mode, e.MTime = 0, time.Time{}
+		return e, nil
+	case n.Kind == "symlink":
+		return e, nil
+	case n.Kind == "dir":
 		if !d.dir {
 			return e, fmt.Errorf("snapshot %s: is a directory, expected a file", d.path)
 		}
-		e.Kind = "dir"
 		return e, nil
-	case !fi.Mode().IsRegular():
-		return e, fmt.Errorf("snapshot %s: not a regular file (%s)", d.path, fi.Mode().Type())
+	case n.Kind != "file":
+		return e, fmt.Errorf("snapshot %s: not a regular file", d.path)
 	case d.dir:
 		return e, fmt.Errorf("snapshot %s: is a file, expected a directory", d.path)
-	case fi.Size() > maxSnapshot:
-		return e, fmt.Errorf("snapshot %s: %d bytes, more than moat snapshots (%d)", d.path, fi.Size(), maxSnapshot)
+	case n.Big:
+		return e, fmt.Errorf("snapshot %s: more than moat snapshots (%d bytes)", d.path, maxSnapshot)
 	}
-	data, err := os.ReadFile(p)
-	if err != nil {
-		return e, err
-	}
-	e.Kind, e.Size = "file", int64(len(data))
-	if err := writeAtomic(snap, data, 0o600, 0, 0, time.Time{}); err != nil {
+	e.Size = int64(len(n.Data))
+	if err := writeAtomic(snap, n.Data, 0o600, 0, 0, time.Time{}); err != nil {
 		return e, fmt.Errorf("snapshot %s: %w", d.path, err)
 	}
 	return e, nil
 }
 
-// restore puts path back as e recorded it, reading the bytes from snap.
-// Directories that did not exist are removed with their contents.
-func restore(root string, e Entry, snap string) error {
-	p := HostPath(root, e.Path)
-	switch e.Kind {
-	case "absent":
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return os.RemoveAll(p)
-		}
-		return os.Remove(p)
-	case "dir":
-		// Left in place: only its mode and owner are restored.
-		if err := os.Chown(p, e.UID, e.GID); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		if err := os.Chmod(p, fsMode(e.Mode)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-		return nil
-	case "symlink":
-		return symlinkAtomic(e.Link, p, e.UID, e.GID)
-	case "file":
-		data, err := os.ReadFile(snap)
-		if err != nil {
-			return fmt.Errorf("read snapshot: %w", err)
-		}
-		if int64(len(data)) != e.Size {
-			return fmt.Errorf("snapshot %s is %d bytes, recorded %d", snap, len(data), e.Size)
-		}
-		if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
-			// A step turned a file into a directory; put the file back.
-			if err := os.RemoveAll(p); err != nil {
-				return err
-			}
-		}
-		return writeAtomic(p, data, fsMode(e.Mode), e.UID, e.GID, e.MTime)
-	}
-	return fmt.Errorf("unknown snapshot kind %q", e.Kind)
-}
-
-// matches reports whether path is as e recorded it (bytes, kind, mode,
-// owner), for the check after a restore.
-func matches(root string, e Entry, snap string) error {
-	p := HostPath(root, e.Path)
-	fi, err := os.Lstat(p)
-	if e.Kind == "absent" {
-		if err == nil {
-			return fmt.Errorf("%s exists, but did not before", e.Path)
-		}
-		return nil
+// shoot records path as moat's step left it; a file's bytes go to snap,
+// a directory the step created gets its tree listed.
+func shoot(root string, e Entry, snap string) (*Shot, error) {
+	d, base, err := openParent(root, e.Path, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Shot{Kind: "absent"}, nil
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
-	st, _ := fi.Sys().(*syscall.Stat_t)
-	if st != nil && (int(st.Uid) != e.UID || int(st.Gid) != e.GID) {
-		return fmt.Errorf("%s is owned by %d:%d, was %d:%d", e.Path, st.Uid, st.Gid, e.UID, e.GID)
+	defer d.Close()
+	n, err := d.stat(base)
+	if err != nil {
+		return nil, err
 	}
-	switch e.Kind {
-	case "symlink":
-		l, err := os.Readlink(p)
-		if err != nil || l != e.Link {
-			return fmt.Errorf("%s links to %q, was %q", e.Path, l, e.Link)
+	sh := &Shot{Kind: n.Kind, Mode: n.Mode, UID: n.UID, GID: n.GID, Link: n.Link}
+	switch {
+	case n.Kind == "absent":
+		sh.Mode = 0
+	case n.Kind == "file" && n.Big:
+		return nil, fmt.Errorf("%s: more than moat snapshots (%d bytes)", e.Path, maxSnapshot)
+	case n.Kind == "file":
+		sh.Size = int64(len(n.Data))
+		if err := writeAtomic(snap, n.Data, 0o600, 0, 0, time.Time{}); err != nil {
+			return nil, err
 		}
-		return nil
-	case "dir":
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is no longer a directory", e.Path)
-		}
-	case "file":
-		want, err := os.ReadFile(snap)
-		if err != nil {
-			return err
-		}
-		got, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		if !bytes.Equal(got, want) {
-			return fmt.Errorf("%s differs from its snapshot", e.Path)
+	case n.Kind == "dir" && e.Kind == "absent":
+		if sh.Tree, err = d.tree(base, nil); err != nil {
+			return nil, err
 		}
 	}
-	if m := unixMode(fi.Mode()); m != e.Mode {
-		return fmt.Errorf("%s has mode %04o, was %04o", e.Path, m, e.Mode)
-	}
-	return nil
+	return sh, nil
 }
 
 // unixMode keeps the permission and set-id bits of m, as chmod(2) wants.

@@ -20,7 +20,8 @@ type File struct {
 }
 
 // Dir is a directory a step may create. On rollback, one that did not
-// exist before is removed with everything in it.
+// exist before is removed if it holds only what moat put there, and kept
+// (and reported) otherwise.
 type Dir struct {
 	Path         string
 	Mode         fs.FileMode // 0 means 0755

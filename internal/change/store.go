@@ -30,6 +30,11 @@ const (
 	Confirmed   State = "confirmed"    // permanent
 	RollingBack State = "rolling-back" // restoring
 	RolledBack  State = "rolled-back"  // restored (see Manifest.Reason)
+	// RollbackFailed: a rollback left paths it could not restore (see
+	// Manifest.Outcome). Not final: the watchdog, moat rollback and the
+	// boot guard retry it, and it stays pending, so no other change
+	// starts on a half-restored host.
+	RollbackFailed State = "rollback-failed"
 )
 
 // Final reports whether s is an end state.
@@ -64,6 +69,13 @@ type Manifest struct {
 	Reason string   `json:"reason,omitempty"`
 	Errors []string `json:"errors,omitempty"`
 	Events []Event  `json:"events,omitempty"`
+	// From is the state the change was in when its first rollback began
+	// (a confirmed change has no timer left to disarm).
+	From State `json:"rolled_back_from,omitempty"`
+	// Attempts counts rollback attempts; Outcome is what the last one did,
+	// path by path.
+	Attempts int           `json:"rollback_attempts,omitempty"`
+	Outcome  []PathOutcome `json:"outcome,omitempty"`
 }
 
 // FinalFile is a Final file waiting in the change directory for confirm.
@@ -230,6 +242,19 @@ func (s *Store) Latest() (*Manifest, error) {
 	return all[len(all)-1], nil
 }
 
+// FailedRollbacks returns the changes whose rollback left paths
+// unrestored, for moat status and moat change list.
+func (s *Store) FailedRollbacks() ([]*Manifest, error) {
+	all, err := s.List()
+	var out []*Manifest
+	for _, m := range all {
+		if m.State == RollbackFailed {
+			out = append(out, m)
+		}
+	}
+	return out, err
+}
+
 // RollbackNote is the marker the last rollback leaves for moat status and
 // alerts.
 type RollbackNote struct {
@@ -237,6 +262,8 @@ type RollbackNote struct {
 	Time   time.Time `json:"time"`
 	Reason string    `json:"reason"`
 	Errors []string  `json:"errors,omitempty"`
+	// State is rolled-back, or rollback-failed while paths remain.
+	State State `json:"state,omitempty"`
 }
 
 // LastRollback returns the last rollback's note, or nil when there was

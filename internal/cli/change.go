@@ -27,7 +27,7 @@ func init() {
 	register(command{"plan", "show what apply would change, per layer, as diffs (plan firewall: that layer alone)", 30, runPlan})
 	register(command{"apply", "apply every host layer as one transaction, rolled back unless confirmed", 31, runApply})
 	register(command{"confirm", "confirm [ID]: keep an applied change (run it from a NEW ssh session)", 32, runConfirm})
-	register(command{"rollback", "rollback [ID]: restore what a change replaced, byte for byte", 33, runRollback})
+	register(command{"rollback", "rollback [ID]: undo a change's own edits (others' edits since are kept)", 33, runRollback})
 	register(command{"change", "change list | change show ID: the changes moat made and their state", 34, runChange})
 }
 
@@ -246,7 +246,11 @@ func runApply(e *env, args []string) int {
 	var pe *change.PendingError
 	switch {
 	case errors.As(err, &rb):
-		fmt.Fprintf(e.stderr, "moat apply: %v\nEvery file is back as it was (moat change show %s).\n", err, rb.ID)
+		if len(rb.Errors) > 0 {
+			fmt.Fprintf(e.stderr, "moat apply: %v\nThe rollback is INCOMPLETE and is retried: moat change show %s, moat rollback %s.\n", err, rb.ID, rb.ID)
+			return ExitRuntime
+		}
+		fmt.Fprintf(e.stderr, "moat apply: %v\nmoat's edits are undone (moat change show %s).\n", err, rb.ID)
 		return ExitRollback
 	case errors.As(err, &pe):
 		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
@@ -294,10 +298,11 @@ func runApply(e *env, args []string) int {
 		return ExitOK
 	case change.RolledBack:
 		fmt.Fprintf(e.stderr, "moat apply: change %s rolled back: %s\n", m.ID, m.Reason)
-		for _, x := range m.Errors {
-			fmt.Fprintf(e.stderr, "  rollback error: %s\n", x)
-		}
+		fmt.Fprint(e.stderr, m.Report())
 		return ExitRollback
+	case change.RollbackFailed:
+		fmt.Fprintf(e.stderr, "moat apply: %s", m.Report())
+		return ExitRuntime
 	}
 	fmt.Fprintf(e.stderr, "moat apply: change %s is %s: %v\n", m.ID, m.State, err)
 	return ExitRuntime
@@ -513,15 +518,20 @@ func runRollback(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	m, err := store.Rollback(ctx, id, "moat rollback", opt)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat rollback: %v\n", err)
-		if m == nil || m.State != change.RolledBack {
-			return ExitRuntime
-		}
+	if prev, err := store.Load(id); err == nil && prev.State == change.RolledBack {
+		fmt.Fprintf(e.stdout, "change %s was already rolled back (%s): nothing to do\n", id, prev.Reason)
+		return ExitOK
 	}
-	fmt.Fprintf(e.stdout, "change %s rolled back (%s): %d paths restored\n", m.ID, m.Reason, len(m.Entries))
+	m, err := store.Rollback(ctx, id, "moat rollback", opt)
+	if m != nil && (m.State == change.RolledBack || m.State == change.RollbackFailed) {
+		// What was restored, merged, kept and failed, path by path.
+		fmt.Fprint(e.stdout, m.Report())
+	}
 	if err != nil {
+		var rf *change.RollbackFailedError
+		if !errors.As(err, &rf) {
+			fmt.Fprintf(e.stderr, "moat rollback: %v\n", err)
+		}
 		return ExitRuntime
 	}
 	return ExitOK
@@ -629,8 +639,11 @@ func runChange(e *env, args []string) int {
 		fmt.Fprintln(tw, "ID\tSTATE\tLAYERS\tNOTE")
 		for _, m := range all {
 			note := m.Reason
-			if m.State == change.Waiting {
+			switch m.State {
+			case change.Waiting:
 				note = "confirm by " + m.Deadline.Format(time.TimeOnly)
+			case change.RollbackFailed:
+				note = fmt.Sprintf("%d failed (moat change show %s); retry: moat rollback %s", len(m.Errors), m.ID, m.ID)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ID, m.State, strings.Join(m.Layers, ","), note)
 		}
@@ -660,8 +673,12 @@ func runChange(e *env, args []string) int {
 		for _, ev := range m.Events {
 			fmt.Fprintf(e.stdout, "  %s  %s\n", ev.Time.Format(time.TimeOnly), ev.Text)
 		}
-		for _, x := range m.Errors {
-			fmt.Fprintf(e.stdout, "  error: %s\n", x)
+		if m.Outcome != nil {
+			fmt.Fprint(e.stdout, m.Report())
+		} else {
+			for _, x := range m.Errors {
+				fmt.Fprintf(e.stdout, "  error: %s\n", x)
+			}
 		}
 		return ExitOK
 	case "watchdog", "rollback":

@@ -45,14 +45,16 @@ func (m *monitor) checkChanges(now time.Time) {
 	}
 	noteKey := ""
 	if note != nil {
-		noteKey = note.ID + " " + note.Time.String()
+		// The state is part of the key: a failed rollback and the retry
+		// that finishes it are two events.
+		noteKey = note.ID + " " + note.Time.String() + " " + string(note.State)
 	}
 	if !w.started {
 		// What was there before moat started is history, except a rollback
 		// just done (at boot, by moat-change-guard).
 		w.started, w.pending, w.open, w.rollback = true, id, id, noteKey
 		if note != nil && now.Sub(note.Time) < recentRollback {
-			m.changeEnded(note.ID, change.RolledBack, note.Reason, now)
+			m.changeEnded(note.ID, noteState(note), note.Reason, now)
 		}
 		return
 	}
@@ -75,8 +77,8 @@ func (m *monitor) checkChanges(now time.Time) {
 	}
 	if noteKey != w.rollback && note != nil {
 		// A rollback the pending marker did not show (applied and rolled
-		// back between two looks).
-		m.changeEnded(note.ID, change.RolledBack, note.Reason, now)
+		// back between two looks), or a retry that finished one.
+		m.changeEnded(note.ID, noteState(note), note.Reason, now)
 	}
 	w.pending, w.rollback = id, noteKey
 }
@@ -89,6 +91,8 @@ func (m *monitor) changeEnded(id string, state change.State, reason string, now 
 		action = alert.ChangeConfirmed
 	case change.RolledBack:
 		action = alert.ChangeRolledBack
+	case change.RollbackFailed:
+		action = alert.ChangeRollbackFailed
 	default:
 		return // still moving: the next look sees where it ends
 	}
@@ -104,13 +108,22 @@ func (m *monitor) changeEnded(id string, state change.State, reason string, now 
 	m.notify(c.Event())
 }
 
+// noteState is how the rollback a note records ended; notes written before
+// the state was recorded are of finished rollbacks.
+func noteState(n *change.RollbackNote) change.State {
+	if n.State == "" {
+		return change.RolledBack
+	}
+	return n.State
+}
+
 // pendingChange reads the change waiting for confirm, for moat status.
 func pendingChange(s *change.Store) (*PendingChange, *change.RollbackNote) {
 	var p *PendingChange
 	if id, err := s.Pending(); err == nil && id != "" {
 		p = &PendingChange{ID: id}
 		if man, err := s.Load(id); err == nil {
-			p.Summary, p.ConfirmBy = strings.Join(man.Summary, "; "), man.Deadline
+			p.Summary, p.ConfirmBy, p.State = strings.Join(man.Summary, "; "), man.Deadline, string(man.State)
 		}
 	}
 	note, _ := s.LastRollback()

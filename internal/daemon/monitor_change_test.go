@@ -39,7 +39,11 @@ func (f *fakeChanges) pending(id string) {
 }
 
 func (f *fakeChanges) rolledBack(id, reason string, at time.Time) {
-	b, _ := json.Marshal(change.RollbackNote{ID: id, Time: at, Reason: reason})
+	f.rollbackNote(id, reason, at, "")
+}
+
+func (f *fakeChanges) rollbackNote(id, reason string, at time.Time, state change.State) {
+	b, _ := json.Marshal(change.RollbackNote{ID: id, Time: at, Reason: reason, State: state})
 	os.WriteFile(filepath.Join(f.dir, "last-rollback"), b, 0o600)
 }
 
@@ -55,7 +59,7 @@ func TestMonitorChanges(t *testing.T) {
 	m := newMonitor(&monitor{host: host.New(root), notify: rec.notify, now: func() time.Time { return now },
 		changes: change.NewStore(root)})
 
-	a, b := "20250301T120100Z-0a0b0c", "20250301T121000Z-0d0e0f"
+	a, b, c := "20250301T120100Z-0a0b0c", "20250301T121000Z-0d0e0f", "20250301T122000Z-111111"
 	steps := []struct {
 		name  string
 		setup func()
@@ -77,6 +81,20 @@ func TestMonitorChanges(t *testing.T) {
 			fc.pending("")
 		}, []string{"change critical: Change 20250301T121000Z-0d0e0f rolled back"}},
 		{"once", func() {}, nil},
+		// A rollback that could not restore everything stays pending and is
+		// retried: its failure and the retry that finishes it are told apart.
+		{"applied a third", func() { fc.manifest(c, change.Waiting, "", now.Add(2*time.Minute)); fc.pending(c) },
+			[]string{"change info: Change 20250301T122000Z-111111 applied"}},
+		{"rollback failed", func() {
+			fc.manifest(c, change.RollbackFailed, "not confirmed; ROLLBACK INCOMPLETE", now)
+			fc.rollbackNote(c, "not confirmed; ROLLBACK INCOMPLETE", now, change.RollbackFailed)
+		}, []string{"change critical: Change 20250301T122000Z-111111: ROLLBACK INCOMPLETE"}},
+		{"still failing", func() {}, nil},
+		{"retry finished", func() {
+			fc.manifest(c, change.RolledBack, "not confirmed", now)
+			fc.rollbackNote(c, "not confirmed", now.Add(time.Minute), change.RolledBack)
+			fc.pending("")
+		}, []string{"change critical: Change 20250301T122000Z-111111 rolled back"}},
 	}
 	for _, s := range steps {
 		s.setup()
@@ -95,7 +113,7 @@ func TestMonitorChanges(t *testing.T) {
 	if p == nil || p.ID != a || !p.ConfirmBy.Equal(now.Add(90*time.Second)) || p.Summary != "sshd: PasswordAuthentication no; firewall: 3 rules" {
 		t.Errorf("pendingChange = %+v", p)
 	}
-	if note == nil || note.ID != b {
+	if note == nil || note.ID != c {
 		t.Errorf("last rollback = %+v", note)
 	}
 }

@@ -71,6 +71,9 @@ type PendingChange struct {
 	ID        string    `json:"id"`
 	Summary   string    `json:"summary"`
 	ConfirmBy time.Time `json:"confirm_by"`
+	// State is the change's state; rollback-failed means a rollback left
+	// paths it could not restore and is being retried.
+	State string `json:"state,omitempty"`
 }
 
 func (d *Daemon) status(ctx context.Context) Status {
@@ -205,7 +208,12 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	}
 
 	fmt.Fprint(w, "\nPENDING CHANGE  ")
-	if c := st.PendingChange; c != nil {
+	if c := st.PendingChange; c != nil && c.State == string(change.RollbackFailed) {
+		fmt.Fprintf(w, "%s, ROLLBACK INCOMPLETE: retried by moat; `moat rollback %s` retries now and lists what is left\n", c.ID, c.ID)
+		if c.Summary != "" {
+			fmt.Fprintf(w, "  %s\n", c.Summary)
+		}
+	} else if c != nil {
 		left := max(c.ConfirmBy.Sub(now), 0).Round(time.Second)
 		fmt.Fprintf(w, "%s, rolled back in %s unless confirmed (moat confirm, from a new SSH session)\n", c.ID, left)
 		if c.Summary != "" {
