@@ -38,6 +38,14 @@ func runRun(e *env, args []string) int {
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
+	// One daemon per state directory, for its whole life: a second one
+	// would reconcile, expire and tail the same logs into the same store.
+	lock, err := ban.LockStateDir(*state)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
+		return ExitRuntime
+	}
+	defer lock.Release()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -52,7 +60,7 @@ func runRun(e *env, args []string) int {
 			}
 		}
 	}()
-	err := daemon.Run(ctx, daemon.Options{
+	err = daemon.Run(ctx, daemon.Options{
 		ConfigPath: config.Path(f.config), Explicit: f.explicitConfig(),
 		Socket: *sock, StateDir: *state, Version: Version(), Log: e.log, Reload: reload,
 	})

@@ -113,7 +113,10 @@ func Run(ctx context.Context, o Options) (err error) {
 		defer ks.Close()
 		sets = ks
 	}
-	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{})
+	if msg := store.Recovered(); msg != "" {
+		d.log.Error(msg)
+	}
+	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log})
 	if r, err := d.enf.Reconcile(ctx); err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
 	} else {
@@ -166,6 +169,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	d.met = newMetrics(d)
 	d.startMonitor(ctx)
+	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
@@ -420,10 +424,11 @@ func (d *Daemon) expireLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case now := <-t.C:
 			if _, err := d.enf.Expire(ctx); err != nil {
 				d.log.Warn("expire bans", "err", err)
 			}
+			d.checkStore(now)
 		case now := <-reconcile.C:
 			// Re-adds bans the kernel lost (a firewall re-apply, a table
 			// loaded after moat started).
