@@ -66,7 +66,17 @@ type EnforcerOptions struct {
 	KernelPrefix func(netip.Prefix) netip.Prefix
 	// Log receives what Reconcile adopts; nil discards.
 	Log *slog.Logger
+	// KernelGrace lengthens every kernel timeout; Expire then deletes
+	// the elements itself when their bans end. The kernel's own expiry is
+	// a safety net for when moat is not running: an interval set keeps a
+	// timed-out interval's remains until its garbage collection runs, and
+	// those can cut short or refuse a new interval across them. 0 leaves
+	// expiry to the kernel alone.
+	KernelGrace time.Duration
 }
+
+// DefaultKernelGrace is the daemon's KernelGrace.
+const DefaultKernelGrace = time.Minute
 
 // Enforcer applies the store's bans to the kernel sets. It is safe for
 // concurrent use; kernel changes are serialized.
@@ -78,6 +88,7 @@ type Enforcer struct {
 	dropped atomic.Uint64
 	kernel  func(netip.Prefix) netip.Prefix
 	log     *slog.Logger
+	grace   time.Duration
 	mu      sync.Mutex // orders kernel changes and their store writes
 }
 
@@ -95,7 +106,7 @@ func NewEnforcer(store *Store, sets Sets, opts EnforcerOptions) *Enforcer {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events), kernel: opts.KernelPrefix, log: opts.Log}
+	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events), kernel: opts.KernelPrefix, log: opts.Log, grace: max(opts.KernelGrace, 0)}
 }
 
 // Events delivers ban events. Read it promptly: it never blocks the
@@ -212,14 +223,45 @@ func (e *Enforcer) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 	if err := e.sets.Delete(ctx, prefixes); err != nil {
 		return removed, fmt.Errorf("%w: remove %d bans (lifted in the store; the next reconcile retries): %w", ErrKernel, len(prefixes), err)
 	}
+	if err := e.uncover(ctx, removed); err != nil {
+		return removed, fmt.Errorf("%w: %w", ErrKernel, err)
+	}
 	return removed, nil
+}
+
+// uncover puts back the bans still in force that overlap ended ones: an
+// interval set cannot hold a ban inside a wider one, so the narrower had
+// no element of its own while the wider stood.
+func (e *Enforcer) uncover(ctx context.Context, ended []Ban) error {
+	now := e.now()
+	seen := map[netip.Prefix]bool{}
+	var elems []SetElement
+	for _, r := range ended {
+		for _, q := range e.store.overlappingBans(r.Prefix) {
+			k := e.kernel(q.Prefix)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if d, ok := e.elementTimeout(q, now); ok {
+				elems = append(elems, SetElement{Prefix: q.Prefix, Timeout: d})
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	if err := e.sets.Add(ctx, elems); err != nil {
+		return fmt.Errorf("put back %d bans a lifted one covered: %w", len(elems), err)
+	}
+	return nil
 }
 
 // elementTimeout is the timeout of b's kernel element: b's time left or,
 // where the sets widen b, the longest time left of the bans sharing the
 // element. ok is false when b has ended.
 func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
-	d, ok := b.Remaining(now)
+	d, ok := e.remaining(b, now)
 	k := e.kernel(b.Prefix)
 	if !ok || d == 0 || k == b.Prefix {
 		return d, ok
@@ -228,7 +270,7 @@ func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
 		if e.kernel(q.Prefix) != k {
 			continue
 		}
-		switch qd, qok := q.Remaining(now); {
+		switch qd, qok := e.remaining(q, now); {
 		case !qok:
 		case qd == 0:
 			return 0, true
@@ -237,6 +279,15 @@ func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
 		}
 	}
 	return d, true
+}
+
+// remaining is b's time left as a kernel timeout: with the grace.
+func (e *Enforcer) remaining(b Ban, now time.Time) (time.Duration, bool) {
+	d, ok := b.Remaining(now)
+	if ok && d > 0 {
+		d += e.grace
+	}
+	return d, ok
 }
 
 // stillNeeded reports whether an active ban maps to kernel element k.
@@ -249,13 +300,39 @@ func (e *Enforcer) stillNeeded(k netip.Prefix) bool {
 	return false
 }
 
-// Expire forgets the bans that ended. The kernel drops their elements by
+// Expire forgets the bans that ended and puts back the narrower bans
+// still in force that they covered. The kernel drops the ended elements by
 // itself when their timeouts run out.
 func (e *Enforcer) Expire(ctx context.Context) ([]Ban, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.expire(ctx)
+}
+
+func (e *Enforcer) expire(ctx context.Context) ([]Ban, error) {
 	now := e.now()
 	removed, err := e.store.Expire(ctx, now)
 	for _, b := range removed {
 		e.emit(EventExpire, b, now)
+	}
+	if err != nil || len(removed) == 0 {
+		return removed, err
+	}
+	if e.grace > 0 {
+		var gone []netip.Prefix
+		for _, b := range removed {
+			if k := e.kernel(b.Prefix); k == b.Prefix || !e.stillNeeded(k) {
+				gone = append(gone, b.Prefix)
+			}
+		}
+		if len(gone) > 0 {
+			if derr := e.sets.Delete(ctx, gone); derr != nil {
+				return removed, fmt.Errorf("%w: remove %d ended bans (the kernel's timeouts end them %s later): %w", ErrKernel, len(gone), e.grace, derr)
+			}
+		}
+	}
+	if uerr := e.uncover(ctx, removed); uerr != nil {
+		err = fmt.Errorf("%w: %w", ErrKernel, uerr)
 	}
 	return removed, err
 }
@@ -295,8 +372,8 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r Reconciled
-	expired, err := e.Expire(ctx)
-	if err != nil {
+	expired, err := e.expire(ctx)
+	if err != nil && !errors.Is(err, ErrKernel) {
 		return r, fmt.Errorf("reconcile: %w", err)
 	}
 	r.Expired = len(expired)
@@ -313,7 +390,7 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	// longest time any ban needs it for (0: forever).
 	want := make(map[netip.Prefix]time.Duration, len(active))
 	for _, b := range active {
-		d, ok := b.Remaining(now)
+		d, ok := e.remaining(b, now)
 		if !ok {
 			continue
 		}

@@ -116,7 +116,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if msg := store.Recovered(); msg != "" {
 		d.log.Error(msg)
 	}
-	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log})
+	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log, KernelGrace: ban.DefaultKernelGrace})
 	if r, err := d.enf.Reconcile(ctx); err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
 	} else {
