@@ -22,11 +22,11 @@ import (
 
 // elemOp is one message of a transaction: intervals to add or delete.
 type elemOp struct {
-	del   bool
+	del bool
 	// Adds are exclusive (NLM_F_EXCL): without it, an interval whose
 	// start element is already there (a wider ban from the same address)
 	// would silently take the new end and shrink.
-	spans   []span // timeouts ignored for deletes
+	spans []span // timeouts ignored for deletes
 }
 
 // span is one interval as the kernel holds it: a start element, and the
