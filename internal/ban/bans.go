@@ -45,6 +45,19 @@ type Ban struct {
 // Permanent reports whether the ban never expires.
 func (b Ban) Permanent() bool { return b.Expires.IsZero() }
 
+// Left says how long the ban has left at now, for people: "permanent",
+// "ended", or a duration rounded to the second with " left".
+func (b Ban) Left(now time.Time) string {
+	if b.Permanent() {
+		return "permanent"
+	}
+	d, ok := b.Remaining(now)
+	if !ok {
+		return "ended"
+	}
+	return max(d.Round(time.Second), time.Second).String() + " left"
+}
+
 // Remaining is the ban's time left at now: 0 once expired, and 0 with ok
 // true for a permanent ban.
 func (b Ban) Remaining(now time.Time) (d time.Duration, ok bool) {

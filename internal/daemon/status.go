@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,9 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	fmt.Fprintf(w, "\nGUARD  %d active ban(s)", st.Bans)
 	if st.BansError != "" {
 		fmt.Fprintf(w, " (moat.db not read: %s)", st.BansError)
+	}
+	if fw := st.Firewall; fw != nil && !slices.ContainsFunc(fw.Sets, func(s firewall.SetSize) bool { return s.Name == firewall.SetBan4 }) {
+		fmt.Fprint(w, ", NOT ENFORCED: table inet moat has no ban sets (moat apply firewall, or firewall.mode: bans-only and moat run)")
 	}
 	fmt.Fprintln(w)
 	for _, j := range st.Jails {

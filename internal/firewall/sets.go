@@ -913,3 +913,23 @@ func (s *Sets) Matches(ctx context.Context, kind Kind, addrs []netip.Addr) ([]bo
 	}
 	return out, nil
 }
+
+// Present reports whether both of the kind's sets exist in table inet
+// moat: without them nothing the guard decides is enforced.
+func (s *Sets) Present(kind Kind) (bool, error) {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range []string{n4, n6} {
+		if _, err := s.conn.GetSetByName(s.table, name); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return false, nil
+			}
+			return false, fmt.Errorf("look up set %s: %w", name, err)
+		}
+	}
+	return true, nil
+}
