@@ -109,6 +109,7 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	sets := o.Sets
 	if sets == nil {
+		d.ensureBanSets(ctx, cfg)
 		ks := &kernelSets{v6Prefix: cfg.Firewall.Ban.IPv6Prefix, log: o.Log}
 		defer ks.Close()
 		sets = ks

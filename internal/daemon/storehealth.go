@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
 
 	"github.com/moat-sh/moat/internal/alert"
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/firewall"
 )
 
 // condStore is the ban store's condition kind; its alerts go out as disk
@@ -41,4 +44,22 @@ func (d *Daemon) checkStore(now time.Time) {
 		return alert.Event{Kind: alert.KindDisk, Severity: alert.Warning, Time: now,
 			Title: "Ban store was damaged and rebuilt from the kernel sets", Text: h.Recovered}
 	})
+}
+
+// ensureBanSets makes sure the kernel's ban sets exist before the guard
+// decides anything: created in firewall.mode bans-only, reported loudly
+// (and in moat status) otherwise.
+func (d *Daemon) ensureBanSets(ctx context.Context, cfg *config.Config) {
+	spec := firewall.SpecFrom(cfg.Firewall)
+	spec.Source = cfg.File
+	spec.VPN = cfg.VPN
+	spec.Admin = adminPrefixes(cfg)
+	spec.Geo.Mode = "" // geo ranges are resolved by moat apply firewall
+	created, err := firewall.EnsureBanSets(ctx, &spec)
+	switch {
+	case err != nil:
+		d.log.Error("bans will be stored but not enforced", "err", err)
+	case created:
+		d.log.Info("firewall.mode bans-only: created table inet moat with the ban sets and their drop rules; every other rule stays yours")
+	}
 }
