@@ -321,3 +321,54 @@ func TestStoreFullDiskKeepsEnforcing(t *testing.T) {
 		t.Errorf("history holds %d bans, want %d", len(hist), n)
 	}
 }
+
+// BenchmarkApplyOne is one decision through the Enforcer: the kernel set
+// first (one netlink transaction), then the store (one SQLite
+// transaction), into 10,000 bans. BenchmarkApplyKernelOnly is the kernel
+// half alone, for the split.
+func BenchmarkApplyOne(b *testing.B) {
+	benchApply(b, true)
+}
+
+func BenchmarkApplyKernelOnly(b *testing.B) {
+	benchApply(b, false)
+}
+
+func benchApply(b *testing.B, store bool) {
+	lab.RequireTool(b, "nft")
+	h := lab.New(b).Host("vps")
+	f := filepath.Join(b.TempDir(), "table.nft")
+	os.WriteFile(f, []byte(banTable), 0o600)
+	h.MustRun(b, "nft", "-f", f)
+	var sets *firewall.Sets
+	if err := h.Do(func() (err error) { sets, err = firewall.NewSets(128); return err }); err != nil {
+		b.Fatal(err)
+	}
+	defer sets.Close()
+	ctx := context.Background()
+	s, err := ban.Open(filepath.Join(b.TempDir(), "moat.db"), ban.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	e := ban.NewEnforcer(s, kset{sets}, ban.EnforcerOptions{KernelGrace: ban.DefaultKernelGrace})
+	var pre []ban.Ban
+	for i := range 10_000 {
+		pre = append(pre, ban.Ban{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{20, 0, byte(i >> 8), byte(i)}), 32), Expires: time.Now().Add(time.Hour)})
+	}
+	if _, err := e.Apply(ctx, pre); err != nil {
+		b.Fatal(err)
+	}
+	i := 0
+	for b.Loop() {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{100, 64 + byte(i>>16), byte(i >> 8), byte(i)}), 32)
+		i++
+		if store {
+			if _, err := e.Apply(ctx, []ban.Ban{{Prefix: p, Jail: "sshd", Expires: time.Now().Add(time.Hour)}}); err != nil {
+				b.Fatal(err)
+			}
+		} else if err := (kset{sets}).Add(ctx, []ban.SetElement{{Prefix: p, Timeout: time.Hour}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
