@@ -124,7 +124,7 @@ func lastAudit(stateDir string) (*AuditSummary, string) {
 }
 
 // countBans counts the active bans in the database, if there is one:
-// opening it never creates it.
+// reading it never creates it.
 func countBans(path string) (int, string) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -132,12 +132,13 @@ func countBans(path string) (int, string) {
 		}
 		return 0, err.Error()
 	}
-	s, err := ban.Open(path, ban.Options{})
+	// Read-only: without the daemon, status must neither take the state
+	// directory nor change (or recover) the store.
+	bans, err := ban.ReadActive(context.Background(), path, time.Now())
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer s.Close()
-	return s.Len(), ""
+	return len(bans), ""
 }
 
 // WriteText renders st for people, on one screen.
