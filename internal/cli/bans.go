@@ -78,13 +78,10 @@ func runBans(e *env, args []string) int {
 		}
 		fmt.Fprintf(e.stderr, "moat bans: daemon not running: read from %s\n", path)
 	}
-	notEnforced := enforcement()
 	if *asJSON {
-		if notEnforced != "" {
-			fmt.Fprintf(e.stderr, "moat bans: %s\n", notEnforced)
-		}
 		return printJSON(e, bans)
 	}
+	notEnforced := enforcement()
 	now := time.Now()
 	for _, b := range bans {
 		fmt.Fprintln(e.stdout, daemon.BanLine(b, now))
