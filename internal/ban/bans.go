@@ -18,6 +18,9 @@ const (
 	OriginAuto Origin = "auto"
 	// OriginManual is the operator's (moat ban).
 	OriginManual Origin = "manual"
+	// OriginKernel is a ban found in the kernel sets that the store did
+	// not know (a lost or replaced store), adopted by reconcile.
+	OriginKernel Origin = "kernel"
 )
 
 // Ban is one ban of a prefix, active or in the history.
@@ -41,6 +44,19 @@ type Ban struct {
 
 // Permanent reports whether the ban never expires.
 func (b Ban) Permanent() bool { return b.Expires.IsZero() }
+
+// Left says how long the ban has left at now, for people: "permanent",
+// "ended", or a duration rounded to the second with " left".
+func (b Ban) Left(now time.Time) string {
+	if b.Permanent() {
+		return "permanent"
+	}
+	d, ok := b.Remaining(now)
+	if !ok {
+		return "ended"
+	}
+	return max(d.Round(time.Second), time.Second).String() + " left"
+}
 
 // Remaining is the ban's time left at now: 0 once expired, and 0 with ok
 // true for a permanent ban.
@@ -101,6 +117,10 @@ func (s *Store) Ban(ctx context.Context, bans []Ban) ([]Change, error) {
 			bans[i].Created = s.now()
 		}
 	}
+	if s.pendingLen() > 0 {
+		// Writes are failing: keep order by queueing behind them.
+		return s.banInMemory(bans), nil
+	}
 	var changes []Change
 	newCount := map[prefixKey]int{}
 	o := &op{}
@@ -125,13 +145,20 @@ func (s *Store) Ban(ctx context.Context, bans []Ban) ([]Change, error) {
 	o.apply = func() {
 		for _, c := range changes {
 			s.active.set(c.Ban.Prefix, msToNano(timeToMs(c.Ban.Expires)))
+			delete(s.tombs, c.Ban.Prefix)
 		}
 		for k, n := range newCount {
 			s.history[k] += uint32(n)
 		}
 	}
 	if err := s.do(ctx, o); err != nil {
-		return nil, fmt.Errorf("store bans: %w", err)
+		if !isStorageError(err) {
+			return nil, fmt.Errorf("store bans: %w", err)
+		}
+		// The decision stands: keep it in memory and write it when the
+		// disk allows (see Health).
+		s.failed(err)
+		return s.banInMemory(bans), nil
 	}
 	return changes, nil
 }
@@ -179,6 +206,9 @@ func (s *Store) ban(ctx context.Context, b Ban, now int64, inBatch map[prefixKey
 	if _, err := s.stmts.record.ExecContext(ctx, args...); err != nil {
 		return nil, false, err
 	}
+	if _, err := s.stmts.untomb.ExecContext(ctx, key); err != nil {
+		return nil, false, err
+	}
 	return &Change{Ban: b}, true, nil
 }
 
@@ -189,6 +219,9 @@ func (s *Store) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 	if !ok {
 		return nil, errors.New("unban: invalid prefix")
 	}
+	if s.pendingLen() > 0 {
+		return s.unbanInMemory(p, tombUnban), nil
+	}
 	var removed []Ban
 	o := &op{}
 	o.run = func(ctx context.Context) error {
@@ -196,12 +229,16 @@ func (s *Store) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 		s.mu.RLock()
 		cands := s.active.overlapping(p)
 		s.mu.RUnlock()
+		at := s.now().UnixMilli()
 		for _, q := range cands {
 			b, err := scanBan(s.stmts.del.QueryRowContext(ctx, q.String()))
 			if errors.Is(err, sql.ErrNoRows) {
 				continue
 			}
 			if err != nil {
+				return err
+			}
+			if _, err := s.stmts.tomb.ExecContext(ctx, q.String(), at, tombUnban); err != nil {
 				return err
 			}
 			removed = append(removed, b)
@@ -211,16 +248,24 @@ func (s *Store) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 	o.apply = func() {
 		for _, b := range removed {
 			s.active.delete(b.Prefix)
+			s.tombs[b.Prefix] = struct{}{}
 		}
 	}
 	if err := s.do(ctx, o); err != nil {
-		return nil, fmt.Errorf("unban %s: %w", p, err)
+		if !isStorageError(err) {
+			return nil, fmt.Errorf("unban %s: %w", p, err)
+		}
+		s.failed(err)
+		return s.unbanInMemory(p, tombUnban), nil
 	}
 	return removed, nil
 }
 
 // Expire removes the bans ended at now and returns them.
 func (s *Store) Expire(ctx context.Context, now time.Time) ([]Ban, error) {
+	if s.pendingLen() > 0 {
+		return s.expireInMemory(now), nil
+	}
 	var removed []Ban
 	o := &op{}
 	o.run = func(ctx context.Context) error {
@@ -229,16 +274,29 @@ func (s *Store) Expire(ctx context.Context, now time.Time) ([]Ban, error) {
 		if err != nil {
 			return err
 		}
-		removed, err = scanBans(rows, removed)
-		return err
+		if removed, err = scanBans(rows, removed); err != nil {
+			return err
+		}
+		at := now.UnixMilli()
+		for _, b := range removed {
+			if _, err := s.stmts.tomb.ExecContext(ctx, b.Prefix.String(), at, tombExpire); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	o.apply = func() {
 		for _, b := range removed {
 			s.active.delete(b.Prefix)
+			s.tombs[b.Prefix] = struct{}{}
 		}
 	}
 	if err := s.do(ctx, o); err != nil {
-		return nil, fmt.Errorf("expire bans: %w", err)
+		if !isStorageError(err) {
+			return nil, fmt.Errorf("expire bans: %w", err)
+		}
+		s.failed(err)
+		return s.expireInMemory(now), nil
 	}
 	return removed, nil
 }
@@ -253,7 +311,7 @@ func (s *Store) Active(ctx context.Context) ([]Ban, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
 	}
-	return bans, nil
+	return s.overlayPending(bans), nil
 }
 
 // Contains reports whether a is inside an active ban. It reads memory
@@ -422,10 +480,16 @@ func scanBans(rows *sql.Rows, dst []Ban) ([]Ban, error) {
 	return dst, rows.Err()
 }
 
+// parsePrefix reads a stored prefix. Only the form moat writes is
+// accepted (masked, IPv4 not mapped, no zone, written as String writes
+// it): anything else was not written by moat and is damage.
 func parsePrefix(s string) (netip.Prefix, error) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("stored prefix %q: %w", s, err)
+	}
+	if c, ok := CanonicalPrefix(p); !ok || c != p || c.String() != s {
+		return netip.Prefix{}, fmt.Errorf("stored prefix %q: not in the form moat writes", s)
 	}
 	return p, nil
 }

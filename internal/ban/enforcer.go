@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,19 @@ type EnforcerOptions struct {
 	// compares through it, so it neither fights the widening nor takes
 	// the widened elements for strangers.
 	KernelPrefix func(netip.Prefix) netip.Prefix
+	// Log receives what Reconcile adopts; nil discards.
+	Log *slog.Logger
+	// KernelGrace lengthens every kernel timeout; Expire then deletes
+	// the elements itself when their bans end. The kernel's own expiry is
+	// a safety net for when moat is not running: an interval set keeps a
+	// timed-out interval's remains until its garbage collection runs, and
+	// those can cut short or refuse a new interval across them. 0 leaves
+	// expiry to the kernel alone.
+	KernelGrace time.Duration
 }
+
+// DefaultKernelGrace is the daemon's KernelGrace.
+const DefaultKernelGrace = time.Minute
 
 // Enforcer applies the store's bans to the kernel sets. It is safe for
 // concurrent use; kernel changes are serialized.
@@ -74,7 +87,9 @@ type Enforcer struct {
 	events  chan Event
 	dropped atomic.Uint64
 	kernel  func(netip.Prefix) netip.Prefix
-	mu      sync.Mutex // orders kernel changes after their store writes
+	log     *slog.Logger
+	grace   time.Duration
+	mu      sync.Mutex // orders kernel changes and their store writes
 }
 
 // NewEnforcer returns an Enforcer of store's bans through sets.
@@ -88,7 +103,10 @@ func NewEnforcer(store *Store, sets Sets, opts EnforcerOptions) *Enforcer {
 	if opts.KernelPrefix == nil {
 		opts.KernelPrefix = func(p netip.Prefix) netip.Prefix { return p }
 	}
-	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events), kernel: opts.KernelPrefix}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Enforcer{store: store, sets: sets, now: opts.Now, events: make(chan Event, opts.Events), kernel: opts.KernelPrefix, log: opts.Log, grace: max(opts.KernelGrace, 0)}
 }
 
 // Events delivers ban events. Read it promptly: it never blocks the
@@ -106,33 +124,50 @@ func (e *Enforcer) emit(kind EventKind, b Ban, at time.Time) {
 	}
 }
 
-// Apply stores bans (one transaction) and puts the new and extended ones
-// into the kernel with their remaining time as timeout. The store is
-// written first: if the kernel refuses, the bans are recorded and the next
-// Reconcile puts them in. It returns the changes made.
+// ErrKernel marks an error of the kernel sets alone: the store has the
+// decision (and the next reconcile retries the kernel).
+var ErrKernel = errors.New("kernel ban sets not updated")
+
+// Apply puts bans into the kernel sets first, with their remaining time
+// as timeout (that is what protects the host), then records them in the
+// store in the same call. A store that cannot write keeps them in memory
+// and writes them later (Store.Health says so); a kernel that refuses
+// leaves them recorded for the next Reconcile. It returns the changes
+// made.
 func (e *Enforcer) Apply(ctx context.Context, bans []Ban) ([]Change, error) {
+	for _, b := range bans {
+		if _, ok := CanonicalPrefix(b.Prefix); !ok {
+			return nil, fmt.Errorf("ban: invalid prefix %v", b.Prefix)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	now := e.now()
+	var elems []SetElement
+	for _, b := range e.store.plan(bans, now) {
+		if d, ok := e.elementTimeout(b, now); ok {
+			elems = append(elems, SetElement{Prefix: b.Prefix, Timeout: d})
+		}
+	}
+	var kerr error
+	if len(elems) > 0 {
+		kerr = e.sets.Add(ctx, elems)
+	}
 	changes, err := e.store.Ban(ctx, bans)
 	if err != nil {
-		return nil, err
+		// The caller gave up (or the store closed); what reached the
+		// kernel is adopted by the next reconcile.
+		return nil, errors.Join(err, kerr)
 	}
-	now := e.now()
-	elems := make([]SetElement, 0, len(changes))
 	for _, c := range changes {
-		if d, ok := e.elementTimeout(c.Ban, now); ok {
-			elems = append(elems, SetElement{Prefix: c.Ban.Prefix, Timeout: d})
-		}
 		kind := EventBan
 		if c.Extended {
 			kind = EventExtend
 		}
 		e.emit(kind, c.Ban, now)
 	}
-	if len(elems) > 0 {
-		if err := e.sets.Add(ctx, elems); err != nil {
-			return changes, fmt.Errorf("add %d bans to the kernel sets (recorded; the next reconcile retries): %w", len(elems), err)
-		}
+	if kerr != nil {
+		return changes, fmt.Errorf("%w: add %d bans (recorded; the next reconcile retries): %w", ErrKernel, len(elems), kerr)
 	}
 	return changes, nil
 }
@@ -163,7 +198,9 @@ func (e *Enforcer) BanManual(ctx context.Context, p netip.Prefix, d time.Duratio
 }
 
 // Unban lifts the active bans overlapping p (an address lifts the networks
-// containing it) in the store, then in the kernel, and returns them.
+// containing it) in the store, leaving a tombstone so that no reconcile
+// adopts them back, then in the kernel, and returns them. An error
+// wrapping ErrKernel means the store's part succeeded.
 func (e *Enforcer) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -184,16 +221,47 @@ func (e *Enforcer) Unban(ctx context.Context, p netip.Prefix) ([]Ban, error) {
 		return removed, nil
 	}
 	if err := e.sets.Delete(ctx, prefixes); err != nil {
-		return removed, fmt.Errorf("remove %d bans from the kernel sets (forgotten; the next reconcile retries): %w", len(prefixes), err)
+		return removed, fmt.Errorf("%w: remove %d bans (lifted in the store; the next reconcile retries): %w", ErrKernel, len(prefixes), err)
+	}
+	if err := e.uncover(ctx, removed); err != nil {
+		return removed, fmt.Errorf("%w: %w", ErrKernel, err)
 	}
 	return removed, nil
+}
+
+// uncover puts back the bans still in force that overlap ended ones: an
+// interval set cannot hold a ban inside a wider one, so the narrower had
+// no element of its own while the wider stood.
+func (e *Enforcer) uncover(ctx context.Context, ended []Ban) error {
+	now := e.now()
+	seen := map[netip.Prefix]bool{}
+	var elems []SetElement
+	for _, r := range ended {
+		for _, q := range e.store.overlappingBans(r.Prefix) {
+			k := e.kernel(q.Prefix)
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			if d, ok := e.elementTimeout(q, now); ok {
+				elems = append(elems, SetElement{Prefix: q.Prefix, Timeout: d})
+			}
+		}
+	}
+	if len(elems) == 0 {
+		return nil
+	}
+	if err := e.sets.Add(ctx, elems); err != nil {
+		return fmt.Errorf("put back %d bans a lifted one covered: %w", len(elems), err)
+	}
+	return nil
 }
 
 // elementTimeout is the timeout of b's kernel element: b's time left or,
 // where the sets widen b, the longest time left of the bans sharing the
 // element. ok is false when b has ended.
 func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
-	d, ok := b.Remaining(now)
+	d, ok := e.remaining(b, now)
 	k := e.kernel(b.Prefix)
 	if !ok || d == 0 || k == b.Prefix {
 		return d, ok
@@ -202,7 +270,7 @@ func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
 		if e.kernel(q.Prefix) != k {
 			continue
 		}
-		switch qd, qok := q.Remaining(now); {
+		switch qd, qok := e.remaining(q, now); {
 		case !qok:
 		case qd == 0:
 			return 0, true
@@ -211,6 +279,15 @@ func (e *Enforcer) elementTimeout(b Ban, now time.Time) (time.Duration, bool) {
 		}
 	}
 	return d, true
+}
+
+// remaining is b's time left as a kernel timeout: with the grace.
+func (e *Enforcer) remaining(b Ban, now time.Time) (time.Duration, bool) {
+	d, ok := b.Remaining(now)
+	if ok && d > 0 {
+		d += e.grace
+	}
+	return d, ok
 }
 
 // stillNeeded reports whether an active ban maps to kernel element k.
@@ -223,18 +300,44 @@ func (e *Enforcer) stillNeeded(k netip.Prefix) bool {
 	return false
 }
 
-// Expire forgets the bans that ended. The kernel drops their elements by
+// Expire forgets the bans that ended and puts back the narrower bans
+// still in force that they covered. The kernel drops the ended elements by
 // itself when their timeouts run out.
 func (e *Enforcer) Expire(ctx context.Context) ([]Ban, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.expire(ctx)
+}
+
+func (e *Enforcer) expire(ctx context.Context) ([]Ban, error) {
 	now := e.now()
 	removed, err := e.store.Expire(ctx, now)
 	for _, b := range removed {
 		e.emit(EventExpire, b, now)
 	}
+	if err != nil || len(removed) == 0 {
+		return removed, err
+	}
+	if e.grace > 0 {
+		var gone []netip.Prefix
+		for _, b := range removed {
+			if k := e.kernel(b.Prefix); k == b.Prefix || !e.stillNeeded(k) {
+				gone = append(gone, b.Prefix)
+			}
+		}
+		if len(gone) > 0 {
+			if derr := e.sets.Delete(ctx, gone); derr != nil {
+				return removed, fmt.Errorf("%w: remove %d ended bans (the kernel's timeouts end them %s later): %w", ErrKernel, len(gone), e.grace, derr)
+			}
+		}
+	}
+	if uerr := e.uncover(ctx, removed); uerr != nil {
+		err = fmt.Errorf("%w: %w", ErrKernel, uerr)
+	}
 	return removed, err
 }
 
-// Reconciled counts what Reconcile changed in the kernel.
+// Reconciled counts what Reconcile changed in the kernel and the store.
 type Reconciled struct {
 	// Added are stored bans missing from the kernel (after a reboot, or a
 	// failed Add).
@@ -242,8 +345,11 @@ type Reconciled struct {
 	// Refreshed are elements whose kernel timeout disagreed with the
 	// stored expiry by more than refreshSlack.
 	Refreshed int `json:"refreshed"`
-	// Removed are kernel elements with no active stored ban: unbanned or
-	// expired while moat was down, or added by hand.
+	// Adopted are kernel elements the store did not know: recorded as
+	// bans with their remaining kernel timeout, never lifted.
+	Adopted int `json:"adopted"`
+	// Removed are kernel elements of bans the store holds a tombstone
+	// for: unbanned or expired while their element stayed.
 	Removed int `json:"removed"`
 	// Expired are stored bans that had ended.
 	Expired int `json:"expired"`
@@ -253,19 +359,21 @@ type Reconciled struct {
 // expiry before Reconcile corrects it.
 const refreshSlack = 5 * time.Second
 
-// Reconcile makes the kernel sets match the store, which wins: it is the
-// durable record of what was decided, the sets a cache of it that a reboot
-// or `nft flush` loses. It expires ended bans, adds stored bans the kernel
-// lacks, corrects timeouts, and removes elements the store does not know.
-// A stored ban inside a wider one the kernel keeps at least as long needs
-// no element of its own (interval sets cannot hold both). The daemon runs
-// it on start and periodically.
+// Reconcile makes the kernel sets and the store agree, as a union: a ban
+// in either is kept. It expires ended bans, adds stored bans the kernel
+// lacks (a reboot or `nft flush` loses the sets), corrects timeouts, and
+// adopts kernel elements the store does not know (a store lost, emptied
+// or replaced must never lift a ban) with their remaining kernel timeout.
+// Only an element whose ban the store ended (a tombstone: an unban, an
+// expiry) is removed. A stored ban inside a wider one the kernel keeps at
+// least as long needs no element of its own (interval sets cannot hold
+// both). The daemon runs it on start and periodically.
 func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var r Reconciled
-	expired, err := e.Expire(ctx)
-	if err != nil {
+	expired, err := e.expire(ctx)
+	if err != nil && !errors.Is(err, ErrKernel) {
 		return r, fmt.Errorf("reconcile: %w", err)
 	}
 	r.Expired = len(expired)
@@ -282,7 +390,7 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	// longest time any ban needs it for (0: forever).
 	want := make(map[netip.Prefix]time.Duration, len(active))
 	for _, b := range active {
-		d, ok := b.Remaining(now)
+		d, ok := e.remaining(b, now)
 		if !ok {
 			continue
 		}
@@ -299,17 +407,45 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 		wantSet.set(p, expiryNano(now, d))
 	}
 	have := make(map[netip.Prefix]time.Duration, len(kernel))
+	inKernel := make(map[netip.Prefix]bool, len(kernel))
 	var remove []netip.Prefix
+	var adopt []Ban
 	for _, el := range kernel {
 		p, ok := CanonicalPrefix(el.Prefix)
 		if !ok {
 			continue
 		}
-		if _, wanted := want[p]; !wanted {
+		inKernel[p] = true
+		switch _, wanted := want[p]; {
+		case wanted:
+			have[p] = el.Timeout
+		case e.store.Tombstoned(p):
 			remove = append(remove, el.Prefix)
-			continue
+		default:
+			if _, covered := wantSet.covering(p); covered {
+				// A piece of a wanted wider element (a range the kernel
+				// merged or a damaged encoding): adding the wider one
+				// below replaces it.
+				continue
+			}
+			b := Ban{Prefix: p, Origin: OriginKernel, Reason: "found in the kernel ban set, unknown to the store", Created: now}
+			if el.Timeout > 0 {
+				b.Expires = now.Add(el.Timeout)
+			}
+			adopt = append(adopt, b)
 		}
-		have[p] = el.Timeout
+	}
+	if len(adopt) > 0 {
+		if _, err := e.store.Ban(ctx, adopt); err != nil {
+			return r, fmt.Errorf("reconcile: adopt %d kernel bans: %w", len(adopt), err)
+		}
+		r.Adopted = len(adopt)
+		if len(active) == 0 {
+			e.log.Error("the ban store knew none of the bans in the kernel sets (a new, emptied or replaced moat.db?): adopted them all, none lifted",
+				"adopted", len(adopt))
+		} else {
+			e.log.Warn("adopted kernel bans the store did not know", "adopted", len(adopt))
+		}
 	}
 	var add []SetElement
 	for p, d := range want {
@@ -330,15 +466,23 @@ func (e *Enforcer) Reconcile(ctx context.Context) (Reconciled, error) {
 	var errs []error
 	if len(remove) > 0 {
 		if err := e.sets.Delete(ctx, remove); err != nil {
-			errs = append(errs, fmt.Errorf("remove %d unknown elements: %w", len(remove), err))
+			errs = append(errs, fmt.Errorf("remove %d lifted bans: %w", len(remove), err))
 		} else {
 			r.Removed = len(remove)
+			for _, p := range remove {
+				delete(inKernel, p)
+			}
 		}
 	}
 	if len(add) > 0 {
 		if err := e.sets.Add(ctx, add); err != nil {
 			errs = append(errs, fmt.Errorf("add %d stored bans: %w", len(add), err))
 			r.Added, r.Refreshed = 0, 0
+		}
+	}
+	if len(errs) == 0 {
+		if err := e.store.ForgetTombstones(ctx, func(p netip.Prefix) bool { return inKernel[p] }); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -2,6 +2,7 @@ package ban
 
 import (
 	"encoding/binary"
+	"iter"
 	"net/netip"
 	"slices"
 )
@@ -228,4 +229,27 @@ func insertLen(lens []int, bits int) []int {
 
 func removeLen(lens []int, bits int) []int {
 	return slices.DeleteFunc(lens, func(b int) bool { return b == bits })
+}
+
+// all yields every prefix with its expiry. The set must not change while
+// the iteration runs.
+func (s *prefixSet) all() iter.Seq2[netip.Prefix, int64] {
+	return func(yield func(netip.Prefix, int64) bool) {
+		for bits, m := range s.v4 {
+			for k, exp := range m {
+				var b [4]byte
+				binary.BigEndian.PutUint32(b[:], k)
+				if !yield(netip.PrefixFrom(netip.AddrFrom4(b), bits), exp) {
+					return
+				}
+			}
+		}
+		for bits, m := range s.v6 {
+			for k, exp := range m {
+				if !yield(netip.PrefixFrom(k.addr(), bits), exp) {
+					return
+				}
+			}
+		}
+	}
 }

@@ -40,6 +40,14 @@ var migrations = []string{
 		pos     BLOB NOT NULL,
 		updated INTEGER NOT NULL
 	) WITHOUT ROWID;`,
+	// 2: tombstones: prefixes unbanned or expired, so that a start-up
+	// reconcile deletes their kernel elements instead of adopting them.
+	// kind is unban or expire; at is unix milliseconds.
+	`CREATE TABLE tombstones (
+		prefix TEXT PRIMARY KEY,
+		at     INTEGER NOT NULL,
+		kind   TEXT NOT NULL
+	) WITHOUT ROWID;`,
 }
 
 // SchemaVersion is the schema version this build writes.

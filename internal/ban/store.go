@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -27,6 +28,9 @@ type Options struct {
 	// BusyTimeout is how long a write waits for another process holding
 	// the database (0 is 5s).
 	BusyTimeout time.Duration
+	// RetryMin and RetryMax bound the backoff between attempts to write
+	// decisions kept in memory after a failed write (0: 1s and 30s).
+	RetryMin, RetryMax time.Duration
 }
 
 // Store is the ban database: active bans, history and log positions in
@@ -45,9 +49,17 @@ type Store struct {
 	stopped chan struct{}
 	once    sync.Once
 
-	mu      sync.RWMutex // guards active and history
+	mu      sync.RWMutex // guards active, history, tombs and the pending state
 	active  prefixSet
 	history map[prefixKey]uint32
+	// tombs are the prefixes unbanned or expired whose kernel elements
+	// may outlive them: reconcile deletes those instead of adopting them.
+	tombs map[netip.Prefix]struct{}
+
+	pend               pendingState // decisions not yet written (durable.go)
+	kick               chan struct{}
+	retryMin, retryMax time.Duration
+	recovered          string // what Open did with a damaged file
 }
 
 // op is one call's work in a write transaction.
@@ -64,12 +76,47 @@ type op struct {
 // Open opens (creating if need be) the database at path and loads the
 // active bans and ban counts into memory. The file and a missing parent
 // directory are made private to root's group (0600, 0700).
+//
+// A damaged file (not a database, bad pages, rows that do not parse) is
+// never fatal and never silently dropped: it is kept beside the new one
+// as path.corrupt-<time> and Recovered says what happened. The caller's
+// reconcile then rebuilds the active bans from the kernel sets.
 func Open(path string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s, err := open(path, opts)
+	var ce *corruptError
+	if err == nil || !errors.As(err, &ce) {
+		return s, err
+	}
+	aside, merr := moveAside(path, opts.Now())
+	if merr != nil {
+		return nil, fmt.Errorf("open ban store %s: %v; moving it aside failed: %w (move it away by hand and restart)", path, ce, merr)
+	}
+	s, err = open(path, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open ban store %s after moving a damaged one aside to %s: %w", path, aside, err)
+	}
+	s.recovered = fmt.Sprintf("ban store %s was damaged (%s); kept it as %s and started a new one: the bans in the kernel sets are adopted, ban history and log positions start afresh", path, ce.what, aside)
+	return s, nil
+}
+
+func open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.BusyTimeout <= 0 {
 		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.RetryMin <= 0 {
+		opts.RetryMin = time.Second
+	}
+	if opts.RetryMax < opts.RetryMin {
+		opts.RetryMax = max(30*time.Second, opts.RetryMin)
+	}
+	if err := checkHeader(path); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open ban store: %w", err)
@@ -90,31 +137,43 @@ func Open(path string, opts Options) (*Store, error) {
 	db.SetMaxIdleConns(4)
 	db.SetConnMaxIdleTime(0)
 	s := &Store{
-		db:      db,
-		now:     opts.Now,
-		ops:     make(chan *op),
-		quit:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		history: map[prefixKey]uint32{},
+		db:       db,
+		now:      opts.Now,
+		ops:      make(chan *op),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		history:  map[prefixKey]uint32{},
+		tombs:    map[netip.Prefix]struct{}{},
+		kick:     make(chan struct{}, 1),
+		retryMin: opts.RetryMin, retryMax: opts.RetryMax,
 	}
 	if err := s.init(path); err != nil {
+		if s.w != nil {
+			s.stmts.close()
+			s.w.Close()
+		}
 		db.Close()
 		return nil, err
 	}
 	go s.writer()
+	go s.retryLoop()
 	return s, nil
 }
+
+// Recovered says what Open did with a damaged database ("" when it found
+// none): the daemon logs it loudly and raises a condition.
+func (s *Store) Recovered() string { return s.recovered }
 
 func (s *Store) init(path string) error {
 	ctx := context.Background()
 	w, err := s.db.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("open ban store %s: %w (is the directory writable?)", path, err)
+		return classify(fmt.Errorf("open ban store %s: %w (is the directory writable?)", path, err))
 	}
 	s.w = w
 	var mode string
 	if err := w.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return fmt.Errorf("open ban store %s: %w (is it an SQLite database?)", path, err)
+		return classify(fmt.Errorf("open ban store %s: %w", path, err))
 	}
 	if mode != "wal" {
 		return fmt.Errorf("open ban store %s: journal mode %q, want wal (is the file on a filesystem without shared memory?)", path, mode)
@@ -122,14 +181,20 @@ func (s *Store) init(path string) error {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return fmt.Errorf("open ban store: %w", err)
 	}
+	if err := quickCheck(ctx, w); err != nil {
+		return err
+	}
 	if err := migrate(ctx, w); err != nil {
-		return fmt.Errorf("open ban store %s: %w", path, err)
+		return classify(fmt.Errorf("open ban store %s: %w", path, err))
 	}
 	if err := s.stmts.prepare(ctx, w); err != nil {
-		return fmt.Errorf("open ban store %s: %w", path, err)
+		return classify(fmt.Errorf("open ban store %s: %w", path, err))
+	}
+	if err := s.salvageRows(ctx, path); err != nil {
+		return classify(fmt.Errorf("open ban store %s: %w", path, err))
 	}
 	if err := s.load(ctx); err != nil {
-		return fmt.Errorf("open ban store %s: %w", path, err)
+		return classify(fmt.Errorf("open ban store %s: %w", path, err))
 	}
 	return nil
 }
@@ -147,13 +212,19 @@ func (s *Store) load(ctx context.Context) error {
 			rows.Close()
 			return fmt.Errorf("load bans: %w", err)
 		}
-		if pp, err := parsePrefix(p); err == nil {
-			s.active.set(pp, msToNano(exp))
+		pp, err := parsePrefix(p)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("load bans: %w", err)
 		}
+		s.active.set(pp, msToNano(exp))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("load bans: %w", err)
+	}
+	if err := s.loadTombs(ctx); err != nil {
+		return err
 	}
 	return s.loadHistory(ctx)
 }
@@ -184,9 +255,15 @@ func (s *Store) loadHistory(ctx context.Context) error {
 	return nil
 }
 
-// Close waits for the write in progress and closes the database. Calls
-// after Close return ErrClosed.
+// Close writes what is kept in memory if it can, waits for the write in
+// progress and closes the database. Calls after Close return ErrClosed.
 func (s *Store) Close() error {
+	var ferr error
+	if s.pendingLen() > 0 {
+		if ferr = s.flush(); ferr != nil {
+			ferr = fmt.Errorf("close ban store: %d decisions were never written: %w", s.pendingLen(), ferr)
+		}
+	}
 	s.once.Do(func() { close(s.quit) })
 	<-s.stopped
 	s.stmts.close()
@@ -194,7 +271,7 @@ func (s *Store) Close() error {
 	if cerr := s.db.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	return errors.Join(ferr, err)
 }
 
 // do runs o in the writer and waits for its commit. A call whose context
@@ -290,7 +367,7 @@ func (s *Store) commit(batch []*op) {
 
 // stmts are the writer's prepared statements.
 type stmts struct {
-	get, insert, put, extend, del, record, expire, savePos *sql.Stmt
+	get, insert, put, extend, del, record, expire, savePos, tomb, untomb *sql.Stmt
 }
 
 const banColumns = `prefix, jail, reason, origin, created, expires, failures, offence`
@@ -308,6 +385,8 @@ func (st *stmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&st.record, `INSERT INTO history (` + banColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&st.expire, `DELETE FROM bans WHERE expires != 0 AND expires <= ? RETURNING ` + banColumns},
 		{&st.savePos, `INSERT OR REPLACE INTO positions (source, pos, updated) VALUES (?, ?, ?)`},
+		{&st.tomb, `INSERT OR REPLACE INTO tombstones (prefix, at, kind) VALUES (?, ?, ?)`},
+		{&st.untomb, `DELETE FROM tombstones WHERE prefix = ?`},
 	} {
 		stmt, err := c.PrepareContext(ctx, p.q)
 		if err != nil {
@@ -319,7 +398,7 @@ func (st *stmts) prepare(ctx context.Context, c *sql.Conn) error {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.get, st.insert, st.put, st.extend, st.del, st.record, st.expire, st.savePos} {
+	for _, s := range []*sql.Stmt{st.get, st.insert, st.put, st.extend, st.del, st.record, st.expire, st.savePos, st.tomb, st.untomb} {
 		if s != nil {
 			s.Close()
 		}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -87,8 +88,14 @@ func TestOpenRejects(t *testing.T) {
 	dir := t.TempDir()
 	junk := filepath.Join(dir, "junk.db")
 	os.WriteFile(junk, []byte("this is not a database, not at all, no............................................................"), 0o600)
-	if _, err := Open(junk, Options{}); err == nil {
-		t.Error("opened a file that is not a database")
+	// A foreign file is moved aside, not trusted and not fatal.
+	if s, err := Open(junk, Options{}); err != nil {
+		t.Errorf("a foreign file stopped Open: %v", err)
+	} else {
+		if !strings.Contains(s.Recovered(), "bad header") {
+			t.Errorf("recovered: %q", s.Recovered())
+		}
+		s.Close()
 	}
 	newer := filepath.Join(dir, "newer.db")
 	s, err := Open(newer, Options{})

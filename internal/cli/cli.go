@@ -132,6 +132,7 @@ type flags struct {
 	*flag.FlagSet
 	config string
 	root   string
+	pos    []string // positional arguments, from parse
 }
 
 func newFlags(e *env, name, synopsis string) *flags {
@@ -151,15 +152,43 @@ func (f *flags) withRoot() *flags {
 	return f
 }
 
-// parse parses args; ok is false when the command should return code.
+// parse parses args, flags before or after the positional arguments
+// (`moat ban --socket S ADDR --for 10m`); "--" ends the flags. ok is false
+// when the command should return code.
 func (f *flags) parse(args []string) (code int, ok bool) {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK, false
+	f.pos = nil
+	for {
+		if err := f.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return ExitOK, false
+			}
+			return ExitUsage, false
 		}
-		return ExitUsage, false
+		rest := f.FlagSet.Args()
+		if len(rest) == 0 {
+			return 0, true
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			f.pos = append(f.pos, rest...)
+			return 0, true
+		}
+		f.pos = append(f.pos, rest[0])
+		args = rest[1:]
 	}
-	return 0, true
+}
+
+// Args, NArg and Arg are the positional arguments wherever they stood.
+func (f *flags) Args() []string { return f.pos }
+
+// NArg is the number of positional arguments.
+func (f *flags) NArg() int { return len(f.pos) }
+
+// Arg is the i'th positional argument, "" past the end.
+func (f *flags) Arg(i int) string {
+	if i < 0 || i >= len(f.pos) {
+		return ""
+	}
+	return f.pos[i]
 }
 
 // explicitConfig reports whether the user named a config file, so a missing

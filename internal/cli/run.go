@@ -38,6 +38,14 @@ func runRun(e *env, args []string) int {
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
+	// One daemon per state directory, for its whole life: a second one
+	// would reconcile, expire and tail the same logs into the same store.
+	lock, err := ban.LockStateDir(*state)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
+		return ExitRuntime
+	}
+	defer lock.Release()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -52,7 +60,7 @@ func runRun(e *env, args []string) int {
 			}
 		}
 	}()
-	err := daemon.Run(ctx, daemon.Options{
+	err = daemon.Run(ctx, daemon.Options{
 		ConfigPath: config.Path(f.config), Explicit: f.explicitConfig(),
 		Socket: *sock, StateDir: *state, Version: Version(), Log: e.log, Reload: reload,
 	})
@@ -81,84 +89,6 @@ func printJSON(e *env, v any) int {
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
 		return ExitRuntime
-	}
-	return ExitOK
-}
-
-func runBans(e *env, args []string) int {
-	f := newFlags(e, "bans", "bans [--json]")
-	asJSON := f.Bool("json", false, "JSON output")
-	sock := socketFlag(f)
-	if code, ok := f.parse(args); !ok {
-		return code
-	}
-	var bans []ban.Ban
-	if !call(e, *sock, control.CmdBans, nil, &bans) {
-		return ExitRuntime
-	}
-	if *asJSON {
-		return printJSON(e, bans)
-	}
-	now := time.Now()
-	for _, b := range bans {
-		fmt.Fprintln(e.stdout, daemon.BanLine(b, now))
-	}
-	fmt.Fprintf(e.stdout, "%d active ban(s)\n", len(bans))
-	return ExitOK
-}
-
-func runBan(e *env, args []string) int {
-	f := newFlags(e, "ban", "ban ADDR|CIDR [--for DURATION] [--reason TEXT]")
-	dur := f.String("for", "", "ban `duration` (e.g. 1h, 7d); until unbanned when empty")
-	reason := f.String("reason", "", "why, for the record and alerts")
-	sock := socketFlag(f)
-	target, rest := splitTarget(args)
-	if code, ok := f.parse(rest); !ok {
-		return code
-	}
-	if target == "" && f.NArg() == 1 {
-		target = f.Arg(0)
-	}
-	if target == "" {
-		f.Usage()
-		return ExitUsage
-	}
-	if _, err := control.ParseTarget(target); err != nil {
-		fmt.Fprintf(e.stderr, "moat ban: %v\n", err)
-		return ExitUsage
-	}
-	var b ban.Ban
-	if !call(e, *sock, control.CmdBan, control.BanArgs{Target: target, For: *dur, Reason: *reason}, &b) {
-		return ExitRuntime
-	}
-	fmt.Fprintln(e.stdout, "banned", daemon.BanLine(b, time.Now()))
-	return ExitOK
-}
-
-func runUnban(e *env, args []string) int {
-	f := newFlags(e, "unban", "unban ADDR|CIDR")
-	sock := socketFlag(f)
-	target, rest := splitTarget(args)
-	if code, ok := f.parse(rest); !ok {
-		return code
-	}
-	if target == "" && f.NArg() == 1 {
-		target = f.Arg(0)
-	}
-	if target == "" {
-		f.Usage()
-		return ExitUsage
-	}
-	if _, err := control.ParseTarget(target); err != nil {
-		fmt.Fprintf(e.stderr, "moat unban: %v\n", err)
-		return ExitUsage
-	}
-	var lifted []ban.Ban
-	if !call(e, *sock, control.CmdUnban, control.UnbanArgs{Target: target}, &lifted) {
-		return ExitRuntime
-	}
-	for _, b := range lifted {
-		fmt.Fprintln(e.stdout, "unbanned", b.Prefix)
 	}
 	return ExitOK
 }

@@ -76,6 +76,7 @@ func TestErrorsNamePosition(t *testing.T) {
 		{"regex", "guard:\n  filters:\n    x:\n      regex: ['fail from (<HOST>']\n", []string{`guard.filters.x: filter x: regex[0]: invalid regular expression`}},
 		{"mode", "guard:\n  jails:\n    sshd:\n      mode: extra\n    web:\n      filter: nginx-http-auth\n      mode: turbo\n      source: file\n      paths: [/x]\n", []string{`guard.jails.web.mode: filter nginx-http-auth has modes`}},
 		{"filter", "guard:\n  jails:\n    web:\n      filter: apache\n      source: file\n      paths: [/x]\n", []string{`guard.jails.web.filter: unknown filter "apache"`}},
+		{"firewall mode", "firewall:\n  mode: bans_only\n", []string{`m.yaml:2:9: firewall.mode: expected full or bans-only, found "bans_only"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,8 +21,9 @@ type kernelSets struct {
 	v6Prefix int
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	sets *firewall.Sets
+	mu     sync.Mutex
+	sets   *firewall.Sets
+	cutter *firewall.Cutter // nil when conntrack cannot be opened
 }
 
 func (k *kernelSets) get() (*firewall.Sets, error) {
@@ -39,6 +40,14 @@ func (k *kernelSets) get() (*firewall.Sets, error) {
 		return nil, fmt.Errorf("kernel ban sets: %w (hint: moat apply firewall --yes loads table inet moat)", err)
 	}
 	k.sets = s
+	if k.cutter == nil {
+		c, err := firewall.NewCutter(func(err error) { k.log.Warn("end banned sources' open connections", "err", err) })
+		if err != nil {
+			k.log.Warn("banned sources' open connections will run to their end", "err", err)
+		} else {
+			k.cutter = c
+		}
+	}
 	return s, nil
 }
 
@@ -65,13 +74,16 @@ func (k *kernelSets) Add(ctx context.Context, elems []ban.SetElement) error {
 		return err
 	}
 	// The table looks bans up for new connections only: end the
-	// connections the banned sources already have, once per batch.
-	prefixes := make([]netip.Prefix, len(elems))
-	for i, e := range elems {
-		prefixes[i] = e.Prefix
-	}
-	if _, err := s.Cut(ctx, prefixes); err != nil {
-		k.log.Warn("end banned sources' open connections", "err", err)
+	// connections the banned sources already have, off the ban path.
+	k.mu.Lock()
+	c := k.cutter
+	k.mu.Unlock()
+	if c != nil {
+		prefixes := make([]netip.Prefix, len(elems))
+		for i, e := range elems {
+			prefixes[i] = e.Prefix
+		}
+		c.Queue(prefixes)
 	}
 	return nil
 }
@@ -105,7 +117,15 @@ func (k *kernelSets) List(ctx context.Context) ([]ban.SetElement, error) {
 	return out, nil
 }
 
-func (k *kernelSets) Close() { k.reset() }
+func (k *kernelSets) Close() {
+	k.reset()
+	k.mu.Lock()
+	if k.cutter != nil {
+		k.cutter.Close()
+		k.cutter = nil
+	}
+	k.mu.Unlock()
+}
 
 // positions adapts the ban database's position table to logwatch.Store.
 type positions struct{ p ban.Positions }

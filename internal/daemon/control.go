@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
@@ -76,8 +77,13 @@ func (d *Daemon) handlers(s *control.Server) {
 			return nil, err
 		}
 		lifted, err := d.enf.Unban(ctx, p)
-		if err != nil {
+		if err != nil && !errors.Is(err, ban.ErrKernel) {
 			return nil, err
+		}
+		if err != nil {
+			// Lifted in the store, with a tombstone: the reconcile
+			// retries the kernel. The CLI checks the sets itself.
+			d.log.Warn("unban: the kernel sets were not updated", "prefix", p, "err", err)
 		}
 		if len(lifted) == 0 {
 			return nil, fmt.Errorf("%s is not banned", p)
@@ -111,10 +117,7 @@ func (d *Daemon) jailStatuses() []jailStatus {
 
 // BanLine renders a ban for `moat bans`.
 func BanLine(b ban.Ban, now time.Time) string {
-	left := "permanent"
-	if r, ok := b.Remaining(now); ok {
-		left = r.Round(time.Second).String() + " left"
-	}
+	left := b.Left(now)
 	who := b.Jail
 	if who == "" {
 		who = string(b.Origin)

@@ -124,11 +124,15 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	sets := o.Sets
 	if sets == nil {
+		d.ensureBanSets(ctx, cfg)
 		ks := &kernelSets{v6Prefix: cfg.Firewall.Ban.IPv6Prefix, log: o.Log}
 		defer ks.Close()
 		sets = ks
 	}
-	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{})
+	if msg := store.Recovered(); msg != "" {
+		d.log.Error(msg)
+	}
+	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log, KernelGrace: ban.DefaultKernelGrace})
 	d.queue = newBanQueue(d.enf, o.Log)
 	if r, err := d.enf.Reconcile(ctx); err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
@@ -183,6 +187,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.met = newMetrics(d)
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
+	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
@@ -462,10 +467,11 @@ func (d *Daemon) expireLoop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case now := <-t.C:
 			if _, err := d.enf.Expire(ctx); err != nil {
 				d.log.Warn("expire bans", "err", err)
 			}
+			d.checkStore(now)
 		case now := <-reconcile.C:
 			// Re-adds bans the kernel lost (a firewall re-apply, a table
 			// loaded after moat started).

@@ -115,7 +115,9 @@ guard:
 		p := vps.Start(t, bin, "run", "-c", cfg, "--state", state, "--socket", sock)
 		deadline := time.Now().Add(15 * time.Second)
 		for time.Now().Before(deadline) {
-			if _, err := moatCLI(t, bin, "bans", "--socket", sock); err == nil {
+			// moat status exits 1 until the daemon answers (moat bans
+			// reads the store without one).
+			if _, err := moatCLI(t, bin, "status", "--socket", sock, "--state", state); err == nil {
 				return p
 			}
 			time.Sleep(50 * time.Millisecond)

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,7 +127,7 @@ func lastAudit(stateDir string) (*AuditSummary, string) {
 }
 
 // countBans counts the active bans in the database, if there is one:
-// opening it never creates it.
+// reading it never creates it.
 func countBans(path string) (int, string) {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -134,12 +135,13 @@ func countBans(path string) (int, string) {
 		}
 		return 0, err.Error()
 	}
-	s, err := ban.Open(path, ban.Options{})
+	// Read-only: without the daemon, status must neither take the state
+	// directory nor change (or recover) the store.
+	bans, err := ban.ReadActive(context.Background(), path, time.Now())
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer s.Close()
-	return s.Len(), ""
+	return len(bans), ""
 }
 
 // WriteText renders st for people, on one screen.
@@ -177,6 +179,9 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	fmt.Fprintf(w, "\nGUARD  %d active ban(s)", st.Bans)
 	if st.BansError != "" {
 		fmt.Fprintf(w, " (moat.db not read: %s)", st.BansError)
+	}
+	if fw := st.Firewall; fw != nil && !slices.ContainsFunc(fw.Sets, func(s firewall.SetSize) bool { return s.Name == firewall.SetBan4 }) {
+		fmt.Fprint(w, ", NOT ENFORCED: table inet moat has no ban sets (moat apply firewall, or firewall.mode: bans-only and moat run)")
 	}
 	fmt.Fprintln(w)
 	for _, j := range st.Jails {

@@ -12,6 +12,12 @@ import (
 type Config struct {
 	// Enabled makes `moat apply` manage table inet moat.
 	Enabled *bool `yaml:"enabled"`
+	// Mode is "full" (the default: moat's default-drop firewall) or
+	// "bans-only": table inet moat holds only the ban and geo sets and
+	// one early drop of their sources in input and forward, and every
+	// other rule stays the operator's own (the fail2ban replacement).
+	// `moat run` creates that table when it is missing.
+	Mode string `yaml:"mode"`
 	// PublicInterface faces the internet; detected from the default route
 	// when empty.
 	PublicInterface string `yaml:"public_interface"`
@@ -61,9 +67,23 @@ func Default() Config {
 	}
 }
 
+// Firewall modes.
+const (
+	ModeFull     = "full"
+	ModeBansOnly = "bans-only"
+)
+
+// BansOnly reports whether moat owns only the ban sets' drop.
+func (c Config) BansOnly() bool { return c.Mode == ModeBansOnly }
+
 // Validate checks the firewall section.
 func (c Config) Validate() error {
 	var errs []error
+	switch c.Mode {
+	case "", ModeFull, ModeBansOnly:
+	default:
+		errs = append(errs, schema.Errorf("mode", "expected %s or %s, found %q", ModeFull, ModeBansOnly, c.Mode))
+	}
 	if c.PublicInterface != "" {
 		if err := vpn.ValidInterface(c.PublicInterface); err != nil {
 			errs = append(errs, schema.Errorf("public_interface", "%v", err))

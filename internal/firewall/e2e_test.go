@@ -3,6 +3,7 @@ package firewall
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -185,12 +186,22 @@ func TestBans(t *testing.T) {
 	}
 	p := netip.MustParsePrefix
 
-	// An established connection is cut by a ban too.
+	// An established connection is cut by a ban too; its neighbour's is
+	// not (the cut is filtered by source in the kernel).
 	conn, err := w.attacker.DialTimeout("tcp", web(vpsPub4), time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	var other net.Conn
+	if err := w.attacker.Do(func() (err error) {
+		d := net.Dialer{Timeout: time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(attacker4b)}}
+		other, err = d.Dial("tcp", web(vpsPub4))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
 
 	// A single address: dropped, its neighbour passes.
 	ban(Element{Prefix: p(attacker4 + "/32"), Timeout: time.Hour})
@@ -214,11 +225,32 @@ func TestBans(t *testing.T) {
 	if !echo() {
 		t.Error("an established connection died with the ban alone")
 	}
-	if n, err := s.Cut(ctx, []netip.Prefix{p(attacker4 + "/32")}); err != nil || n < 1 {
-		t.Errorf("cut: %d %v", n, err)
+	// Off the ban path: queued, ended by the cutter's goroutine.
+	var cutter *Cutter
+	if err := w.vps.Do(func() (err error) { cutter, err = NewCutter(func(err error) { t.Error(err) }); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer cutter.Close()
+	cutter.Queue([]netip.Prefix{p(attacker4 + "/32")})
+	for deadline := time.Now().Add(5 * time.Second); cutter.Ended() < 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := cutter.Ended(); n < 1 {
+		t.Errorf("cutter ended %d connections", n)
 	}
 	if echo() {
-		t.Error("an established connection from a banned address still gets answers after Cut")
+		t.Error("an established connection from a banned address still gets answers after the cut")
+	}
+	other.SetDeadline(time.Now().Add(probeTimeout))
+	if _, err := other.Write([]byte("x")); err != nil {
+		t.Errorf("the neighbour's connection died: %v", err)
+	} else if _, err := other.Read(make([]byte, 1)); err != nil {
+		t.Errorf("the neighbour's connection died: %v", err)
+	}
+	// Sets.Cut does the same in the caller's goroutine; a network takes
+	// the full dump.
+	if n, err := s.Cut(ctx, []netip.Prefix{p("198.51.100.0/24")}); err != nil || n < 1 {
+		t.Errorf("cut of a network: %d %v", n, err)
 	}
 
 	// A CIDR covering both.

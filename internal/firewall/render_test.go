@@ -89,7 +89,11 @@ func goldenSpecs() map[string]*Spec {
 		SSH:           SSH{Port: 22, Exposure: schema.ExposurePublic},
 		BanIPv6Prefix: 64,
 	}
+	bansOnly := stage3
+	bansOnly.BansOnly = true
+	bansOnly.SSH = SSH{}
 	return map[string]*Spec{
+		"bans-only": &bansOnly,
 		"defaults":  &defaults,
 		"stage2":    &stage2,
 		"stage3":    &stage3,

@@ -45,6 +45,10 @@ type Element struct {
 	Timeout time.Duration
 	// Expires is the time left, as listed by the kernel; adding ignores it.
 	Expires time.Duration
+	// raw is the kernel's interval this element was listed from (List's
+	// answer only): deleting the element deletes that interval's own
+	// start and end elements.
+	raw span
 }
 
 // Sets edits the elements of table inet moat's ban and geo sets over
@@ -223,25 +227,117 @@ func (s *Sets) add(ctx context.Context, name string, elems []Element) error {
 	elems = outermost(elems)
 	// The fast path: nothing to replace. The kernel refuses the whole
 	// transaction if one element overlaps or repeats one already there;
-	// then read the set and retry with the conflicts resolved.
-	err := s.write(ctx, set, nil, elems, true)
-	if err == nil || ctx.Err() != nil || !(errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY)) {
+	// then read the set and retry with the conflicts resolved. An
+	// interval reaching the top of the address space has no end element,
+	// and the kernel cannot see what it would cover: it always takes the
+	// careful path.
+	if !slices.ContainsFunc(elems, func(e Element) bool { return !lastAddr(e.Prefix).Next().IsValid() }) {
+		err := s.write(ctx, set, nil, elems)
+		if err == nil || ctx.Err() != nil || !(errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY)) {
+			return err
+		}
+	}
+	// Timed-out elements stay in the kernel's tree, unlisted, until its
+	// garbage collection runs at a commit (once a second at most). Until
+	// then they can refuse an exclusive add of the same address, and the
+	// end element of a timed-out interval, which the kernel will not
+	// delete alone, would end a new interval across it early (or later be
+	// collected as the new one's end). Then commit something harmless to
+	// let the collection run, and look again.
+	var err error
+	for attempt := 0; ; attempt++ {
+		s.mu.Lock()
+		raw, lerr := s.conn.GetSetElements(set)
+		s.mu.Unlock()
+		if lerr != nil {
+			return lerr
+		}
+		cur := fromIntervals(raw)
+		del, add := resolve(cur, elems)
+		// A stray end element (its start deleted or timed out) inside an
+		// addition would end it early: delete it too.
+		for _, o := range strays(raw, add) {
+			del = append(del, span{end: o})
+		}
+		err = s.writeSpans(ctx, set, del, shareEnds(cur, del, elementSpans(add)))
+		if err == nil || !(errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EEXIST)) {
+			return err
+		}
+		if attempt >= 16 {
+			return fmt.Errorf("set %s: %w (after 4s of waiting for the kernel's garbage collection)", set.Name, err)
+		}
+		if attempt > 0 {
+			if err := s.nudgeGC(ctx, set, cur); err != nil {
+				return err
+			}
+			t := time.NewTimer(250 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+}
+
+// strays returns the stray end elements (see orphanEnds) inside one of
+// the additions or at its end.
+func strays(raw []nftables.SetElement, add []Element) []netip.Addr {
+	var out []netip.Addr
+	for _, o := range orphanEnds(raw) {
+		for _, e := range add {
+			if e.Prefix.Contains(o) || lastAddr(e.Prefix).Next() == o {
+				out = append(out, o)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// nudgeGC commits a transaction on the set that changes nothing, so that
+// the kernel's commit-time garbage collection runs: a live element
+// deleted and added again as it is, or a start element at the top of the
+// address space added and deleted again.
+func (s *Sets) nudgeGC(ctx context.Context, set *nftables.Set, cur []Element) error {
+	var tx []elemOp
+	if len(cur) > 0 {
+		c := cur[0]
+		sp := c.raw
+		sp.timeout = 0
+		if c.Timeout > 0 {
+			if c.Expires <= 0 {
+				return nil
+			}
+			sp.timeout = c.Expires
+		}
+		tx = []elemOp{{del: true, spans: []span{sp}}, {spans: []span{sp}}}
+	} else {
+		top := netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		if set.KeyType == nftables.TypeIP6Addr {
+			top = maxAddr(netip.IPv6Unspecified())
+		}
+		sp := []span{{start: top}}
+		tx = []elemOp{{spans: sp}, {del: true, spans: sp}}
+	}
+	err := s.transactGroups(ctx, set, [][]elemOp{tx})
+	if err != nil && !errors.Is(err, unix.EEXIST) && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	cur, lerr := s.list(set)
-	if lerr != nil {
-		return errors.Join(err, lerr)
-	}
-	del, add := resolve(cur, elems)
-	return s.write(ctx, set, del, add, false)
+	return nil
 }
 
 // resolve splits the additions against the set's current elements: an
 // addition covered by a wider current element is dropped; current
-// elements equal to or covered by an addition are deleted first.
-func resolve(cur, add []Element) (del []netip.Prefix, keep []Element) {
+// elements equal to or covered by an addition are deleted first. Deletion
+// is by the kernel's own intervals: where one of them is not a single
+// prefix (a range added by hand, or damage), the parts of it no addition
+// covers are added back with their time left.
+func resolve(cur, add []Element) (del []span, keep []Element) {
 	cur = slices.Clone(cur)
 	sortElements(cur)
+	gone := map[netip.Prefix]bool{}
 	for _, e := range add {
 		// Current elements overlapping e: either one wider than or equal
 		// to e, or any number inside it.
@@ -254,31 +350,61 @@ func resolve(cur, add []Element) (del []netip.Prefix, keep []Element) {
 			}
 		}
 		covered := false
+		var mine []netip.Prefix
 		for j := i; j < len(cur) && e.Prefix.Contains(cur[j].Prefix.Addr()); j++ {
 			if cur[j].Prefix.Bits() < e.Prefix.Bits() {
 				covered = true // same start, wider
 				break
 			}
-			del = append(del, cur[j].Prefix)
+			mine = append(mine, cur[j].Prefix)
 		}
 		if !covered {
 			keep = append(keep, e)
+			for _, p := range mine {
+				gone[p] = true
+			}
 		}
 	}
-	return del, keep
+	del, back := spanEdits(cur, func(c Element) bool { return gone[c.Prefix] })
+	return del, append(keep, back...)
+}
+
+// spanEdits returns the kernel intervals to delete so that the current
+// elements drop selects go, and the other parts of those intervals to
+// add back.
+func spanEdits(cur []Element, drop func(Element) bool) (del []span, back []Element) {
+	touched := map[span]bool{}
+	for _, c := range cur {
+		if drop(c) {
+			sp := c.raw
+			if !sp.start.IsValid() {
+				sp = prefixSpan(c.Prefix, 0)
+			}
+			sp.timeout = 0
+			if !touched[sp] {
+				touched[sp] = true
+				del = append(del, sp)
+			}
+		}
+	}
+	for _, c := range cur {
+		sp := c.raw
+		sp.timeout = 0
+		if !c.raw.start.IsValid() || !touched[sp] || drop(c) {
+			continue
+		}
+		switch {
+		case c.Timeout == 0:
+			back = append(back, Element{Prefix: c.Prefix})
+		case c.Expires > 0:
+			back = append(back, Element{Prefix: c.Prefix, Timeout: c.Expires})
+		}
+	}
+	return del, back
 }
 
 // Delete removes prefixes from the kind's sets; absent ones are ignored.
 func (s *Sets) Delete(ctx context.Context, kind Kind, prefixes []netip.Prefix) error {
-	return s.delete(ctx, kind, prefixes, false)
-}
-
-// delete removes prefixes; known says the caller just listed them as
-// present. Otherwise a delete that fails because an element is absent
-// (the kernel then refuses the whole transaction) is retried with only
-// what a listing shows present: unbanning one address must not cost a
-// listing of every ban.
-func (s *Sets) delete(ctx context.Context, kind Kind, prefixes []netip.Prefix, known bool) error {
 	n4, n6, err := kind.names()
 	if err != nil {
 		return err
@@ -295,30 +421,36 @@ func (s *Sets) delete(ctx context.Context, kind Kind, prefixes []netip.Prefix, k
 		if len(f.elems) == 0 {
 			continue
 		}
-		set := s.set(f.name)
-		del := uniquePrefixes(f.elems)
-		err := s.write(ctx, set, del, nil, false)
-		if err != nil && !known && errors.Is(err, unix.ENOENT) {
-			var cur []Element
-			if cur, err = s.list(set); err == nil {
-				have := make(map[netip.Prefix]bool, len(cur))
-				for _, c := range cur {
-					have[c.Prefix] = true
-				}
-				present := del[:0]
-				for _, p := range del {
-					if have[p] {
-						present = append(present, p)
-					}
-				}
-				err = s.write(ctx, set, present, nil, false)
-			}
-		}
-		if err != nil {
+		if err := s.delete(ctx, s.set(f.name), uniquePrefixes(f.elems)); err != nil {
 			return fmt.Errorf("delete from set %s: %w", f.name, err)
 		}
 	}
 	return nil
+}
+
+// delete removes prefixes from one set. A delete that fails because an
+// element is absent (the kernel then refuses the whole transaction) is
+// retried with what a listing shows present: unbanning one address must
+// not cost a listing of every ban.
+func (s *Sets) delete(ctx context.Context, set *nftables.Set, want []netip.Prefix) error {
+	del := make([]span, 0, len(want))
+	for _, p := range want {
+		del = append(del, prefixSpan(p, 0))
+	}
+	err := s.write(ctx, set, del, nil)
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	cur, err := s.list(set)
+	if err != nil {
+		return err
+	}
+	// An element goes when a prefix deleted holds it: a range the kernel
+	// holds as pieces goes whole.
+	del, back := spanEdits(cur, func(c Element) bool {
+		return slices.ContainsFunc(want, func(p netip.Prefix) bool { return p.Bits() <= c.Prefix.Bits() && p.Contains(c.Prefix.Addr()) })
+	})
+	return s.write(ctx, set, del, back)
 }
 
 func uniquePrefixes(elems []Element) []netip.Prefix {
@@ -334,8 +466,8 @@ func uniquePrefixes(elems []Element) []netip.Prefix {
 }
 
 // List returns the elements of the kind's sets, IPv4 first, each sorted.
-// Ranges added by hand that are not one prefix come back as the prefixes
-// covering them, with the range's timeouts.
+// Ranges that are not one prefix (added by hand, or damage) come back as
+// the prefixes covering them, with the range's timeouts.
 func (s *Sets) List(ctx context.Context, kind Kind) ([]Element, error) {
 	n4, n6, err := kind.names()
 	if err != nil {
@@ -382,7 +514,7 @@ func (s *Sets) Sync(ctx context.Context, kind Kind, want []Element) error {
 			del = append(del, c.Prefix)
 		}
 	}
-	if err := s.delete(ctx, kind, del, true); err != nil {
+	if err := s.Delete(ctx, kind, del); err != nil {
 		return err
 	}
 	return s.Add(ctx, kind, add)
@@ -410,32 +542,31 @@ func (s *Sets) set(name string) *nftables.Set {
 	return &nftables.Set{Table: s.table, Name: name, Interval: true, HasTimeout: true, KeyType: key}
 }
 
-// write deletes del and adds add in as few transactions as the batch
-// limits allow, deletions first. With renew, elements present already get
-// the new timeout: kernels from 6.12 do that on a plain add; older ones
-// ignore the add, so each chunk is added bare, deleted and added again in
-// one transaction (atomic: the element never leaves the set).
-func (s *Sets) write(ctx context.Context, set *nftables.Set, del []netip.Prefix, add []Element, renew bool) error {
-	// Each group goes into one transaction.
+// write deletes del and adds add, exclusively: an element (start or end)
+// already in the set fails the transaction with EEXIST, which add then
+// resolves against a listing. That is also how a renewal gets its new
+// timeout: the listing shows the element, and it is deleted and added
+// again in one transaction (atomic: it never leaves the set).
+func (s *Sets) write(ctx context.Context, set *nftables.Set, del []span, add []Element) error {
+	return s.writeSpans(ctx, set, del, elementSpans(add))
+}
+
+// writeSpans deletes del and adds add, deletions first, in as few
+// transactions as the batch limits allow.
+func (s *Sets) writeSpans(ctx context.Context, set *nftables.Set, del, add []span) error {
 	var groups [][]elemOp
 	for chunk := range slices.Chunk(del, perMessage) {
-		es := make([]Element, len(chunk))
-		for i, p := range chunk {
-			es[i] = Element{Prefix: p}
-		}
-		groups = append(groups, []elemOp{{del: true, elems: es}})
+		groups = append(groups, []elemOp{{del: true, spans: chunk}})
 	}
 	for chunk := range slices.Chunk(add, perMessage) {
-		if !renew || kernelRenews() {
-			groups = append(groups, []elemOp{{elems: chunk}})
-			continue
-		}
-		bare := make([]Element, len(chunk))
-		for i, e := range chunk {
-			bare[i] = Element{Prefix: e.Prefix}
-		}
-		groups = append(groups, []elemOp{{elems: bare}, {del: true, elems: bare}, {elems: chunk}})
+		groups = append(groups, []elemOp{{spans: chunk}})
 	}
+	return s.transactGroups(ctx, set, groups)
+}
+
+// transactGroups sends groups of messages, each group whole in one
+// transaction.
+func (s *Sets) transactGroups(ctx context.Context, set *nftables.Set, groups [][]elemOp) error {
 	const msgsPerTx = perTransaction / perMessage
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -454,20 +585,6 @@ func (s *Sets) write(ctx context.Context, set *nftables.Set, del []netip.Prefix,
 	}
 	return nil
 }
-
-// kernelRenews reports whether a plain add of an element already in a set
-// sets its new timeout, which Linux does from 6.12 on.
-var kernelRenews = sync.OnceValue(func() bool {
-	var u unix.Utsname
-	if unix.Uname(&u) != nil {
-		return false
-	}
-	var major, minor int
-	if n, _ := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); n != 2 {
-		return false
-	}
-	return major > 6 || major == 6 && minor >= 12
-})
 
 // list reads a set and turns the kernel's start and end elements back
 // into prefixes.
@@ -493,6 +610,65 @@ func (s *Sets) count(name string) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// shareEnds drops the end element of an added interval where the set
+// keeps one at that address already (the end of an interval deleted
+// before one that starts there): an exclusive add would fail on it, and
+// the one there ends the new interval as well.
+func shareEnds(cur []Element, del, add []span) []span {
+	ends := map[netip.Addr]bool{}
+	for _, c := range cur {
+		if c.raw.end.IsValid() {
+			ends[c.raw.end] = true
+		}
+	}
+	for _, d := range del {
+		if d.end.IsValid() {
+			delete(ends, d.end)
+		}
+	}
+	for i := range add {
+		if ends[add[i].end] {
+			add[i].end = netip.Addr{}
+		}
+	}
+	return add
+}
+
+// orphanEnds returns the end elements not preceded by a start element:
+// what is left of an interval whose start timed out, until the kernel's
+// garbage collection takes it.
+func orphanEnds(raw []nftables.SetElement) []netip.Addr {
+	type point struct {
+		addr netip.Addr
+		end  bool
+	}
+	pts := make([]point, 0, len(raw))
+	for _, e := range raw {
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			pts = append(pts, point{a, e.IntervalEnd})
+		}
+	}
+	slices.SortFunc(pts, func(a, b point) int {
+		if c := a.addr.Compare(b.addr); c != 0 {
+			return c
+		}
+		if a.end == b.end {
+			return 0
+		}
+		if a.end {
+			return -1
+		}
+		return 1
+	})
+	var out []netip.Addr
+	for i, p := range pts {
+		if p.end && (i == 0 || pts[i-1].end) {
+			out = append(out, p.addr)
+		}
+	}
+	return out
 }
 
 // fromIntervals pairs each start element with the end element after it.
@@ -527,15 +703,23 @@ func fromIntervals(raw []nftables.SetElement) []Element {
 	for i := 0; i < len(pts); i++ {
 		p := pts[i]
 		if p.end {
-			continue // the start element 0 an end marker may stand for
+			continue // an end with no start before it matches nothing
 		}
+		// The interval runs to the next element: its end, or (without
+		// one) the next start, or the top of the address space. A start
+		// followed by another start is how a damaged set looks: listed as
+		// the kernel matches it, so reconcile sees and repairs it.
+		raw := span{start: p.addr}
 		last := maxAddr(p.addr)
-		if i+1 < len(pts) && pts[i+1].end {
+		if i+1 < len(pts) {
 			last = pts[i+1].addr.Prev()
-			i++
+			if pts[i+1].end {
+				raw.end = pts[i+1].addr
+				i++
+			}
 		}
 		for _, pfx := range rangePrefixes(p.addr, last) {
-			out = append(out, Element{Prefix: pfx, Timeout: p.timeout, Expires: p.expires})
+			out = append(out, Element{Prefix: pfx, Timeout: p.timeout, Expires: p.expires, raw: raw})
 		}
 	}
 	return out
@@ -643,4 +827,95 @@ func prefixesOf(elems []Element) []netip.Prefix {
 		out[i] = e.Prefix
 	}
 	return out
+}
+
+// Matches reports for each address whether the kind's sets match it, read
+// the way the kernel matches an interval set: the nearest element at or
+// below the address decides, a start element matching and an end element
+// (or none) not. It reads the kernel's raw elements, so it also sees what
+// List's reading as prefixes would hide.
+func (s *Sets) Matches(ctx context.Context, kind Kind, addrs []netip.Addr) ([]bool, error) {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return nil, err
+	}
+	type point struct {
+		addr netip.Addr
+		end  bool
+	}
+	read := func(name string) ([]point, error) {
+		s.mu.Lock()
+		raw, err := s.conn.GetSetElements(s.set(name))
+		s.mu.Unlock()
+		if err != nil {
+			return nil, fmt.Errorf("list set %s: %w", name, err)
+		}
+		pts := make([]point, 0, len(raw))
+		for _, e := range raw {
+			if a, ok := netip.AddrFromSlice(e.Key); ok {
+				pts = append(pts, point{a, e.IntervalEnd})
+			}
+		}
+		// On a shared address the start wins: it is the later element.
+		slices.SortFunc(pts, func(a, b point) int {
+			if c := a.addr.Compare(b.addr); c != 0 {
+				return c
+			}
+			switch {
+			case a.end && !b.end:
+				return -1
+			case !a.end && b.end:
+				return 1
+			}
+			return 0
+		})
+		return pts, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	v4, err := read(n4)
+	if err != nil {
+		return nil, err
+	}
+	v6, err := read(n6)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]bool, len(addrs))
+	for i, a := range addrs {
+		a = a.Unmap()
+		pts := v6
+		if a.Is4() {
+			pts = v4
+		}
+		j, _ := slices.BinarySearchFunc(pts, a, func(p point, a netip.Addr) int {
+			if c := p.addr.Compare(a); c != 0 {
+				return c
+			}
+			return -1 // every element at a sorts before it
+		})
+		out[i] = j > 0 && !pts[j-1].end
+	}
+	return out, nil
+}
+
+// Present reports whether both of the kind's sets exist in table inet
+// moat: without them nothing the guard decides is enforced.
+func (s *Sets) Present(kind Kind) (bool, error) {
+	n4, n6, err := kind.names()
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range []string{n4, n6} {
+		if _, err := s.conn.GetSetByName(s.table, name); err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				return false, nil
+			}
+			return false, fmt.Errorf("look up set %s: %w", name, err)
+		}
+	}
+	return true, nil
 }

@@ -81,8 +81,12 @@ func TestOutermostAndResolve(t *testing.T) {
 		{Prefix: p("192.0.2.0/25")},    // inside a wider one starting at the same address
 	}
 	del, keep := resolve(cur, add)
-	if fmt.Sprint(del) != "[198.51.100.7/32 198.51.100.9/32 203.0.113.5/32]" {
-		t.Errorf("delete: %v", del)
+	var dels []string
+	for _, d := range del {
+		dels = append(dels, d.start.String()+"-"+d.end.String())
+	}
+	if fmt.Sprint(dels) != "[198.51.100.7-198.51.100.8 198.51.100.9-198.51.100.10 203.0.113.5-203.0.113.6]" {
+		t.Errorf("delete: %v", dels)
 	}
 	if fmt.Sprint(prefixesOf(keep)) != "[198.51.100.0/24 203.0.113.5/32 233.252.0.1/32]" {
 		t.Errorf("keep: %v", prefixesOf(keep))
@@ -265,6 +269,92 @@ func TestSetsBatch(t *testing.T) {
 		}
 		if !slices.IsSortedFunc(got[:20000], func(a, b Element) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) }) {
 			t.Error("list is not sorted")
+		}
+	})
+}
+
+// TestTopOfRangeAndOverlap: a ban reaching the top of the address space
+// has no end element, and the kernel cannot see what it overlaps; moat
+// must. The case: 200.1.2.0/24, then 192.0.0.0/2 left
+// 200.1.3.0-255.255.255.255 unbanned. Also a wider ban from the same
+// address must not shrink to the narrower one added after it.
+func TestTopOfRangeAndOverlap(t *testing.T) {
+	scratchSets(t, func(ctx context.Context, s *Sets) {
+		p := netip.MustParsePrefix
+		a := netip.MustParseAddr
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		expect := func(what string, addrs map[string]bool) {
+			t.Helper()
+			var probe []netip.Addr
+			var want []bool
+			for k, v := range addrs {
+				probe = append(probe, a(k))
+				want = append(want, v)
+			}
+			got, err := s.Matches(ctx, KindBan, probe)
+			must(err)
+			for i := range probe {
+				if got[i] != want[i] {
+					els, _ := s.Bans(ctx)
+					t.Errorf("%s: %s matched %v, want %v (set %v)", what, probe[i], got[i], want[i], prefixesOf(els))
+				}
+			}
+		}
+		must(s.Ban(ctx, []Element{{Prefix: p("200.1.2.0/24"), Timeout: time.Hour}}))
+		must(s.Ban(ctx, []Element{{Prefix: p("192.0.0.0/2"), Timeout: time.Hour}}))
+		expect("/24 then /2", map[string]bool{"191.255.255.255": false, "192.0.0.0": true, "200.1.2.7": true, "200.1.3.0": true, "255.255.255.255": true})
+
+		must(s.Ban(ctx, []Element{{Prefix: p("10.0.0.0/8"), Timeout: time.Hour}}))
+		must(s.Ban(ctx, []Element{{Prefix: p("10.0.0.0/16"), Timeout: time.Minute}}))
+		expect("/8 then /16 from the same address", map[string]bool{"10.0.0.1": true, "10.1.0.0": true, "10.255.255.255": true, "11.0.0.0": false})
+
+		must(s.Ban(ctx, []Element{{Prefix: p("2001:db8::/32"), Timeout: time.Hour}, {Prefix: p("ffff::/16")}}))
+		must(s.Ban(ctx, []Element{{Prefix: p("ffff:ffff::/32"), Timeout: time.Hour}, {Prefix: p("::/0"), Timeout: time.Hour}}))
+		expect("v6 /0 over the top", map[string]bool{"::": true, "2001:db8::1": true, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff": true})
+
+		// Unbanning the top-of-range ban lifts it whole.
+		must(s.Unban(ctx, []netip.Prefix{p("192.0.0.0/2")}))
+		expect("after unban", map[string]bool{"200.1.3.0": false, "255.255.255.255": false, "10.5.5.5": true})
+	})
+}
+
+// TestDamagedSetIsSeenAndRepaired: a set as the old encoding left it
+// (a start without its end before another interval) lists as what the
+// kernel matches, not as the ban it was meant to be, and adding the ban
+// again repairs it.
+func TestDamagedSetIsSeenAndRepaired(t *testing.T) {
+	scratchSets(t, func(ctx context.Context, s *Sets) {
+		a := netip.MustParseAddr
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		must(s.writeSpans(ctx, s.set(SetBan4), nil, []span{{start: a("200.1.2.0"), end: a("200.1.3.0")}}))
+		must(s.writeSpans(ctx, s.set(SetBan4), nil, []span{{start: a("192.0.0.0")}}))
+		got, err := s.Matches(ctx, KindBan, []netip.Addr{a("200.1.3.0"), a("255.255.255.255")})
+		must(err)
+		if got[0] || got[1] {
+			t.Fatalf("the damage did not reproduce: %v", got)
+		}
+		els, err := s.Bans(ctx)
+		must(err)
+		for _, e := range els {
+			if e.Prefix == netip.MustParsePrefix("192.0.0.0/2") {
+				t.Fatal("the damaged set lists as the intended ban: reconcile would never repair it")
+			}
+		}
+		must(s.Ban(ctx, []Element{{Prefix: netip.MustParsePrefix("192.0.0.0/2"), Timeout: time.Hour}}))
+		got, err = s.Matches(ctx, KindBan, []netip.Addr{a("200.1.3.0"), a("255.255.255.255"), a("191.255.255.255")})
+		must(err)
+		if !got[0] || !got[1] || got[2] {
+			t.Fatalf("not repaired: %v", got)
 		}
 	})
 }

@@ -20,33 +20,60 @@ import (
 // library's socket. Everything else (the socket, reading sets) stays with
 // the library.
 
-// elemOp is one message of a transaction: elements to add or delete.
+// elemOp is one message of a transaction: intervals to add or delete.
 type elemOp struct {
-	del   bool
-	elems []Element // Timeout ignored for deletes
+	del bool
+	// Adds are exclusive (NLM_F_EXCL): without it, an interval whose
+	// start element is already there (a wider ban from the same address)
+	// would silently take the new end and shrink.
+	spans []span // timeouts ignored for deletes
+}
+
+// span is one interval as the kernel holds it: a start element, and the
+// end element one past its last address, which an interval reaching the
+// top of the address space does not have (end is then the zero Addr).
+// Interval sets match an address when the nearest element at or below it
+// is a start element.
+type span struct {
+	start, end netip.Addr
+	timeout    time.Duration
+}
+
+// prefixSpan is the interval of p.
+func prefixSpan(p netip.Prefix, timeout time.Duration) span {
+	return span{start: p.Masked().Addr(), end: lastAddr(p).Next(), timeout: timeout}
+}
+
+func elementSpans(elems []Element) []span {
+	out := make([]span, len(elems))
+	for i, e := range elems {
+		out[i] = prefixSpan(e.Prefix, e.Timeout)
+	}
+	return out
 }
 
 // encodeElems returns the body of a NEWSETELEM or DELSETELEM message for
 // set in table inet moat: the nfgenmsg header, then table, set and the
-// element list. Each prefix becomes a start element carrying the timeout
-// and an end element one past its last address (none when it reaches the
-// top of the address space).
-func encodeElems(set string, elems []Element, withTimeout bool) ([]byte, error) {
-	b := make([]byte, 0, 64+len(elems)*80)
+// element list, a start element (carrying the timeout) and an end element
+// for each span.
+func encodeElems(set string, spans []span, withTimeout bool) ([]byte, error) {
+	b := make([]byte, 0, 64+len(spans)*80)
 	b = append(b, unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0)
 	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_TABLE, cstring(Table))
 	b = appendAttr(b, unix.NFTA_SET_ELEM_LIST_SET, cstring(set))
 	list := len(b)
 	b = append(b, 0, 0, 0, 0)
 	var key [16]byte
-	for _, e := range elems {
-		b = appendElem(b, addrKey(&key, e.Prefix.Addr()), e.Timeout, withTimeout, false)
-		if next := lastAddr(e.Prefix).Next(); next.IsValid() {
-			b = appendElem(b, addrKey(&key, next), 0, false, true)
+	for _, sp := range spans {
+		if sp.start.IsValid() { // an end alone: a leftover to delete
+			b = appendElem(b, addrKey(&key, sp.start), sp.timeout, withTimeout, false)
+		}
+		if sp.end.IsValid() {
+			b = appendElem(b, addrKey(&key, sp.end), 0, false, true)
 		}
 	}
 	if len(b)-list > 0xffff {
-		return nil, fmt.Errorf("netlink: %d elements overflow one message", len(elems))
+		return nil, fmt.Errorf("netlink: %d elements overflow one message", len(spans))
 	}
 	putAttrHeader(b[list:], unix.NFTA_SET_ELEM_LIST_ELEMENTS|unix.NLA_F_NESTED, len(b)-list)
 	return b, nil
@@ -107,11 +134,11 @@ func (s *Sets) transact(ctx context.Context, set string, ops []elemOp) error {
 	batchHdr := []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, unix.NFNL_SUBSYS_NFTABLES}
 	msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: unix.NFNL_MSG_BATCH_BEGIN, Flags: netlink.Request}, Data: batchHdr})
 	for _, o := range ops {
-		typ, flags := unix.NFT_MSG_NEWSETELEM, netlink.Request|netlink.Acknowledge|netlink.Create
+		typ, flags := unix.NFT_MSG_NEWSETELEM, netlink.Request|netlink.Acknowledge|netlink.Create|netlink.Excl
 		if o.del {
 			typ, flags = unix.NFT_MSG_DELSETELEM, netlink.Request|netlink.Acknowledge
 		}
-		body, err := encodeElems(set, o.elems, !o.del)
+		body, err := encodeElems(set, o.spans, !o.del)
 		if err != nil {
 			return err
 		}

@@ -17,6 +17,9 @@ import (
 type Spec struct {
 	// Source names the config the table came from, for the file header.
 	Source string
+	// BansOnly renders only the ban (and geo) sets and their drop rules:
+	// firewall.mode bans-only.
+	BansOnly bool
 	// PublicInterface faces the internet; "" when unknown. VPN ranges are
 	// not trusted when they arrive on it.
 	PublicInterface string
@@ -62,7 +65,7 @@ type Geo struct {
 // resolved values.
 func (s *Spec) Validate() error {
 	var errs []error
-	if s.SSH.Port == 0 {
+	if s.SSH.Port == 0 && !s.BansOnly {
 		errs = append(errs, errors.New("ssh port is 0: set ssh.port"))
 	}
 	switch s.SSH.Exposure {
@@ -70,7 +73,7 @@ func (s *Spec) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("unknown ssh exposure %q: expected public, vpn+public or vpn", s.SSH.Exposure))
 	}
-	if s.SSH.Exposure.VPN() && len(s.VPN.Interfaces) == 0 && len(s.VPN.Ranges) == 0 {
+	if s.SSH.Exposure.VPN() && !s.BansOnly && len(s.VPN.Interfaces) == 0 && len(s.VPN.Ranges) == 0 {
 		errs = append(errs, fmt.Errorf("ssh exposure %q needs a VPN: list vpn.interfaces or vpn.ranges", s.SSH.Exposure))
 	}
 	if p := s.BanIPv6Prefix; p < 16 || p > 128 {
@@ -106,6 +109,7 @@ func SpecFrom(c Config) Spec {
 		Allow:           slices.Clone(c.Allow),
 		LogDrops:        c.LogDrops,
 		BanIPv6Prefix:   c.Ban.IPv6Prefix,
+		BansOnly:        c.BansOnly(),
 		Geo:             Geo{Mode: c.Geo.Mode, Countries: slices.Clone(c.Geo.Countries)},
 	}
 	if s.BanIPv6Prefix == 0 {
