@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moat-sh/moat/internal/host"
 )
 
 // The test binary doubles as the watchdog and as an applying process that
@@ -291,12 +294,17 @@ func TestConfirmWritesFinalFilesAndRefusesTheApplyingSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, sess := range []string{"", applying} {
-		if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Session: sess, Handlers: testHandlers(root)}); err == nil {
-			t.Errorf("confirm from session %q accepted", sess)
+	loaded, _ := s.Load(m.ID)
+	// The applying session: its sshd process started before the change
+	// took effect.
+	old := Proof{Operator: host.Operator{SSHD: 100, SSHDStart: loaded.ActivatedTicks - 500, Conn: mustConn(applying)}}
+	for _, p := range []Proof{{}, old} {
+		if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Proof: p, Handlers: testHandlers(root)}); err == nil {
+			t.Errorf("confirm from %+v accepted", p.Operator)
 		}
 	}
-	m, err = s.Confirm(ctx, m.ID, ConfirmOptions{Session: "198.51.100.2 50001 198.51.100.1 22", Handlers: testHandlers(root)})
+	fresh := Proof{Operator: host.Operator{SSHD: 101, SSHDStart: loaded.ActivatedTicks + 1, Conn: mustConn("198.51.100.2 50001 198.51.100.1 22")}}
+	m, err = s.Confirm(ctx, m.ID, ConfirmOptions{Proof: fresh, Handlers: testHandlers(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,24 +343,68 @@ func TestPendingChangeRefusesAnother(t *testing.T) {
 	}
 }
 
-func TestConfirmPortsAfterAMove(t *testing.T) {
+func mustConn(s string) host.Conn {
+	c, ok := host.ParseSSHConnection(s)
+	if !ok {
+		panic(s)
+	}
+	return c
+}
+
+// TestCheckProof is the confirmation rule, case by case: the start-time
+// rule (a tab opened before the change, a ControlMaster connection reused,
+// a connection accepted in the very tick the change took effect), hops
+// from the host itself, the port after a move and the VPN after SSH
+// becomes VPN-only.
+func TestCheckProof(t *testing.T) {
+	act := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	m := &Manifest{ID: "20260102T150405Z-abcdef", Activated: act, ActivatedTicks: 100_000, BootID: "boot-a"}
+	moved := *m
+	moved.ConfirmPorts = []uint16{2222}
+	vpnOnly := *m
+	vpnOnly.ConfirmVia = []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}
+	own := func(a netip.Addr) bool { return a.IsLoopback() || a == netip.MustParseAddr("203.0.113.1") }
+	op := func(start uint64, conn string) host.Operator {
+		return host.Operator{SSHD: 4242, SSHDStart: start, Conn: mustConn(conn)}
+	}
 	for _, c := range []struct {
-		applied, confirming string
-		ports               []uint16
-		ok                  bool
+		name string
+		m    *Manifest
+		p    Proof
+		rule string // "" accepts
 	}{
-		{"", "203.0.113.9 40000 203.0.113.1 22", nil, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40000 203.0.113.1 22", nil, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 22", nil, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 22", []uint16{2222}, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 2222", []uint16{2222}, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "::ffff:203.0.113.9 40000 203.0.113.1 22", nil, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "garbage", nil, false},
+		{"new connection", m, Proof{Operator: op(100_001, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, ""},
+		{"not in ssh", m, Proof{Operator: host.Operator{Conn: mustConn("198.51.100.9 40000 203.0.113.1 22")}, Own: own}, "not-ssh"},
+		{"no connection", m, Proof{Operator: host.Operator{SSHD: 1, SSHDStart: 100_001}, Own: own}, "no-connection"},
+		{"tab opened before", m, Proof{Operator: op(99_000, "198.51.100.9 40001 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"controlmaster reused: same sshd", m, Proof{Operator: op(42, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"accepted in the activation tick", m, Proof{Operator: op(100_000, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"loopback hop", m, Proof{Operator: op(100_500, "127.0.0.1 40000 127.0.0.1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"ipv6 loopback hop", m, Proof{Operator: op(100_500, "::1 40000 ::1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"hop to own public address", m, Proof{Operator: op(100_500, "203.0.113.1 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"hop, nil Own", m, Proof{Operator: op(100_500, "10.0.0.5 40000 10.0.0.5 22"), BootID: "boot-a"}, "own-host"},
+		{"after a reboot start times do not compare", m, Proof{Operator: op(5, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-b"}, ""},
+		{"old port after a move", &moved, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "old-port"},
+		{"new port after a move", &moved, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 2222"), Own: own}, ""},
+		{"public when vpn-only", &vpnOnly, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "not-vpn"},
+		{"over the vpn", &vpnOnly, Proof{Operator: op(100_500, "10.8.0.2 40000 10.8.0.1 22"), Own: own}, ""},
+		{"not activated yet", &Manifest{ID: m.ID}, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "before-change"},
 	} {
-		err := CheckSession(c.applied, c.confirming, c.ports)
-		if (err == nil) != c.ok {
-			t.Errorf("CheckSession(%q, %q, %v) = %v, want ok %v", c.applied, c.confirming, c.ports, err, c.ok)
+		err := CheckProof(c.m, c.p)
+		var r *ConfirmRule
+		switch {
+		case c.rule == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.rule != "" && (!errors.As(err, &r) || r.Rule != c.rule):
+			t.Errorf("%s: got %v, want rule %s", c.name, err, c.rule)
+		case c.rule != "" && !strings.Contains(err.Error(), "moat confirm") && c.rule != "old-port" && c.rule != "not-vpn":
+			t.Errorf("%s: the refusal does not say what would count: %v", c.name, err)
 		}
+	}
+	// The refusal says when the connection was opened, in wall time.
+	err := CheckProof(m, Proof{Operator: op(99_000, "198.51.100.9 40001 203.0.113.1 22"), BootID: "boot-a"})
+	if err == nil || !strings.Contains(err.Error(), "15:03:55") || !strings.Contains(err.Error(), "15:04:05") {
+		t.Errorf("refusal: %v", err)
 	}
 }
 

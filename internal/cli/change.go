@@ -49,7 +49,7 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 		return nil, code, false
 	}
 	live := host.New("")
-	tx := &transaction{cfg: c, root: f.root, live: live, session: sessionString(os.Getenv, live)}
+	tx := &transaction{cfg: c, root: f.root, live: live, session: live.Operator(os.Getpid(), os.Getenv).Conn.String()}
 	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File},
 		harden.Options{Root: f.root, Session: tx.session, Force: force})
 	if err != nil {
@@ -404,30 +404,6 @@ func publicAddr(tx *transaction, vpns []netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// sessionString is SSH_CONNECTION of this process or of the nearest
-// ancestor that has it (sudo drops it from the environment).
-func sessionString(getenv func(string) string, h *host.Host) string {
-	if v := getenv("SSH_CONNECTION"); v != "" {
-		return v
-	}
-	pid := os.Getppid()
-	for range 32 {
-		if pid <= 1 {
-			break
-		}
-		env, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-		if err == nil {
-			for kv := range strings.SplitSeq(string(env), "\x00") {
-				if v, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
-					return v
-				}
-			}
-		}
-		pid = parentPID(h, pid)
-	}
-	return ""
-}
-
 func notifier(e *env) func(change.Notice) {
 	return func(n change.Notice) {
 		e.log.Info("change", "id", n.ID, "state", string(n.State), "text", n.Text)
@@ -466,8 +442,9 @@ func runConfirm(e *env, args []string) int {
 		return code
 	}
 	live := host.New("")
-	sess := sessionString(os.Getenv, live)
-	m, err := store.Confirm(context.Background(), id, change.ConfirmOptions{Session: sess, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
+	proof := change.SelfProof()
+	sess := proof.Operator.Conn.String()
+	m, err := store.Confirm(context.Background(), id, change.ConfirmOptions{Proof: proof, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
 	var rb *change.RolledBackError
 	switch {
 	case errors.As(err, &rb):

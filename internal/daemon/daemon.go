@@ -254,11 +254,9 @@ func (d *Daemon) ignoreList(cfg *config.Config) []netip.Prefix {
 			}
 		}
 	}
-	if f := strings.Fields(os.Getenv("SSH_CONNECTION")); len(f) == 4 {
-		if a, err := netip.ParseAddr(f[0]); err == nil {
-			a = a.Unmap()
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
+	if o := host.New("").Operator(os.Getpid(), os.Getenv); o.Conn.Valid() {
+		a := o.Conn.Client.Addr()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out
 }
