@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/geo"
@@ -112,6 +113,13 @@ func runApplyFirewall(e *env, args []string) int {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(e.stderr, "moat apply firewall: needs root (run with sudo)")
 		return ExitRuntime
+	}
+	// One change at a time: a pending change's rollback would delete
+	// what this writes, and its confirm would overwrite it.
+	recoverExpired(context.Background(), e, f.root)
+	if err := change.NewStore(f.root).RefusePending(); err != nil {
+		fmt.Fprintf(e.stderr, "moat apply firewall: refusing, nothing was changed: %v\n", err)
+		return ExitUsage
 	}
 	c, code, ok := loadConfig(e, f)
 	if !ok {
