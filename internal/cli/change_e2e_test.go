@@ -239,8 +239,10 @@ func (x *e2e) run(c *ssh.Client, args ...string) (string, int) {
 	return string(out), exitStatus(x.t, err)
 }
 
+// cmdline runs moat with the test-only floor on --confirm lowered, so
+// that windows of a few seconds keep the tests short.
 func (x *e2e) cmdline(args ...string) string {
-	return x.bin + " " + strings.Join(args, " ") + " --root " + x.root
+	return "MOAT_TEST_MIN_WINDOW=1s " + x.bin + " " + strings.Join(args, " ") + " --root " + x.root
 }
 
 func exitStatus(t *testing.T, err error) int {
