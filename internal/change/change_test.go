@@ -48,6 +48,19 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println(m.ID)
 		select {} // waits to be killed
+	case "apply-and-hold":
+		// Holds after the first step, with a window far longer than any
+		// test, so only the applier's death can end the change early.
+		root := os.Getenv(envRoot)
+		s := NewStore(root)
+		_, err := s.Apply(context.Background(), []*Step{fileStep(root), {Layer: "second", Files: []File{{Path: "/etc/second", Data: []byte("2")}}}},
+			Options{Window: time.Hour, Timer: testWatchdog(root), Handlers: testHandlers(root), AfterStep: func(string) {
+				id, _ := s.Pending()
+				fmt.Println(id)
+				select {} // waits to be killed at this step boundary
+			}})
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
@@ -627,4 +640,157 @@ func TestBootGuard(t *testing.T) {
 	}
 	os.Remove(filepath.Join(root2, "actions"))
 	sameTree(t, before, treeHash(t, root2))
+}
+
+// TestApplierDeathRollsBackAtOnce: moat apply dies between two steps
+// (SIGKILL) of a change whose window is an hour: the watchdog rolls back
+// at once, not when the steps' budget and the window have passed, and
+// confirm says what happened rather than "still being applied".
+func TestApplierDeathRollsBackAtOnce(t *testing.T) {
+	root := fixture(t)
+	before := treeHash(t, root)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"=apply-and-hold", envRoot+"="+root)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	id := strings.TrimSpace(string(buf[:n]))
+	if ValidID(id) != nil {
+		cmd.Process.Kill()
+		t.Fatalf("applying process said %q", buf[:n])
+	}
+	s := NewStore(root)
+	m, _ := s.Load(id)
+	if m.State != Applying || m.Applier != cmd.Process.Pid || !m.Deadline.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("before the kill: state %s applier %d (child %d) deadline %s", m.State, m.Applier, cmd.Process.Pid, m.Deadline)
+	}
+	if _, err := s.Confirm(context.Background(), id, ConfirmOptions{Unattended: true}); err == nil || !strings.Contains(err.Error(), "still being applied") {
+		t.Errorf("confirm while the applier lives: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m, _ = s.Load(id); m.State == RolledBack {
+			break
+		}
+	}
+	if m.State != RolledBack || !strings.Contains(m.Reason, "died") {
+		t.Fatalf("state %s, reason %q", m.State, m.Reason)
+	}
+	sameTree(t, before, treeHash(t, root))
+	waitGone(t, m)
+	// Confirm now names the rollback, as apply would.
+	if _, err := s.Confirm(context.Background(), id, ConfirmOptions{Unattended: true}); err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("confirm after the rollback: %v", err)
+	}
+}
+
+// TestDeadApplierFoundByConfirm: without a watchdog (killed too), the next
+// confirm finds the dead applier, rolls back, and says so.
+func TestDeadApplierFoundByConfirm(t *testing.T) {
+	root := fixture(t)
+	before := treeHash(t, root)
+	s := NewStore(root)
+	m, err := s.begin([]*Step{fileStep(root)}, Options{Window: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	dead.Run()
+	m.Applier, m.ApplierStart = dead.Process.Pid, 1
+	s.save(m)
+	_, err = s.Confirm(context.Background(), m.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)})
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || !strings.Contains(rb.Reason, "died") {
+		t.Fatalf("confirm: %v", err)
+	}
+	sameTree(t, before, treeHash(t, root))
+	if err := s.RefusePending(); err != nil {
+		t.Errorf("after the rollback: %v", err)
+	}
+}
+
+// TestDeadlineArmedBeforeTheFirstStep: the deadline counts the planned
+// layers' budgets and the window, then moves to (steps done + window).
+func TestDeadlineArmedBeforeTheFirstStep(t *testing.T) {
+	root := fixture(t)
+	s := NewStore(root)
+	var during *Manifest
+	start := time.Now()
+	st := fileStep(root)
+	st.Layer = "sshd"
+	m, err := s.Apply(context.Background(), []*Step{st}, Options{Window: 40 * time.Second, Timer: inlineTimer{}, AfterStep: func(l string) {
+		if l == "sshd" {
+			id, _ := s.Pending()
+			during, _ = s.Load(id)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := StepsBudget([]string{"sshd"}) + 40*time.Second
+	if d := during.Deadline.Sub(start); d < want-time.Second || d > want+5*time.Second {
+		t.Errorf("deadline during the steps: %s after start, want about %s", d, want)
+	}
+	if d := m.Deadline.Sub(m.Activated); d != 40*time.Second {
+		t.Errorf("deadline after the steps: activation + %s, want the window", d)
+	}
+	if m.ActivatedTicks == 0 || m.BootID == "" {
+		t.Errorf("activation not recorded: %+v", m)
+	}
+}
+
+func TestCheckWindow(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: false, -5 * time.Second: false, 29 * time.Second: false, 30 * time.Second: true,
+		2 * time.Minute: true, 30 * time.Minute: true, 31 * time.Minute: false, 720 * time.Hour: false} {
+		err := CheckWindow(d, MinWindow)
+		if (err == nil) != ok {
+			t.Errorf("%s: %v", d, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "between 30s and 30m") {
+			t.Errorf("%s: the error does not name the range: %v", d, err)
+		}
+	}
+}
+
+// TestRollbackOlderConfirmedAfterLaterRolledBack: order is by what is
+// still in effect: once the later change is rolled back, the earlier
+// confirmed one may be.
+func TestRollbackOlderConfirmedAfterLaterRolledBack(t *testing.T) {
+	root := fixture(t)
+	s := NewStore(root)
+	ctx := context.Background()
+	first, err := s.Apply(ctx, []*Step{fileStep(root)}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, first.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // IDs order by the second
+	second, err := s.Apply(ctx, []*Step{{Layer: "x", Files: []File{{Path: "/etc/x", Data: []byte("x")}}}}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RefusePending(); err == nil {
+		t.Error("RefusePending passed while a change waits")
+	}
+	if _, err := s.Confirm(ctx, second.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rollback(ctx, first.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err == nil || !strings.Contains(err.Error(), second.ID) {
+		t.Fatalf("rolling back under a later change in effect: %v", err)
+	}
+	if _, err := s.Rollback(ctx, second.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Rollback(ctx, first.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err != nil || m.State != RolledBack {
+		t.Fatalf("rolling back the earlier change once the later one was: %v", err)
+	}
 }

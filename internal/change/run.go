@@ -129,13 +129,17 @@ func (s *Store) Run(ctx context.Context, opt RunOptions) (*Manifest, error) {
 	}
 	// A dropped connection hangs up the terminal: the steps go on, and
 	// the timer ends the change if nobody confirms.
-	signal.Ignore(syscall.SIGHUP)
+	// (Caught and dropped rather than signal.Ignore'd: Reset restores
+	// the default, death by SIGHUP, only after Notify.)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	start := time.Now()
 	m, err := s.Apply(ctx, opt.Steps, Options{
 		Window: opt.Window, Session: opt.Session, ConfirmPorts: opt.ConfirmPorts, ConfirmVia: opt.ConfirmVia,
 		Config: opt.Config, Timer: timer, Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify,
 		AfterStep: opt.AfterStep, Probe: opt.Probe.run(out, s.Root),
 	})
+	signal.Stop(hup)
 	signal.Reset(syscall.SIGHUP)
 	if err != nil {
 		return nil, err

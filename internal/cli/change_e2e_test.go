@@ -408,7 +408,9 @@ func TestE2EKilledSessionStillRollsBack(t *testing.T) {
 	}
 	var sout strings.Builder
 	s.Stdout, s.Stderr = &sout, &sout
-	if err := s.Start(x.cmdline("apply", "-c", x.cfg, "--confirm", "3s")); err != nil {
+	// The window outlasts the checks below on a loaded machine: the
+	// watchdog must still be there to be seen alive.
+	if err := s.Start(x.cmdline("apply", "-c", x.cfg, "--confirm", "10s")); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -427,7 +429,7 @@ func TestE2EKilledSessionStillRollsBack(t *testing.T) {
 	if !change.WatchdogAlive(m) {
 		t.Fatal("the watchdog died with the session")
 	}
-	m = x.final(m.ID, 8*time.Second)
+	m = x.final(m.ID, 30*time.Second)
 	if m.State != change.RolledBack || !strings.Contains(m.Reason, "no confirm") {
 		t.Fatalf("state %s: %s", m.State, m.Reason)
 	}
@@ -624,6 +626,7 @@ firewall:
 	os.WriteFile(script, []byte("table inet block22 {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 22 drop\n\t}\n}\n"), 0o644)
 	x.vps.MustRun(t, "nft", "-f", script)
 	t.Setenv("SSH_CONNECTION", "198.51.100.2 40000 198.51.100.1 22")
+	t.Setenv("MOAT_TEST_MIN_WINDOW", "1s")
 	out, err := x.vps.Run(context.Background(), x.bin, "apply", "-c", x.cfg, "--root", x.root, "--confirm", "5s")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != ExitUsage || !strings.Contains(string(out), "refusing") {
