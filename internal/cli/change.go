@@ -48,8 +48,11 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 	live := host.New("")
 	op := live.Operator(os.Getpid(), os.Getenv)
 	tx := &transaction{cfg: c, root: f.root, live: live, session: op.Conn.String()}
-	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File},
-		harden.Options{Root: f.root, Session: tx.session, Operator: operatorUser(op, os.Getenv), Force: force})
+	opt := harden.Options{Root: f.root, Session: tx.session, Operator: operatorUser(op, os.Getenv), Force: force}
+	if k, ok := host.New(f.root).SessionKeyOf(ctx, op.Conn); ok {
+		opt.OperatorKey = k.Fingerprint
+	}
+	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File}, opt)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat: plan the host layers: %v\n", err)
 		return nil, ExitRuntime, false

@@ -212,7 +212,8 @@ firewall:
 				if sig == syscall.SIGKILL && boundary != "waiting" && !strings.Contains(m.Reason, "died") {
 					t.Errorf("reason %q: want the apply's death named", m.Reason)
 				}
-				if err := x.canLogIn(pub); err != nil {
+				// sshd re-executes itself on the rollback's reload: poll.
+				if err := x.loginSoon(pub, 20*time.Second); err != nil {
 					t.Fatalf("no fresh login after the rollback: %v", err)
 				}
 				if got := x.tree(); got != before {
@@ -226,6 +227,17 @@ firewall:
 			})
 		}
 	}
+}
+
+// loginSoon retries a root login until one works or within passes.
+func (x *e2e) loginSoon(addr string, within time.Duration) error {
+	var err error
+	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = x.canLogIn(addr); err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // sh runs a shell command line in a session of c.

@@ -41,5 +41,19 @@ func (v *verifier) operatorWarning(ctx context.Context, ev evaluator, user strin
 	if v.admin.user != "" && v.admin.user != user {
 		alt = v.admin.user
 	}
-	return fmt.Sprintf("you are logged in as %s, and after this change sshd would not let %s in (%s): before you confirm, check that a NEW login as %s works with a key you hold, or add %s to ssh.allow_users", user, user, why, alt, user)
+	msg := fmt.Sprintf("you are logged in as %s, and after this change sshd would not let %s in (%s): before you confirm, check that a NEW login as %s works with a key you hold, or add %s to ssh.allow_users", user, user, why, alt, user)
+	if key := v.f.opt.OperatorKey; key != "" && v.admin.user != "" && v.admin.user != user {
+		held := false
+		for _, line := range v.admin.keys {
+			if keyID(line) == key {
+				held = true
+			}
+		}
+		if held {
+			msg += fmt.Sprintf("; the key you logged in with (%s) is one of %s's", key, v.admin.user)
+		} else {
+			msg += fmt.Sprintf("; the key you logged in with (%s, from sshd's log) is NOT one of %s's keys, so unless you hold another you would have no way back in", key, v.admin.user)
+		}
+	}
+	return msg
 }

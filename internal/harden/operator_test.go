@@ -39,6 +39,19 @@ func TestOperatorIdentityWarning(t *testing.T) {
 	if w := warnings(in, "ops"); !strings.Contains(w, "AllowGroups") {
 		t.Errorf("ops in no allowed group: %q", w)
 	}
+	// The key the operator logged in with, from sshd's log: not the
+	// admin's, so the warning says there may be no way back in.
+	root := fixtureRoot(t, "")
+	in = input()
+	in.SSH.AllowUsers = []string{"ops"}
+	p := plan(t, root, in, Options{Session: "198.51.100.9 50000 203.0.113.10 22", Operator: "alice", OperatorKey: "SHA256:notdeploys"})
+	if w := strings.Join(p.Steps[len(p.Steps)-1].Warnings, "\n"); !strings.Contains(w, "NOT one of deploy's keys") {
+		t.Errorf("foreign key: %q", w)
+	}
+	p = plan(t, root, in, Options{Session: "198.51.100.9 50000 203.0.113.10 22", Operator: "alice", OperatorKey: keyID(deployKey)})
+	if w := strings.Join(p.Steps[len(p.Steps)-1].Warnings, "\n"); !strings.Contains(w, "is one of deploy's") {
+		t.Errorf("the admin's key: %q", w)
+	}
 	if w := warnings(input(), ""); strings.Contains(w, "logged in as") {
 		t.Errorf("unknown operator, yet: %q", w)
 	}

@@ -243,3 +243,36 @@ func FuzzEnviron(f *testing.F) {
 		SSHDTitleUser(string(b))
 	})
 }
+
+func TestAcceptedKey(t *testing.T) {
+	log := []byte(`Dec  6 17:18:01 vps sshd[100]: Accepted publickey for root from 198.51.100.2 port 40000 ssh2: ED25519 SHA256:old
+Connection from 198.51.100.2 port 40001 on 198.51.100.1 port 22 rdomain ""
+Accepted key ED25519 SHA256:bBW found at /etc/ssh/keys/root:1
+Accepted publickey for deploy from 198.51.100.2 port 40001 ssh2: RSA SHA256:bBW
+Accepted publickey for root from 198.51.100.2 port 400010 ssh2: ED25519 SHA256:wrongport
+Accepted password for root from 198.51.100.2 port 40002 ssh2`)
+	k, ok := AcceptedKey(log, netip.MustParseAddrPort("198.51.100.2:40001"))
+	if !ok || k.User != "deploy" || k.Type != "RSA" || k.Fingerprint != "SHA256:bBW" {
+		t.Fatalf("%+v %v", k, ok)
+	}
+	if k, ok := AcceptedKey(log, netip.MustParseAddrPort("198.51.100.2:40000")); !ok || k.Fingerprint != "SHA256:old" {
+		t.Fatalf("first line: %+v %v", k, ok)
+	}
+	if _, ok := AcceptedKey(log, netip.MustParseAddrPort("198.51.100.2:40002")); ok {
+		t.Fatal("a password login has no key")
+	}
+	if _, ok := AcceptedKey(nil, netip.MustParseAddrPort("198.51.100.2:40002")); ok {
+		t.Fatal("empty log")
+	}
+}
+
+func FuzzAcceptedKey(f *testing.F) {
+	f.Add([]byte("Accepted publickey for root from 198.51.100.2 port 40000 ssh2: ED25519 SHA256:x\n"), uint16(40000))
+	f.Add([]byte("\n\nAccepted publickey for  from 198.51.100.2 port 1 : a SHA256:"), uint16(1))
+	f.Fuzz(func(t *testing.T, log []byte, port uint16) {
+		k, ok := AcceptedKey(log, netip.AddrPortFrom(netip.MustParseAddr("198.51.100.2"), port))
+		if ok && (k.User == "" || !strings.HasPrefix(k.Fingerprint, "SHA256:") || strings.ContainsAny(k.User, " \n")) {
+			t.Fatalf("%+v", k)
+		}
+	})
+}
