@@ -238,8 +238,13 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 	if m.State != Applying {
 		return nil, &RolledBackError{ID: m.ID, Reason: m.Reason, Errors: m.Errors}
 	}
+	now := time.Now()
+	if err := stamp(m, now); err != nil {
+		unlock()
+		return nil, s.fail(ctx, m.ID, err.Error(), opt)
+	}
 	m.State = Waiting
-	m.event(time.Now(), "applied and probed; waiting for confirm until %s", m.Deadline.Format(time.RFC3339))
+	m.event(now, "applied and probed; only SSH connections accepted from now on can confirm, until %s", m.Deadline.Format(time.RFC3339))
 	if err := s.save(m); err != nil {
 		return nil, err
 	}
@@ -247,8 +252,8 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 	return m, nil
 }
 
-// activate records that every step ran: the moment a confirming
-// connection must postdate, and the deadline moved to now + window.
+// activate records that every step ran: the deadline moves to now +
+// window.
 func (s *Store) activate(id string) (*Manifest, error) {
 	unlock, err := s.lock(id, lockWait)
 	if err != nil {
@@ -262,15 +267,22 @@ func (s *Store) activate(id string) (*Manifest, error) {
 	if m.State != Applying {
 		return m, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
 	}
+	now := time.Now()
+	m.Deadline = now.Add(m.Window)
+	m.event(now, "every step ran; rollback at %s unless confirmed", m.Deadline.Format(time.RFC3339))
+	return m, s.save(m)
+}
+
+// stamp records the moment a confirming connection must postdate: after
+// the steps and the self-probe, so that sshd's re-execution on reload is
+// over (the probe reached it) before the clock starts.
+func stamp(m *Manifest, now time.Time) error {
 	ticks, err := host.BootTicks()
 	if err != nil {
-		return m, fmt.Errorf("read the boot clock: %w", err)
+		return fmt.Errorf("read the boot clock: %w", err)
 	}
-	now := time.Now()
 	m.Activated, m.ActivatedTicks, m.BootID = now, ticks, host.New("").BootID()
-	m.Deadline = now.Add(m.Window)
-	m.event(now, "every step ran; only SSH connections accepted from now on can confirm; rollback at %s unless confirmed", m.Deadline.Format(time.RFC3339))
-	return m, s.save(m)
+	return nil
 }
 
 // begin creates the change directory, snapshots every declared path and
