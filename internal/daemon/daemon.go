@@ -254,9 +254,17 @@ func (d *Daemon) ignoreList(cfg *config.Config) []netip.Prefix {
 			}
 		}
 	}
-	if o := host.New("").Operator(os.Getpid(), os.Getenv); o.Conn.Valid() {
-		a := o.Conn.Client.Addr()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	// The operator: this process's SSH session, or (under systemd, which
+	// has none) every session open now.
+	ops := []host.Operator{host.New("").Operator(os.Getpid(), os.Getenv)}
+	if !ops[0].Conn.Valid() {
+		ops, _ = host.New("").SSHSessions()
+	}
+	for _, o := range ops {
+		if o.Conn.Valid() {
+			a := o.Conn.Client.Addr()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		}
 	}
 	return out
 }

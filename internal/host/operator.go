@@ -359,3 +359,33 @@ func (h *Host) OwnAddr(a netip.Addr) bool {
 	}
 	return false
 }
+
+// SSHSessions lists the SSH sessions open now: every sshd process that
+// serves a logged-in user ("sshd: USER@…") and whose connection its
+// socket shows. A daemon started by systemd has no session of its own;
+// this is how it finds the operator's address all the same.
+func (h *Host) SSHSessions() ([]Operator, error) {
+	pids, err := h.pids()
+	if err != nil {
+		return nil, err
+	}
+	var out []Operator
+	seen := map[Conn]bool{}
+	for _, pid := range pids {
+		st, err := h.procStat(pid)
+		if err != nil || !isSSHD(st.Comm) {
+			continue
+		}
+		b, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+		if err != nil || !bytes.Contains(b, []byte("@")) {
+			continue
+		}
+		c, ok := h.sshdSocket(pid)
+		if !ok || seen[c] {
+			continue
+		}
+		seen[c] = true
+		out = append(out, Operator{Conn: c, ConnFrom: "socket", SSHD: pid, SSHDStart: st.Start, User: SSHDTitleUser(string(bytes.TrimRight(b, "\x00")))})
+	}
+	return out, nil
+}

@@ -276,3 +276,13 @@ func FuzzAcceptedKey(f *testing.F) {
 		}
 	})
 }
+
+func TestSSHSessions(t *testing.T) {
+	p := session(t, 5000, "198.51.100.2 40000 198.51.100.1 22")
+	p.socket(sshdUser, 9999, "016433C6:0016", "026433C6:9C41")
+	p.socket(sshdPriv, 9999, "016433C6:0016", "026433C6:9C41") // the monitor holds it too
+	got, err := New(p.root).SSHSessions()
+	if err != nil || len(got) != 1 || got[0].Conn.String() != "198.51.100.2 40001 198.51.100.1 22" || got[0].User != "deploy" {
+		t.Fatalf("%+v %v", got, err)
+	}
+}
