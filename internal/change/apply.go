@@ -275,13 +275,22 @@ func (s *Store) activate(id string) (*Manifest, error) {
 
 // stamp records the moment a confirming connection must postdate: after
 // the steps and the self-probe, so that sshd's re-execution on reload is
-// over (the probe reached it) before the clock starts.
+// over (the probe reached it) before the clock starts. It returns once
+// the clock tick of the stamp is over, so that every connection accepted
+// after the change is seen waiting starts in a later tick: the rule
+// (start > stamp) then refuses only connections older than "waiting".
 func stamp(m *Manifest, now time.Time) error {
 	ticks, err := host.BootTicks()
 	if err != nil {
 		return fmt.Errorf("read the boot clock: %w", err)
 	}
 	m.Activated, m.ActivatedTicks, m.BootID = now, ticks, host.New("").BootID()
+	for range 100 {
+		if t, err := host.BootTicks(); err != nil || t > ticks {
+			break
+		}
+		time.Sleep(time.Second / host.ClockTicks / 4)
+	}
 	return nil
 }
 

@@ -309,16 +309,17 @@ func EnvironValue(environ []byte, key string) string {
 	return ""
 }
 
-// BootTicks is the time since boot in clock ticks on the clock
-// /proc/PID/stat's start times use (CLOCK_BOOTTIME), rounded up: a
-// process whose start is greater started after this call.
+// BootTicks is the time since boot in clock ticks, on the clock
+// /proc/PID/stat's start times use (CLOCK_BOOTTIME), truncated as the
+// kernel truncates them: a process whose start is greater than this
+// started after the call; one whose start is equal may have started
+// just before or just after it, in the same tick.
 func BootTicks() (uint64, error) {
 	ns, err := bootNanos()
 	if err != nil {
 		return 0, err
 	}
-	const per = 1_000_000_000 / ClockTicks
-	return (ns + per - 1) / per, nil
+	return ns / (1_000_000_000 / ClockTicks), nil
 }
 
 // BootID is the kernel's boot ID: start times compare only within one.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -196,6 +197,21 @@ func TestBootTicksIsProcStartClock(t *testing.T) {
 	}
 	if self > before {
 		t.Fatalf("this process started at %d, after BootTicks said %d", self, before)
+	}
+	// A child started after a tick boundary has a greater start.
+	for t0, _ := BootTicks(); ; {
+		if t1, _ := BootTicks(); t1 > t0 {
+			break
+		}
+	}
+	cmd := exec.Command("sleep", "1")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	defer cmd.Wait()
+	defer cmd.Process.Kill()
+	if child, ok := New("").ProcStart(cmd.Process.Pid); !ok || child <= before {
+		t.Fatalf("child started at %d, not after %d", child, before)
 	}
 	after, _ := BootTicks()
 	if after < before {
