@@ -284,10 +284,10 @@ func (s *Store) noteRollback(n RollbackNote) error {
 }
 
 // applierAlive reports whether the moat apply that makes m still runs.
-// A manifest that does not name it counts as alive: its deadline alone
-// bounds it.
+// A manifest that does not name it (or its start: /proc was unreadable)
+// counts as alive: its deadline alone bounds it.
 func (m *Manifest) applierAlive() bool {
-	if m.Applier <= 0 {
+	if m.Applier <= 0 || m.ApplierStart == 0 {
 		return true
 	}
 	start, ok := host.New("").ProcStart(m.Applier)
