@@ -356,6 +356,10 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 	x.config(cutsRoot)
 	before := x.tree()
 	pub := vpsPublic + ":22"
+	// A second tab, opened before the apply: the lockout came
+	// from confirming through one.
+	tab := x.mustClient(pub, "root", x.rootKey)
+	defer tab.Close()
 	op := x.mustClient(pub, "root", x.rootKey)
 	defer op.Close()
 
@@ -367,6 +371,9 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 		out, code = x.run(op, "apply", "-c", x.cfg, "--confirm", "5s")
 	}()
 	m := x.waiting(done, &out)
+	if o, c := x.run(tab, "confirm", m.ID); c == 0 || !strings.Contains(o, "before the change took effect") {
+		t.Errorf("confirm from a tab opened before the apply: %d %s", c, o)
+	}
 	if err := x.canLogInWithin(pub, 2*time.Second); err == nil {
 		t.Fatal("the change was meant to cut new root logins, yet one worked")
 	}
