@@ -76,6 +76,9 @@ func CheckProof(m *Manifest, p Proof) error {
 		return &ConfirmRule{"own-host", fmt.Sprintf("this SSH connection comes from the host itself (%s): an ssh hop from a shell already on the host proves nothing about logging in from outside; %s", o.Conn.Client.Addr(), how)}
 	}
 	if m.ActivatedTicks == 0 {
+		if m.State == Waiting {
+			return &ConfirmRule{"before-change", fmt.Sprintf("change %s was applied by an older moat that did not record when it took effect, so no connection can prove it: roll it back (moat rollback %s) and apply again", m.ID, m.ID)}
+		}
 		return &ConfirmRule{"before-change", "the change has not taken effect yet: wait for moat apply to say it waits for confirm, then run moat confirm from a new ssh connection"}
 	}
 	if p.BootID == "" || p.BootID == m.BootID {

@@ -44,7 +44,7 @@ func ParseSSHConnection(s string) (Conn, bool) {
 	sa, err2 := netip.ParseAddr(f[2])
 	cp, err3 := strconv.ParseUint(f[1], 10, 16)
 	sp, err4 := strconv.ParseUint(f[3], 10, 16)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || ca.Zone() != "" || sa.Zone() != "" {
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 		return Conn{}, false
 	}
 	return Conn{
