@@ -75,7 +75,11 @@ const (
 	vpsVPN    = "10.8.0.1"
 )
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { return newE2EWith(t, nil) }
+
+// newE2EWith calls hook with vps's /etc/netns directory before sshd
+// starts: files put there are what every process in vps sees in /etc.
+func newE2EWith(t *testing.T, hook func(netnsEtc string)) *e2e {
 	lab.RequireTool(t, "sshd", "ssh-keygen", "nft")
 	x := &e2e{t: t, bin: builtMoat(t)}
 	l := lab.New(t)
@@ -141,6 +145,9 @@ MaxStartups 200
 `, 0o644)
 	if err := os.Symlink(filepath.Join(x.root, "etc/ssh"), filepath.Join(netnsEtc, "ssh")); err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(netnsEtc)
 	}
 	x.sshdLog = filepath.Join(t.TempDir(), "sshd.log")
 	x.sshd = x.vps.Start(t, "/usr/sbin/sshd", "-D", "-f", "/etc/ssh/sshd_config", "-E", x.sshdLog)

@@ -296,3 +296,47 @@ func (x *e2e) pendingID() string {
 	}
 	return id
 }
+
+// TestE2EConfirmUnderSudo: the operator logs in as the admin and runs
+// sudo moat confirm, as moat tells them to; sudo drops SSH_CONNECTION.
+// From a tab opened before the apply it is refused, from a new
+// connection accepted.
+func TestE2EConfirmUnderSudo(t *testing.T) {
+	lab.RequireTool(t, "sudo")
+	x := newE2EWith(t, func(etc string) {
+		sudoers := "Defaults env_reset\nroot ALL=(ALL:ALL) ALL\ndeploy ALL=(ALL:ALL) NOPASSWD: ALL\n"
+		if err := os.WriteFile(filepath.Join(etc, "sudoers"), []byte(sudoers), 0o440); err != nil {
+			t.Fatal(err)
+		}
+	})
+	x.config(keeps)
+	pub := vpsPublic + ":22"
+	tab := x.mustClient(pub, "deploy", x.deployKey)
+	defer tab.Close()
+	if o, c := x.sh(tab, "sudo -n true"); c != 0 {
+		t.Fatalf("sudo does not work in the lab: %d %s", c, o)
+	}
+	op := x.mustClient(pub, "root", x.rootKey)
+	defer op.Close()
+	done := make(chan struct{})
+	var out string
+	var code int
+	go func() {
+		defer close(done)
+		out, code = x.run(op, "apply", "-c", x.cfg, "--confirm", "40s")
+	}()
+	m := x.waiting(done, &out)
+	sudoConfirm := "sudo -n " + x.bin + " confirm " + m.ID + " --root " + x.root
+	if o, c := x.sh(tab, sudoConfirm); c == 0 || !strings.Contains(o, "before the change took effect") {
+		t.Errorf("sudo moat confirm from a tab opened before: %d %s", c, o)
+	}
+	fresh := x.mustClient(pub, "deploy", x.deployKey)
+	defer fresh.Close()
+	if o, c := x.sh(fresh, sudoConfirm); c != 0 || !strings.Contains(o, "confirmed") {
+		t.Fatalf("sudo moat confirm from a new connection: %d %s", c, o)
+	}
+	<-done
+	if code != 0 {
+		t.Errorf("moat apply: %d\n%s", code, out)
+	}
+}
