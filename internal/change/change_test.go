@@ -310,13 +310,13 @@ func TestConfirmWritesFinalFilesAndRefusesTheApplyingSession(t *testing.T) {
 	loaded, _ := s.Load(m.ID)
 	// The applying session: its sshd process started before the change
 	// took effect.
-	old := Proof{Operator: host.Operator{SSHD: 100, SSHDStart: loaded.ActivatedTicks - 500, Conn: mustConn(applying)}}
+	old := Proof{Operator: host.Operator{SSHD: 100, SSHDStart: loaded.ActivatedTicks - 500, Conn: mustConn(applying), ConnFrom: "socket"}}
 	for _, p := range []Proof{{}, old} {
 		if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Proof: p, Handlers: testHandlers(root)}); err == nil {
 			t.Errorf("confirm from %+v accepted", p.Operator)
 		}
 	}
-	fresh := Proof{Operator: host.Operator{SSHD: 101, SSHDStart: loaded.ActivatedTicks + 1, Conn: mustConn("198.51.100.2 50001 198.51.100.1 22")}}
+	fresh := Proof{Operator: host.Operator{SSHD: 101, SSHDStart: loaded.ActivatedTicks + 1, Conn: mustConn("198.51.100.2 50001 198.51.100.1 22"), ConnFrom: "socket"}}
 	m, err = s.Confirm(ctx, m.ID, ConfirmOptions{Proof: fresh, Handlers: testHandlers(root)})
 	if err != nil {
 		t.Fatal(err)
@@ -378,7 +378,7 @@ func TestCheckProof(t *testing.T) {
 	vpnOnly.ConfirmVia = []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}
 	own := func(a netip.Addr) bool { return a.IsLoopback() || a == netip.MustParseAddr("203.0.113.1") }
 	op := func(start uint64, conn string) host.Operator {
-		return host.Operator{SSHD: 4242, SSHDStart: start, Conn: mustConn(conn)}
+		return host.Operator{SSHD: 4242, SSHDStart: start, Conn: mustConn(conn), ConnFrom: "socket"}
 	}
 	for _, c := range []struct {
 		name string
@@ -389,6 +389,7 @@ func TestCheckProof(t *testing.T) {
 		{"new connection", m, Proof{Operator: op(100_001, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, ""},
 		{"not in ssh", m, Proof{Operator: host.Operator{Conn: mustConn("198.51.100.9 40000 203.0.113.1 22")}, Own: own}, "not-ssh"},
 		{"no connection", m, Proof{Operator: host.Operator{SSHD: 1, SSHDStart: 100_001}, Own: own}, "no-connection"},
+		{"connection only from the environment", m, Proof{Operator: host.Operator{SSHD: 1, SSHDStart: 100_001, Conn: mustConn("198.51.100.9 40000 203.0.113.1 2222"), ConnFrom: "environment"}, Own: own}, "no-connection"},
 		{"tab opened before", m, Proof{Operator: op(99_000, "198.51.100.9 40001 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
 		{"controlmaster reused: same sshd", m, Proof{Operator: op(42, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
 		{"accepted in the activation tick", m, Proof{Operator: op(100_000, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},

@@ -65,8 +65,10 @@ func CheckProof(m *Manifest, p Proof) error {
 	if !o.InSSH() {
 		return &ConfirmRule{"not-ssh", "moat confirm is not running inside an SSH session (no sshd process above it: a console, cron, or a tmux/screen session that outlived its login): " + how + "; that login is the proof the change lets you in"}
 	}
-	if !o.Conn.Valid() {
-		return &ConfirmRule{"no-connection", fmt.Sprintf("cannot tell which connection sshd process %d serves (neither its socket nor SSH_CONNECTION is readable; run moat confirm as root): %s", o.SSHD, how)}
+	if !o.Conn.Valid() || o.ConnFrom != "socket" {
+		// SSH_CONNECTION is the user's to set: only the socket of the
+		// sshd process says where the connection really comes from.
+		return &ConfirmRule{"no-connection", fmt.Sprintf("cannot read which connection sshd process %d serves from its socket (run moat confirm as root, through sudo): %s", o.SSHD, how)}
 	}
 	own := p.Own
 	if own == nil {
@@ -179,7 +181,7 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 	}
 	m.State = Confirming
 	o := opt.Proof.Operator
-	by := fmt.Sprintf("connection %s, sshd process %d", o.Conn, o.SSHD)
+	by := fmt.Sprintf("connection %s (from sshd's %s), sshd process %d", o.Conn, o.ConnFrom, o.SSHD)
 	if opt.Unattended {
 		by = "moat apply --yes after the self-probe passed"
 	}

@@ -25,7 +25,7 @@ func FuzzParseSession(f *testing.F) {
 			t.Fatalf("%q: %+v, then %+v", s, sess, again)
 		}
 		m := &Manifest{ID: "20260102T150405Z-abcdef", ActivatedTicks: 1 << 40}
-		p := Proof{Operator: host.Operator{SSHD: 7, SSHDStart: start, Conn: sess}}
+		p := Proof{Operator: host.Operator{SSHD: 7, SSHDStart: start, Conn: sess, ConnFrom: "socket"}}
 		if err := CheckProof(m, p); err == nil {
 			t.Fatalf("%q: a connection opened before the change confirms it", s)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -125,6 +126,15 @@ func TestE2EConfirmWays(t *testing.T) {
 		refused("ssh hop to "+addr, o, c, "comes from the host itself")
 	}
 
+	// A shell renamed sshd, started after the change inside the old
+	// session, with the old session's SSH_CONNECTION: not a login.
+	fake := filepath.Join(t.TempDir(), "sshd")
+	if b, err := os.ReadFile("/bin/bash"); err != nil || os.WriteFile(fake, b, 0o755) != nil {
+		t.Fatalf("copy bash: %v", err)
+	}
+	o, c = x.sh(op, fake+" -c '"+x.cmdline("confirm", m.ID)+"'")
+	refused("a shell named sshd", o, c, "before the change took effect")
+
 	fresh := x.mustClient(pub, "root", x.rootKey)
 	defer fresh.Close()
 	if o, c := x.run(fresh, "confirm", m.ID); c != 0 || !strings.Contains(o, "confirmed") {
@@ -144,8 +154,13 @@ func TestE2EConfirmWays(t *testing.T) {
 			refusals = append(refusals, ev.Text)
 		}
 	}
-	if len(refusals) != 5 {
-		t.Errorf("history records %d refusals, want 5: %v", len(refusals), refusals)
+	if len(refusals) != 6 {
+		t.Errorf("history records %d refusals, want 6: %v", len(refusals), refusals)
+	}
+	// The accepted connection was read from sshd's own socket, not from
+	// SSH_CONNECTION.
+	if !slices.ContainsFunc(m.Events, func(e change.Event) bool { return strings.Contains(e.Text, "from sshd's socket") }) {
+		t.Errorf("history: %+v", m.Events)
 	}
 }
 

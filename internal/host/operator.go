@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -103,7 +104,7 @@ func (h *Host) Operator(pid int, getenv func(string) string) Operator {
 		if err != nil {
 			break
 		}
-		if isSSHD(st.Comm) {
+		if isSSHD(st.Comm) && h.sshdBinary(p) {
 			o.SSHD, o.SSHDStart = p, st.Start
 			o.User = h.sshdUser(p)
 			break
@@ -145,6 +146,22 @@ func (h *Host) Operator(pid int, getenv func(string) string) Operator {
 
 // Self is the operator's session of the calling process.
 func (h *Host) Self() Operator { return h.Operator(os.Getpid(), os.Getenv) }
+
+// sshdDirs are where OpenSSH's sshd and sshd-session are installed.
+var sshdDirs = []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin", "/usr/local/sbin", "/usr/local/bin",
+	"/usr/lib/openssh", "/usr/libexec/openssh", "/usr/libexec", "/usr/local/libexec", "/usr/lib/ssh", "/usr/libexec/ssh"}
+
+// sshdBinary reports whether pid runs an sshd binary from a system
+// directory: a copy of bash named /tmp/sshd is not a login. A process
+// whose executable cannot be read (a fixture tree) is taken at its name.
+func (h *Host) sshdBinary(pid int) bool {
+	exe, err := os.Readlink(h.Path("/proc/" + strconv.Itoa(pid) + "/exe"))
+	if err != nil {
+		return !h.Live()
+	}
+	exe = strings.TrimSuffix(exe, " (deleted)") // sshd upgraded under a running session
+	return isSSHD(filepath.Base(exe)) && slices.Contains(sshdDirs, filepath.Dir(exe))
+}
 
 func isSSHD(comm string) bool {
 	for _, n := range sshdNames {
@@ -374,7 +391,7 @@ func (h *Host) SSHSessions() ([]Operator, error) {
 	seen := map[Conn]bool{}
 	for _, pid := range pids {
 		st, err := h.procStat(pid)
-		if err != nil || !isSSHD(st.Comm) {
+		if err != nil || !isSSHD(st.Comm) || !h.sshdBinary(pid) {
 			continue
 		}
 		b, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
