@@ -5,20 +5,55 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/moat-sh/moat/internal/host"
 )
 
 // DefaultWindow is how long a change waits for confirm.
 const DefaultWindow = 120 * time.Second
 
-// applyBudget is how long the steps may take before the timer rolls the
-// change back anyway; the confirm window starts only once they are done
-// and probed. The slowest step (installing unattended-upgrades) has a
-// timeout of its own below it.
-const applyBudget = 15 * time.Minute
+// Window bounds: shorter cannot be confirmed by hand, longer leaves a
+// lockout (a typo away: 720h) in place for too long.
+const (
+	MinWindow = 30 * time.Second
+	MaxWindow = 30 * time.Minute
+)
+
+// stepBudgets bound how long each layer's step may take before the timer
+// rolls the change back anyway. The deadline armed before the first step
+// is now + the budgets of the layers planned + the window; it moves to
+// (steps done + window) as soon as they are. Installing
+// unattended-upgrades has a 10-minute timeout of its own, swap creation
+// falls back to dd.
+var stepBudgets = map[string]time.Duration{
+	"sshd":     time.Minute,
+	"admin":    2 * time.Minute,
+	"updates":  11 * time.Minute,
+	"swap":     6 * time.Minute,
+	"sysctl":   time.Minute,
+	"firewall": time.Minute,
+}
+
+// probeBudget bounds the self-probe, which runs after the steps.
+const probeBudget = 30 * time.Second
+
+// StepsBudget is how long the steps of layers may take.
+func StepsBudget(layers []string) time.Duration {
+	d := probeBudget
+	for _, l := range layers {
+		b, ok := stepBudgets[l]
+		if !ok {
+			b = 2 * time.Minute
+		}
+		d += b
+	}
+	return d
+}
 
 // lockWait bounds how long a state transition waits for another to end.
 // Steps hold the lock while they run, and the slowest (installing
@@ -34,6 +69,12 @@ type Options struct {
 	// ConfirmPorts, when set, are the sshd ports a confirming session
 	// must arrive on (the new port after a move).
 	ConfirmPorts []uint16
+	// ConfirmVia, when set, are the addresses a confirming session must
+	// come from or arrive on (the VPN after SSH becomes VPN-only).
+	ConfirmVia []netip.Prefix
+	// AfterStep, when set, is called after each step ran (tests hold the
+	// apply there to kill it at a step boundary).
+	AfterStep func(layer string)
 	// Config names the config file, for the record.
 	Config string
 	// Timer arms the rollback. Required.
@@ -56,10 +97,38 @@ type Notice struct {
 }
 
 // PendingError refuses a new change while another waits for confirm.
-type PendingError struct{ ID string }
+type PendingError struct {
+	ID      string
+	State   State
+	Applier int
+}
 
 func (e *PendingError) Error() string {
-	return fmt.Sprintf("change %s is waiting for confirm: run moat confirm %s or moat rollback %s first", e.ID, e.ID, e.ID)
+	if e.State == RollbackFailed || e.State == RollingBack {
+		return fmt.Sprintf("change %s is being rolled back and its rollback is not finished: run moat rollback %s (it retries and lists what is left) first", e.ID, e.ID)
+	}
+	if e.State == Applying {
+		return fmt.Sprintf("change %s is being applied by moat apply (pid %d): wait for it to wait for confirm, then confirm or roll it back (moat rollback %s)", e.ID, e.Applier, e.ID)
+	}
+	return fmt.Sprintf("change %s is waiting for confirm: run moat confirm %s (from a new ssh connection) or moat rollback %s first", e.ID, e.ID, e.ID)
+}
+
+// RefusePending returns a *PendingError while a change is applying or
+// waiting for confirm: one change at a time, whatever writes. Commands
+// that write what a change manages (moat apply firewall) call it first.
+func (s *Store) RefusePending() error {
+	id, err := s.Pending()
+	if err != nil || id == "" {
+		return err
+	}
+	m, err := s.Load(id)
+	if err != nil {
+		return &PendingError{ID: id}
+	}
+	if m.State.Final() {
+		return nil
+	}
+	return &PendingError{ID: id, State: m.State, Applier: m.Applier}
 }
 
 // RolledBackError reports a change that failed and was rolled back.
@@ -95,7 +164,7 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 		return nil, err
 	} else if id != "" {
 		if m, err := s.Load(id); err == nil && !m.State.Final() {
-			return nil, &PendingError{ID: id}
+			return nil, &PendingError{ID: id, State: m.State, Applier: m.Applier}
 		}
 	}
 	m, err := s.begin(steps, opt)
@@ -142,6 +211,19 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 			return nil, s.fail(ctx, m.ID, fmt.Sprintf("%s: %v", st.Layer, err), opt)
 		}
 		log.Info("change step applied", "id", m.ID, "layer", st.Layer)
+		if opt.AfterStep != nil {
+			opt.AfterStep(st.Layer)
+		}
+	}
+	if m, err = s.activate(m.ID); err != nil {
+		var rb *RolledBackError
+		if errors.As(err, &rb) {
+			return nil, err
+		}
+		return nil, s.fail(ctx, m.ID, err.Error(), opt)
+	}
+	if opt.AfterStep != nil {
+		opt.AfterStep("activated")
 	}
 	if opt.Probe != nil {
 		if err := opt.Probe(ctx); err != nil {
@@ -160,13 +242,59 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 		return nil, &RolledBackError{ID: m.ID, Reason: m.Reason, Errors: m.Errors}
 	}
 	now := time.Now()
-	m.State, m.Deadline = Waiting, now.Add(m.Window)
-	m.event(now, "applied and probed; waiting for confirm until %s", m.Deadline.Format(time.RFC3339))
+	if err := stamp(m, now); err != nil {
+		unlock()
+		return nil, s.fail(ctx, m.ID, err.Error(), opt)
+	}
+	m.State = Waiting
+	m.event(now, "applied and probed; only SSH connections accepted from now on can confirm, until %s", m.Deadline.Format(time.RFC3339))
 	if err := s.save(m); err != nil {
 		return nil, err
 	}
 	opt.notify(m.ID, Waiting, "waiting for confirm")
 	return m, nil
+}
+
+// activate records that every step ran: the deadline moves to now +
+// window.
+func (s *Store) activate(id string) (*Manifest, error) {
+	unlock, err := s.lock(id, lockWait)
+	if err != nil {
+		return &Manifest{ID: id}, err
+	}
+	defer unlock()
+	m, err := s.Load(id)
+	if err != nil {
+		return &Manifest{ID: id}, err
+	}
+	if m.State != Applying {
+		return m, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
+	}
+	now := time.Now()
+	m.Deadline = now.Add(m.Window)
+	m.event(now, "every step ran; rollback at %s unless confirmed", m.Deadline.Format(time.RFC3339))
+	return m, s.save(m)
+}
+
+// stamp records the moment a confirming connection must postdate: after
+// the steps and the self-probe, so that sshd's re-execution on reload is
+// over (the probe reached it) before the clock starts. It returns once
+// the clock tick of the stamp is over, so that every connection accepted
+// after the change is seen waiting starts in a later tick: the rule
+// (start > stamp) then refuses only connections older than "waiting".
+func stamp(m *Manifest, now time.Time) error {
+	ticks, err := host.BootTicks()
+	if err != nil {
+		return fmt.Errorf("read the boot clock: %w", err)
+	}
+	m.Activated, m.ActivatedTicks, m.BootID = now, ticks, host.New("").BootID()
+	for range 100 {
+		if t, err := host.BootTicks(); err != nil || t > ticks {
+			break
+		}
+		time.Sleep(time.Second / host.ClockTicks / 4)
+	}
+	return nil
 }
 
 // begin creates the change directory, snapshots every declared path and
@@ -175,8 +303,17 @@ func (s *Store) begin(steps []*Step, opt Options) (*Manifest, error) {
 	now := time.Now()
 	m := &Manifest{
 		ID: newID(now), Created: now, Root: s.Root, Config: opt.Config, Session: opt.Session,
-		ConfirmPorts: opt.ConfirmPorts, State: Applying, Window: opt.Window, Deadline: now.Add(applyBudget + opt.Window),
+		ConfirmPorts: opt.ConfirmPorts, ConfirmVia: opt.ConfirmVia, State: Applying, Window: opt.Window,
+		Applier: os.Getpid(),
 	}
+	m.ApplierStart, _ = host.New("").ProcStart(m.Applier)
+	var layers []string
+	for _, st := range steps {
+		if !st.Empty() {
+			layers = append(layers, st.Layer)
+		}
+	}
+	m.Deadline = now.Add(StepsBudget(layers) + opt.Window)
 	dir := s.changeDir(m.ID)
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", s.dir, err)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/moat-sh/moat/internal/host"
 )
 
 // The test binary doubles as the watchdog and as an applying process that
@@ -45,6 +48,19 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println(m.ID)
 		select {} // waits to be killed
+	case "apply-and-hold":
+		// Holds after the first step, with a window far longer than any
+		// test, so only the applier's death can end the change early.
+		root := os.Getenv(envRoot)
+		s := NewStore(root)
+		_, err := s.Apply(context.Background(), []*Step{fileStep(root), {Layer: "second", Files: []File{{Path: "/etc/second", Data: []byte("2")}}}},
+			Options{Window: time.Hour, Timer: testWatchdog(root), Handlers: testHandlers(root), AfterStep: func(string) {
+				id, _ := s.Pending()
+				fmt.Println(id)
+				select {} // waits to be killed at this step boundary
+			}})
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
@@ -291,12 +307,17 @@ func TestConfirmWritesFinalFilesAndRefusesTheApplyingSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, sess := range []string{"", applying} {
-		if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Session: sess, Handlers: testHandlers(root)}); err == nil {
-			t.Errorf("confirm from session %q accepted", sess)
+	loaded, _ := s.Load(m.ID)
+	// The applying session: its sshd process started before the change
+	// took effect.
+	old := Proof{Operator: host.Operator{SSHD: 100, SSHDStart: loaded.ActivatedTicks - 500, Conn: mustConn(applying), ConnFrom: "socket"}}
+	for _, p := range []Proof{{}, old} {
+		if _, err := s.Confirm(ctx, m.ID, ConfirmOptions{Proof: p, Handlers: testHandlers(root)}); err == nil {
+			t.Errorf("confirm from %+v accepted", p.Operator)
 		}
 	}
-	m, err = s.Confirm(ctx, m.ID, ConfirmOptions{Session: "198.51.100.2 50001 198.51.100.1 22", Handlers: testHandlers(root)})
+	fresh := Proof{Operator: host.Operator{SSHD: 101, SSHDStart: loaded.ActivatedTicks + 1, Conn: mustConn("198.51.100.2 50001 198.51.100.1 22"), ConnFrom: "socket"}}
+	m, err = s.Confirm(ctx, m.ID, ConfirmOptions{Proof: fresh, Handlers: testHandlers(root)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,24 +356,69 @@ func TestPendingChangeRefusesAnother(t *testing.T) {
 	}
 }
 
-func TestConfirmPortsAfterAMove(t *testing.T) {
+func mustConn(s string) host.Conn {
+	c, ok := host.ParseSSHConnection(s)
+	if !ok {
+		panic(s)
+	}
+	return c
+}
+
+// TestCheckProof is the confirmation rule, case by case: the start-time
+// rule (a tab opened before the change, a ControlMaster connection reused,
+// a connection accepted in the very tick the change took effect), hops
+// from the host itself, the port after a move and the VPN after SSH
+// becomes VPN-only.
+func TestCheckProof(t *testing.T) {
+	act := time.Date(2026, 1, 2, 15, 4, 5, 0, time.UTC)
+	m := &Manifest{ID: "20260102T150405Z-abcdef", Activated: act, ActivatedTicks: 100_000, BootID: "boot-a"}
+	moved := *m
+	moved.ConfirmPorts = []uint16{2222}
+	vpnOnly := *m
+	vpnOnly.ConfirmVia = []netip.Prefix{netip.MustParsePrefix("10.8.0.0/24")}
+	own := func(a netip.Addr) bool { return a.IsLoopback() || a == netip.MustParseAddr("203.0.113.1") }
+	op := func(start uint64, conn string) host.Operator {
+		return host.Operator{SSHD: 4242, SSHDStart: start, Conn: mustConn(conn), ConnFrom: "socket"}
+	}
 	for _, c := range []struct {
-		applied, confirming string
-		ports               []uint16
-		ok                  bool
+		name string
+		m    *Manifest
+		p    Proof
+		rule string // "" accepts
 	}{
-		{"", "203.0.113.9 40000 203.0.113.1 22", nil, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40000 203.0.113.1 22", nil, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 22", nil, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 22", []uint16{2222}, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "203.0.113.9 40001 203.0.113.1 2222", []uint16{2222}, true},
-		{"203.0.113.9 40000 203.0.113.1 22", "::ffff:203.0.113.9 40000 203.0.113.1 22", nil, false},
-		{"203.0.113.9 40000 203.0.113.1 22", "garbage", nil, false},
+		{"new connection", m, Proof{Operator: op(100_001, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, ""},
+		{"not in ssh", m, Proof{Operator: host.Operator{Conn: mustConn("198.51.100.9 40000 203.0.113.1 22")}, Own: own}, "not-ssh"},
+		{"no connection", m, Proof{Operator: host.Operator{SSHD: 1, SSHDStart: 100_001}, Own: own}, "no-connection"},
+		{"connection only from the environment", m, Proof{Operator: host.Operator{SSHD: 1, SSHDStart: 100_001, Conn: mustConn("198.51.100.9 40000 203.0.113.1 2222"), ConnFrom: "environment"}, Own: own}, "no-connection"},
+		{"tab opened before", m, Proof{Operator: op(99_000, "198.51.100.9 40001 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"controlmaster reused: same sshd", m, Proof{Operator: op(42, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"accepted in the activation tick", m, Proof{Operator: op(100_000, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "before-change"},
+		{"loopback hop", m, Proof{Operator: op(100_500, "127.0.0.1 40000 127.0.0.1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"ipv6 loopback hop", m, Proof{Operator: op(100_500, "::1 40000 ::1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"hop to own public address", m, Proof{Operator: op(100_500, "203.0.113.1 40000 203.0.113.1 22"), Own: own, BootID: "boot-a"}, "own-host"},
+		{"hop, nil Own", m, Proof{Operator: op(100_500, "10.0.0.5 40000 10.0.0.5 22"), BootID: "boot-a"}, "own-host"},
+		{"after a reboot start times do not compare", m, Proof{Operator: op(5, "198.51.100.9 40000 203.0.113.1 22"), Own: own, BootID: "boot-b"}, ""},
+		{"old port after a move", &moved, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "old-port"},
+		{"new port after a move", &moved, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 2222"), Own: own}, ""},
+		{"public when vpn-only", &vpnOnly, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "not-vpn"},
+		{"over the vpn", &vpnOnly, Proof{Operator: op(100_500, "10.8.0.2 40000 10.8.0.1 22"), Own: own}, ""},
+		{"not activated yet", &Manifest{ID: m.ID}, Proof{Operator: op(100_500, "198.51.100.9 40000 203.0.113.1 22"), Own: own}, "before-change"},
 	} {
-		err := CheckSession(c.applied, c.confirming, c.ports)
-		if (err == nil) != c.ok {
-			t.Errorf("CheckSession(%q, %q, %v) = %v, want ok %v", c.applied, c.confirming, c.ports, err, c.ok)
+		err := CheckProof(c.m, c.p)
+		var r *ConfirmRule
+		switch {
+		case c.rule == "" && err != nil:
+			t.Errorf("%s: refused: %v", c.name, err)
+		case c.rule != "" && (!errors.As(err, &r) || r.Rule != c.rule):
+			t.Errorf("%s: got %v, want rule %s", c.name, err, c.rule)
+		case c.rule != "" && !strings.Contains(err.Error(), "moat confirm") && c.rule != "old-port" && c.rule != "not-vpn":
+			t.Errorf("%s: the refusal does not say what would count: %v", c.name, err)
 		}
+	}
+	// The refusal says when the connection was opened, in wall time.
+	err := CheckProof(m, Proof{Operator: op(99_000, "198.51.100.9 40001 203.0.113.1 22"), BootID: "boot-a"})
+	if err == nil || !strings.Contains(err.Error(), "15:03:55") || !strings.Contains(err.Error(), "15:04:05") {
+		t.Errorf("refusal: %v", err)
 	}
 }
 
@@ -575,4 +641,160 @@ func TestBootGuard(t *testing.T) {
 	}
 	os.Remove(filepath.Join(root2, "actions"))
 	sameTree(t, before, treeHash(t, root2))
+}
+
+// TestApplierDeathRollsBackAtOnce: moat apply dies between two steps
+// (SIGKILL) of a change whose window is an hour: the watchdog rolls back
+// at once, not when the steps' budget and the window have passed, and
+// confirm says what happened rather than "still being applied".
+func TestApplierDeathRollsBackAtOnce(t *testing.T) {
+	root := fixture(t)
+	before := treeHash(t, root)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"=apply-and-hold", envRoot+"="+root)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	id := strings.TrimSpace(string(buf[:n]))
+	if ValidID(id) != nil {
+		cmd.Process.Kill()
+		t.Fatalf("applying process said %q", buf[:n])
+	}
+	s := NewStore(root)
+	m, _ := s.Load(id)
+	if m.State != Applying || m.Applier != cmd.Process.Pid || !m.Deadline.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("before the kill: state %s applier %d (child %d) deadline %s", m.State, m.Applier, cmd.Process.Pid, m.Deadline)
+	}
+	if _, err := s.Confirm(context.Background(), id, ConfirmOptions{Unattended: true}); err == nil || !strings.Contains(err.Error(), "still being applied") {
+		t.Errorf("confirm while the applier lives: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if m, _ = s.Load(id); m.State == RolledBack {
+			break
+		}
+	}
+	if m.State != RolledBack || !strings.Contains(m.Reason, "died") {
+		t.Fatalf("state %s, reason %q", m.State, m.Reason)
+	}
+	sameTree(t, before, treeHash(t, root))
+	waitGone(t, m)
+	// Confirm now names the rollback, as apply would.
+	if _, err := s.Confirm(context.Background(), id, ConfirmOptions{Unattended: true}); err == nil || !strings.Contains(err.Error(), "rolled back") {
+		t.Errorf("confirm after the rollback: %v", err)
+	}
+}
+
+// TestDeadApplierFoundByConfirm: without a watchdog (killed too), the next
+// confirm finds the dead applier, rolls back, and says so.
+func TestDeadApplierFoundByConfirm(t *testing.T) {
+	root := fixture(t)
+	before := treeHash(t, root)
+	s := NewStore(root)
+	m, err := s.begin([]*Step{fileStep(root)}, Options{Window: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := exec.Command("true")
+	dead.Run()
+	m.Applier, m.ApplierStart = dead.Process.Pid, 1
+	s.save(m)
+	_, err = s.Confirm(context.Background(), m.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)})
+	var rb *RolledBackError
+	if !errors.As(err, &rb) || !strings.Contains(rb.Reason, "died") {
+		t.Fatalf("confirm: %v", err)
+	}
+	sameTree(t, before, treeHash(t, root))
+	if err := s.RefusePending(); err != nil {
+		t.Errorf("after the rollback: %v", err)
+	}
+}
+
+// TestDeadlineArmedBeforeTheFirstStep: the deadline counts the planned
+// layers' budgets and the window, then moves to (steps done + window).
+func TestDeadlineArmedBeforeTheFirstStep(t *testing.T) {
+	root := fixture(t)
+	s := NewStore(root)
+	var during *Manifest
+	start := time.Now()
+	st := fileStep(root)
+	st.Layer = "sshd"
+	m, err := s.Apply(context.Background(), []*Step{st}, Options{Window: 40 * time.Second, Timer: inlineTimer{}, AfterStep: func(l string) {
+		if l == "sshd" {
+			id, _ := s.Pending()
+			during, _ = s.Load(id)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := StepsBudget([]string{"sshd"}) + 40*time.Second
+	if d := during.Deadline.Sub(start); d < want-time.Second || d > want+5*time.Second {
+		t.Errorf("deadline during the steps: %s after start, want about %s", d, want)
+	}
+	// The deadline moved to (steps done + window); the stamp a
+	// confirming connection must postdate comes after the probe, so a
+	// little later.
+	if d := m.Deadline.Sub(m.Activated); d > 40*time.Second || d < 35*time.Second {
+		t.Errorf("deadline after the steps: stamp + %s, want the window from when the steps were done", d)
+	}
+	if m.ActivatedTicks == 0 || m.BootID == "" {
+		t.Errorf("activation not recorded: %+v", m)
+	}
+}
+
+func TestCheckWindow(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: false, -5 * time.Second: false, 29 * time.Second: false, 30 * time.Second: true,
+		2 * time.Minute: true, 30 * time.Minute: true, 31 * time.Minute: false, 720 * time.Hour: false} {
+		err := CheckWindow(d, MinWindow)
+		if (err == nil) != ok {
+			t.Errorf("%s: %v", d, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "between 30s and 30m") {
+			t.Errorf("%s: the error does not name the range: %v", d, err)
+		}
+	}
+}
+
+// TestRollbackOlderConfirmedAfterLaterRolledBack: order is by what is
+// still in effect: once the later change is rolled back, the earlier
+// confirmed one may be.
+func TestRollbackOlderConfirmedAfterLaterRolledBack(t *testing.T) {
+	root := fixture(t)
+	s := NewStore(root)
+	ctx := context.Background()
+	first, err := s.Apply(ctx, []*Step{fileStep(root)}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Confirm(ctx, first.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // IDs order by the second
+	second, err := s.Apply(ctx, []*Step{{Layer: "x", Files: []File{{Path: "/etc/x", Data: []byte("x")}}}}, Options{Timer: inlineTimer{}, Handlers: testHandlers(root)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RefusePending(); err == nil {
+		t.Error("RefusePending passed while a change waits")
+	}
+	if _, err := s.Confirm(ctx, second.ID, ConfirmOptions{Unattended: true, Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Rollback(ctx, first.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err == nil || !strings.Contains(err.Error(), second.ID) {
+		t.Fatalf("rolling back under a later change in effect: %v", err)
+	}
+	if _, err := s.Rollback(ctx, second.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Rollback(ctx, first.ID, "test", RollbackOptions{Handlers: testHandlers(root)}); err != nil || m.State != RolledBack {
+		t.Fatalf("rolling back the earlier change once the later one was: %v", err)
+	}
 }

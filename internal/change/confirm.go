@@ -11,50 +11,107 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/moat-sh/moat/internal/host"
 )
 
-// Session is an SSH connection as SSH_CONNECTION describes it:
-// "client_ip client_port server_ip server_port".
-type Session struct {
-	Client, Server netip.AddrPort
-}
+// Session is an SSH connection as SSH_CONNECTION describes it.
+type Session = host.Conn
 
 // ParseSession reads SSH_CONNECTION.
-func ParseSession(s string) (Session, bool) {
-	f := strings.Fields(s)
-	if len(f) != 4 {
-		return Session{}, false
-	}
-	ca, err1 := netip.ParseAddr(f[0])
-	sa, err2 := netip.ParseAddr(f[2])
-	cp, err3 := strconv.ParseUint(f[1], 10, 16)
-	sp, err4 := strconv.ParseUint(f[3], 10, 16)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
-		return Session{}, false
-	}
-	return Session{
-		Client: netip.AddrPortFrom(ca.Unmap(), uint16(cp)),
-		Server: netip.AddrPortFrom(sa.Unmap(), uint16(sp)),
-	}, true
+func ParseSession(s string) (Session, bool) { return host.ParseSSHConnection(s) }
+
+// Proof is what a confirming process offers: the SSH session it runs in
+// (host.Operator, walked up from the process through /proc) and how to
+// tell the host's own addresses.
+type Proof struct {
+	Operator host.Operator
+	// Own reports loopback and the host's own addresses; nil knows only
+	// loopback.
+	Own func(netip.Addr) bool
+	// BootID is the kernel's boot ID now; start times compare within one.
+	BootID string
 }
 
-// CheckSession decides whether the session confirming a change proves
-// that a new login works: it must be an SSH session, not the one that
-// applied the change (the same client address and port, which a
-// reloaded sshd keeps alive whatever the new config says), and, after a
-// port move, one that came in on a new port.
-func CheckSession(applied, confirming string, ports []uint16) error {
-	cur, ok := ParseSession(confirming)
-	if !ok {
-		return fmt.Errorf("moat confirm must run in a new SSH session, and this is none (no SSH_CONNECTION): log in again over SSH and confirm from there; that login is the proof the change lets you in")
+// SelfProof is the proof of the calling process on the live host.
+func SelfProof() Proof {
+	h := host.New("")
+	return Proof{Operator: h.Self(), Own: h.OwnAddr, BootID: h.BootID()}
+}
+
+// ConfirmRule is why a session cannot confirm a change.
+type ConfirmRule struct {
+	// Rule names the rule broken: "not-ssh", "no-connection", "own-host",
+	// "before-change", "old-port", "not-vpn".
+	Rule string
+	Text string
+}
+
+func (e *ConfirmRule) Error() string { return e.Text }
+
+// CheckProof decides whether a session proves that the change admits the
+// operator: it must run inside an sshd session whose connection sshd
+// accepted after the change's sshd and firewall steps took effect (a tab
+// opened earlier, or a ControlMaster connection reused, is older: sshd
+// keeps such connections whatever the new config says); the connection
+// must come from outside the host (an ssh hop from a shell already on it
+// proves nothing about the way in); and, when the change moves sshd's
+// port or makes SSH VPN-only, it must have arrived on the new port or
+// over the VPN.
+func CheckProof(m *Manifest, p Proof) error {
+	const what = "open a NEW ssh connection from your own machine (ssh -o ControlPath=none …) and run `sudo moat confirm %s` directly in it"
+	how := fmt.Sprintf(what, m.ID)
+	o := p.Operator
+	if !o.InSSH() {
+		return &ConfirmRule{"not-ssh", "moat confirm is not running inside an SSH session (no sshd process above it: a console, cron, or a tmux/screen session that outlived its login): " + how + "; that login is the proof the change lets you in"}
 	}
-	if old, ok := ParseSession(applied); ok && old.Client == cur.Client && old.Server == cur.Server {
-		return fmt.Errorf("this is the SSH session that applied the change (%s): a session that was open before the change proves nothing, since sshd keeps it whatever the new config says; open a NEW ssh connection and run moat confirm there", strings.TrimSpace(confirming))
+	if !o.Conn.Valid() || o.ConnFrom != "socket" {
+		// SSH_CONNECTION is the user's to set: only the socket of the
+		// sshd process says where the connection really comes from.
+		return &ConfirmRule{"no-connection", fmt.Sprintf("cannot read which connection sshd process %d serves from its socket (run moat confirm as root, through sudo): %s", o.SSHD, how)}
 	}
-	if len(ports) > 0 && !slices.Contains(ports, cur.Server.Port()) {
-		return fmt.Errorf("this session came in on port %d, but the change moves sshd to port %s: log in on the new port (ssh -p %s …) and confirm from there", cur.Server.Port(), joinPorts(ports), joinPorts(ports))
+	own := p.Own
+	if own == nil {
+		own = func(a netip.Addr) bool { return a.IsLoopback() }
+	}
+	if own(o.Conn.Client.Addr()) || o.Conn.Client.Addr() == o.Conn.Server.Addr() {
+		return &ConfirmRule{"own-host", fmt.Sprintf("this SSH connection comes from the host itself (%s): an ssh hop from a shell already on the host proves nothing about logging in from outside; %s", o.Conn.Client.Addr(), how)}
+	}
+	if m.ActivatedTicks == 0 {
+		if m.State == Waiting {
+			return &ConfirmRule{"before-change", fmt.Sprintf("change %s was applied by an older moat that did not record when it took effect, so no connection can prove it: roll it back (moat rollback %s) and apply again", m.ID, m.ID)}
+		}
+		return &ConfirmRule{"before-change", "the change has not taken effect yet: wait for moat apply to say it waits for confirm, then run moat confirm from a new ssh connection"}
+	}
+	if p.BootID == "" || p.BootID == m.BootID {
+		if o.SSHDStart <= m.ActivatedTicks {
+			ago := time.Duration(m.ActivatedTicks-o.SSHDStart) * (time.Second / host.ClockTicks)
+			opened := m.Activated.Add(-ago)
+			return &ConfirmRule{"before-change", fmt.Sprintf("this SSH connection (sshd process %d, from %s) was opened at %s, before the change took effect at %s: a tab opened earlier, or a ControlMaster/ControlPersist connection reused, is kept by sshd whatever the new config says, so it proves nothing; %s",
+				o.SSHD, o.Conn.Client.Addr(), opened.Format(time.TimeOnly), m.Activated.Format(time.TimeOnly), how)}
+		}
+	}
+	if len(m.ConfirmPorts) > 0 && !slices.Contains(m.ConfirmPorts, o.Conn.Server.Port()) {
+		return &ConfirmRule{"old-port", fmt.Sprintf("this session came in on port %d, but the change moves sshd to port %s: log in on the new port (ssh -p %s …) and confirm from there", o.Conn.Server.Port(), joinPorts(m.ConfirmPorts), joinPorts(m.ConfirmPorts))}
+	}
+	if len(m.ConfirmVia) > 0 && !slices.ContainsFunc(m.ConfirmVia, func(pf netip.Prefix) bool {
+		return pf.Contains(o.Conn.Server.Addr()) || pf.Contains(o.Conn.Client.Addr())
+	}) {
+		return &ConfirmRule{"not-vpn", fmt.Sprintf("this session came in on %s from %s, but the change makes SSH reachable over the VPN only: connect over the VPN (to %s) and confirm from there", o.Conn.Server.Addr(), o.Conn.Client.Addr(), joinPrefixes(m.ConfirmVia))}
 	}
 	return nil
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		if p.IsSingleIP() {
+			s[i] = p.Addr().String()
+		} else {
+			s[i] = p.String()
+		}
+	}
+	return strings.Join(s, " or ")
 }
 
 func joinPorts(ps []uint16) string {
@@ -67,8 +124,8 @@ func joinPorts(ps []uint16) string {
 
 // ConfirmOptions drive Confirm.
 type ConfirmOptions struct {
-	// Session is SSH_CONNECTION of the confirming session.
-	Session string
+	// Proof is the confirming session (SelfProof for the caller).
+	Proof Proof
 	// Unattended skips the session check: moat apply --yes confirms its
 	// own change once the self-probe passed.
 	Unattended bool
@@ -98,13 +155,22 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 	case RolledBack, RollingBack:
 		return m, fmt.Errorf("change %s was rolled back (%s): nothing to confirm; run moat apply again", id, m.Reason)
 	case Applying:
-		return m, fmt.Errorf("change %s is still being applied: wait for moat apply to say it waits for confirm", id)
+		if !m.applierAlive() {
+			reason := m.applierDied()
+			if err := s.rollbackLocked(ctx, m, reason, RollbackOptions{Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify}); err != nil && opt.Log != nil {
+				opt.Log.Error("roll back a change whose apply died", "id", id, "err", err)
+			}
+			return m, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
+		}
+		return m, fmt.Errorf("change %s is still being applied by moat apply (pid %d): wait for it to say it waits for confirm", id, m.Applier)
 	}
 	if time.Now().After(m.Deadline) {
 		return m, fmt.Errorf("change %s: the confirm window closed at %s; its rollback is under way", id, m.Deadline.Format(time.TimeOnly))
 	}
 	if !opt.Unattended {
-		if err := CheckSession(m.Session, opt.Session, m.ConfirmPorts); err != nil {
+		if err := CheckProof(m, opt.Proof); err != nil {
+			m.event(time.Now(), "confirm refused: %s", err.(*ConfirmRule).Rule)
+			s.save(m)
 			return m, err
 		}
 	}
@@ -118,7 +184,8 @@ func (s *Store) Confirm(ctx context.Context, id string, opt ConfirmOptions) (*Ma
 		return m, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
 	}
 	m.State = Confirming
-	by := "session " + opt.Session
+	o := opt.Proof.Operator
+	by := fmt.Sprintf("connection %s (from sshd's %s), sshd process %d", o.Conn, o.ConnFrom, o.SSHD)
 	if opt.Unattended {
 		by = "moat apply --yes after the self-probe passed"
 	}

@@ -13,10 +13,16 @@
 //     where systemd is PID 1, otherwise a detached `moat change watchdog
 //     ID` (its own session and process group, stdio on /dev/null, SIGHUP
 //     ignored);
-//  3. runs the steps, recording each step's undo actions before it runs;
-//  4. self-probes sshd through fresh connections, then waits.
+//  3. runs the steps, recording each step's undo actions before it runs,
+//     under a deadline armed before the first one (the planned layers'
+//     budgets plus the window) that moves to (steps done + window); a
+//     moat apply that dies before the change waits is rolled back at once;
+//  4. self-probes sshd through fresh connections, stamps the moment a
+//     confirming connection must postdate, then waits.
 //
-// Confirm, from a new SSH session, writes the steps' Final files (the
+// Confirm counts only from an SSH connection sshd accepted after that
+// stamp, from outside the host, on the new port after a move (CheckProof;
+// docs/design.md, "The confirmation rule"). It writes the steps' Final files (the
 // boot-time configuration: the persisted nftables table, fstab, the sysctl
 // file) and runs their Confirm actions, then disarms the timer. Rollback —
 // on a failed step or probe, when the window passes, or on request —

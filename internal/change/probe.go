@@ -31,32 +31,33 @@ type ProbeResult struct {
 // SelfProbe checks each target with fresh connections, the way a new
 // login would find sshd: a TCP connect, the server's KEXINIT, and the
 // authentication methods it offers user, which must include publickey.
-// No credential is sent. Each target is retried until budget runs out:
-// sshd re-executes itself on reload, and is not listening for a moment.
-func SelfProbe(ctx context.Context, dial sshd.DialFunc, targets []Target, user string, budget time.Duration) ([]ProbeResult, error) {
+// No credential is sent. Each target is retried until its own budget
+// (perTarget) runs out: sshd re-executes itself on reload, and is not
+// listening for a moment; a dead target does not eat the others' time.
+func SelfProbe(ctx context.Context, dial sshd.DialFunc, targets []Target, user string, perTarget time.Duration) ([]ProbeResult, error) {
 	if dial == nil {
 		dial = (&net.Dialer{}).DialContext
 	}
-	if budget <= 0 {
-		budget = 5 * time.Second
+	if perTarget <= 0 {
+		perTarget = 5 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
 	out := make([]ProbeResult, len(targets))
 	var errs []error
 	for i, t := range targets {
 		start := time.Now()
 		r := ProbeResult{Target: t}
+		tctx, cancel := context.WithTimeout(ctx, perTarget)
 		for attempt := 0; ; attempt++ {
-			r.Methods, r.Err = probeOnce(ctx, dial, t.Addr, user)
-			if r.Err == nil || ctx.Err() != nil {
+			r.Methods, r.Err = probeOnce(tctx, dial, t.Addr, user)
+			if r.Err == nil || tctx.Err() != nil {
 				break
 			}
 			select {
-			case <-ctx.Done():
+			case <-tctx.Done():
 			case <-time.After(time.Duration(min(attempt+1, 10)) * 20 * time.Millisecond):
 			}
 		}
+		cancel()
 		r.Took = time.Since(start)
 		out[i] = r
 		if r.Err != nil {

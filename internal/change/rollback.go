@@ -46,12 +46,10 @@ func (s *Store) Rollback(ctx context.Context, id, reason string, opt RollbackOpt
 		return m, nil
 	}
 	if m.State == Confirmed {
-		latest, err := s.Latest()
-		if err != nil {
+		if later, err := s.laterInEffect(id); err != nil {
 			return m, err
-		}
-		if latest != nil && latest.ID != id {
-			return m, fmt.Errorf("change %s was confirmed and %s came after it: roll that one back first", id, latest.ID)
+		} else if later != "" {
+			return m, fmt.Errorf("change %s was confirmed and %s, still in effect, came after it: roll that one back first", id, later)
 		}
 	}
 	return m, s.rollbackLocked(ctx, m, reason, opt)
@@ -308,10 +306,18 @@ func (s *Store) Watch(ctx context.Context, id string, opt RollbackOptions) (*Man
 			}
 			continue
 		}
+		if m.ApplierDead() {
+			m, err := s.Rollback(ctx, id, m.applierDied(), opt)
+			if m != nil && m.State == RollbackFailed {
+				lastTry = time.Now()
+				continue
+			}
+			return m, err
+		}
 		if !now.Before(m.Deadline) || now.Sub(start) > m.Window+maxOverrun {
 			reason := fmt.Sprintf("no confirm within %s", m.Window)
 			if m.State == Applying {
-				reason = fmt.Sprintf("apply did not finish within %s", applyBudget+m.Window)
+				reason = "apply did not finish before its deadline " + m.Deadline.Format(time.TimeOnly)
 			}
 			m, err := s.Rollback(ctx, id, reason, opt)
 			if m != nil && m.State == RollbackFailed {
@@ -370,6 +376,9 @@ func (s *Store) RecoverExpired(ctx context.Context, opt RollbackOptions) (*Manif
 	}
 	if m.State.Final() {
 		return nil, s.setPending("")
+	}
+	if m.ApplierDead() {
+		return s.Rollback(ctx, id, m.applierDied(), opt)
 	}
 	if time.Now().Before(m.Deadline.Add(grace)) || timerAlive(m.Timer, m.ID) {
 		return nil, nil

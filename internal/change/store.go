@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/moat-sh/moat/internal/host"
 )
 
 // StateDir is where changes are kept, under the root.
@@ -53,9 +56,25 @@ type Manifest struct {
 	// ConfirmPorts, when set, are the sshd ports a confirming session
 	// must have come in on (after a port move: the new port).
 	ConfirmPorts []uint16 `json:"confirm_ports,omitempty"`
-	Layers       []string `json:"layers"`
-	Summary      []string `json:"summary,omitempty"`
-	State        State    `json:"state"`
+	// ConfirmVia, when set, are where a confirming connection must come
+	// from or arrive on (the VPN, once SSH is VPN-only).
+	ConfirmVia []netip.Prefix `json:"confirm_via,omitempty"`
+	// Applier is the moat apply process and its start (clock ticks since
+	// boot, which tells it from a later process with the same PID): should
+	// it die before the change waits for confirm, the change is rolled
+	// back at once rather than when the steps' budget runs out.
+	Applier      int    `json:"applier,omitempty"`
+	ApplierStart uint64 `json:"applier_start,omitempty"`
+	// Activated is when the steps had all run; a confirming connection
+	// must have been accepted after it. ActivatedTicks is the same
+	// instant in clock ticks since boot (the clock of /proc/PID/stat's
+	// start times), BootID the boot it belongs to.
+	Activated      time.Time `json:"activated,omitzero"`
+	ActivatedTicks uint64    `json:"activated_ticks,omitempty"`
+	BootID         string    `json:"boot_id,omitempty"`
+	Layers         []string  `json:"layers"`
+	Summary        []string  `json:"summary,omitempty"`
+	State          State     `json:"state"`
 	// Window is the confirm window; Deadline when it ends.
 	Window   time.Duration `json:"window"`
 	Deadline time.Time     `json:"deadline"`
@@ -289,4 +308,48 @@ func (s *Store) noteRollback(n RollbackNote) error {
 		return err
 	}
 	return writeAtomic(filepath.Join(s.dir, "last-rollback"), append(b, '\n'), 0o600, 0, 0, time.Time{})
+}
+
+// applierAlive reports whether the moat apply that makes m still runs.
+// A manifest that does not name it (or its start: /proc was unreadable)
+// counts as alive: its deadline alone bounds it.
+func (m *Manifest) applierAlive() bool {
+	if m.Applier <= 0 || m.ApplierStart == 0 {
+		return true
+	}
+	start, ok := host.New("").ProcStart(m.Applier)
+	return ok && start == m.ApplierStart
+}
+
+// applierDied is the rollback reason for a change whose moat apply died
+// before the change waited for confirm.
+func (m *Manifest) applierDied() string {
+	last := ""
+	if n := len(m.Events); n > 0 {
+		last = " (last: " + m.Events[n-1].Text + ")"
+	}
+	return fmt.Sprintf("moat apply (pid %d) died before the change was complete%s", m.Applier, last)
+}
+
+// ApplierDead reports whether m is still being applied by a process that
+// is gone.
+func (m *Manifest) ApplierDead() bool { return m.State == Applying && !m.applierAlive() }
+
+// laterInEffect returns the newest change after id that is still in
+// effect (not rolled back), or "": a confirmed change may be rolled back
+// once every later one was.
+func (s *Store) laterInEffect(id string) (string, error) {
+	all, err := s.List()
+	if err != nil {
+		return "", err
+	}
+	for _, m := range slices.Backward(all) {
+		if m.ID <= id {
+			break
+		}
+		if m.State != RolledBack {
+			return m.ID, nil
+		}
+	}
+	return "", nil
 }

@@ -7,9 +7,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
-	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,9 +46,13 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 		return nil, code, false
 	}
 	live := host.New("")
-	tx := &transaction{cfg: c, root: f.root, live: live, session: sessionString(os.Getenv, live)}
-	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File},
-		harden.Options{Root: f.root, Session: tx.session, Force: force})
+	op := live.Operator(os.Getpid(), os.Getenv)
+	tx := &transaction{cfg: c, root: f.root, live: live, session: op.Conn.String()}
+	opt := harden.Options{Root: f.root, Session: tx.session, Operator: operatorUser(op, os.Getenv), Force: force}
+	if k, ok := host.New(f.root).SessionKeyOf(ctx, op.Conn); ok {
+		opt.OperatorKey = k.Fingerprint
+	}
+	hp, err := harden.MakePlan(ctx, harden.Input{Host: c.Host, SSH: c.SSH, VPN: c.VPN, Source: c.File}, opt)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat: plan the host layers: %v\n", err)
 		return nil, ExitRuntime, false
@@ -66,6 +67,32 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 		tx.steps = append(tx.steps, fw)
 	}
 	return tx, 0, true
+}
+
+// operatorUser is the user the operator logged in as: sshd's title for
+// the session, else (no sshd found above us) SUDO_USER or USER when the
+// environment says SSH.
+func operatorUser(op host.Operator, getenv func(string) string) string {
+	if op.User != "" {
+		return op.User
+	}
+	if !op.Conn.Valid() {
+		return ""
+	}
+	if u := getenv("SUDO_USER"); u != "" {
+		return u
+	}
+	return getenv("USER")
+}
+
+// writeWarnings prints every step's warnings: apply says them before
+// anything changes.
+func writeWarnings(w io.Writer, tx *transaction) {
+	for _, st := range tx.steps {
+		for _, s := range st.Warnings {
+			fmt.Fprintf(w, "warning: %s: %s\n", st.Layer, s)
+		}
+	}
 }
 
 func runPlan(e *env, args []string) int {
@@ -166,7 +193,7 @@ func runApply(e *env, args []string) int {
 		return appliers[args[0]](e, args[1:])
 	}
 	f := newFlags(e, "apply", "apply [LAYER] [-c FILE] [--root DIR] [--confirm 120s] [--yes] [--force]").withRoot()
-	window := f.Duration("confirm", change.DefaultWindow, "how long the change waits for `moat confirm` before rolling back")
+	window := f.Duration("confirm", change.DefaultWindow, "how long the change waits for `moat confirm` before rolling back (30s to 30m)")
 	yes := f.Bool("yes", false, "automation: confirm at once if the self-probe passes (no wait, no second session)")
 	force := f.Bool("force", false, "allow ssh.exposure vpn before a login over the VPN was seen (prints a break-glass recipe)")
 	if code, ok := f.parse(args); !ok {
@@ -175,17 +202,26 @@ func runApply(e *env, args []string) int {
 	if !onlyFlags(e, "apply", f) {
 		return ExitUsage
 	}
+	if err := change.CheckWindow(*window, minWindow()); err != nil {
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		return ExitUsage
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(e.stderr, "moat apply: needs root (run with sudo)")
 		return ExitRuntime
 	}
 	ctx := context.Background()
 	recoverExpired(ctx, e, f.root)
-	start := time.Now()
+	store := change.NewStore(f.root)
+	if err := store.RefusePending(); err != nil {
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		return ExitUsage
+	}
 	tx, code, ok := planAll(ctx, e, f, *force)
 	if !ok {
 		return code
 	}
+	writeWarnings(e.stderr, tx)
 	if len(tx.refusals) > 0 {
 		fmt.Fprintln(e.stderr, "moat apply: refusing, nothing was changed:")
 		for _, r := range tx.refusals {
@@ -205,43 +241,31 @@ func runApply(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat apply: find moat's own binary: %v\n", err)
 		return ExitRuntime
 	}
-	store := change.NewStore(f.root)
-	handlers := changeHandlers(e)
-	timer := chooseTimer(exe, f.root, tx.live)
-	if _, sd := timer.(change.SystemdTimer); sd {
-		if err := change.InstallBootGuard(f.root, exe); err != nil {
-			fmt.Fprintf(e.stderr, "moat apply: %v (nothing was changed)\n", err)
-			return ExitRuntime
-		}
+	sd, _ := tx.live.SystemdPID1()
+	opt := change.RunOptions{
+		Steps: tx.steps, Window: *window, Yes: *yes, Session: tx.session, Config: tx.cfg.File,
+		Moat: exe, SystemdPID1: sd, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e), Out: e.stdout,
+		Hint: "ssh", AfterStep: testHold(),
+		Probe: &change.ProbePlan{Targets: probeTargets(tx), User: tx.ssh.ProbeUser, PerTarget: 5 * time.Second,
+			Serving: func(ctx context.Context) bool { return harden.SSHDRunning(ctx, f.root) }},
 	}
-	var ports []uint16
 	if tx.ssh.Moved() {
-		ports = []uint16{tx.ssh.Port}
+		opt.ConfirmPorts = []uint16{tx.ssh.Port}
+		opt.Hint = "ssh -p " + strconv.Itoa(int(tx.ssh.Port))
 	}
-	for _, st := range tx.steps {
-		for _, s := range st.Summary {
-			fmt.Fprintf(e.stdout, "%s: %s\n", st.Layer, s)
+	if tx.cfg.SSH.Exposure == "vpn" {
+		// SSH becomes VPN-only: the confirming connection must prove the
+		// VPN path, by its client (a VPN range) or where it arrived.
+		opt.ConfirmVia = tx.cfg.VPN.Prefixes()
+		for _, a := range vpnAddrs(tx) {
+			opt.ConfirmVia = append(opt.ConfirmVia, netip.PrefixFrom(a, a.BitLen()))
 		}
 	}
-	m, err := store.Apply(ctx, tx.steps, change.Options{
-		Window: *window, Session: tx.session, ConfirmPorts: ports, Config: tx.cfg.File,
-		Timer: timer, Handlers: handlers, Log: e.log, Notify: notifier(e),
-		Probe: func(ctx context.Context) error {
-			if !harden.SSHDRunning(ctx, f.root) {
-				fmt.Fprintf(e.stdout, "self-probe: skipped, no sshd serves %s\n", f.root)
-				return nil
-			}
-			results, err := change.SelfProbe(ctx, nil, probeTargets(tx), tx.ssh.ProbeUser, 10*time.Second)
-			for _, r := range results {
-				status := "ok"
-				if r.Err != nil {
-					status = r.Err.Error()
-				}
-				fmt.Fprintf(e.stdout, "self-probe %s: %s (%s)\n", r.Target, status, r.Took.Round(time.Millisecond))
-			}
-			return err
-		},
-	})
+	m, err := store.Run(ctx, opt)
+	if m != nil && m.State == change.RollbackFailed {
+		fmt.Fprintf(e.stderr, "moat apply: %s", m.Report())
+		return ExitRuntime
+	}
 	var rb *change.RolledBackError
 	var pe *change.PendingError
 	switch {
@@ -250,7 +274,11 @@ func runApply(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "moat apply: %v\nThe rollback is INCOMPLETE and is retried: moat change show %s, moat rollback %s.\n", err, rb.ID, rb.ID)
 			return ExitRuntime
 		}
-		fmt.Fprintf(e.stderr, "moat apply: %v\nmoat's edits are undone (moat change show %s).\n", err, rb.ID)
+		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
+		if m != nil {
+			fmt.Fprint(e.stderr, m.Report())
+		}
+		fmt.Fprintf(e.stderr, "moat's edits are undone (moat change show %s).\n", rb.ID)
 		return ExitRollback
 	case errors.As(err, &pe):
 		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
@@ -259,53 +287,45 @@ func runApply(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
 		return ExitRuntime
 	}
-	harden.RecordVPNLogin(f.root, tx.session, tx.cfg.VPN, vpnAddrs(tx))
-	if *yes {
-		m, err = store.Confirm(ctx, m.ID, change.ConfirmOptions{Unattended: true, Handlers: handlers, Log: e.log, Notify: notifier(e)})
-		if err != nil {
-			fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
-			if errors.As(err, &rb) {
-				return ExitRollback
-			}
-			return ExitRuntime
-		}
-		fmt.Fprintf(e.stdout, "change %s applied and confirmed (--yes, self-probe passed)\n", m.ID)
-		return ExitOK
+	if m != nil {
+		harden.RecordVPNLogin(f.root, tx.session, tx.cfg.VPN, vpnAddrs(tx))
 	}
-	fmt.Fprintf(e.stdout, "change %s applied in %s, waiting for confirm (%s)\n", m.ID, time.Since(start).Round(time.Millisecond), m.Timer)
-	how := "ssh"
-	if tx.ssh.Moved() {
-		how = "ssh -p " + strconv.Itoa(int(tx.ssh.Port))
-	}
-	fmt.Fprintf(e.stdout, "From a NEW session (%s …) run within %s:\n    sudo moat confirm %s\nOtherwise everything is rolled back at %s. Undo now: sudo moat rollback %s\n",
-		how, m.Window, m.ID, m.Deadline.Format(time.TimeOnly), m.ID)
+	return ExitOK
+}
 
-	// Waiting here is only for the operator's eyes: the timer rolls back
-	// whether or not this process lives. Ctrl-C rolls back at once.
-	wctx, stop := signal.NotifyContext(ctx, os.Interrupt)
-	defer stop()
-	m, err = store.Wait(wctx, m.ID, change.RollbackOptions{Handlers: handlers, Log: e.log, Notify: notifier(e)})
-	if wctx.Err() != nil && ctx.Err() == nil {
-		m, err = store.Rollback(ctx, m.ID, "interrupted (Ctrl-C) while waiting for confirm", change.RollbackOptions{Handlers: handlers, Log: e.log, Notify: notifier(e)})
+// minWindow is the shortest --confirm: change.MinWindow, or, for the
+// end-to-end tests only, MOAT_TEST_MIN_WINDOW (at least 1s).
+func minWindow() time.Duration {
+	if v := os.Getenv("MOAT_TEST_MIN_WINDOW"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= time.Second && d < change.MinWindow {
+			return d
+		}
 	}
-	if err != nil && m == nil {
-		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
-		return ExitRuntime
+	return change.MinWindow
+}
+
+// testHold is a test-only hook: with MOAT_TEST_HOLD_AFTER=LAYER and
+// MOAT_TEST_HOLD_FILE=PATH, moat apply creates PATH after LAYER's step
+// and waits (2 minutes at most) until it is removed, so that a test can
+// kill it at that step boundary. "activated" holds after the last step.
+func testHold() func(string) {
+	layer, file := os.Getenv("MOAT_TEST_HOLD_AFTER"), os.Getenv("MOAT_TEST_HOLD_FILE")
+	if layer == "" || file == "" {
+		return nil
 	}
-	switch m.State {
-	case change.Confirmed:
-		fmt.Fprintf(e.stdout, "change %s confirmed\n", m.ID)
-		return ExitOK
-	case change.RolledBack:
-		fmt.Fprintf(e.stderr, "moat apply: change %s rolled back: %s\n", m.ID, m.Reason)
-		fmt.Fprint(e.stderr, m.Report())
-		return ExitRollback
-	case change.RollbackFailed:
-		fmt.Fprintf(e.stderr, "moat apply: %s", m.Report())
-		return ExitRuntime
+	return func(l string) {
+		if l != layer {
+			return
+		}
+		if err := os.WriteFile(file, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			return
+		}
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(file); err != nil {
+				return
+			}
+		}
 	}
-	fmt.Fprintf(e.stderr, "moat apply: change %s is %s: %v\n", m.ID, m.State, err)
-	return ExitRuntime
 }
 
 const breakGlass = `
@@ -317,25 +337,6 @@ If the VPN does not let you in, break glass:
 Keep that console open in another tab until moat confirm has run.
 
 `
-
-// chooseTimer picks the rollback timer: a transient systemd timer where
-// systemd is PID 1 on the live system, a detached watchdog elsewhere
-// (containers, fixture roots, lab namespaces).
-func chooseTimer(exe, root string, live *host.Host) change.Timer {
-	if root == "" || root == "/" {
-		if sd, _ := live.SystemdPID1(); sd {
-			if _, err := exec.LookPath("systemd-run"); err == nil {
-				return change.SystemdTimer{Moat: exe}
-			}
-		}
-	}
-	argv := []string{exe, "change", "watchdog"}
-	if root != "" {
-		abs, _ := filepath.Abs(root)
-		argv = append(argv, "--root", abs)
-	}
-	return change.WatchdogTimer{Argv: argv}
-}
 
 // probeTargets are where a new login must find sshd: the public address
 // and the VPN address, each on every port of the window.
@@ -409,30 +410,6 @@ func publicAddr(tx *transaction, vpns []netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// sessionString is SSH_CONNECTION of this process or of the nearest
-// ancestor that has it (sudo drops it from the environment).
-func sessionString(getenv func(string) string, h *host.Host) string {
-	if v := getenv("SSH_CONNECTION"); v != "" {
-		return v
-	}
-	pid := os.Getppid()
-	for range 32 {
-		if pid <= 1 {
-			break
-		}
-		env, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-		if err == nil {
-			for kv := range strings.SplitSeq(string(env), "\x00") {
-				if v, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
-					return v
-				}
-			}
-		}
-		pid = parentPID(h, pid)
-	}
-	return ""
-}
-
 func notifier(e *env) func(change.Notice) {
 	return func(n change.Notice) {
 		e.log.Info("change", "id", n.ID, "state", string(n.State), "text", n.Text)
@@ -471,8 +448,9 @@ func runConfirm(e *env, args []string) int {
 		return code
 	}
 	live := host.New("")
-	sess := sessionString(os.Getenv, live)
-	m, err := store.Confirm(context.Background(), id, change.ConfirmOptions{Session: sess, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
+	proof := change.SelfProof()
+	sess := proof.Operator.Conn.String()
+	m, err := store.Confirm(context.Background(), id, change.ConfirmOptions{Proof: proof, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e)})
 	var rb *change.RolledBackError
 	switch {
 	case errors.As(err, &rb):

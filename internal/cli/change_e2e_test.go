@@ -75,7 +75,11 @@ const (
 	vpsVPN    = "10.8.0.1"
 )
 
-func newE2E(t *testing.T) *e2e {
+func newE2E(t *testing.T) *e2e { return newE2EWith(t, nil) }
+
+// newE2EWith calls hook with vps's /etc/netns directory before sshd
+// starts: files put there are what every process in vps sees in /etc.
+func newE2EWith(t *testing.T, hook func(netnsEtc string)) *e2e {
 	lab.RequireTool(t, "sshd", "ssh-keygen", "nft")
 	x := &e2e{t: t, bin: builtMoat(t)}
 	l := lab.New(t)
@@ -141,6 +145,9 @@ MaxStartups 200
 `, 0o644)
 	if err := os.Symlink(filepath.Join(x.root, "etc/ssh"), filepath.Join(netnsEtc, "ssh")); err != nil {
 		t.Fatal(err)
+	}
+	if hook != nil {
+		hook(netnsEtc)
 	}
 	x.sshdLog = filepath.Join(t.TempDir(), "sshd.log")
 	x.sshd = x.vps.Start(t, "/usr/sbin/sshd", "-D", "-f", "/etc/ssh/sshd_config", "-E", x.sshdLog)
@@ -239,8 +246,10 @@ func (x *e2e) run(c *ssh.Client, args ...string) (string, int) {
 	return string(out), exitStatus(x.t, err)
 }
 
+// cmdline runs moat with the test-only floor on --confirm lowered, so
+// that windows of a few seconds keep the tests short.
 func (x *e2e) cmdline(args ...string) string {
-	return x.bin + " " + strings.Join(args, " ") + " --root " + x.root
+	return "MOAT_TEST_MIN_WINDOW=1s " + x.bin + " " + strings.Join(args, " ") + " --root " + x.root
 }
 
 func exitStatus(t *testing.T, err error) int {
@@ -354,6 +363,10 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 	x.config(cutsRoot)
 	before := x.tree()
 	pub := vpsPublic + ":22"
+	// A second tab, opened before the apply: the issue's lockout came
+	// from confirming through one.
+	tab := x.mustClient(pub, "root", x.rootKey)
+	defer tab.Close()
 	op := x.mustClient(pub, "root", x.rootKey)
 	defer op.Close()
 
@@ -365,6 +378,9 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 		out, code = x.run(op, "apply", "-c", x.cfg, "--confirm", "5s")
 	}()
 	m := x.waiting(done, &out)
+	if o, c := x.run(tab, "confirm", m.ID); c == 0 || !strings.Contains(o, "before the change took effect") {
+		t.Errorf("confirm from a tab opened before the apply: %d %s", c, o)
+	}
 	if err := x.canLogInWithin(pub, 2*time.Second); err == nil {
 		t.Fatal("the change was meant to cut new root logins, yet one worked")
 	}
@@ -406,7 +422,9 @@ func TestE2EKilledSessionStillRollsBack(t *testing.T) {
 	}
 	var sout strings.Builder
 	s.Stdout, s.Stderr = &sout, &sout
-	if err := s.Start(x.cmdline("apply", "-c", x.cfg, "--confirm", "3s")); err != nil {
+	// The window outlasts the checks below on a loaded machine: the
+	// watchdog must still be there to be seen alive.
+	if err := s.Start(x.cmdline("apply", "-c", x.cfg, "--confirm", "10s")); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
@@ -425,7 +443,7 @@ func TestE2EKilledSessionStillRollsBack(t *testing.T) {
 	if !change.WatchdogAlive(m) {
 		t.Fatal("the watchdog died with the session")
 	}
-	m = x.final(m.ID, 8*time.Second)
+	m = x.final(m.ID, 30*time.Second)
 	if m.State != change.RolledBack || !strings.Contains(m.Reason, "no confirm") {
 		t.Fatalf("state %s: %s", m.State, m.Reason)
 	}
@@ -622,6 +640,7 @@ firewall:
 	os.WriteFile(script, []byte("table inet block22 {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\ttcp dport 22 drop\n\t}\n}\n"), 0o644)
 	x.vps.MustRun(t, "nft", "-f", script)
 	t.Setenv("SSH_CONNECTION", "198.51.100.2 40000 198.51.100.1 22")
+	t.Setenv("MOAT_TEST_MIN_WINDOW", "1s")
 	out, err := x.vps.Run(context.Background(), x.bin, "apply", "-c", x.cfg, "--root", x.root, "--confirm", "5s")
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != ExitUsage || !strings.Contains(string(out), "refusing") {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -122,6 +123,7 @@ func TestChangeUnderRoot(t *testing.T) {
 	lab.RequireTool(t, "sshd", "useradd", "fallocate", "mkswap")
 	t.Setenv(envAsMoat, "1")
 	t.Setenv("SSH_CONNECTION", "")
+	t.Setenv("MOAT_TEST_MIN_WINDOW", "1s")
 	root, cfg := changeFixture(t)
 	before := hashTree(t, root)
 
@@ -166,13 +168,17 @@ func TestChangeUnderRoot(t *testing.T) {
 	}
 }
 
-// TestConfirmFromANewSession: the session that applied cannot confirm, nor
-// one on the old port after a move; a new one on the new port can.
-func TestConfirmFromANewSession(t *testing.T) {
+// TestConfirmNeedsARealSSHSession: SSH_CONNECTION is the user's to set.
+// A process with no sshd above it (this test, like a tmux server that
+// outlived its login) cannot confirm, whatever its environment claims —
+// the applying session's, another port's, the new port's; the change
+// stays waiting, and moat rollback ends it.
+func TestConfirmNeedsARealSSHSession(t *testing.T) {
 	lab.RequireRoot(t)
 	lab.RequireTool(t, "sshd", "useradd", "fallocate", "mkswap")
 	t.Setenv(envAsMoat, "1")
 	root, cfg := changeFixture(t)
+	before := hashTree(t, root)
 	t.Setenv("SSH_CONNECTION", "198.51.100.7 40000 203.0.113.10 22")
 	var wg sync.WaitGroup
 	var code int
@@ -180,7 +186,7 @@ func TestConfirmFromANewSession(t *testing.T) {
 	wg.Go(func() { code, out, errs = moat("apply", "-c", cfg, "--root", root, "--confirm", "30s") })
 	store := change.NewStore(root)
 	var id string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if p, _ := store.Pending(); p != "" {
 			if m, _ := store.Load(p); m != nil && m.State == change.Waiting {
 				id = p
@@ -192,24 +198,74 @@ func TestConfirmFromANewSession(t *testing.T) {
 		wg.Wait()
 		t.Fatalf("no change waiting: %d\n%s\n%s", code, out, errs)
 	}
-	for _, sess := range []string{"198.51.100.7 40000 203.0.113.10 22", "198.51.100.7 40001 203.0.113.10 22"} {
+	for _, sess := range []string{"198.51.100.7 40000 203.0.113.10 22", "198.51.100.7 40001 203.0.113.10 22", "198.51.100.7 40002 203.0.113.10 2222", ""} {
 		t.Setenv("SSH_CONNECTION", sess)
-		if c, o, e := moat("confirm", "--root", root, id); c == ExitOK {
-			t.Errorf("confirm from %q accepted: %s %s", sess, o, e)
+		c, o, e := moat("confirm", "--root", root, id)
+		if c != ExitUsage || !strings.Contains(e, "not running inside an SSH session") {
+			t.Errorf("confirm claiming %q: %d %s %s", sess, c, o, e)
 		}
 	}
-	t.Setenv("SSH_CONNECTION", "198.51.100.7 40002 203.0.113.10 2222")
-	if c, o, e := moat("confirm", "--root", root, id); c != ExitOK {
-		t.Errorf("confirm from a new session on the new port: %d %s %s", c, o, e)
+	if m, _ := store.Load(id); m.State != change.Waiting {
+		t.Fatalf("state %s after refused confirms", m.State)
+	}
+	// Another change is refused while this one waits, naming it.
+	if c, _, e := moat("apply", "-c", cfg, "--root", root, "--yes"); c != ExitUsage || !strings.Contains(e, id) {
+		t.Errorf("second apply: %d %s", c, e)
+	}
+	if c, o, e := moat("rollback", "--root", root, id); c != ExitOK {
+		t.Fatalf("rollback: %d %s %s", c, o, e)
 	}
 	wg.Wait()
-	if code != ExitOK || !strings.Contains(out, "confirmed") {
+	if code != ExitRollback || !strings.Contains(out, "NEW ssh connection") {
 		t.Errorf("apply: %d\n%s\n%s", code, out, errs)
 	}
-	m, _ := store.Load(id)
-	if m.State != change.Confirmed || change.WatchdogAlive(m) {
-		t.Errorf("state %s, watchdog alive %v", m.State, change.WatchdogAlive(m))
+	if got := hashTree(t, root); got != before {
+		t.Fatalf("not restored:\n%s", diffLines(before, got))
 	}
+}
+
+// TestConfirmWindowBounds: outside 30s..30m, apply refuses with exit 2
+// and names the range; nothing is planned or changed.
+func TestConfirmWindowBounds(t *testing.T) {
+	root, cfg := changeFixture(t)
+	before := hashTree(t, root)
+	for _, w := range []string{"0s", "-5s", "29s", "31m", "720h"} {
+		code, _, errs := moat("apply", "-c", cfg, "--root", root, "--confirm", w)
+		if code != ExitUsage || !strings.Contains(errs, "between 30s and 30m") {
+			t.Errorf("--confirm %s: exit %d: %s", w, code, errs)
+		}
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatal("a refused apply changed the tree")
+	}
+}
+
+// TestApplyFirewallRefusedWhilePending: moat apply firewall would load
+// and persist a table the pending change's rollback then deletes.
+func TestApplyFirewallRefusedWhilePending(t *testing.T) {
+	lab.RequireRoot(t)
+	root, cfg := changeFixture(t)
+	store := change.NewStore(root)
+	m, err := store.Apply(t.Context(), []*change.Step{{Layer: "x", Files: []change.File{{Path: "/etc/x", Data: []byte("x")}}}},
+		change.Options{Timer: noTimer{}, Window: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := hashTree(t, root)
+	code, out, errs := moat("apply", "firewall", "--yes", "-c", cfg, "--root", root)
+	if code != ExitUsage || !strings.Contains(errs, m.ID) || !strings.Contains(errs, "nothing was changed") {
+		t.Fatalf("apply firewall while %s waits: %d\n%s\n%s", m.ID, code, out, errs)
+	}
+	if got := hashTree(t, root); got != before {
+		t.Fatal("the refused apply changed the tree")
+	}
+}
+
+// noTimer arms nothing.
+type noTimer struct{}
+
+func (noTimer) Arm(context.Context, *change.Store, *change.Manifest) (change.TimerInfo, error) {
+	return change.TimerInfo{Kind: "test"}, nil
 }
 
 func TestApplyRefusesAndChangesNothing(t *testing.T) {

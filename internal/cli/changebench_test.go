@@ -48,7 +48,7 @@ func BenchmarkApplyToWaiting(b *testing.B) {
 			b.Fatalf("plan: %v", tx.refusals)
 		}
 		m, err := store.Apply(ctx, tx.steps, change.Options{Window: change.DefaultWindow, Session: tx.session,
-			Timer: chooseTimer(exe, root, tx.live), Handlers: changeHandlers(e)})
+			Timer: change.ChooseTimer(exe, root, false), Handlers: changeHandlers(e)})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 
+	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/geo"
@@ -115,6 +113,13 @@ func runApplyFirewall(e *env, args []string) int {
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(e.stderr, "moat apply firewall: needs root (run with sudo)")
 		return ExitRuntime
+	}
+	// One change at a time: a pending change's rollback would delete
+	// what this writes, and its confirm would overwrite it.
+	recoverExpired(context.Background(), e, f.root)
+	if err := change.NewStore(f.root).RefusePending(); err != nil {
+		fmt.Fprintf(e.stderr, "moat apply firewall: refusing, nothing was changed: %v\n", err)
+		return ExitUsage
 	}
 	c, code, ok := loadConfig(e, f)
 	if !ok {
@@ -229,7 +234,9 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 func operatorReach(h *host.Host, getenv func(string) string) firewall.Reach {
 	var r firewall.Reach
 	r.Interfaces, _ = h.Interfaces()
-	r.Operator, r.Server = sshSession(getenv, h)
+	if o := h.Operator(os.Getpid(), getenv); o.Conn.Valid() {
+		r.Operator, r.Server = o.Conn.Client.Addr(), o.Conn.Server.Addr()
+	}
 	if ls, err := h.Listeners(); err == nil {
 		for _, l := range ls {
 			if l.Process == "sshd" && l.Proto == "tcp" && !l.Addr.Addr().IsLoopback() && !slices.Contains(r.SSHDPorts, l.Addr.Port()) {
@@ -238,59 +245,4 @@ func operatorReach(h *host.Host, getenv func(string) string) firewall.Reach {
 		}
 	}
 	return r
-}
-
-// sshSession finds the operator's SSH session: SSH_CONNECTION, or that of
-// the nearest ancestor process (sudo drops it from the environment).
-func sshSession(getenv func(string) string, h *host.Host) (client, server netip.Addr) {
-	if c, s, ok := parseSSHConnection(getenv("SSH_CONNECTION")); ok {
-		return c, s
-	}
-	pid := os.Getppid()
-	for range 32 {
-		if pid <= 1 {
-			break
-		}
-		env, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-		if err == nil {
-			for _, kv := range strings.Split(string(env), "\x00") {
-				if v, ok := strings.CutPrefix(kv, "SSH_CONNECTION="); ok {
-					if c, s, ok := parseSSHConnection(v); ok {
-						return c, s
-					}
-				}
-			}
-		}
-		pid = parentPID(h, pid)
-	}
-	return netip.Addr{}, netip.Addr{}
-}
-
-// parseSSHConnection reads "client_ip client_port server_ip server_port".
-func parseSSHConnection(v string) (client, server netip.Addr, ok bool) {
-	f := strings.Fields(v)
-	if len(f) != 4 {
-		return client, server, false
-	}
-	c, err1 := netip.ParseAddr(f[0])
-	s, err2 := netip.ParseAddr(f[2])
-	if err1 != nil || err2 != nil {
-		return client, server, false
-	}
-	return c.Unmap(), s.Unmap(), true
-}
-
-// parentPID reads PPid from /proc/PID/status; 0 when unknown.
-func parentPID(h *host.Host, pid int) int {
-	b, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	return 0
 }

@@ -14,18 +14,6 @@ import (
 	"github.com/moat-sh/moat/internal/lab"
 )
 
-func TestParseSSHConnection(t *testing.T) {
-	c, s, ok := parseSSHConnection("203.0.113.50 51234 ::ffff:198.51.100.1 22")
-	if !ok || c.String() != "203.0.113.50" || s.String() != "198.51.100.1" {
-		t.Errorf("got %v %v %v", c, s, ok)
-	}
-	for _, bad := range []string{"", "203.0.113.50 51234", "x 1 y 2"} {
-		if _, _, ok := parseSSHConnection(bad); ok {
-			t.Errorf("%q parsed", bad)
-		}
-	}
-}
-
 const firewallYAML = `
 host:
   admin:

@@ -38,6 +38,9 @@ func runInit(e *env, args []string) int {
 	return ExitOK
 }
 
+// noAdmin is said on stderr and in the YAML, where it cannot be missed.
+const noAdmin = "no admin user found: set host.admin.user to the non-root sudo account you log in as; without one, moat apply may leave only root, and a root-less sshd config would shut you out"
+
 // starter is what init found.
 type starter struct {
 	sshPorts     []uint16
@@ -55,17 +58,18 @@ type starter struct {
 
 func inspect(ctx context.Context, h *host.Host, getenv func(string) string) *starter {
 	s := &starter{comments: map[string]string{}}
-	// The operator: SSH_CONNECTION is "client_ip client_port server_ip server_port".
-	if f := strings.Fields(getenv("SSH_CONNECTION")); len(f) == 4 {
-		if a, err := netip.ParseAddr(f[0]); err == nil {
-			s.operator = a.Unmap()
-		}
+	// The operator: the SSH session moat init runs in (through sudo too).
+	op := h.Operator(os.Getpid(), getenv)
+	if op.Conn.Valid() {
+		s.operator = op.Conn.Client.Addr()
 	}
 	switch {
 	case getenv("SUDO_USER") != "" && getenv("SUDO_USER") != "root":
 		s.admin, s.why = getenv("SUDO_USER"), "from SUDO_USER: you ran moat init through sudo"
 	case getenv("USER") != "" && getenv("USER") != "root":
 		s.admin, s.why = getenv("USER"), "from USER"
+	case op.User != "" && op.User != "root":
+		s.admin, s.why = op.User, "the user your SSH session logged in as"
 	default:
 		if groups, err := h.Groups(); err == nil {
 			if g, ok := groups["sudo"]; ok && len(g.Members) > 0 {
@@ -74,7 +78,7 @@ func inspect(ctx context.Context, h *host.Host, getenv func(string) string) *sta
 		}
 	}
 	if s.admin == "" {
-		s.notes = append(s.notes, "no admin user found: set host.admin.user to the non-root account you log in as")
+		s.notes = append(s.notes, noAdmin)
 	}
 	if !s.operator.IsValid() {
 		s.notes = append(s.notes, "SSH_CONNECTION is not set (not over SSH?): add your address to host.admin.sources so no change can lock you out")
@@ -176,6 +180,7 @@ func (s *starter) write(b *strings.Builder) {
 	if s.admin != "" {
 		p("    user: %s                 # %s", s.admin, s.why)
 	} else {
+		p("    # NOTE: %s", noAdmin)
 		p("    # user: deploy            # the non-root sudo user you log in as")
 	}
 	if s.operator.IsValid() {

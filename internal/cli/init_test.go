@@ -3,6 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,6 +49,57 @@ func TestInitCommandValidates(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	if _, err := config.Parse("init.yaml", stdout.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInitNoAdminCannotBeMissed: with no admin user to be found, init
+// says so in the YAML itself, as well as on stderr.
+func TestInitNoAdminCannotBeMissed(t *testing.T) {
+	root := t.TempDir()
+	copyDir(t, "../audit/testdata/hosts/clean", root)
+	if err := os.WriteFile(filepath.Join(root, "etc/group"), []byte("root:x:0:\nsudo:x:27:\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := inspect(context.Background(), host.New(root), func(string) string { return "" })
+	var b strings.Builder
+	s.write(&b)
+	if !strings.Contains(b.String(), "# NOTE: no admin user found") {
+		t.Errorf("the YAML does not say no admin was found:\n%s", b.String())
+	}
+	if _, err := config.Parse("init.yaml", []byte(b.String())); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(s.notes, func(n string) bool { return strings.HasPrefix(n, "no admin user found") }) {
+		t.Errorf("notes (stderr): %v", s.notes)
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		out := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(out, 0o755)
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			l, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(l, out)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 }

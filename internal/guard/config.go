@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/moat-sh/moat/internal/config"
@@ -85,25 +84,27 @@ func Ignore(cfg *config.Config, h *host.Host) []netip.Prefix {
 			}
 		}
 	}
-	if a, ok := operator(); ok {
+	for _, a := range operators(h) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out
 }
 
-// operator is the address of the operator's SSH client, when moat runs in
-// an SSH session. The one place the guard asks; the host package's
-// operator-session function answers it for every layer.
-func operator() (netip.Addr, bool) {
-	f := strings.Fields(os.Getenv("SSH_CONNECTION"))
-	if len(f) != 4 {
-		return netip.Addr{}, false
+// operators are the addresses of the operator's SSH clients: this
+// process's session (host.Operator, the one answer every layer asks), or,
+// under systemd, which gives the daemon none, every session open now.
+func operators(h *host.Host) []netip.Addr {
+	ops := []host.Operator{h.Operator(os.Getpid(), os.Getenv)}
+	if !ops[0].Conn.Valid() {
+		ops, _ = h.SSHSessions()
 	}
-	a, err := netip.ParseAddr(f[0])
-	if err != nil {
-		return netip.Addr{}, false
+	var out []netip.Addr
+	for _, o := range ops {
+		if o.Conn.Valid() {
+			out = append(out, o.Conn.Client.Addr().Unmap())
+		}
 	}
-	return a.Unmap(), true
+	return out
 }
 
 // Replay runs the log file at path through jail name of cfg as `moat run`

@@ -29,6 +29,12 @@ type Options struct {
 	Root string
 	// Session is SSH_CONNECTION of the operator's session, "" if unknown.
 	Session string
+	// Operator is the user the operator's SSH session logged in as, ""
+	// if unknown: plan warns when the change would no longer let it in.
+	Operator string
+	// OperatorKey is the fingerprint (SHA256:…) of the key the
+	// operator's session logged in with, from sshd's log; "" if unknown.
+	OperatorKey string
 	// Force allows ssh.exposure vpn before a login over the VPN was seen.
 	Force bool
 	// SSHD is the sshd binary; "" finds it.

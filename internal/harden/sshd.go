@@ -132,6 +132,9 @@ func planSSHD(ctx context.Context, f *facts, in Input, admin *adminPlan, p *Plan
 		return nil, fmt.Errorf("evaluate the new sshd configuration: %w", err)
 	}
 	p.Refusals = append(p.Refusals, probs...)
+	if w := v.operatorWarning(ctx, candidateRunner(f, files), f.opt.Operator, want); w != "" {
+		st.Warnings = append(st.Warnings, w)
+	}
 
 	curDrop, _ := change.ReadCurrent(f.root, DropIn)
 	if string(curDrop) != string(files.window) {
