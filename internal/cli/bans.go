@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/moat-sh/moat/internal/ban"
@@ -16,6 +14,7 @@ import (
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/host"
 )
 
 // The ban commands ask the daemon; with no daemon running, `moat bans`
@@ -106,12 +105,9 @@ func protectedRanges(cfg *config.Config) []ban.Protected {
 			out = append(out, ban.Protected{Prefix: p, Why: "the VPN"})
 		}
 	}
-	for _, v := range []string{"SSH_CONNECTION", "SSH_CLIENT"} {
-		if f := strings.Fields(os.Getenv(v)); len(f) > 0 {
-			if a, err := netip.ParseAddr(f[0]); err == nil {
-				out = append(out, ban.Protected{Prefix: netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), Why: "your SSH session"})
-			}
-		}
+	if o := host.New("").Self(); o.Conn.Valid() {
+		a := o.Conn.Client.Addr().Unmap()
+		out = append(out, ban.Protected{Prefix: netip.PrefixFrom(a, a.BitLen()), Why: "your SSH session"})
 	}
 	if addrs, err := net.InterfaceAddrs(); err == nil {
 		for _, a := range addrs {
