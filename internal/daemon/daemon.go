@@ -196,10 +196,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	if cfg.Alerts.Metrics != "" {
 		d.goRun(ctx, "metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, cfg.Alerts.Metrics) })
 	}
+	// Counted before the control socket starts: from then on a reload may
+	// change the pipelines.
+	jails := len(d.pipelines)
 	srv := control.NewServer(o.Socket, o.Log)
 	d.handlers(srv)
 	d.goRun(ctx, "control socket", srv.Run)
-	d.log.Info("moat running", "version", o.Version, "config", cfg.File, "jails", len(d.pipelines))
+	d.log.Info("moat running", "version", o.Version, "config", cfg.File, "jails", jails)
 
 	for {
 		select {
