@@ -172,6 +172,43 @@ func isSSHD(comm string) bool {
 	return false
 }
 
+// loggedInTitle reports whether an sshd process title is a logged-in
+// session's, "sshd: USER@TTY" (pts/N or notty), and not a connection still
+// authenticating ("sshd: USER [net]", "[priv]", "[accepted]"), whose user
+// name the client chose and may spell with an '@'.
+func loggedInTitle(title string) bool {
+	title = strings.ReplaceAll(title, "\x00", " ")
+	rest, ok := strings.CutPrefix(title, "sshd: ")
+	if !ok {
+		if rest, ok = strings.CutPrefix(title, "sshd-session: "); !ok {
+			return false
+		}
+	}
+	f := strings.Fields(rest)
+	if len(f) != 1 {
+		return false
+	}
+	i := strings.LastIndexByte(f[0], '@')
+	if i <= 0 {
+		return false
+	}
+	tty := f[0][i+1:]
+	return tty == "notty" || strings.HasPrefix(tty, "pts/") || strings.HasPrefix(tty, "tty")
+}
+
+// netns is the network namespace of /proc/PID ("self" for this process),
+// "" when it cannot be read (a fixture tree, or not permitted).
+func (h *Host) netns(pid string) string {
+	if !h.Live() {
+		return ""
+	}
+	l, err := os.Readlink("/proc/" + pid + "/ns/net")
+	if err != nil {
+		return ""
+	}
+	return l
+}
+
 // sshdUser reads the user from sshd's process title: "sshd: USER@pts/0",
 // "sshd: USER [priv]", "sshd-session: USER@notty".
 func (h *Host) sshdUser(pid int) string {
@@ -389,13 +426,19 @@ func (h *Host) SSHSessions() ([]Operator, error) {
 	}
 	var out []Operator
 	seen := map[Conn]bool{}
+	ownNet := h.netns("self")
 	for _, pid := range pids {
 		st, err := h.procStat(pid)
 		if err != nil || !isSSHD(st.Comm) || !h.sshdBinary(pid) {
 			continue
 		}
+		// An sshd of another network namespace (a container's) serves
+		// connections to other addresses than this host's.
+		if ownNet != "" && h.netns(strconv.Itoa(pid)) != ownNet {
+			continue
+		}
 		b, err := h.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-		if err != nil || !bytes.Contains(b, []byte("@")) {
+		if err != nil || !loggedInTitle(string(bytes.TrimRight(b, "\x00"))) {
 			continue
 		}
 		c, ok := h.sshdSocket(pid)

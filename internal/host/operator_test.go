@@ -302,3 +302,27 @@ func TestSSHSessions(t *testing.T) {
 		t.Fatalf("%+v %v", got, err)
 	}
 }
+
+// A connection still authenticating shows the user name the client sent,
+// which may hold an '@': only a logged-in session's title counts, so an
+// attacker cannot make the daemon take its address for the operator's.
+func TestLoggedInTitle(t *testing.T) {
+	for title, want := range map[string]bool{
+		"sshd: deploy@pts/0":         true,
+		"sshd: deploy@notty":         true,
+		"sshd-session: deploy@pts/3": true,
+		"sshd: deploy [priv]":        false,
+		"sshd: x@pts/0 [net]":        false,
+		"sshd: evil@pts/0 [priv]":    false,
+		"sshd: unknown [net]":        false,
+		"sshd: [accepted]":           false,
+		"sshd: @pts/0":               false,
+		"sshd: a@b":                  false,
+		"/usr/sbin/sshd -D":          false,
+		"sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups": false,
+	} {
+		if got := loggedInTitle(title); got != want {
+			t.Errorf("loggedInTitle(%q) = %v, want %v", title, got, want)
+		}
+	}
+}
