@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -160,16 +161,23 @@ func (f *facts) loadRuleset() (*ruleset.Ruleset, error) {
 	return ruleset.ParseNFT(b)
 }
 
-// sshdFacts is sshd's effective config for each (user, source) pair that
-// matters, and what the live probe saw.
+// sshdFacts is sshd's effective config for each (user, source, port)
+// that matters, and what the live probe saw.
 type sshdFacts struct {
-	port     int
+	port     int   // the first port
+	ports    []int // every port sshd listens on (capped)
 	contexts []sshd.Context
 	eff      []sshd.Effective
 	base     sshd.Effective // root from the internet: the global view
 	probe    *sshd.ProbeResult
 	probeErr error
+	// failed lists contexts sshd -T could not evaluate, with why; their
+	// eff entries are empty and checks skip them.
+	failed []string
 }
+
+// maxSSHPorts bounds the ports evaluated per user and source.
+const maxSSHPorts = 4
 
 // sshUsers are the accounts sshd would consider: root, the admin, and
 // every account with a login shell or authorized_keys, capped so a host
@@ -191,7 +199,43 @@ func (f *facts) sshUsers() []string {
 	return names
 }
 
+// noSSHD says why there is no sshd to audit: not installed, or installed
+// but neither running nor listening (a container image that ships
+// openssh-server without starting it). Socket activation counts as
+// listening. "" when there is an sshd.
+func (f *facts) noSSHD() string {
+	if f.h.Live() {
+		if _, err := findInPath("sshd"); err != nil {
+			return "sshd is not installed"
+		}
+	} else if _, err := f.h.ReadFile("/etc/ssh/sshd_config"); err != nil {
+		return "sshd is not installed (no /etc/ssh/sshd_config)"
+	}
+	ps, err := f.processes()
+	if err != nil || len(ps) == 0 {
+		return ""
+	}
+	for _, p := range ps {
+		if p.Is("sshd") {
+			return ""
+		}
+	}
+	ls, err := f.listeners()
+	if err != nil {
+		return ""
+	}
+	for _, l := range ls {
+		if l.Proto == "tcp" && l.Addr.Port() == 22 {
+			return "" // socket-activated, or an sshd we could not see
+		}
+	}
+	return "sshd is installed but not running, and nothing listens on port 22"
+}
+
 func (f *facts) loadSSHD() (*sshdFacts, error) {
+	if why := f.noSSHD(); why != "" {
+		return nil, &noSSHDError{why}
+	}
 	r := sshd.Runner{Root: f.o.Root}
 	if f.h.Live() && os.Geteuid() != 0 {
 		// sshd -T refuses to run without reading a host key, which only
@@ -200,24 +244,27 @@ func (f *facts) loadSSHD() (*sshdFacts, error) {
 		r.Unprivileged = true
 		f.note("not root: sshd -T evaluated a copy of /etc/ssh with a throwaway host key")
 	}
-	if f.h.Live() {
-		if _, err := findInPath("sshd"); err != nil {
-			return nil, errNoSSHD
-		}
-	} else if _, err := f.h.ReadFile("/etc/ssh/sshd_config"); err != nil {
-		return nil, errNoSSHD
-	}
 	base, err := r.Effective(f.ctx, sshd.Context{User: "root", Host: internetV4.String(), Addr: internetV4.String()})
 	if err != nil {
 		return nil, err
 	}
 	sf := &sshdFacts{base: base, port: 22}
-	if p, ok := base.Int("port"); ok {
-		sf.port = p
+	for _, v := range base.All("port") {
+		if p, err := strconv.Atoi(v); err == nil && !slices.Contains(sf.ports, p) && len(sf.ports) < maxSSHPorts {
+			sf.ports = append(sf.ports, p)
+		}
 	}
+	if len(sf.ports) == 0 {
+		sf.ports = []int{22}
+	}
+	sf.port = sf.ports[0]
 	laddr := "0.0.0.0"
 	if v4, _ := f.publicAddrs(); v4.IsValid() {
 		laddr = v4.String()
+	}
+	// The global view is the first port's: Match LocalPort blocks count.
+	if b, err := r.Effective(f.ctx, sshd.Context{User: "root", Host: internetV4.String(), Addr: internetV4.String(), LAddr: laddr, LPort: sf.port}); err == nil {
+		sf.base = b
 	}
 	vpnSrc := vpnPeerV4
 	for _, p := range f.vpnRanges() {
@@ -228,12 +275,35 @@ func (f *facts) loadSSHD() (*sshdFacts, error) {
 	}
 	for _, u := range f.sshUsers() {
 		for _, src := range []netip.Addr{internetV4, vpnSrc} {
-			sf.contexts = append(sf.contexts, sshd.Context{User: u, Host: src.String(), Addr: src.String(), LAddr: laddr, LPort: sf.port})
+			for _, port := range sf.ports {
+				sf.contexts = append(sf.contexts, sshd.Context{User: u, Host: src.String(), Addr: src.String(), LAddr: laddr, LPort: port})
+			}
 		}
 	}
-	sf.eff, err = r.EffectiveMany(f.ctx, sf.contexts)
+	eff, err := r.EffectiveMany(f.ctx, sf.contexts)
 	if err != nil {
-		return nil, err
+		// Keep what sshd did evaluate: one context it refuses must not
+		// hide every SSH finding.
+		var ctxs []sshd.Context
+		var effs []sshd.Effective
+		for i, e := range eff {
+			if e.Len() == 0 {
+				sf.failed = append(sf.failed, sf.contexts[i].String())
+				continue
+			}
+			ctxs, effs = append(ctxs, sf.contexts[i]), append(effs, e)
+		}
+		if len(effs) == 0 {
+			return nil, err
+		}
+		f.note("sshd -T could not evaluate %s: %v", plural(len(sf.failed), "context", "contexts"), err)
+		sf.contexts, eff = ctxs, effs
+	}
+	sf.eff = eff
+	for _, e := range append([]sshd.Effective{sf.base}, eff...) {
+		for _, n := range e.Notes() {
+			f.note("sshd -T: %s", n)
+		}
 	}
 	if f.h.Live() && !f.o.NoProbe {
 		f.probeSSHD(sf)
@@ -241,7 +311,10 @@ func (f *facts) loadSSHD() (*sshdFacts, error) {
 	return sf, nil
 }
 
-var errNoSSHD = errors.New("sshd is not installed")
+// noSSHDError says there is no sshd to audit, and why.
+type noSSHDError struct{ why string }
+
+func (e *noSSHDError) Error() string { return e.why }
 
 // probeSSHD asks the running sshd, over loopback, what it offers each user.
 func (f *facts) probeSSHD(sf *sshdFacts) {
