@@ -97,6 +97,22 @@ func (f *facts) denied(err error, what string) bool {
 	return false
 }
 
+// socketOwnerNote says why a listening socket has no known owner, naming
+// the real cause: not being root, a PID namespace that hides the process
+// (a container), or a socket no visible process holds.
+func (f *facts) socketOwnerNote() string {
+	switch v, _ := f.virt(); {
+	case !f.h.Live():
+		return "owners of some sockets are unknown: no process in the fixture holds them"
+	case os.Geteuid() != 0:
+		return "owners of some sockets are unknown (run as root to see every process)"
+	case v.Container:
+		return fmt.Sprintf("owners of some sockets are unknown: inside a %s container (%s), the process holding them lives outside this PID namespace", v.Kind, v.Signal)
+	default:
+		return "owners of some sockets are unknown: no process visible here holds them (a kernel socket, or a process in another PID namespace sharing this network namespace)"
+	}
+}
+
 func (f *facts) hostname() string { return hostnameOf(f.h) }
 
 // vpnRanges are the configured VPN ranges, or those found on the host.

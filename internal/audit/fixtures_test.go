@@ -3,8 +3,10 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -19,6 +21,9 @@ type expectation struct {
 	MaxSeverity string    `json:"max_severity"` // no finding above this
 	Must        []matcher `json:"must"`
 	MustNot     []matcher `json:"must_not"`
+	// Modes are file modes (octal strings) to give paths of the tree
+	// before the audit: git keeps none but the executable bit.
+	Modes map[string]string `json:"modes"`
 }
 
 // matcher matches a Result on the fields it sets; Evidence is a substring
@@ -64,10 +69,23 @@ func TestFixtureHosts(t *testing.T) {
 			if err := json.Unmarshal(b, &want); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			// git keeps no file modes but the executable bit: give the
-			// fixture's swap file the mode its host would have.
-			if sw := filepath.Join("testdata/hosts", name, "swapfile"); fileExists(sw) {
+			// git keeps no file modes but the executable bit, and a
+			// checkout follows the umask: give the tree the modes its host
+			// would have (0755 directories, 0644 files, the swap file 0600)
+			// plus those the expectation names.
+			root := filepath.Join("testdata/hosts", name)
+			normaliseModes(t, root)
+			if sw := filepath.Join(root, "swapfile"); fileExists(sw) {
 				if err := os.Chmod(sw, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for p, m := range want.Modes {
+				mode, err := strconv.ParseUint(m, 8, 32)
+				if err != nil {
+					t.Fatalf("%s: mode %q: %v", file, m, err)
+				}
+				if err := os.Chmod(filepath.Join(root, p), os.FileMode(mode)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -122,6 +140,27 @@ func TestFixtureHosts(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func normaliseModes(t *testing.T, root string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		mode := fs.FileMode(0o644) | fi.Mode().Perm()&0o111
+		if d.IsDir() {
+			mode = 0o755
+		}
+		return os.Chmod(p, mode)
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -143,7 +143,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 		}
 	}
 	n := len(r.Findings())
-	fmt.Fprintf(&b, "\n%d finding(s)", n)
+	fmt.Fprintf(&b, "\n%s", plural(n, "finding", "findings"))
 	if worst, ok := r.Worst(); ok {
 		fmt.Fprintf(&b, ", worst %s", worst)
 	}
