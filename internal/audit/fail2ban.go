@@ -154,8 +154,17 @@ func stripInlineComment(line string) string {
 // fail2ban allows; %% is '%'). ok is false when the option is set
 // nowhere or a reference cannot be resolved.
 func (c *f2bConfig) get(sec, key string) (string, bool) {
-	return c.lookup(sec, strings.ToLower(key), 0)
+	budget := f2bInterpolationBudget
+	return c.lookup(sec, strings.ToLower(key), 0, &budget)
 }
+
+// f2bInterpolationBudget bounds the references one get resolves and
+// f2bMaxValue the length of what it returns, so that a file whose values
+// each name the next several times cannot grow the work exponentially.
+const (
+	f2bInterpolationBudget = 1000
+	f2bMaxValue            = 64 << 10
+)
 
 func (c *f2bConfig) raw(sec, key string) (string, bool) {
 	if v, ok := c.sections[sec][key]; ok {
@@ -165,9 +174,10 @@ func (c *f2bConfig) raw(sec, key string) (string, bool) {
 	return v, ok
 }
 
-func (c *f2bConfig) lookup(sec, key string, depth int) (string, bool) {
+func (c *f2bConfig) lookup(sec, key string, depth int, budget *int) (string, bool) {
 	v, ok := c.raw(sec, key)
-	if !ok || depth > 10 {
+	*budget--
+	if !ok || depth > 10 || *budget < 0 {
 		return "", false
 	}
 	var b strings.Builder
@@ -204,8 +214,8 @@ func (c *f2bConfig) lookup(sec, key string, depth int) (string, bool) {
 				b.WriteString(sec)
 				continue
 			}
-			r, ok := c.lookup(s, k, depth+1)
-			if !ok {
+			r, ok := c.lookup(s, k, depth+1, budget)
+			if !ok || b.Len()+len(r) > f2bMaxValue {
 				return "", false
 			}
 			b.WriteString(r)

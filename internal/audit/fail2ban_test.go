@@ -178,3 +178,28 @@ func randomJailFiles(rng *rand.Rand, logs []string) map[string]string {
 	}
 	return files
 }
+
+// FuzzFail2banINI: any file content parses, and every lookup ends within
+// its budget (a chain of values naming the next several times over must
+// not grow the work exponentially).
+func FuzzFail2banINI(f *testing.F) {
+	f.Add("[sshd]\nenabled = true\nlogpath = %(a)s\n[DEFAULT]\na = %(b)s%(b)s\nb = %(c)s%(c)s\nc = x\n")
+	f.Add("[DEFAULT]\na = %(a)s\n[sshd]\nenabled: %(a)s\n")
+	f.Add("[INCLUDES]\nbefore = x.conf\n[sshd]\n  continued\nkey\n= v\n;c\n%\n")
+	var chain strings.Builder
+	chain.WriteString("[sshd]\nlogpath = %(v0)s\n[DEFAULT]\n")
+	for i := range 12 {
+		fmt.Fprintf(&chain, "v%d = %s\n", i, strings.Repeat(fmt.Sprintf("%%(v%d)s", i+1), 8))
+	}
+	f.Add(chain.String())
+	f.Fuzz(func(t *testing.T, text string) {
+		c := &f2bConfig{sections: map[string]map[string]string{}}
+		c.merge(parseINI(text))
+		for _, k := range []string{"enabled", "logpath", "backend"} {
+			v, _ := c.get("sshd", k)
+			if len(v) > f2bMaxValue {
+				t.Fatalf("%s: %d bytes", k, len(v))
+			}
+		}
+	})
+}

@@ -209,9 +209,10 @@ func ExpandAuthorizedKeysFile(value string, u User) []string {
 		}
 		p := b.String()
 		if !strings.HasPrefix(p, "/") {
-			p = path.Join(u.Home, p)
+			// sshd prefixes the home directory; its cwd is / for the rest.
+			p = u.Home + "/" + p
 		}
-		p = path.Clean(p)
+		p = path.Clean("/" + p)
 		if !slices.Contains(out, p) {
 			out = append(out, p)
 		}

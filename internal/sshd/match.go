@@ -175,7 +175,6 @@ func rewriteMatchGroups(data []byte, acc *Accounts) []byte {
 			}
 			b.WriteString(" " + k + " " + quoteArg(v))
 		}
-		b.WriteString(" # moat: was " + strings.TrimSpace(line))
 		lines[i] = b.String()
 		changed = true
 	}

@@ -138,3 +138,26 @@ func TestNeutralPort(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRewriteMatchGroups: any config text survives the rewrite with every
+// line that is not a Match line left as it was, and the same line count.
+func FuzzRewriteMatchGroups(f *testing.F) {
+	f.Add("PasswordAuthentication no\nMatch Group ops,!interns Address 10.0.0.0/8\n\tPasswordAuthentication yes\n")
+	f.Add("match group \"a b\"\nMatch Group\nMatch all\nMatch LocalPort 2222 Group *\n")
+	f.Add("Match Group 'x\nInclude a\x00b\n")
+	acc := loadAccounts("testdata/hosts/matchgroup")
+	f.Fuzz(func(t *testing.T, text string) {
+		out := string(rewriteMatchGroups([]byte(text), acc))
+		in, got := strings.Split(text, "\n"), strings.Split(out, "\n")
+		if len(in) != len(got) {
+			t.Fatalf("%d lines became %d", len(in), len(got))
+		}
+		for i := range in {
+			kw, _, ok := splitKeyword(in[i])
+			if (!ok || !strings.EqualFold(kw, "match")) && in[i] != got[i] {
+				t.Fatalf("line %d changed: %q -> %q", i+1, in[i], got[i])
+			}
+		}
+		_ = matchLocalPorts([]byte(text))
+	})
+}
