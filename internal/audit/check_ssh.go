@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"slices"
 	"strings"
 	"syscall"
@@ -284,7 +283,7 @@ func checkSSHAccess(f *facts, sf *sshdFacts, o *out) {
 			continue
 		}
 		e := sf.eff[i]
-		if ok, why := userAllowed(f, admin, e.All("allowusers"), e.All("allowgroups"), e.All("denyusers")); !ok {
+		if ok, why := e.UserAllowed(admin, f.groupsOf(admin), c.Addr); !ok {
 			o.fail("SSH-016", admin, fmt.Sprintf("%s: %s", teeArg(c), why))
 			return
 		}
@@ -292,47 +291,34 @@ func checkSSHAccess(f *facts, sf *sshdFacts, o *out) {
 	o.pass("SSH-016", admin)
 }
 
-// userAllowed applies sshd's AllowUsers/AllowGroups/DenyUsers rules by
-// name (patterns with * and ?; USER@HOST forms match any host here).
-func userAllowed(f *facts, user string, allowU, allowG, denyU []string) (bool, string) {
-	match := func(pats []string) bool {
-		for _, p := range pats {
-			p, _, _ = strings.Cut(p, "@")
-			if ok, _ := path.Match(p, user); ok {
-				return true
+// groupsOf lists user's groups as getgrouplist gives them to sshd: the
+// primary group and every group listing the user, from the audited
+// root's /etc/passwd and /etc/group.
+func (f *facts) groupsOf(user string) []string {
+	groups, err := f.h.Groups()
+	if err != nil {
+		return nil
+	}
+	users, _ := f.users()
+	var out []string
+	for _, u := range users {
+		if u.Name != user {
+			continue
+		}
+		for _, g := range groups {
+			if g.GID == u.GID {
+				out = append(out, g.Name)
+				break
 			}
 		}
-		return false
+		break
 	}
-	if match(denyU) {
-		return false, "denyusers matches " + user
-	}
-	if len(allowU) > 0 && !match(allowU) {
-		return false, "allowusers " + strings.Join(allowU, " ") + " does not include " + user
-	}
-	if len(allowG) > 0 {
-		groups, err := f.h.Groups()
-		if err != nil {
-			return true, ""
+	for _, g := range groups {
+		if slices.Contains(g.Members, user) && !slices.Contains(out, g.Name) {
+			out = append(out, g.Name)
 		}
-		for _, g := range allowG {
-			if gr, ok := groups[g]; ok && slices.Contains(gr.Members, user) {
-				return true, ""
-			}
-		}
-		users, _ := f.users()
-		for _, u := range users {
-			if u.Name == user {
-				for _, g := range allowG {
-					if gr, ok := groups[g]; ok && gr.GID == u.GID {
-						return true, ""
-					}
-				}
-			}
-		}
-		return false, "allowgroups " + strings.Join(allowG, " ") + " does not include a group of " + user
 	}
-	return true, ""
+	return out
 }
 
 func checkSSHFiles(f *facts, sf *sshdFacts, o *out) {

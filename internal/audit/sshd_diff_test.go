@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/lab"
 	"github.com/moat-sh/moat/internal/sshd"
 )
@@ -36,6 +37,10 @@ var (
 	// mallory does not exist: sshd still answers with the methods its
 	// Match blocks give that name, and can match no group for it.
 	sshdDiffUsers = []string{"root", "alice", "bob", "carol", "mallory"}
+	// sshdKeyUsers log in for real with a key: whether sshd lets them in
+	// (PermitRootLogin, AllowUsers/DenyUsers/AllowGroups/DenyGroups,
+	// PubkeyAuthentication) against the audit's reading.
+	sshdKeyUsers = []string{"root", "alice", "bob", "carol"}
 )
 
 // TestSSHDDifferential compares the audit's per-user, per-source, per-port
@@ -62,7 +67,7 @@ func TestSSHDDifferential(t *testing.T) {
 	l := lab.New(t)
 	vps, attacker := l.Host("vps"), l.Host("attacker")
 	l.Link(vps, "eth0", attacker, "eth0", []string{"10.77.0.1/24", "10.78.0.1/24"}, []string{"10.77.0.2/24", "10.77.0.3/24", "10.78.0.2/24"})
-	signer, rootKey := lab.GenerateKey()
+	signer, key := lab.GenerateKey()
 	users := []lab.SSHUser{
 		{Name: "alice", Groups: []string{"ops"}},
 		{Name: "bob", Groups: []string{"dev", "interns"}},
@@ -80,7 +85,7 @@ func TestSSHDDifferential(t *testing.T) {
 			d.Stop()
 		}
 		root := t.TempDir()
-		extra := c.write(t, root, rootKey)
+		extra := c.write(t, root, key)
 		opts := lab.SSHDOptions{ExtraConfig: extra}
 		if i == 0 {
 			opts.Users = users
@@ -121,23 +126,33 @@ func (c sshdDiffCase) String() string {
 const includeMarker = "@DROPINS@"
 
 // write lays the drop-ins out under root and returns the lab sshd's extra
-// config: root's keys from a file under root (never /root), then Main.
-func (c sshdDiffCase) write(t *testing.T, root, rootKey string) string {
+// config: every user's key (one key for all) from files under root (never
+// /root), then Main.
+func (c sshdDiffCase) write(t *testing.T, root, key string) string {
 	t.Helper()
 	dir := filepath.Join(root, "etc/ssh/sshd_config.d")
-	keys := filepath.Join(root, "keys")
-	for _, d := range []string{dir, keys} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// Not under t.TempDir (root-only): sshd reads a user's keys as that
+	// user.
+	keys, err := os.MkdirTemp("", "moat-sshd-diff-keys-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(keys) })
+	if err := os.Chmod(keys, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	for n, body := range c.DropIns {
 		if err := os.WriteFile(filepath.Join(dir, n), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(keys, "root"), []byte(rootKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
+	for _, u := range sshdDiffUsers {
+		if err := os.WriteFile(filepath.Join(keys, u), []byte(key+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	main := strings.ReplaceAll(c.Main, includeMarker, filepath.Join(dir, "*.conf"))
 	return "AuthorizedKeysFile " + filepath.Join(keys, "%u") + "\nStrictModes no\nMaxStartups 100:30:200\nPort 2222\n" + main
@@ -188,6 +203,8 @@ func compareSSHD(t *testing.T, root string, attacker *lab.Host, signer ssh.Signe
 	for i, x := range cs {
 		audit[fmt.Sprintf("%s/%s/%d", x.User, x.Addr, x.LPort)] = effs[i]
 	}
+	af := newFacts(ctx, &Options{Root: root}, host.New(root))
+	groups := af.groupsOf
 	var (
 		mu   sync.Mutex
 		bad  []string
@@ -214,7 +231,10 @@ func compareSSHD(t *testing.T, root string, attacker *lab.Host, signer ssh.Signe
 					mu.Unlock()
 					return
 				}
-				rootErr := keyLogin(ctx, dial, target, "root", signer)
+				loginErr := map[string]error{}
+				for _, u := range sshdKeyUsers {
+					loginErr[u] = keyLogin(ctx, dial, target, u, signer)
+				}
 				mu.Lock()
 				defer mu.Unlock()
 				for _, u := range sshdDiffUsers {
@@ -226,12 +246,19 @@ func compareSSHD(t *testing.T, root string, attacker *lab.Host, signer ssh.Signe
 						bad = append(bad, fmt.Sprintf("%s from %s to port %d: audit says password %v, sshd offers %v", u, s.src, p, got, res.AuthMethods[u]))
 					}
 				}
-				e := audit[fmt.Sprintf("root/%s/%d", s.src, p)]
-				v := e.Get("permitrootlogin")
-				got := v == "yes" || v == "prohibit-password" || v == "without-password"
-				n++
-				if want := rootErr == nil; got != want {
-					bad = append(bad, fmt.Sprintf("root from %s to port %d: audit says permitrootlogin %s, a key login: %v", s.src, p, v, errOrOK(rootErr)))
+				for _, u := range sshdKeyUsers {
+					e := audit[fmt.Sprintf("%s/%s/%d", u, s.src, p)]
+					got, why := e.UserAllowed(u, groups(u), s.src)
+					if got && e.Get("pubkeyauthentication") == "no" {
+						got, why = false, "pubkeyauthentication no"
+					}
+					if v := e.Get("permitrootlogin"); got && u == "root" && v != "yes" && v != "prohibit-password" && v != "without-password" {
+						got, why = false, "permitrootlogin "+v
+					}
+					n++
+					if want := loginErr[u] == nil; got != want {
+						bad = append(bad, fmt.Sprintf("%s from %s to port %d: audit says key login %v (%s), a key login: %v", u, s.src, p, got, why, errOrOK(loginErr[u])))
+					}
 				}
 			})
 		}
@@ -313,6 +340,9 @@ func randomSSHDCase(rng *rand.Rand) sshdDiffCase {
 		if rng.IntN(2) == 0 {
 			fmt.Fprintf(b, "PermitRootLogin %s\n", pick("yes", "no", "prohibit-password", "without-password", "forced-commands-only"))
 		}
+		if rng.IntN(4) == 0 {
+			b.WriteString(randomAccess(rng))
+		}
 	}
 	c := sshdDiffCase{DropIns: map[string]string{}}
 	var m strings.Builder
@@ -379,7 +409,28 @@ func randomMatch(rng *rand.Rand) string {
 	if body == 0 || rng.IntN(2) == 0 {
 		fmt.Fprintf(&b, "\tPermitRootLogin %s\n", pick("yes", "no", "prohibit-password", "forced-commands-only"))
 	}
+	if rng.IntN(5) == 0 {
+		b.WriteString("\t" + randomAccess(rng))
+	}
+	if rng.IntN(8) == 0 {
+		b.WriteString("\tPubkeyAuthentication no\n")
+	}
 	return b.String()
+}
+
+// randomAccess writes one of sshd's account rules.
+func randomAccess(rng *rand.Rand) string {
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	switch rng.IntN(4) {
+	case 0:
+		return "AllowUsers " + pick("alice", "alice bob", "root alice", "*", "a* root", "alice@10.77.0.0/24 root", "bob@10.78.*", "carol@!10.77.0.3,10.77.0.0/16 root") + "\n"
+	case 1:
+		return "DenyUsers " + pick("bob", "root", "c*", "alice@10.77.0.2", "*@10.78.0.0/24") + "\n"
+	case 2:
+		return "AllowGroups " + pick("ops", "ops root", "dev", "o* root", "interns") + "\n"
+	default:
+		return "DenyGroups " + pick("interns", "dev", "nosuchgroup") + "\n"
+	}
 }
 
 // sshdDiffRegressions are disagreements the harness found once, fixed and
