@@ -87,6 +87,9 @@ func (f *facts) guardNeed() (Severity, string) {
 	case err != nil:
 		return Medium, "sshd's configuration is unknown"
 	}
+	if f.sshdExposure(sf) == "private" {
+		return Low, "sshd listens on loopback or VPN addresses only: nothing from the internet reaches it to guess"
+	}
 	for i, c := range sf.contexts {
 		if !fromInternet(c) {
 			continue

@@ -215,10 +215,9 @@ func (f *facts) sshUsers() []string {
 	return names
 }
 
-// noSSHD says why there is no sshd to audit: not installed, or installed
-// but neither running nor listening (a container image that ships
-// openssh-server without starting it). Socket activation counts as
-// listening. "" when there is an sshd.
+// noSSHD says why there is no sshd to audit, from what is installed:
+// "" when an sshd binary (live) or /etc/ssh/sshd_config (fixture) is
+// there.
 func (f *facts) noSSHD() string {
 	if f.h.Live() {
 		if _, err := findInPath("sshd"); err != nil {
@@ -227,25 +226,42 @@ func (f *facts) noSSHD() string {
 	} else if _, err := f.h.ReadFile("/etc/ssh/sshd_config"); err != nil {
 		return "sshd is not installed (no /etc/ssh/sshd_config)"
 	}
-	ps, err := f.processes()
-	if err != nil || len(ps) == 0 {
-		return ""
-	}
+	return ""
+}
+
+// sshdListeners returns the sockets listening on sshd's ports, and
+// whether sshd runs at all; known is false when neither could be read.
+func (f *facts) sshdListeners(ports []int) (ls []host.Listener, running, known bool) {
+	ps, perr := f.processes()
 	for _, p := range ps {
-		if p.Is("sshd") {
-			return ""
+		running = running || p.Is("sshd")
+	}
+	all, lerr := f.listeners()
+	for _, l := range all {
+		if l.Proto == "tcp" && slices.Contains(ports, int(l.Addr.Port())) {
+			ls = append(ls, l)
 		}
 	}
-	ls, err := f.listeners()
-	if err != nil {
+	return ls, running, (perr == nil && len(ps) > 0) || lerr == nil
+}
+
+// sshdExposure says where sshd can be reached: "private" when every one
+// of its sockets listens on a loopback or VPN address, "public"
+// otherwise (a private RFC 1918 address counts as public: a cloud VM's
+// only address is one, with the internet NATed onto it), "" when nothing
+// listens or it cannot be told.
+func (f *facts) sshdExposure(sf *sshdFacts) string {
+	ls, _, _ := f.sshdListeners(sf.ports)
+	if len(ls) == 0 {
 		return ""
 	}
+	vpn := f.vpnRanges()
 	for _, l := range ls {
-		if l.Proto == "tcp" && l.Addr.Port() == 22 {
-			return "" // socket-activated, or an sshd we could not see
+		if s := host.ClassifyAddr(l.Addr.Addr(), vpn); s != host.ScopeLoopback && s != host.ScopeVPN {
+			return "public"
 		}
 	}
-	return "sshd is installed but not running, and nothing listens on port 22"
+	return "private"
 }
 
 func (f *facts) loadSSHD() (*sshdFacts, error) {
@@ -274,6 +290,12 @@ func (f *facts) loadSSHD() (*sshdFacts, error) {
 		sf.ports = []int{22}
 	}
 	sf.port = sf.ports[0]
+	// Installed but not running and nothing on its ports (socket
+	// activation would listen there): a container image that ships
+	// openssh-server without starting it. Its config decides nothing.
+	if ls, running, known := f.sshdListeners(sf.ports); known && !running && len(ls) == 0 {
+		return nil, &noSSHDError{fmt.Sprintf("sshd is installed but not running, and nothing listens on its port (%s)", joinInts(sf.ports))}
+	}
 	laddr := "0.0.0.0"
 	if v4, _ := f.publicAddrs(); v4.IsValid() {
 		laddr = v4.String()
@@ -400,3 +422,11 @@ func installed(pk map[string]host.Package, name string) bool {
 }
 
 func joinComma(ss []string) string { return strings.Join(ss, ", ") }
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
+}
