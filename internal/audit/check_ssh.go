@@ -486,8 +486,8 @@ func (f *facts) sshdLines(keyword, value string) []string {
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for n := 1; sc.Scan(); n++ {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 2 && strings.EqualFold(fields[0], keyword) && strings.EqualFold(strings.Trim(fields[1], `"`), value) {
+			kw, args, ok := sshd.SplitLine(sc.Text())
+			if ok && strings.EqualFold(kw, keyword) && strings.EqualFold(args[0], value) {
 				out = append(out, fmt.Sprintf("set in %s:%d: %s", p, n, strings.TrimSpace(sc.Text())))
 			}
 		}
