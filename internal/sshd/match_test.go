@@ -161,3 +161,26 @@ func FuzzRewriteMatchGroups(f *testing.F) {
 		_ = matchLocalPorts([]byte(text))
 	})
 }
+
+// completeSpec fills what sshd says is missing and drops what this sshd's
+// -C does not know, saying so; anything else is left as an error.
+func TestCompleteSpec(t *testing.T) {
+	inv := &invocation{fixture: &fixtureTree{localPorts: []int{1, 2222}}}
+	for _, tc := range []struct {
+		spec, stderr, want, note string
+		ok                       bool
+	}{
+		{"user=root", "'Match LocalPort' in configuration but 'lport' not in connection test specification.", "user=root,lport=2", "port 1, 2222", true},
+		{"", "'Match LocalPort' in configuration but 'lport' not in connection test specification.", "lport=2", "LocalPort", true},
+		{"user=root", "'Match RDomain' in configuration but 'rdomain' not in connection test specification.", "user=root,rdomain=moat-none", "Match RDomain", true},
+		{"user=root,lport=22", "'Match LocalPort' in configuration but 'lport' not in connection test specification.", "", "", false},
+		{"user=root,lport=22,addr=1.2.3.4", "Invalid test mode specification lport=22", "user=root,addr=1.2.3.4", "cannot test lport", true},
+		{"user=root", "Match Frobnicate: Unsupported Match attribute frobnicate", "", "", false},
+		{"user=root", "'Match Frob' in configuration but 'frob' not in connection test specification.", "", "", false},
+	} {
+		got, note, ok := inv.completeSpec(tc.spec, []byte(tc.stderr))
+		if ok != tc.ok || got != tc.want || !strings.Contains(note, tc.note) {
+			t.Errorf("completeSpec(%q, %q) = %q, %q, %v; want %q, ~%q, %v", tc.spec, tc.stderr, got, note, ok, tc.want, tc.note, tc.ok)
+		}
+	}
+}
