@@ -3,8 +3,8 @@
 # configurations (drop-ins, Match User/Group/Address/LocalAddress/
 # LocalPort/Host over users in groups), each judged by the audit under
 # --root (sshd -T -C on a fixture tree) and by a real sshd in a lab
-# namespace (no-credential probe of the auth methods from three source
-# addresses and two ports, plus a root key login). Also the fail2ban
+# namespace (no-credential probe of the auth methods from four source
+# addresses, IPv4 and IPv6, and two ports, plus key logins per user). Also the fail2ban
 # differential (F2B_CASES random jail files against fail2ban-client -d).
 # Prints the seeds, the case counts and the disagreements (target: 0).
 # MOAT_SSHD_SEED / MOAT_F2B_SEED reproduce a run. Needs root, sshd,

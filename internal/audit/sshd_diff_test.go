@@ -32,7 +32,7 @@ var sshdDiffCases = flag.Int("sshd.cases", 30, "random sshd configurations TestS
 type sshdDiffSource struct{ src, dst string }
 
 var (
-	sshdDiffSources = []sshdDiffSource{{"10.77.0.2", "10.77.0.1"}, {"10.77.0.3", "10.77.0.1"}, {"10.78.0.2", "10.78.0.1"}}
+	sshdDiffSources = []sshdDiffSource{{"10.77.0.2", "10.77.0.1"}, {"10.77.0.3", "10.77.0.1"}, {"10.78.0.2", "10.78.0.1"}, {"2001:db8:77::2", "2001:db8:77::1"}}
 	sshdDiffPorts   = []int{22, 2222}
 	// mallory does not exist: sshd still answers with the methods its
 	// Match blocks give that name, and can match no group for it.
@@ -66,7 +66,7 @@ func TestSSHDDifferential(t *testing.T) {
 
 	l := lab.New(t)
 	vps, attacker := l.Host("vps"), l.Host("attacker")
-	l.Link(vps, "eth0", attacker, "eth0", []string{"10.77.0.1/24", "10.78.0.1/24"}, []string{"10.77.0.2/24", "10.77.0.3/24", "10.78.0.2/24"})
+	l.Link(vps, "eth0", attacker, "eth0", []string{"10.77.0.1/24", "10.78.0.1/24", "2001:db8:77::1/64"}, []string{"10.77.0.2/24", "10.77.0.3/24", "10.78.0.2/24", "2001:db8:77::2/64"})
 	signer, key := lab.GenerateKey()
 	users := []lab.SSHUser{
 		{Name: "alice", Groups: []string{"ops"}},
@@ -388,13 +388,13 @@ func randomMatch(rng *rand.Rand) string {
 			case "Group":
 				v = pick("ops", "dev", "interns", "ops,!interns", "o*", "*,!dev", "nosuchgroup")
 			case "Address":
-				v = pick("10.77.0.0/24", "10.77.0.2", "10.78.0.0/16", "10.77.0.0/16,!10.77.0.3", "10.77.0.2/32", "0.0.0.0/0", "10.77.0.*")
+				v = pick("10.77.0.0/24", "10.77.0.2", "10.78.0.0/16", "10.77.0.0/16,!10.77.0.3", "10.77.0.2/32", "0.0.0.0/0", "10.77.0.*", "2001:db8:77::/64", "::/0,!2001:db8:77::2", "2001:db8:*")
 			case "LocalAddress":
-				v = pick("10.77.0.1", "10.78.0.1", "10.78.0.0/24")
+				v = pick("10.77.0.1", "10.78.0.1", "10.78.0.0/24", "2001:db8:77::1")
 			case "LocalPort":
 				v = pick("22", "2222")
 			case "Host":
-				v = pick("10.77.0.*", "10.78.*", "*", "10.77.0.3")
+				v = pick("10.77.0.*", "10.78.*", "*", "10.77.0.3", "2001:db8:77:*")
 			}
 			crit = append(crit, k+" "+v)
 		}
@@ -423,7 +423,7 @@ func randomAccess(rng *rand.Rand) string {
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	switch rng.IntN(4) {
 	case 0:
-		return "AllowUsers " + pick("alice", "alice bob", "root alice", "*", "a* root", "alice@10.77.0.0/24 root", "bob@10.78.*", "carol@!10.77.0.3,10.77.0.0/16 root") + "\n"
+		return "AllowUsers " + pick("alice", "alice bob", "root alice", "*", "a* root", "alice@10.77.0.0/24 root", "bob@10.78.*", "carol@!10.77.0.3,10.77.0.0/16 root", "alice@2001:db8:77::/64 root") + "\n"
 	case 1:
 		return "DenyUsers " + pick("bob", "root", "c*", "alice@10.77.0.2", "*@10.78.0.0/24") + "\n"
 	case 2:
