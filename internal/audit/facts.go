@@ -195,24 +195,35 @@ type sshdFacts struct {
 // maxSSHPorts bounds the ports evaluated per user and source.
 const maxSSHPorts = 4
 
-// sshUsers are the accounts sshd would consider: root, the admin, and
-// every account with a login shell or authorized_keys, capped so a host
-// with thousands of accounts stays fast.
-func (f *facts) sshUsers() []string {
-	names := []string{"root"}
-	if f.o.AdminUser != "" {
-		names = append(names, f.o.AdminUser)
-	}
+// sshUsers adds to names (root, the admin) the accounts sshd would
+// consider: every account with a login shell or an authorized_keys file
+// (where authorizedKeysFile, AuthorizedKeysFile as sshd reports it, puts
+// one), capped so a host with thousands of accounts stays fast.
+func (f *facts) sshUsers(names []string, authorizedKeysFile string) []string {
 	users, _ := f.users()
 	for _, u := range users {
-		if (u.LoginShell || len(u.AuthorizedKeys) > 0) && !slices.Contains(names, u.Name) {
-			names = append(names, u.Name)
-		}
 		if len(names) >= 16 {
 			break
 		}
+		if slices.Contains(names, u.Name) {
+			continue
+		}
+		if u.LoginShell || len(u.AuthorizedKeys) > 0 || f.hasKeyFile(u, authorizedKeysFile) {
+			names = append(names, u.Name)
+		}
 	}
 	return names
+}
+
+// hasKeyFile reports whether one of the files AuthorizedKeysFile names for
+// u exists.
+func (f *facts) hasKeyFile(u host.User, authorizedKeysFile string) bool {
+	for _, p := range host.ExpandAuthorizedKeysFile(authorizedKeysFile, u) {
+		if _, err := os.Stat(f.h.Path(p)); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // noSSHD says why there is no sshd to audit, from what is installed:
@@ -311,7 +322,11 @@ func (f *facts) loadSSHD() (*sshdFacts, error) {
 			break
 		}
 	}
-	for _, u := range f.sshUsers() {
+	first := []string{"root"}
+	if f.o.AdminUser != "" {
+		first = append(first, f.o.AdminUser)
+	}
+	for _, u := range f.sshUsers(first, sf.base.Get("authorizedkeysfile")) {
 		for _, src := range []netip.Addr{internetV4, vpnSrc} {
 			for _, port := range sf.ports {
 				sf.contexts = append(sf.contexts, sshd.Context{User: u, Host: src.String(), Addr: src.String(), LAddr: laddr, LPort: port})
@@ -387,12 +402,12 @@ func (f *facts) probeSSHD(sf *sshdFacts) {
 	if f.o.AdminUser != "" {
 		users = append(users, f.o.AdminUser)
 	}
-	for _, u := range f.sshUsers() {
+	for _, c := range sf.contexts { // sshUsers' order; f.sshd() is not ready yet
 		if len(users) >= 4 {
 			break
 		}
-		if !slices.Contains(users, u) {
-			users = append(users, u)
+		if !slices.Contains(users, c.User) {
+			users = append(users, c.User)
 		}
 	}
 	res, err := sshd.Probe(f.ctx, target, users, 0)
