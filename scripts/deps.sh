@@ -8,6 +8,9 @@ set -euo pipefail
 # tests run by hand (no systemd as PID 1 needed); fail2ban-regex and lynis
 # are only for the benchmarks (bench/*.sh install them).
 pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo openssl curl ca-certificates make systemd jq)
+# fail2ban: the audit's differential test compares its reading of jail files
+# with fail2ban-client -d.
+pkgs+=(fail2ban)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -119,6 +119,11 @@ func (o *out) fail(id, subject string, ev ...string) { o.add(id, Fail, nil, subj
 func (o *out) failAt(id string, sev Severity, subject string, ev ...string) {
 	o.add(id, Fail, &sev, subject, ev)
 }
+
+// setFix replaces the catalog's fix of the last result with one that fits
+// what was found.
+func (o *out) setFix(fix string) { o.results[len(o.results)-1].Fix = fix }
+
 func (o *out) na(id, why string) { o.add(id, NA, nil, "", []string{why}) }
 func (o *out) unknown(id string, err error) {
 	o.add(id, Unknown, nil, "", []string{err.Error()})

@@ -144,7 +144,7 @@ func checkExposure(f *facts, o *out) {
 				continue // a published container port: EXP-004 judges it by the forward path
 			}
 			if l.PID == 0 {
-				f.note("owners of some sockets are unknown (run as root to see every process)")
+				f.note("%s", f.socketOwnerNote())
 			}
 			key := fmt.Sprintf("%s/%d/%s", l.Proto, l.Addr.Port(), l.Process)
 			g := index[key]

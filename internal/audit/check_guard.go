@@ -1,14 +1,11 @@
 package audit
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 )
 
@@ -24,11 +21,8 @@ func checkGuard(f *facts, o *out) {
 	if len(active) > 0 {
 		o.pass("GRD-001", "", "running: "+joinComma(active))
 	} else {
-		sev := Medium
-		if sf, err := f.sshd(); err == nil && sf.base.Get("passwordauthentication") == "yes" {
-			sev = High // guessable passwords with nothing to stop the guessing
-		}
-		o.failAt("GRD-001", sev, "", "none of moat run, fail2ban, CrowdSec or sshguard is running")
+		sev, why := f.guardNeed()
+		o.failAt("GRD-001", sev, "", "none of moat run, fail2ban, CrowdSec or sshguard is running", why)
 	}
 
 	pk, _ := f.packages()
@@ -48,7 +42,7 @@ func checkGuard(f *facts, o *out) {
 	}
 	missing := []string{}
 	for _, p := range j.logpaths {
-		if _, err := f.h.ReadFile(p); errors.Is(err, fs.ErrNotExist) {
+		if !f.f2bLogExists(p) {
 			missing = append(missing, p)
 		}
 	}
@@ -73,68 +67,50 @@ func (f *facts) moatGuardRunning() bool {
 	return false
 }
 
+// f2bJail is what the audit needs of one fail2ban jail.
 type f2bJail struct {
 	enabled  bool
 	backend  string
 	logpaths []string
 }
 
-// fail2banSSHD reads fail2ban's sshd jail the way fail2ban layers its
-// files: jail.conf, jail.d/*.conf, jail.local, jail.d/*.local, later wins;
-// [sshd] over [DEFAULT]. Interpolation is resolved only for the Debian
-// defaults that matter here (%(sshd_log)s, %(sshd_backend)s).
-func (f *facts) fail2banSSHD() f2bJail {
-	files := []string{"/etc/fail2ban/jail.conf"}
-	for _, pat := range []string{"/etc/fail2ban/jail.d/*.conf", "/etc/fail2ban/jail.local", "/etc/fail2ban/jail.d/*.local"} {
-		m, _ := filepath.Glob(f.h.Path(pat))
-		sort.Strings(m)
-		for _, p := range m {
-			rel, _ := filepath.Rel(f.h.Path("/"), p)
-			files = append(files, "/"+rel)
-		}
+// guardNeed rates how much a missing guard matters from what sshd
+// actually offers: passwords (or PAM keyboard-interactive) for any user
+// from the internet, in any Match block, make guessing worthwhile (high);
+// keys only is medium; no sshd at all leaves little to guard (low).
+func (f *facts) guardNeed() (Severity, string) {
+	sf, err := f.sshd()
+	var none *noSSHDError
+	switch {
+	case errors.As(err, &none):
+		return Low, none.why + ": no SSH logins to guess"
+	case err != nil:
+		return Medium, "sshd's configuration is unknown"
 	}
-	vals := map[string]map[string]string{"DEFAULT": {}, "sshd": {}}
-	for _, p := range files {
-		b, err := f.h.ReadFile(p)
-		if err != nil {
+	if f.sshdExposure(sf) == "private" {
+		return Low, "sshd listens on loopback or VPN addresses only: nothing from the internet reaches it to guess"
+	}
+	for i, c := range sf.contexts {
+		if !fromInternet(c) {
 			continue
 		}
-		section := ""
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			if line == "" || line[0] == '#' || line[0] == ';' {
-				continue
-			}
-			if strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]") {
-				section = strings.TrimSpace(line[1 : len(line)-1])
-				continue
-			}
-			k, v, ok := strings.Cut(line, "=")
-			if m, isKnown := vals[section]; ok && isKnown {
-				m[strings.TrimSpace(k)] = strings.TrimSpace(v)
-			}
+		e := sf.eff[i]
+		if e.Get("passwordauthentication") == "yes" {
+			return High, "sshd offers passwords to " + sf.where(c) + ": guessable passwords with nothing to stop the guessing"
+		}
+		if e.Get("kbdinteractiveauthentication") == "yes" && e.Get("usepam") == "yes" {
+			return High, "sshd offers keyboard-interactive (PAM passwords) to " + sf.where(c) + ": guessable passwords with nothing to stop the guessing"
 		}
 	}
-	get := func(k, def string) string {
-		if v, ok := vals["sshd"][k]; ok {
-			return v
-		}
-		if v, ok := vals["DEFAULT"][k]; ok {
-			return v
-		}
-		return def
+	return Medium, "sshd takes keys only: failed logins are noise, but nothing slows a flood"
+}
+
+// f2bLogExists reports whether a logpath (maybe a glob) names a file.
+func (f *facts) f2bLogExists(p string) bool {
+	if strings.ContainsAny(p, "*?[") {
+		m, _ := filepath.Glob(f.h.Path(p))
+		return len(m) > 0
 	}
-	j := f2bJail{enabled: get("enabled", "false") == "true", backend: get("backend", "auto")}
-	if j.backend == "%(sshd_backend)s" || j.backend == "%(default_backend)s" {
-		j.backend = "auto"
-	}
-	lp := get("logpath", "%(sshd_log)s")
-	for _, p := range strings.Fields(lp) {
-		if strings.Contains(p, "%(") {
-			p = "/var/log/auth.log" // Debian's paths-debian.conf value for sshd_log and syslog_authpriv
-		}
-		j.logpaths = append(j.logpaths, p)
-	}
-	return j
+	_, err := f.h.ReadFile(p)
+	return !errors.Is(err, fs.ErrNotExist)
 }

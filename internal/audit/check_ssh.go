@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/sshd"
 )
 
@@ -21,9 +20,10 @@ var sshIDs = []string{"SSH-001", "SSH-002", "SSH-003", "SSH-004", "SSH-005", "SS
 func checkSSH(f *facts, o *out) {
 	sf, err := f.sshd()
 	if err != nil {
+		var none *noSSHDError
 		for _, id := range sshIDs {
-			if errors.Is(err, errNoSSHD) {
-				o.na(id, "sshd is not installed")
+			if errors.As(err, &none) {
+				o.na(id, none.why)
 			} else {
 				o.unknown(id, err)
 			}
@@ -37,14 +37,22 @@ func checkSSH(f *facts, o *out) {
 	checkSSHProbe(sf, o)
 }
 
-// where describes a context for evidence: "alice from the internet".
-func where(c sshd.Context) string {
+// where describes a context for evidence: "alice from the internet", with
+// the port when sshd listens on several ("alice from the internet on port
+// 2222").
+func (sf *sshdFacts) where(c sshd.Context) string {
 	src := "the internet"
-	if !strings.HasPrefix(c.Addr, internetV4.String()) {
+	if !fromInternet(c) {
 		src = "the VPN"
 	}
-	return c.User + " from " + src
+	s := c.User + " from " + src
+	if len(sf.ports) > 1 {
+		s += fmt.Sprintf(" on port %d", c.LPort)
+	}
+	return s
 }
+
+func fromInternet(c sshd.Context) bool { return c.Addr == internetV4.String() }
 
 func teeArg(c sshd.Context) string {
 	s, _ := c.Spec()
@@ -60,7 +68,7 @@ func perContext(o *out, id string, sf *sshdFacts, key string, bad func(v string,
 		v := sf.eff[i].Get(key)
 		if sev, isBad := bad(v, c); isBad {
 			ev = append(ev, fmt.Sprintf("%s: %s %s", teeArg(c), key, v))
-			subjects = append(subjects, where(c))
+			subjects = append(subjects, sf.where(c))
 			if !any || sev > worst {
 				worst, any = sev, true
 			}
@@ -98,7 +106,7 @@ func checkSSHAuth(f *facts, sf *sshdFacts, o *out) {
 		if v != "yes" {
 			return 0, false
 		}
-		if strings.HasPrefix(c.Addr, internetV4.String()) {
+		if fromInternet(c) {
 			return Critical, true
 		}
 		return High, true
@@ -160,6 +168,18 @@ func checkSSHCrypto(f *facts, sf *sshdFacts, o *out) {
 	weak("SSH-007", "kexalgorithms", func(a string) bool { return !sshd.PseudoKex(a) && sshd.WeakKex(a) })
 	weak("SSH-008", "ciphers", sshd.WeakCipher)
 	weak("SSH-009", "macs", sshd.WeakMAC)
+	if r := &o.results[len(o.results)-1]; r.ID == "SSH-009" && r.Status == Pass {
+		var mte []string
+		for _, a := range b.List("macs") {
+			if sshd.MACThenEncrypt(a) {
+				mte = append(mte, a)
+			}
+		}
+		if len(mte) > 0 {
+			o.results = o.results[:len(o.results)-1]
+			o.failAt("SSH-009", Low, "", "sshd -T: macs offers MAC-then-encrypt (non-EtM) "+strings.Join(mte, ", ")+": the -etm@openssh.com variants authenticate the ciphertext instead")
+		}
+	}
 
 	kex := b.List("kexalgorithms")
 	supported := false
@@ -263,7 +283,7 @@ func checkSSHAccess(f *facts, sf *sshdFacts, o *out) {
 			continue
 		}
 		e := sf.eff[i]
-		if ok, why := userAllowed(f, admin, e.All("allowusers"), e.All("allowgroups"), e.All("denyusers")); !ok {
+		if ok, why := e.UserAllowed(admin, f.groupsOf(admin), c.Addr); !ok {
 			o.fail("SSH-016", admin, fmt.Sprintf("%s: %s", teeArg(c), why))
 			return
 		}
@@ -271,47 +291,34 @@ func checkSSHAccess(f *facts, sf *sshdFacts, o *out) {
 	o.pass("SSH-016", admin)
 }
 
-// userAllowed applies sshd's AllowUsers/AllowGroups/DenyUsers rules by
-// name (patterns with * and ?; USER@HOST forms match any host here).
-func userAllowed(f *facts, user string, allowU, allowG, denyU []string) (bool, string) {
-	match := func(pats []string) bool {
-		for _, p := range pats {
-			p, _, _ = strings.Cut(p, "@")
-			if ok, _ := path.Match(p, user); ok {
-				return true
+// groupsOf lists user's groups as getgrouplist gives them to sshd: the
+// primary group and every group listing the user, from the audited
+// root's /etc/passwd and /etc/group.
+func (f *facts) groupsOf(user string) []string {
+	groups, err := f.h.Groups()
+	if err != nil {
+		return nil
+	}
+	users, _ := f.users()
+	var out []string
+	for _, u := range users {
+		if u.Name != user {
+			continue
+		}
+		for _, g := range groups {
+			if g.GID == u.GID {
+				out = append(out, g.Name)
+				break
 			}
 		}
-		return false
+		break
 	}
-	if match(denyU) {
-		return false, "denyusers matches " + user
-	}
-	if len(allowU) > 0 && !match(allowU) {
-		return false, "allowusers " + strings.Join(allowU, " ") + " does not include " + user
-	}
-	if len(allowG) > 0 {
-		groups, err := f.h.Groups()
-		if err != nil {
-			return true, ""
+	for _, g := range groups {
+		if slices.Contains(g.Members, user) && !slices.Contains(out, g.Name) {
+			out = append(out, g.Name)
 		}
-		for _, g := range allowG {
-			if gr, ok := groups[g]; ok && slices.Contains(gr.Members, user) {
-				return true, ""
-			}
-		}
-		users, _ := f.users()
-		for _, u := range users {
-			if u.Name == user {
-				for _, g := range allowG {
-					if gr, ok := groups[g]; ok && gr.GID == u.GID {
-						return true, ""
-					}
-				}
-			}
-		}
-		return false, "allowgroups " + strings.Join(allowG, " ") + " does not include a group of " + user
 	}
-	return true, ""
+	return out
 }
 
 func checkSSHFiles(f *facts, sf *sshdFacts, o *out) {
@@ -319,30 +326,11 @@ func checkSSHFiles(f *facts, sf *sshdFacts, o *out) {
 	if err != nil && len(users) == 0 {
 		o.unknown("SSH-017", err)
 	} else {
-		var bad []string
-		worst := Medium
-		for _, u := range users {
-			for _, kf := range u.AuthorizedKeys {
-				if kf.Mode.Perm()&0o022 != 0 {
-					bad = append(bad, fmt.Sprintf("%s is mode %04o: others can add keys", kf.Path, kf.Mode.Perm()))
-					worst = High
-				}
-				if kf.Owner != u.UID && kf.Owner != 0 {
-					bad = append(bad, fmt.Sprintf("%s is owned by uid %d, not %s", kf.Path, kf.Owner, u.Name))
-					worst = High
-				}
-				for _, k := range kf.Keys {
-					hk := sshd.HostKey{Type: k.Type, Bits: k.Bits}
-					if w := hk.Weakness(); w != "" && !(k.Type == "ssh-rsa" && k.Bits >= 2048 && k.Bits < 3072) {
-						bad = append(bad, fmt.Sprintf("%s: %s %s: %s", kf.Path, k.Type, k.Comment, w))
-					}
-				}
-			}
-		}
+		bad, worst, n := f.authorizedKeysFindings(sf, users)
 		if len(bad) > 0 {
 			o.failAt("SSH-017", worst, "", bad...)
 		} else {
-			o.pass("SSH-017", "")
+			o.pass("SSH-017", "", plural(n, "authorized_keys file", "authorized_keys files")+" checked, as AuthorizedKeysFile names them")
 		}
 	}
 
@@ -413,17 +401,74 @@ func checkSSHProbe(sf *sshdFacts, o *out) {
 	}
 }
 
-// sshdConfigFiles lists the main config and its drop-ins.
+// sshdConfigFiles lists the main config and every file its Includes
+// reach, read inside the audited root (relative Includes too).
 func (f *facts) sshdConfigFiles() []string {
-	files := []string{"/etc/ssh/sshd_config"}
-	matches, _ := filepath.Glob(f.h.Path("/etc/ssh/sshd_config.d/*.conf"))
-	for _, m := range matches {
-		rel, err := filepath.Rel(f.h.Path("/"), m)
-		if err == nil {
-			files = append(files, "/"+rel)
+	files, err := sshd.ConfigFiles(f.o.Root, "")
+	if len(files) == 0 {
+		if err != nil {
+			f.denied(err, "/etc/ssh")
 		}
+		return []string{sshd.DefaultConfigFile}
 	}
 	return files
+}
+
+// authorizedKeysFindings checks every file sshd's AuthorizedKeysFile
+// names for each user (tokens expanded, relative paths under the home):
+// writable by others (the file or a directory above it), owned by someone
+// else, or holding weak keys. n is how many files were read.
+func (f *facts) authorizedKeysFindings(sf *sshdFacts, users []host.User) (bad []string, worst Severity, n int) {
+	worst = Medium
+	strict := sf.base.Get("strictmodes") != "no"
+	spec := func(u string) string {
+		for i, c := range sf.contexts {
+			if c.User == u && fromInternet(c) {
+				return sf.eff[i].Get("authorizedkeysfile")
+			}
+		}
+		return sf.base.Get("authorizedkeysfile")
+	}
+	seen := map[string]bool{}
+	for _, u := range users {
+		for _, p := range host.ExpandAuthorizedKeysFile(spec(u.Name), u) {
+			if seen[p] {
+				continue
+			}
+			seen[p] = true
+			kf, err := f.h.ReadKeyFile(p)
+			if err != nil {
+				if errors.Is(err, fs.ErrPermission) {
+					f.denied(err, p)
+				}
+				continue
+			}
+			n++
+			if kf.Mode.Perm()&0o022 != 0 {
+				why := "others can add keys"
+				if strict {
+					why += " (StrictModes makes sshd refuse the file, so its keys do not work either)"
+				}
+				bad = append(bad, fmt.Sprintf("%s is mode %04o: %s", kf.Path, kf.Mode.Perm(), why))
+				worst = High
+			}
+			for _, d := range f.h.WritableDirs(p) {
+				bad = append(bad, fmt.Sprintf("%s: others can replace %s, %s's authorized keys", d, kf.Path, u.Name))
+				worst = High
+			}
+			if kf.Owner != u.UID && kf.Owner != 0 && kf.Owner != -1 {
+				bad = append(bad, fmt.Sprintf("%s is owned by uid %d, not %s", kf.Path, kf.Owner, u.Name))
+				worst = High
+			}
+			for _, k := range kf.Keys {
+				hk := sshd.HostKey{Type: k.Type, Bits: k.Bits}
+				if w := hk.Weakness(); w != "" && !(k.Type == "ssh-rsa" && k.Bits >= 2048 && k.Bits < 3072) {
+					bad = append(bad, fmt.Sprintf("%s: %s %s: %s", kf.Path, k.Type, k.Comment, w))
+				}
+			}
+		}
+	}
+	return bad, worst, n
 }
 
 // sshdLines finds where a keyword is set to value in the config files, so
@@ -441,8 +486,8 @@ func (f *facts) sshdLines(keyword, value string) []string {
 		}
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		for n := 1; sc.Scan(); n++ {
-			fields := strings.Fields(sc.Text())
-			if len(fields) >= 2 && strings.EqualFold(fields[0], keyword) && strings.EqualFold(strings.Trim(fields[1], `"`), value) {
+			kw, args, ok := sshd.SplitLine(sc.Text())
+			if ok && strings.EqualFold(kw, keyword) && strings.EqualFold(args[0], value) {
 				out = append(out, fmt.Sprintf("set in %s:%d: %s", p, n, strings.TrimSpace(sc.Text())))
 			}
 		}

@@ -79,13 +79,26 @@ func checkStability(f *facts, o *out) {
 		}
 	}
 
+	if virt.Container {
+		o.na("STB-005", fmt.Sprintf("inside a %s container (%s): the host keeps the clock, and nothing in here may set it", virt.Kind, virt.Signal))
+		return
+	}
 	ts, err := f.h.TimeSynced()
 	switch {
 	case errors.Is(err, host.ErrUnavailable):
 		o.na("STB-005", err.Error())
 	case err != nil:
 		o.unknown("STB-005", err)
+	case ts.Synced:
+		o.pass("STB-005", "", "clock synchronised (from "+ts.Signal+")")
 	default:
-		o.check("STB-005", ts.Synced, "", "clock synchronised: "+fmt.Sprint(ts.Synced)+" (from "+ts.Signal+")")
+		o.fail("STB-005", "", "clock not synchronised (from "+ts.Signal+")")
+		pk, _ := f.packages()
+		for _, d := range []string{"systemd-timesyncd", "chrony", "ntpsec", "ntp", "openntpd"} {
+			if installed(pk, d) {
+				o.setFix(fmt.Sprintf("%s is installed but does not keep the clock in sync: check it runs (systemctl status %s) and reaches its servers (UDP 123 out)", d, d))
+				break
+			}
+		}
 	}
 }

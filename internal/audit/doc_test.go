@@ -21,7 +21,11 @@ func checksDoc() string {
 	b.WriteString("from the internet is critical, from the VPN only high).\n\n")
 	b.WriteString("Scoring: every pass or fail weighs by its severity (critical 10, high 6, medium 3, low 1, info 0); a layer scores\n")
 	b.WriteString("100 × passed weight ÷ evaluated weight, rounded down, and the host the same ratio over all results. n/a and unknown\n")
-	b.WriteString("results are not evaluated.\n")
+	b.WriteString("results are not evaluated.\n\n")
+	b.WriteString("\"n/a when\" says where a check does not apply and reports n/a with the reason instead of passing or failing:\n")
+	b.WriteString("on a host without sshd every SSH check is n/a (and GRD-001 drops to low); inside a container the clock, swap and\n")
+	b.WriteString("kernel checks are n/a (the host owns them); checks that need the live host are n/a under `--root` unless the\n")
+	b.WriteString("fixture carries a capture of what they read.\n")
 	ids := make([]string, 0, len(catalog))
 	for id := range catalog {
 		ids = append(ids, id)
@@ -42,9 +46,13 @@ func checksDoc() string {
 		d := catalog[id]
 		if d.Layer != layer {
 			layer = d.Layer
-			fmt.Fprintf(&b, "\n## %s\n\n| ID | check | severity | CIS | Lynis | fix |\n| --- | --- | --- | --- | --- | --- |\n", layer)
+			fmt.Fprintf(&b, "\n## %s\n\n| ID | check | severity | CIS | Lynis | fix | n/a when |\n| --- | --- | --- | --- | --- | --- | --- |\n", layer)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", id, d.Title, d.Severity, d.Anchors.CIS, d.Anchors.Lynis, strings.ReplaceAll(d.Fix, "|", "\\|"))
+		na := notApplicable[id]
+		if na == "" {
+			na = "always applies"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", id, d.Title, d.Severity, d.Anchors.CIS, d.Anchors.Lynis, strings.ReplaceAll(d.Fix, "|", "\\|"), strings.ReplaceAll(na, "|", "\\|"))
 	}
 	return b.String()
 }
@@ -60,6 +68,11 @@ func TestChecksDoc(t *testing.T) {
 	got, err := os.ReadFile(path)
 	if err != nil || string(got) != want {
 		t.Fatalf("docs/checks.md is out of date with the catalog: run go test ./internal/audit -run TestChecksDoc -update")
+	}
+	for id := range notApplicable {
+		if _, ok := catalog[id]; !ok {
+			t.Errorf("notApplicable names %s, which is not in the catalog", id)
+		}
 	}
 	for id, d := range catalog {
 		if d.Title == "" || d.Layer == "" {

@@ -92,7 +92,11 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 		fmt.Fprintf(&b, "%snote:%s %s\n", c.dim, c.reset, n)
 	}
 	for _, l := range r.Layers {
-		fmt.Fprintf(&b, "\n%s%s%s  score %s  (%d passed, %d failed)\n", c.bold, strings.ToUpper(l.Layer), c.reset, scoreText(l.Score), l.Passed, l.Failed)
+		counts := fmt.Sprintf("%d passed, %d failed", l.Passed, l.Failed)
+		if l.Passed+l.Failed == 0 {
+			counts = "not evaluated: " + r.layerWhy(l.Layer)
+		}
+		fmt.Fprintf(&b, "\n%s%s%s  score %s  (%s)\n", c.bold, strings.ToUpper(l.Layer), c.reset, scoreText(l.Score), counts)
 		for _, x := range r.Results {
 			if x.Layer != l.Layer || (!x.Finding() && !o.Verbose) {
 				continue
@@ -143,7 +147,7 @@ func (r *Report) WriteText(w io.Writer, o TextOptions) error {
 		}
 	}
 	n := len(r.Findings())
-	fmt.Fprintf(&b, "\n%d finding(s)", n)
+	fmt.Fprintf(&b, "\n%s", plural(n, "finding", "findings"))
 	if worst, ok := r.Worst(); ok {
 		fmt.Fprintf(&b, ", worst %s", worst)
 	}
@@ -171,5 +175,40 @@ func palette(on bool) colors {
 	return colors{
 		bold: "\x1b[1m", dim: "\x1b[2m", reset: "\x1b[0m",
 		sev: [5]string{"\x1b[2m", "\x1b[36m", "\x1b[33m", "\x1b[31m", "\x1b[1;31m"},
+	}
+}
+
+// layerWhy says why a layer has no pass or fail: the reason its results
+// give when they all share one ("sshd is not installed"), else a summary.
+func (r *Report) layerWhy(layer string) string {
+	why, na, unknown := "", 0, 0
+	same := true
+	for _, x := range r.Results {
+		if x.Layer != layer {
+			continue
+		}
+		switch x.Status {
+		case NA:
+			na++
+		case Unknown:
+			unknown++
+		}
+		e := ""
+		if len(x.Evidence) > 0 {
+			e = x.Evidence[0]
+		}
+		if why == "" {
+			why = e
+		} else if e != why {
+			same = false
+		}
+	}
+	switch {
+	case why != "" && same:
+		return why
+	case unknown > 0:
+		return fmt.Sprintf("%s n/a, %s unknown (-v shows why)", plural(na, "check", "checks"), plural(unknown, "check", "checks"))
+	default:
+		return plural(na, "check", "checks") + " n/a (-v shows why)"
 	}
 }

@@ -31,6 +31,9 @@ func planSSHD(ctx context.Context, f *facts, in Input, admin *adminPlan, p *Plan
 		return nil, fmt.Errorf("sshd's current configuration: %w", err)
 	}
 	cur := curs[0]
+	for _, n := range cur.Notes() {
+		st.Warnings = append(st.Warnings, "sshd -T could not evaluate everything as asked: "+n)
+	}
 	var old []uint16
 	for _, v := range cur.All("port") {
 		if n, err := strconv.Atoi(v); err == nil {

@@ -12,6 +12,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -170,4 +173,66 @@ func keyBits(pk ssh.PublicKey) int {
 		return k.P.BitLen()
 	}
 	return 0
+}
+
+// ExpandAuthorizedKeysFile turns sshd's AuthorizedKeysFile value (as sshd
+// -T prints it: space-separated patterns, or "none") into the paths sshd
+// reads for u: %% is '%', %h the home directory, %u the user name, %U the
+// numeric UID; a path still relative after expansion is relative to the
+// home directory. Unknown tokens are kept as written.
+func ExpandAuthorizedKeysFile(value string, u User) []string {
+	var out []string
+	for _, pat := range strings.Fields(value) {
+		if pat == "none" {
+			continue
+		}
+		var b strings.Builder
+		for i := 0; i < len(pat); i++ {
+			if pat[i] != '%' || i+1 == len(pat) {
+				b.WriteByte(pat[i])
+				continue
+			}
+			i++
+			switch pat[i] {
+			case '%':
+				b.WriteByte('%')
+			case 'h':
+				b.WriteString(u.Home)
+			case 'u':
+				b.WriteString(u.Name)
+			case 'U':
+				b.WriteString(strconv.Itoa(u.UID))
+			default:
+				b.WriteByte('%')
+				b.WriteByte(pat[i])
+			}
+		}
+		p := b.String()
+		if !strings.HasPrefix(p, "/") {
+			// sshd prefixes the home directory; its cwd is / for the rest.
+			p = u.Home + "/" + p
+		}
+		p = path.Clean("/" + p)
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// WritableDirs returns the directories from p's parent up to the root
+// that a user other than their owner can write to (group or others
+// write bit; sshd's StrictModes refuses such a path, and without
+// StrictModes anyone who can write there can swap the file), as
+// "DIR (mode 0777)".
+func (h *Host) WritableDirs(p string) []string {
+	var out []string
+	for d := path.Dir(p); ; d = path.Dir(d) {
+		if fi, err := os.Stat(h.Path(d)); err == nil && fi.Mode().Perm()&0o022 != 0 {
+			out = append(out, fmt.Sprintf("%s (mode %04o)", d, fi.Mode().Perm()))
+		}
+		if d == "/" || d == "." {
+			return out
+		}
+	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,6 +91,36 @@ func FuzzParseAuthorizedKeys(f *testing.F) {
 		for _, k := range ParseAuthorizedKeys(data) {
 			if !isKeyType(k.Type) || k.Line < 1 || !strings.HasPrefix(k.Fingerprint, "SHA256:") {
 				t.Fatalf("bad key %+v", k)
+			}
+		}
+	})
+}
+
+func TestExpandAuthorizedKeysFile(t *testing.T) {
+	u := User{Name: "alice", UID: 1001, Home: "/home/alice"}
+	for _, tc := range []struct {
+		v    string
+		want []string
+	}{
+		{".ssh/authorized_keys .ssh/authorized_keys2", []string{"/home/alice/.ssh/authorized_keys", "/home/alice/.ssh/authorized_keys2"}},
+		{"/etc/ssh/authorized-keys/%u", []string{"/etc/ssh/authorized-keys/alice"}},
+		{"%h/keys/%U %%x", []string{"/home/alice/keys/1001", "/home/alice/%x"}},
+		{"none", nil},
+		{"/a/../etc/%u /etc/alice", []string{"/etc/alice"}},
+		{"%q", []string{"/home/alice/%q"}},
+	} {
+		if got := ExpandAuthorizedKeysFile(tc.v, u); !slices.Equal(got, tc.want) {
+			t.Errorf("ExpandAuthorizedKeysFile(%q) = %q, want %q", tc.v, got, tc.want)
+		}
+	}
+}
+
+func FuzzExpandAuthorizedKeysFile(f *testing.F) {
+	f.Add(".ssh/authorized_keys %h/%u/%U %% %", "alice", "/home/alice")
+	f.Fuzz(func(t *testing.T, v, name, home string) {
+		for _, p := range ExpandAuthorizedKeysFile(v, User{Name: name, Home: home, UID: 7}) {
+			if !strings.HasPrefix(p, "/") || path.Clean(p) != p {
+				t.Fatalf("%q -> %q: not absolute and clean", v, p)
 			}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -53,12 +54,18 @@ type Virt struct {
 	Signal    string // the evidence, e.g. "/.dockerenv" or "/proc/1/environ"
 }
 
-// Virtualization detects a container, trying in order: /.dockerenv,
-// /run/.containerenv, container= in /proc/1/environ (readable by root
-// only), docker/lxc/kubepods in /proc/1/cgroup, and an overlay root
-// filesystem in /proc/self/mountinfo. Hardening a container's kernel
-// settings or firewall is usually not possible from inside it.
+// Virtualization detects a container the way systemd-detect-virt
+// --container does, trying in order: /proc/vz without /proc/bc (OpenVZ),
+// /.dockerenv, /run/.containerenv, container= in /proc/1/environ
+// (readable by root only), /run/systemd/container, docker/lxc/kubepods in
+// /proc/1/cgroup, PID 1 not being PID 1 in /proc/1/sched (a PID
+// namespace), and an overlay root filesystem in /proc/self/mountinfo.
+// Hardening a container's kernel settings, clock or firewall is usually
+// not possible from inside it.
 func (h *Host) Virtualization() (Virt, error) {
+	if exists(h.Path("/proc/vz")) && !exists(h.Path("/proc/bc")) {
+		return Virt{true, "openvz", "/proc/vz"}, nil
+	}
 	if exists(h.Path("/.dockerenv")) {
 		return Virt{true, "docker", "/.dockerenv"}, nil
 	}
@@ -71,6 +78,9 @@ func (h *Host) Virtualization() (Virt, error) {
 				return Virt{true, string(v), "/proc/1/environ"}, nil
 			}
 		}
+	}
+	if b, err := h.ReadFile("/run/systemd/container"); err == nil && len(bytes.TrimSpace(b)) > 0 {
+		return Virt{true, string(bytes.TrimSpace(b)), "/run/systemd/container"}, nil
 	}
 	if b, err := h.ReadFile("/proc/1/cgroup"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
@@ -92,6 +102,9 @@ func (h *Host) Virtualization() (Virt, error) {
 			}
 		}
 	}
+	if pid, ok := schedPID(h); ok && pid != 1 {
+		return Virt{true, "container", "/proc/1/sched"}, nil
+	}
 	if b, err := h.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {
 			// id parent major:minor root mountpoint opts … - fstype source superopts
@@ -110,4 +123,25 @@ func (h *Host) Virtualization() (Virt, error) {
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// schedPID reads the PID the kernel reports for our PID 1 in
+// /proc/1/sched ("init (4711, #threads: 1)"): inside a PID namespace on
+// kernels that print the outer PID there it is not 1.
+func schedPID(h *Host) (int, bool) {
+	b, err := h.ReadFile("/proc/1/sched")
+	if err != nil {
+		return 0, false
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	open := bytes.LastIndexByte(line, '(')
+	if open < 0 {
+		return 0, false
+	}
+	num, _, ok := bytes.Cut(line[open+1:], []byte(","))
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(bytes.TrimSpace(num)))
+	return n, err == nil
 }

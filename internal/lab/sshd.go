@@ -34,6 +34,10 @@ type SSHUser struct {
 	AuthorizedKeys []string
 	// Shell defaults to /bin/sh.
 	Shell string
+	// Groups are supplementary groups: an existing group of the machine
+	// gets the user as a member (in the host's copy of /etc/group only),
+	// any other is created with a free GID.
+	Groups []string
 }
 
 // SSHDOptions configure StartSSHD.
@@ -58,6 +62,8 @@ type SSHDOptions struct {
 type SSHD struct {
 	Port    int
 	LogPath string
+	// Config is the sshd_config sshd was started with.
+	Config  string
 	HostKey ssh.PublicKey
 	Proc    *Proc
 }
@@ -123,7 +129,7 @@ func (h *Host) StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 	} else {
 		p = h.start(t, nil, sshdPath, "-D", "-f", cfg, "-E", opts.LogFile)
 	}
-	s := &SSHD{Port: opts.Port, LogPath: opts.LogFile, HostKey: pub, Proc: p}
+	s := &SSHD{Port: opts.Port, LogPath: opts.LogFile, Config: cfg, HostKey: pub, Proc: p}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("lab: sshd log of host %s:\n%s", h.name, tail(s.Log(), outputShown))
@@ -277,6 +283,63 @@ func (h *Host) addUsers(t testing.TB, users []SSHUser) error {
 	return h.writeAccounts()
 }
 
+// AccountFile is the path of h's own copy of /etc/passwd, /etc/group or
+// /etc/shadow (name "passwd", "group", "shadow"), which processes started
+// in h see in place of the machine's; "" before any SSHD added users.
+func (h *Host) AccountFile(name string) string {
+	if h.users == nil {
+		return ""
+	}
+	return filepath.Join(etcNetns, h.ns, name)
+}
+
+// groupLines appends the users' supplementary groups to the machine's
+// /etc/group lines: members added to groups that exist, new groups
+// (GIDs from 31000 up) for the others.
+func (h *Host) groupLines(lines []string) []string {
+	members := map[string][]string{}
+	var order []string
+	for _, name := range slices.Sorted(maps.Keys(h.users)) {
+		for _, g := range h.users[name].Groups {
+			if _, ok := members[g]; !ok {
+				order = append(order, g)
+			}
+			members[g] = append(members[g], name)
+		}
+	}
+	used := map[int]bool{}
+	for i, l := range lines {
+		f := strings.Split(l, ":")
+		if len(f) != 4 {
+			continue
+		}
+		if gid, err := strconv.Atoi(f[2]); err == nil {
+			used[gid] = true
+		}
+		if m, ok := members[f[0]]; ok {
+			all := slices.DeleteFunc(strings.Split(f[3], ","), func(s string) bool { return s == "" })
+			lines[i] = strings.Join(f[:3], ":") + ":" + strings.Join(append(all, m...), ",")
+			delete(members, f[0])
+		}
+	}
+	for _, u := range h.users {
+		used[u.UID] = true
+	}
+	gid := 31000
+	for _, g := range order {
+		m, ok := members[g]
+		if !ok {
+			continue
+		}
+		for used[gid] {
+			gid++
+		}
+		used[gid] = true
+		lines = append(lines, fmt.Sprintf("%s:x:%d:%s", g, gid, strings.Join(m, ",")))
+	}
+	return lines
+}
+
 func (h *Host) writeAccounts() error {
 	dir := filepath.Join(etcNetns, h.ns)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -298,14 +361,21 @@ func (h *Host) writeAccounts() error {
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
+		var lines []string
 		for line := range strings.Lines(string(base)) {
 			if name, _, _ := strings.Cut(line, ":"); h.users[name].Name == "" {
-				b.WriteString(strings.TrimRight(line, "\n") + "\n")
+				lines = append(lines, strings.TrimRight(line, "\n"))
 			}
 		}
 		for _, name := range slices.Sorted(maps.Keys(h.users)) {
-			b.WriteString(f.line(h.users[name]) + "\n")
+			lines = append(lines, f.line(h.users[name]))
+		}
+		if f.name == "group" {
+			lines = h.groupLines(lines)
+		}
+		var b strings.Builder
+		for _, l := range lines {
+			b.WriteString(l + "\n")
 		}
 		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(b.String()), f.mode); err != nil {
 			return err

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,5 +116,17 @@ func TestRenderSSHDConfig(t *testing.T) {
 	}
 	if got != string(want) {
 		t.Errorf("config:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestGroupLines(t *testing.T) {
+	h := &Host{users: map[string]sshUser{
+		"alice": {SSHUser: SSHUser{Name: "alice", UID: 30000, Groups: []string{"ops", "adm"}}},
+		"bob":   {SSHUser: SSHUser{Name: "bob", UID: 30001, Groups: []string{"ops"}}},
+	}}
+	got := h.groupLines([]string{"root:x:0:", "adm:x:4:syslog", "alice:x:30000:", "bob:x:30001:"})
+	want := []string{"root:x:0:", "adm:x:4:syslog,alice", "alice:x:30000:", "bob:x:30001:", "ops:x:31000:alice,bob"}
+	if !slices.Equal(got, want) {
+		t.Errorf("groupLines = %q, want %q", got, want)
 	}
 }

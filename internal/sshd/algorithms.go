@@ -132,6 +132,15 @@ func WeakCipher(name string) bool { _, ok := weakCiphers[name]; return ok }
 // truncated), 64-bit UMAC, RIPEMD-160, none.
 func WeakMAC(name string) bool { _, ok := weakMACs[name]; return ok }
 
+// MACThenEncrypt reports whether a MAC that is not weak in itself is the
+// encrypt-and-MAC kind (hmac-sha2-256, hmac-sha2-512, umac-128): the
+// -etm@openssh.com variant of each authenticates the ciphertext, so the
+// plain one is worth dropping, at low priority.
+func MACThenEncrypt(name string) bool {
+	return !WeakMAC(name) && (strings.HasPrefix(name, "hmac-") || strings.HasPrefix(name, "umac-")) &&
+		!strings.HasSuffix(name, "-etm@openssh.com")
+}
+
 // WeakHostKeyAlgorithm reports whether a host key (signature) algorithm
 // should be disabled: DSA, RSA with SHA-1, legacy certificates, NIST
 // curves. rsa-sha2-256/512 are fine (their key size is judged by

@@ -130,3 +130,22 @@ func quoteArg(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// SplitLine reads one sshd_config line as sshd does: its keyword and
+// arguments ("PasswordAuthentication=yes" and "PasswordAuthentication
+// \"yes\"" both give PasswordAuthentication, [yes]); ok is false for
+// blank lines, comments and lines sshd would reject.
+func SplitLine(line string) (keyword string, args []string, ok bool) {
+	if i := strings.IndexByte(line, 0); i >= 0 {
+		line = line[:i]
+	}
+	kw, rest, ok := splitKeyword(line)
+	if !ok {
+		return "", nil, false
+	}
+	argv, err := argvSplit(rest)
+	if err != nil || len(argv) == 0 {
+		return "", nil, false
+	}
+	return kw, argv, true
+}

@@ -183,3 +183,24 @@ func FuzzRewriteIncludes(f *testing.F) {
 		}
 	})
 }
+
+func TestSplitLine(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		kw   string
+		args []string
+		ok   bool
+	}{
+		{"PasswordAuthentication yes", "PasswordAuthentication", []string{"yes"}, true},
+		{"  PasswordAuthentication=yes", "PasswordAuthentication", []string{"yes"}, true},
+		{"PasswordAuthentication \"yes\" # on", "PasswordAuthentication", []string{"yes"}, true},
+		{"\tpasswordauthentication = yes", "passwordauthentication", []string{"yes"}, true},
+		{"# PasswordAuthentication yes", "", nil, false},
+		{"", "", nil, false},
+	} {
+		kw, args, ok := SplitLine(tc.line)
+		if kw != tc.kw || ok != tc.ok || strings.Join(args, "|") != strings.Join(tc.args, "|") {
+			t.Errorf("SplitLine(%q) = %q, %q, %v", tc.line, kw, args, ok)
+		}
+	}
+}

@@ -9,5 +9,12 @@
 // compiled-in defaults are sshd's to decide. Under a fixture root the config
 // tree is copied to a temporary directory with its Include paths redirected
 // into the root, so sshd evaluates the fixture exactly as it would its own
-// files (see Runner).
+// files; the one thing sshd would look up on the running host, a Match
+// Group's members, is rewritten from the fixture's /etc/passwd and
+// /etc/group (see Runner). When sshd refuses a -C spec that lacks a field a
+// Match line needs (lport for Match LocalPort), the field is filled and the
+// Effective's Notes say what could not be verified, so a caller never loses
+// the whole configuration to one Match block. UserAllowed applies sshd's
+// account rules (AllowUsers, DenyUsers, AllowGroups, DenyGroups) to an
+// evaluated configuration.
 package sshd

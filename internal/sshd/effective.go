@@ -27,7 +27,14 @@ const maxTLine = 1 << 20
 type Effective struct {
 	keys []string // first-appearance order
 	vals map[string][]string
+	// notes say what sshd could not evaluate as asked (see Runner).
+	notes []string
 }
+
+// Notes says what this evaluation could not verify: Match criteria sshd
+// would not evaluate for the connection asked about, and how they were
+// evaluated instead. Empty when sshd answered exactly what was asked.
+func (e Effective) Notes() []string { return append([]string(nil), e.notes...) }
 
 // ParseT parses the output of sshd -T. Every non-blank line must have the
 // shape "keyword value" (keyword ASCII letters and digits, then a space or

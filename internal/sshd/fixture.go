@@ -47,6 +47,91 @@ type fixtureTree struct {
 	mirror  string // dir/root
 	config  string // copy of the main config: the -f argument
 	hostKey string // the -h argument
+	// localPorts are the ports Match LocalPort lines name.
+	localPorts []int
+}
+
+// walkConfig reads configFile inside rfs and, breadth first, every file its
+// Include lines match (relative patterns resolved against /etc/ssh, as
+// sshd does), calling visit with each file's absolute path and content;
+// visit returns the Include patterns to follow. Directories an Include
+// matches go to dir. Reads are bounded in count and size.
+func walkConfig(rfs *os.Root, configFile string, visit func(p string, data []byte) []string, dir func(p string) error) error {
+	queue := []string{path.Clean(configFile)}
+	seen := map[string]bool{queue[0]: true}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		data, err := readBounded(rfs, p[1:])
+		if err != nil {
+			return fmt.Errorf("read sshd config %s: %w", p, err)
+		}
+		patterns := visit(p, data)
+		for _, pat := range patterns {
+			for _, m := range globRoot(rfs.FS(), pat) {
+				abs := "/" + m
+				if seen[abs] {
+					continue
+				}
+				seen[abs] = true
+				if len(seen) > maxFixtureFiles {
+					return fmt.Errorf("sshd config %s: Includes match more than %d files", configFile, maxFixtureFiles)
+				}
+				if fi, err := rfs.Stat(m); err == nil && fi.IsDir() {
+					if dir != nil {
+						if err := dir(abs); err != nil {
+							return err
+						}
+					}
+					continue
+				}
+				queue = append(queue, abs)
+			}
+		}
+	}
+	return nil
+}
+
+// ConfigFiles lists sshd's main config file and every file its Includes
+// match, recursively, as paths inside root ("" or "/" is the live
+// system), in the order sshd meets them breadth first. Relative Include
+// paths are resolved against /etc/ssh inside root, never the running
+// host's.
+func ConfigFiles(root, configFile string) ([]string, error) {
+	if root == "" {
+		root = "/"
+	}
+	if configFile == "" {
+		configFile = DefaultConfigFile
+	}
+	rfs, err := os.OpenRoot(root)
+	if err != nil {
+		return nil, fmt.Errorf("sshd config files: %w", err)
+	}
+	defer rfs.Close()
+	var out []string
+	err = walkConfig(rfs, configFile, func(p string, data []byte) []string {
+		out = append(out, p)
+		_, pats := rewriteIncludes(data, "")
+		return pats
+	}, nil)
+	return out, err
+}
+
+// liveLocalPorts scans the live config tree for Match LocalPort ports.
+func liveLocalPorts(configFile string) []int {
+	rfs, err := os.OpenRoot("/")
+	if err != nil {
+		return nil
+	}
+	defer rfs.Close()
+	var out []int
+	_ = walkConfig(rfs, configFile, func(_ string, data []byte) []string {
+		out = append(out, matchLocalPorts(data)...)
+		_, pats := rewriteIncludes(data, "")
+		return pats
+	}, nil)
+	return out
 }
 
 // buildFixture copies configFile (absolute, inside root) and all it
@@ -54,7 +139,7 @@ type fixtureTree struct {
 // outside root to the host's own files. uid >= 0 makes the copy readable
 // by, and the host key owned by, that user (sshd refuses a private key
 // owned by someone else with loose permissions).
-func buildFixture(root, configFile string, uid int) (*fixtureTree, error) {
+func buildFixture(root, configFile string, uid int, acc *Accounts) (*fixtureTree, error) {
 	if !path.IsAbs(configFile) {
 		return nil, fmt.Errorf("sshd config %q must be an absolute path inside the root", configFile)
 	}
@@ -83,39 +168,26 @@ func buildFixture(root, configFile string, uid int) (*fixtureTree, error) {
 	}
 
 	prefix := escapeGlob(t.mirror)
-	queue := []string{path.Clean(configFile)}
-	seen := map[string]bool{queue[0]: true}
-	for len(queue) > 0 {
-		p := queue[0]
-		queue = queue[1:]
-		data, err := readBounded(rfs, p[1:])
-		if err != nil {
-			return nil, fmt.Errorf("read fixture sshd config %s: %w", filepath.Join(root, p), err)
+	var writeErr error
+	err = walkConfig(rfs, configFile, func(p string, data []byte) []string {
+		t.localPorts = append(t.localPorts, matchLocalPorts(data)...)
+		out, patterns := rewriteIncludes(rewriteMatchGroups(data, acc), prefix)
+		if err := t.write(p, out); err != nil && writeErr == nil {
+			writeErr = err
 		}
-		out, patterns := rewriteIncludes(data, prefix)
-		if err := t.write(p, out); err != nil {
-			return nil, err
+		return patterns
+	}, func(p string) error {
+		// sshd would fail reading a directory; let it, in the copy.
+		if err := os.MkdirAll(t.path(p), 0o755); err != nil {
+			return fmt.Errorf("sshd fixture: %w", err)
 		}
-		for _, pat := range patterns {
-			for _, m := range globRoot(rfs.FS(), pat) {
-				abs := "/" + m
-				if seen[abs] {
-					continue
-				}
-				seen[abs] = true
-				if len(seen) > maxFixtureFiles {
-					return nil, fmt.Errorf("sshd fixture %s: Includes match more than %d files", root, maxFixtureFiles)
-				}
-				if fi, err := rfs.Stat(m); err == nil && fi.IsDir() {
-					// sshd would fail reading a directory; let it, in the copy.
-					if err := os.MkdirAll(t.path(abs), 0o755); err != nil {
-						return nil, fmt.Errorf("sshd fixture: %w", err)
-					}
-					continue
-				}
-				queue = append(queue, abs)
-			}
-		}
+		return nil
+	})
+	if err == nil {
+		err = writeErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fixture %s: %w", root, err)
 	}
 	t.config = t.path(path.Clean(configFile))
 

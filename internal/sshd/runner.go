@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,7 +58,17 @@ const (
 //   - when we are root, sshd runs as uid/gid 65534: unprivileged, sshd
 //     skips the privilege separation directory check (so nothing on the
 //     host needs creating) and cannot read the host's real keys.
-//   - Match Group and user lookups use the running host's user database.
+//   - Match Group criteria are rewritten into the User lists the fixture's
+//     /etc/passwd and /etc/group give (sshd itself would ask the running
+//     host's NSS, which knows nothing of the fixture's accounts).
+//
+// Every run: when sshd refuses to evaluate because a Match criterion is
+// not in the connection spec ("'Match LocalPort' in configuration but
+// 'lport' not in connection test specification"), the field is filled
+// with a value no such Match line names and the run repeated; when this
+// sshd's -C does not know a field at all, the field is dropped. Either way
+// the Effective's Notes say what could not be verified, and the caller
+// still gets the configuration.
 type Runner struct {
 	// Binary is the sshd executable; "" finds "sshd" in PATH, then
 	// /usr/sbin/sshd.
@@ -183,7 +194,11 @@ func (r Runner) prepare() (*invocation, error) {
 	if root == "" {
 		root = "/" // Unprivileged: the live tree, copied like a fixture
 	}
-	t, err := buildFixture(root, cfg, uid)
+	var acc *Accounts
+	if !r.live() && r.Root != "" && filepath.Clean(r.Root) != "/" {
+		acc = loadAccounts(root)
+	}
+	t, err := buildFixture(root, cfg, uid, acc)
 	if err != nil {
 		return nil, err
 	}
@@ -206,6 +221,38 @@ func (inv *invocation) run(ctx context.Context, spec string) (Effective, error) 
 		ctx, cancel = context.WithTimeout(ctx, defaultRunTimeout)
 		defer cancel()
 	}
+	var notes []string
+	for attempt := 0; ; attempt++ {
+		stdout, stderr, err := inv.runOnce(ctx, spec)
+		if err != nil && attempt < maxSpecRetries {
+			if next, note, ok := inv.completeSpec(spec, stderr); ok {
+				spec = next
+				notes = append(notes, note)
+				continue
+			}
+		}
+		if err != nil {
+			return Effective{}, inv.runError(spec, stderr, err)
+		}
+		e, err := ParseT(bytes.NewReader(stdout))
+		if err == nil && e.Len() == 0 {
+			err = errNoOutput
+		}
+		if err != nil {
+			return Effective{}, inv.runError(spec, stderr, err)
+		}
+		if inv.fixture != nil {
+			e.restoreHostKeys(inv.fixture.hostKey)
+		}
+		e.notes = notes
+		return e, nil
+	}
+}
+
+// maxSpecRetries bounds how often one run fills in a missing -C field.
+const maxSpecRetries = 8
+
+func (inv *invocation) runOnce(ctx context.Context, spec string) (stdout, stderr []byte, err error) {
 	args := []string{"-T", "-f", inv.config}
 	if inv.fixture != nil {
 		args = append(args, "-h", inv.fixture.hostKey)
@@ -213,26 +260,107 @@ func (inv *invocation) run(ctx context.Context, spec string) (Effective, error) 
 	if spec != "" {
 		args = append(args, "-C", spec)
 	}
-	stdout, stderr, err := inv.exec(ctx, args)
+	stdout, stderr, err = inv.exec(ctx, args)
 	if err != nil && inv.fixture == nil && os.Geteuid() == 0 {
 		if dir := missingPrivsepDir(stderr); dir != "" && createRuntimeDir(dir) {
 			stdout, stderr, err = inv.exec(ctx, args)
 		}
 	}
-	if err != nil {
-		return Effective{}, inv.runError(spec, stderr, err)
+	return stdout, stderr, err
+}
+
+var (
+	missingFieldRE = regexp.MustCompile(`'Match (\S+)' in configuration but '(\S+)' not in connection test specification`)
+	unknownFieldRE = regexp.MustCompile(`Invalid test mode specification (\S+)`)
+)
+
+// Placeholders for -C fields a caller left out but a Match line needs:
+// documentation addresses and names no real rule should single out.
+var specPlaceholder = map[string]string{
+	"user":    "moat-nobody",
+	"host":    "moat-unknown.invalid",
+	"addr":    "198.51.100.254",
+	"laddr":   "192.0.2.254",
+	"rdomain": "moat-none",
+}
+
+// completeSpec reads why sshd refused spec and returns a spec it will
+// take, with a note saying what that leaves unverified.
+func (inv *invocation) completeSpec(spec string, stderr []byte) (string, string, bool) {
+	if m := missingFieldRE.FindSubmatch(stderr); m != nil {
+		crit, field := string(m[1]), string(m[2])
+		if specHas(spec, field) {
+			return "", "", false
+		}
+		var val, note string
+		if field == "lport" {
+			named := inv.localPorts()
+			p := neutralPort(named)
+			val = strconv.Itoa(p)
+			note = fmt.Sprintf("no local port given: Match LocalPort blocks (port %s) evaluated as not matching (lport=%d)", joinInts(named), p)
+		} else {
+			v, ok := specPlaceholder[field]
+			if !ok {
+				return "", "", false
+			}
+			val = v
+			note = fmt.Sprintf("no %s given: Match %s blocks evaluated for %s=%s", field, crit, field, v)
+		}
+		return appendSpec(spec, field+"="+val), note, true
 	}
-	e, err := ParseT(bytes.NewReader(stdout))
-	if err == nil && e.Len() == 0 {
-		err = errNoOutput
+	if m := unknownFieldRE.FindSubmatch(stderr); m != nil {
+		bad := string(m[1])
+		field, _, _ := strings.Cut(bad, "=")
+		next := dropSpec(spec, field)
+		if next == spec {
+			return "", "", false
+		}
+		return next, fmt.Sprintf("this sshd cannot test %s with -C: Match blocks on it were not verified", field), true
 	}
-	if err != nil {
-		return Effective{}, inv.runError(spec, stderr, err)
-	}
+	return "", "", false
+}
+
+// localPorts are the ports Match LocalPort lines name in the config sshd
+// is reading.
+func (inv *invocation) localPorts() []int {
 	if inv.fixture != nil {
-		e.restoreHostKeys(inv.fixture.hostKey)
+		return inv.fixture.localPorts
 	}
-	return e, nil
+	return liveLocalPorts(inv.config)
+}
+
+func specHas(spec, field string) bool {
+	for kv := range strings.SplitSeq(spec, ",") {
+		if k, _, _ := strings.Cut(kv, "="); k == field {
+			return true
+		}
+	}
+	return false
+}
+
+func appendSpec(spec, kv string) string {
+	if spec == "" {
+		return kv
+	}
+	return spec + "," + kv
+}
+
+func dropSpec(spec, field string) string {
+	var keep []string
+	for kv := range strings.SplitSeq(spec, ",") {
+		if k, _, _ := strings.Cut(kv, "="); k != field && kv != "" {
+			keep = append(keep, kv)
+		}
+	}
+	return strings.Join(keep, ",")
+}
+
+func joinInts(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 func (inv *invocation) exec(ctx context.Context, args []string) (stdout, stderr []byte, err error) {
