@@ -17,7 +17,17 @@ import (
 
 // Upstream transport tuning. One transport is shared by every route that
 // proxies over TCP with the same timeout (and one per unix socket), and
-// survives reloads, so upstream keep-alive pools do too.
+// survives reloads.
+//
+// The transports never reuse a connection. http.Transport notices bytes
+// an upstream sends unasked only from its per-connection read loop, which
+// races the next request taking the idle connection: an upstream that
+// sends more than it announced, a little late, gets its extra answer
+// delivered to the next client (TestHostileUpstreamDifferential shows it).
+// The bulk of traffic takes the fast path, whose pool checks every
+// connection before reuse; what goes through a transport (request bodies,
+// upgrades, https upstreams, forward_auth, or everything with fast_path:
+// false) pays a new connection instead, as nginx does by default.
 const (
 	dialTimeout       = 5 * time.Second
 	tcpKeepAlive      = 30 * time.Second
@@ -80,6 +90,7 @@ func newTransport(k transportKey) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never the environment's proxy
 		DialContext:           dial,
+		DisableKeepAlives:     true,
 		MaxIdleConns:          maxIdleConns,
 		MaxIdleConnsPerHost:   maxIdlePerHost,
 		IdleConnTimeout:       idleConnTimeout,
@@ -122,7 +133,7 @@ var discardLog = log.New(io.Discard, "", 0)
 
 // newReverseProxy builds a route's proxy. The request's state (client,
 // peer, trust) travels in its context, set by the handler.
-func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError func(http.ResponseWriter, *http.Request, error)) *httputil.ReverseProxy {
+func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError func(http.ResponseWriter, *http.Request, error), leaks *leakFilter, rw *rewriter) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			in, out := pr.In, pr.Out
@@ -162,7 +173,10 @@ func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError f
 		ErrorHandler:  onError,
 		FlushInterval: 0, // streaming responses (no length, event streams) flush at once anyway
 		ModifyResponse: func(res *http.Response) error {
-			stripLeaks(res.Header)
+			leaks.strip(res.Header)
+			if st := stateOf(res.Request); st != nil {
+				rw.rewrite(res.Header, st.req.Host, st.tls)
+			}
 			return nil
 		},
 	}

@@ -48,8 +48,10 @@ type route struct {
 	forward   *forwardAuth
 	headers   headerSet
 	proxy     *httputil.ReverseProxy
-	fast      *fastPool // nil for https upstreams
-	upPath    string    // the upstream's base path, prefixed to requests
+	leaks     *leakFilter // the answer headers removed
+	rewrite   *rewriter   // the upstream's address in answers, made public
+	fast      *fastPool   // nil for https upstreams
+	upPath    string      // the upstream's base path, prefixed to requests
 	websocket bool
 	m         *routeMetrics
 }
@@ -182,15 +184,18 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 	if rc.Timeout > 0 {
 		timeout = rc.Timeout.D()
 	}
+	strip := append(slices.Clip(DefaultStripHeaders), cfg.StripHeaders...)
+	r.leaks = newLeakFilter(strip, rc.PassHeaders)
 	if rc.ForwardAuth != nil {
-		r.forward = newForwardAuth(rc.ForwardAuth, g.transports.get(transportKey{timeout: forwardAuthTimeout}))
+		r.forward = newForwardAuth(rc.ForwardAuth, g.transports.get(transportKey{timeout: forwardAuthTimeout}), newLeakFilter(strip, nil))
 	}
 	up, err := parseUpstream(rc.Upstream, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	r.proxy = newReverseProxy(up, g.transports.get(up.key), r.websocket, g.proxyError)
-	if up.scheme == "http" {
+	r.rewrite = upstreamRewriter(up)
+	r.proxy = newReverseProxy(up, g.transports.get(up.key), r.websocket, g.proxyError, r.leaks, r.rewrite)
+	if up.scheme == "http" && cfg.FastPathOn() {
 		r.fast, r.upPath = g.fastPools.get(up), up.path
 	}
 	r.m = g.metrics.route(s.host, rc.Path)
