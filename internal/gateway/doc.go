@@ -14,10 +14,13 @@
 //   - A request a policy refuses gets the route's deny answer: "drop"
 //     (closed, like nginx's 444) or "notfound", the very answer the site
 //     gives a path that does not exist: the request is replayed as a GET of
-//     a random path through the route such a path takes, so status,
-//     headers, body and timing match. Nothing ever answers 403.
-//   - No Server header: upstreams' Server and X-Powered-By (and similar)
-//     headers are removed; the gateway's own answers are minimal
+//     a fresh random path through the route such a path takes, so status,
+//     headers, body and timing match. Nothing ever answers 403. TRACE and
+//     CONNECT are refused the same way, never forwarded.
+//   - Nothing about the inside: upstream headers naming software, caches
+//     or addresses (DefaultStripHeaders) are removed, and the upstream's
+//     own address in Location, Content-Location, Refresh and Set-Cookie
+//     Domain becomes the public host; the gateway's own answers are minimal
 //     text/plain bodies. net/http itself answers only malformed requests
 //     (400, 431 for oversized headers), without a Server header or version.
 //
