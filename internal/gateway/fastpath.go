@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -435,4 +436,117 @@ func (fp *fastPools) prune() {
 	for _, p := range pools {
 		p.prune()
 	}
+}
+
+// fastTransport is an http.RoundTripper for requests without a body over
+// a fast pool, with the fast path's reuse rules: forward_auth asks its
+// service on every request, and should neither open a connection each
+// time nor trust http.Transport's idle check.
+type fastTransport struct{ pool *fastPool }
+
+var errFastBody = errors.New("the upstream client takes no request body here")
+
+func (t fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		req.Body.Close()
+		return nil, errFastBody
+	}
+	ctx := req.Context()
+	for attempt := 0; ; attempt++ {
+		var c *fastConn
+		var reused bool
+		var err error
+		if attempt == 0 {
+			c, reused, err = t.pool.get(ctx)
+		} else {
+			c, reused, err = t.pool.dial(ctx)
+		}
+		if err != nil {
+			return nil, err
+		}
+		h, err := t.exchange(c, req)
+		if err != nil {
+			c.Close()
+			if reused && attempt == 0 && c.lr.read == 0 && ctx.Err() == nil && !isTimeout(err) && req.Method == http.MethodGet {
+				continue
+			}
+			return nil, err
+		}
+		b := &fastRespBody{c: c, pool: t.pool, h: h, body: newUpBody(c.br, &c.lr, h)}
+		b.stop = context.AfterFunc(ctx, func() { c.SetReadDeadline(aLongTimeAgo) })
+		resp := &http.Response{
+			Status:     strconv.Itoa(h.status) + " " + http.StatusText(h.status),
+			StatusCode: h.status,
+			Proto:      "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+			Header:        h.header,
+			ContentLength: h.length,
+			Body:          b,
+			Request:       req,
+		}
+		return resp, nil
+	}
+}
+
+func (t fastTransport) exchange(c *fastConn, req *http.Request) (*upHead, error) {
+	if d := t.pool.timeout; d > 0 {
+		c.SetDeadline(time.Now().Add(d))
+	} else {
+		c.SetDeadline(time.Time{})
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	bw := c.bw
+	bw.WriteString(req.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	conn := connectionTokens(req.Header)
+	for k, vv := range req.Header {
+		if hopHeaders[k] || conn[k] || k == "Host" || k == "Content-Length" {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	bw.WriteString("\r\n")
+	c.lr.reset(maxUpstreamHead)
+	if err := bw.Flush(); err != nil {
+		return nil, err
+	}
+	h, err := readHead(c.br, req.Method)
+	c.lr.n = math.MaxInt64
+	return h, err
+}
+
+// fastRespBody returns its connection to the pool when closed after the
+// body was read exactly to its end, and closes it otherwise.
+type fastRespBody struct {
+	c      *fastConn
+	pool   *fastPool
+	h      *upHead
+	body   *upBody
+	stop   func() bool
+	closed bool
+}
+
+func (b *fastRespBody) Read(p []byte) (int, error) { return b.body.Read(p) }
+
+func (b *fastRespBody) Close() error {
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if b.stop() && b.body.done && b.h.reusable && b.c.br.Buffered() == 0 {
+		b.pool.put(b.c)
+		return nil
+	}
+	return b.c.Close()
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -326,4 +327,60 @@ func TestHostileUpstreamConcurrent(t *testing.T) {
 	if run.ownIDs < 100 {
 		t.Errorf("only %d answers carried their own id", run.ownIDs)
 	}
+}
+
+// TestHostileForwardAuth: an auth service that sends a second, forged
+// "allowed" answer after each real one (naming that client's user) must
+// never make the gateway vouch for one client as another.
+func TestHostileForwardAuth(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					id := idPattern.FindString(req.Header.Get("X-Forwarded-Uri"))
+					ok := "HTTP/1.1 200 OK\r\nRemote-User: " + id + "\r\nContent-Length: 0\r\n\r\n"
+					io.WriteString(c, ok+ok) // the second one is unasked
+				}
+			}()
+		}
+	}()
+	a := newApp(t)
+	cfg := baseConfig(t, a.URL, Route{Path: "/", Upstream: a.URL, ForwardAuth: &ForwardAuth{
+		URL: "http://" + ln.Addr().String() + "/verify", ResponseHeaders: []string{"Remote-User"}}})
+	e := startEnv(t, a, cfg, Deps{})
+	run := &hostileRun{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 15 {
+				id := run.id()
+				resp, body, err := e.get("https://app.test/echo?id=" + id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var got appEcho
+				json.Unmarshal([]byte(body), &got)
+				if u := got.Header.Get("Remote-User"); resp.StatusCode == 200 && u != id {
+					t.Errorf("request %s reached the app as user %q", id, u)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

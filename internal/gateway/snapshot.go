@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"slices"
@@ -187,7 +188,11 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 	strip := append(slices.Clip(DefaultStripHeaders), cfg.StripHeaders...)
 	r.leaks = newLeakFilter(strip, rc.PassHeaders)
 	if rc.ForwardAuth != nil {
-		r.forward = newForwardAuth(rc.ForwardAuth, g.transports.get(transportKey{timeout: forwardAuthTimeout}), newLeakFilter(strip, nil))
+		var t http.RoundTripper = g.transports.get(transportKey{timeout: forwardAuthTimeout})
+		if up, ok := forwardAuthUpstream(cfg, rc); ok {
+			t = fastTransport{pool: g.fastPools.get(up)}
+		}
+		r.forward = newForwardAuth(rc.ForwardAuth, t, newLeakFilter(strip, nil))
 	}
 	up, err := parseUpstream(rc.Upstream, timeout)
 	if err != nil {
@@ -240,6 +245,9 @@ func (rt *snapshot) fastKeys() map[transportKey]bool {
 			if up, err := parseUpstream(rc.Upstream, timeout); err == nil && up.scheme == "http" {
 				used[fastKey(up)] = true
 			}
+			if up, ok := forwardAuthUpstream(rt.cfg, rc); ok {
+				used[fastKey(up)] = true
+			}
 		}
 	}
 	return used
@@ -265,4 +273,18 @@ func (rt *snapshot) honeypot(p string) bool {
 		}
 	}
 	return false
+}
+
+// forwardAuthUpstream is the fast pool a route's forward_auth service is
+// asked through: plain HTTP with the fast path on; https goes through a
+// transport.
+func forwardAuthUpstream(cfg Config, rc Route) (upstream, bool) {
+	if rc.ForwardAuth == nil || !cfg.FastPathOn() {
+		return upstream{}, false
+	}
+	up, err := parseUpstream(rc.ForwardAuth.URL, forwardAuthTimeout)
+	if err != nil || up.scheme != "http" {
+		return upstream{}, false
+	}
+	return up, true
 }
