@@ -55,7 +55,8 @@ type fastConn struct {
 	lr        limitedReader
 	br        *bufio.Reader
 	bw        *bufio.Writer
-	idleSince int64 // monotonic ns
+	body      upBody // the response being read, kept here to save an allocation
+	idleSince int64  // monotonic ns
 }
 
 var errPoolClosed = errors.New("upstream pool closed")
@@ -255,8 +256,8 @@ func (g *Gateway) serveFast(st *reqState, w http.ResponseWriter, r *http.Request
 		c.SetDeadline(time.Time{})
 		stop = context.AfterFunc(ctx, func() { c.SetReadDeadline(aLongTimeAgo) })
 	}
-	body := newUpBody(c.br, &c.lr, h)
-	complete := copyFast(w, h, body, rte.leaks, rte.rewrite, r)
+	c.body.init(c.br, &c.lr, h)
+	complete := copyFast(w, h, &c.body, rte.leaks, rte.rewrite, r)
 	// Reuse only a connection in step: the body read to exactly its end,
 	// framing that allows it, and not one byte more already received.
 	if !stop() || !complete || !h.reusable || c.br.Buffered() > 0 {
@@ -356,6 +357,13 @@ func copyFast(w http.ResponseWriter, h *upHead, body *upBody, leaks *leakFilter,
 	w.WriteHeader(h.status)
 	if body.done {
 		return true
+	}
+	if p := body.whole(); p != nil {
+		// Most answers are small and came in with the head: one write,
+		// no copy buffer.
+		_, err := w.Write(p)
+		body.consumed()
+		return err == nil
 	}
 	buf := proxyBuffers{}.Get()
 	defer proxyBuffers{}.Put(buf)

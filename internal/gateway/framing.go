@@ -233,7 +233,13 @@ type upBody struct {
 }
 
 func newUpBody(br *bufio.Reader, lr *limitedReader, h *upHead) *upBody {
-	b := &upBody{br: br, lr: lr, left: h.length}
+	b := new(upBody)
+	b.init(br, lr, h)
+	return b
+}
+
+func (b *upBody) init(br *bufio.Reader, lr *limitedReader, h *upHead) {
+	*b = upBody{br: br, lr: lr, left: h.length}
 	if h.chunked {
 		b.chunked = httputil.NewChunkedReader(br)
 	}
@@ -241,7 +247,25 @@ func newUpBody(br *bufio.Reader, lr *limitedReader, h *upHead) *upBody {
 		b.done = true
 		b.err = io.EOF
 	}
-	return b
+}
+
+// whole returns a Content-Length body that is entirely buffered already,
+// without consuming it (consumed does), or nil.
+func (b *upBody) whole() []byte {
+	if b.chunked != nil || b.left <= 0 || b.err != nil || int64(b.br.Buffered()) < b.left {
+		return nil
+	}
+	p, err := b.br.Peek(int(b.left))
+	if err != nil {
+		return nil
+	}
+	return p
+}
+
+// consumed marks the body returned by whole as read.
+func (b *upBody) consumed() {
+	b.br.Discard(int(b.left))
+	b.left, b.done, b.err = 0, true, io.EOF
 }
 
 func (b *upBody) Read(p []byte) (int, error) {
