@@ -25,7 +25,12 @@ import (
 type hostileUpstream struct {
 	ln    net.Listener
 	late  chan struct{} // a late forged response was written
-	conns atomic.Int64
+	wrote chan struct{} // a random answer was written, all of it
+	// noLate makes random answers send their forged extra at once, never
+	// in a later write: with many clients at once, a later write races the
+	// next request, which no HTTP/1.1 client can tell from its answer.
+	noLate bool
+	conns  atomic.Int64
 
 	mu          sync.Mutex
 	served      map[string]int
@@ -37,7 +42,7 @@ func newHostileUpstream(t testing.TB) *hostileUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hostileUpstream{ln: ln, late: make(chan struct{}, 64), served: map[string]int{}, reusedAfter: map[string]int{}}
+	h := &hostileUpstream{ln: ln, late: make(chan struct{}, 64), wrote: make(chan struct{}, 1024), served: map[string]int{}, reusedAfter: map[string]int{}}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	var open sync.Map
@@ -78,8 +83,8 @@ func (h *hostileUpstream) serveConn(c net.Conn) {
 		h.served[cs]++
 		h.mu.Unlock()
 		last = cs
-		if !h.respond(c, cs, id) {
-			return
+		if !h.respond(c, cs, id) || req.Close {
+			return // a client that asked for the close gets it, even here
 		}
 	}
 }
@@ -151,6 +156,8 @@ func (h *hostileUpstream) respond(c net.Conn, cs, id string) bool {
 		return false
 	case "reset":
 		return false
+	case "random", "random-head":
+		return h.randomResponse(c, id)
 	default:
 		w(hostileOK(id))
 	}
@@ -168,7 +175,7 @@ var (
 )
 
 func hostileMethod(cs string) string {
-	if cs == "head-body" {
+	if cs == "head-body" || cs == "random-head" {
 		return http.MethodHead
 	}
 	return http.MethodGet
@@ -210,6 +217,7 @@ func (hr *hostileRun) do(t *testing.T, c *http.Client, base, cs string) {
 	id := hr.id()
 	req, _ := http.NewRequest(hostileMethod(cs), base+"/c/"+cs+"?id="+id, nil)
 	resp, err := c.Do(req)
+
 	var body []byte
 	if err == nil {
 		body, _ = io.ReadAll(resp.Body)
@@ -296,6 +304,33 @@ func TestHostileUpstreamDifferential(t *testing.T) {
 				}
 			}
 			t.Logf("reused after: gateway %v, transport %v", got, refReused)
+
+			// Random framing, one request at a time, each waiting until
+			// the upstream has written all it meant to (late extras too).
+			for range 60 {
+				cs := "random"
+				if run.next%4 == 0 {
+					cs = "random-head"
+				}
+				// A request the client or gateway retried left a second
+				// signal: only this request's counts.
+				for stale := true; stale; {
+					select {
+					case <-up.wrote:
+					default:
+						stale = false
+					}
+				}
+				run.do(t, e.client, "https://app.test", cs)
+				select {
+				case <-up.wrote:
+				case <-time.After(5 * time.Second):
+					t.Fatal("the upstream never answered")
+				}
+			}
+			for _, m := range run.mixed {
+				t.Errorf("a client got another's answer: %s", m)
+			}
 		})
 	}
 }
@@ -304,6 +339,7 @@ func TestHostileUpstreamDifferential(t *testing.T) {
 // framing, each asserting it sees only its own id.
 func TestHostileUpstreamConcurrent(t *testing.T) {
 	up := newHostileUpstream(t)
+	up.noLate = true
 	a := newApp(t)
 	e := startEnv(t, a, baseConfig(t, up.url()), Deps{})
 	run := &hostileRun{}
@@ -313,8 +349,14 @@ func TestHostileUpstreamConcurrent(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(w), 11))
 			for range 40 {
 				cs := hostileCases[rng.IntN(len(hostileCases))]
-				if cs == "extra-late" {
+				switch {
+				case cs == "extra-late":
 					cs = "extra" // a late write racing the next request is beyond any client's sight
+				case rng.IntN(2) == 0:
+					cs = "random"
+					if rng.IntN(4) == 0 {
+						cs = "random-head"
+					}
 				}
 				run.do(t, e.client, "https://app.test", cs)
 			}
@@ -383,4 +425,77 @@ func TestHostileForwardAuth(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// randomResponse composes an answer from random framing parts, seeded by
+// the request's id so that a failure can be replayed: a status (1xx
+// first, 204, 304 or a final one), a framing (exact, short, long,
+// repeated or conflicting Content-Length, chunked with extensions and
+// trailers, chunked beside Content-Length, HTTP/1.0, until close) and what
+// follows (nothing, a forged answer, a CRLF, garbage, a forged answer in a
+// later write). It reports whether to keep reading requests.
+func (h *hostileUpstream) randomResponse(c net.Conn, id string) bool {
+	var seed uint64
+	for _, b := range []byte(id) {
+		seed = seed*31 + uint64(b)
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	pick := func(opts ...string) string { return opts[rng.IntN(len(opts))] }
+	body := "id=" + id
+	var b strings.Builder
+	if rng.IntN(5) == 0 {
+		b.WriteString(pick("HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"))
+	}
+	proto := pick("HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0")
+	status := pick("200 OK", "200 OK", "404 Not Found", "500 Internal Server Error", "204 No Content", "304 Not Modified")
+	fmt.Fprintf(&b, "%s %s\r\nX-Id: %s\r\n", proto, status, id)
+	if rng.IntN(6) == 0 {
+		b.WriteString("Connection: " + pick("close", "keep-alive") + "\r\n")
+	}
+	keep := true
+	switch pick("exact", "exact", "short", "long", "dup", "conflict", "chunked", "chunked-trailer", "te-cl", "until-close") {
+	case "exact":
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	case "short": // announces more than it sends, then closes
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body)+1+rng.IntN(100), body)
+		keep = false
+	case "long": // sends more than it announces
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body+hostileForged(id)[:1+rng.IntN(20)])
+	case "dup":
+		fmt.Fprintf(&b, "Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s", len(body), len(body), body)
+	case "conflict":
+		fmt.Fprintf(&b, "Content-Length: %d\r\nContent-Length: %d\r\n\r\n%s", len(body), len(body)+5, body+"12345")
+	case "chunked":
+		fmt.Fprintf(&b, "Transfer-Encoding: chunked\r\n\r\n%x;ext=%d\r\n%s\r\n0\r\n\r\n", len(body), rng.IntN(9), body)
+	case "chunked-trailer":
+		fmt.Fprintf(&b, "Transfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n%s0\r\nX-T: %s\r\n\r\n", hostileChunked(body), id)
+	case "te-cl":
+		fmt.Fprintf(&b, "Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n%s0\r\n\r\n", rng.IntN(20), hostileChunked(body))
+	case "until-close":
+		b.WriteString("\r\n" + body)
+		keep = false
+	}
+	switch pick("none", "none", "none", "forged", "crlf", "garbage", "late") {
+	case "forged":
+		b.WriteString(hostileForged(id))
+	case "crlf":
+		b.WriteString("\r\n")
+	case "garbage":
+		b.WriteString("\x00\xffHTTP/9 " + id)
+	case "late":
+		if h.noLate {
+			b.WriteString(hostileForged(id))
+			break
+		}
+		io.WriteString(c, b.String())
+		b.Reset()
+		time.Sleep(time.Millisecond)
+		b.WriteString(hostileForged(id))
+	}
+	io.WriteString(c, b.String())
+	select {
+	case h.wrote <- struct{}{}:
+	default:
+	}
+	return keep
 }
