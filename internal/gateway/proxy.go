@@ -25,9 +25,10 @@ import (
 // sends more than it announced, a little late, gets its extra answer
 // delivered to the next client (TestHostileUpstreamDifferential shows it).
 // The bulk of traffic takes the fast path, whose pool checks every
-// connection before reuse; what goes through a transport (request bodies,
-// upgrades, https upstreams, forward_auth, or everything with fast_path:
-// false) pays a new connection instead, as nginx does by default.
+// connection before reuse (as does forward_auth's to a plain-HTTP
+// service); what goes through a transport (request bodies, upgrades, https
+// upstreams, or everything with fast_path: false) pays a new connection
+// instead, as nginx does by default.
 const (
 	dialTimeout       = 5 * time.Second
 	tcpKeepAlive      = 30 * time.Second

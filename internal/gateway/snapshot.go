@@ -233,9 +233,13 @@ func (rt *snapshot) transportKeys() map[transportKey]bool {
 	return used
 }
 
-// fastKeys lists the fast pools a snapshot uses.
+// fastKeys lists the fast pools a snapshot uses (none with fast_path off,
+// so a reload that turns it off closes their idle connections).
 func (rt *snapshot) fastKeys() map[transportKey]bool {
 	used := map[transportKey]bool{}
+	if !rt.cfg.FastPathOn() {
+		return used
+	}
 	for _, sc := range rt.cfg.Sites {
 		for _, rc := range sc.Routes {
 			timeout := rt.cfg.Limits.UpstreamTimeout.D()
