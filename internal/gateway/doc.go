@@ -14,13 +14,10 @@
 //   - A request a policy refuses gets the route's deny answer: "drop"
 //     (closed, like nginx's 444) or "notfound", the very answer the site
 //     gives a path that does not exist: the request is replayed as a GET of
-//     a fresh random path through the route such a path takes, so status,
-//     headers, body and timing match. Nothing ever answers 403. TRACE and
-//     CONNECT are refused the same way, never forwarded.
-//   - Nothing about the inside: upstream headers naming software, caches
-//     or addresses (DefaultStripHeaders) are removed, and the upstream's
-//     own address in Location, Content-Location, Refresh and Set-Cookie
-//     Domain becomes the public host; the gateway's own answers are minimal
+//     a random path through the route such a path takes, so status,
+//     headers, body and timing match. Nothing ever answers 403.
+//   - No Server header: upstreams' Server and X-Powered-By (and similar)
+//     headers are removed; the gateway's own answers are minimal
 //     text/plain bodies. net/http itself answers only malformed requests
 //     (400, 431 for oversized headers), without a Server header or version.
 //
@@ -67,6 +64,22 @@
 // trusted_proxies: then it comes from client_ip_header (X-Forwarded-For by
 // default, walked from the right past trusted proxies). Forwarding headers
 // from anyone else are removed before the upstream sees the request.
+//
+// # Upstreams
+//
+// Nothing about the inside leaks through an answer: upstream headers
+// naming software, caches or addresses (DefaultStripHeaders, plus
+// strip_headers, less a route's pass_headers) are removed, and the
+// upstream's own address in Location, Content-Location, Refresh and
+// Set-Cookie Domain becomes the public host. Each notfound replay uses a
+// fresh random path. TRACE and CONNECT are refused like any other refused
+// request, never forwarded.
+//
+// Body-less GET and HEAD requests (HTTP/1.1 and HTTP/2) to plain-HTTP
+// upstreams take the fast path (fastpath.go), whose pooled connections
+// are reused only when provably in step (framing.go); everything else
+// goes through net/http's Transport with a new connection per request.
+// README.md says exactly when a connection is reused.
 //
 // # Reload
 //
