@@ -70,6 +70,15 @@ type respWriter struct {
 }
 
 func (w *respWriter) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An upstream's 103 Early Hints (passed on by ReverseProxy) is
+		// cleaned like its final answer.
+		if rte := w.st.route; rte != nil {
+			h := w.ResponseWriter.Header()
+			rte.leaks.strip(h)
+			rte.rewrite.rewrite(h, w.st.req.Host, w.st.tls)
+		}
+	}
 	if !w.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.wrote = true
 		w.status = code

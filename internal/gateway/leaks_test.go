@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"slices"
@@ -230,5 +233,49 @@ func TestNotFoundProbeFresh(t *testing.T) {
 	}
 	if len(seen) != 5 {
 		t.Errorf("%d replays reached the app, want 5", len(seen))
+	}
+}
+
+// TestEarlyHintsStripped: a 103 Early Hints passed on from the upstream
+// is cleaned like the final answer.
+func TestEarlyHintsStripped(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.Header().Set("Server", "Apache/2.4.62")
+		w.Header().Set("X-Upstream", "10.0.0.7:8080")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "ok")
+	}))
+	defer up.Close()
+	a := newApp(t)
+	e := startEnv(t, a, baseConfig(t, up.URL), Deps{})
+	var hints []textproto.MIMEHeader
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, h)
+			return nil
+		},
+	})
+	for _, method := range []string{"GET", "POST"} { // the fast path, the transport
+		hints = nil
+		req, _ := http.NewRequestWithContext(ctx, method, "https://app.test/", strings.NewReader("x"))
+		if method == "GET" {
+			req.Body, req.ContentLength = nil, 0
+		}
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for _, h := range hints {
+			if h.Get("Server") != "" || h.Get("X-Upstream") != "" {
+				t.Errorf("%s: 1xx carried %v", method, h)
+			}
+		}
+		if method == "POST" && (len(hints) == 0 || hints[0].Get("Link") == "") {
+			t.Errorf("POST: no Early Hints passed on (%v): the test proves nothing", hints)
+		}
 	}
 }
