@@ -380,6 +380,7 @@ func copyFast(w http.ResponseWriter, h *upHead, body *upBody, leaks *leakFilter,
 			}
 		}
 		if err == io.EOF {
+			leaks.strip(body.trailer)
 			for k, vv := range body.trailer {
 				if !hopHeaders[k] {
 					dst[http.TrailerPrefix+k] = vv

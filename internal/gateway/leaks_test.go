@@ -279,3 +279,33 @@ func TestEarlyHintsStripped(t *testing.T) {
 		}
 	}
 }
+
+// TestTrailersStripped: strip-list headers sent as trailers are removed
+// too, through the fast path and through the transport.
+func TestTrailersStripped(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Trailer", "Server-Timing, X-Upstream, X-Checksum")
+		w.WriteHeader(200)
+		io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		w.Header().Set("Server-Timing", "db;dur=53")
+		w.Header().Set("X-Upstream", "10.0.0.7:8080")
+		w.Header().Set("X-Checksum", "abc")
+	}))
+	defer up.Close()
+	a := newApp(t)
+	e := startEnv(t, a, baseConfig(t, up.URL), Deps{})
+	for _, method := range []string{"GET", "POST"} {
+		resp, body, err := e.do(e.client, method, "https://app.test/", "x")
+		if err != nil || body != "body" {
+			t.Fatalf("%s: %v %q", method, err, body)
+		}
+		if resp.Trailer.Get("Server-Timing") != "" || resp.Trailer.Get("X-Upstream") != "" {
+			t.Errorf("%s: trailers %v", method, resp.Trailer)
+		}
+		if resp.Trailer.Get("X-Checksum") != "abc" {
+			t.Errorf("%s: the harmless trailer did not arrive: %v", method, resp.Trailer)
+		}
+	}
+}

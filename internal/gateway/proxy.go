@@ -178,6 +178,11 @@ func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError f
 			if st := stateOf(res.Request); st != nil {
 				rw.rewrite(res.Header, st.req.Host, st.tls)
 			}
+			if len(res.Trailer) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
+				// Trailers arrive with the body's end; ReverseProxy copies
+				// them after reading it.
+				res.Body = &trailerStrip{ReadCloser: res.Body, res: res, leaks: leaks}
+			}
 			return nil
 		},
 	}
@@ -187,4 +192,20 @@ func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError f
 // upstream failing.
 func isClientGone(r *http.Request, err error) bool {
 	return r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// trailerStrip removes the strip-list's headers from a response's trailers
+// once the body has ended and they are known.
+type trailerStrip struct {
+	io.ReadCloser
+	res   *http.Response
+	leaks *leakFilter
+}
+
+func (t *trailerStrip) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.leaks.strip(t.res.Trailer)
+	}
+	return n, err
 }
