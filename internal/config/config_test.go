@@ -71,6 +71,9 @@ func TestErrorsNamePosition(t *testing.T) {
 		{"nested validate", "gateway:\n  sites:\n    - host: a.example.com\n      routes:\n        - upstream: ftp://x\n          deny: forbid\n", []string{
 			`m.yaml:5:21: gateway.sites[0].routes[0].upstream: expected an upstream like`,
 			`m.yaml:6:17: gateway.sites[0].routes[0].deny: expected one of notfound, drop, found "forbid" (moat never answers 403`}},
+		{"gateway header names", "gateway:\n  strip_headers: [X-Internal-*, 'X Bad']\n  sites:\n    - host: a.example.com\n      routes:\n        - upstream: http://127.0.0.1:1\n          pass_headers: ['Server Timing']\n", []string{
+			`m.yaml:2:33: gateway.strip_headers[1]: expected a header name like X-Internal-Id, or a prefix like X-Internal-*, found "X Bad"`,
+			`m.yaml:7:26: gateway.sites[0].routes[0].pass_headers[0]: expected a header name like Server-Timing`}},
 		{"syntax", "ssh:\n  port: [22\n", []string{`m.yaml:1:1: invalid YAML: did not find expected`}},
 		{"list expected", "firewall:\n  public: 443\n", []string{`m.yaml:2:11: firewall.public: expected a list, found 443`}},
 		{"regex", "guard:\n  filters:\n    x:\n      regex: ['fail from (<HOST>']\n", []string{`guard.filters.x: filter x: regex[0]: invalid regular expression`}},

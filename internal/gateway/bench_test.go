@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/moat-sh/moat/internal/schema"
 )
 
 // The per-request costs of the checks, cheapest first (go test -bench .).
@@ -60,5 +64,49 @@ func BenchmarkAccessLogLine(b *testing.B) {
 		l.mu.Lock()
 		l.buf = l.buf[:0]
 		l.mu.Unlock()
+	}
+}
+
+// BenchmarkProxy is a request end to end through a gateway with every
+// policy on, over HTTP/1.1 and HTTP/2, client and upstream in the same
+// process: for profiles of the two paths (-cpuprofile, -memprofile), not
+// for figures (bench/gateway.sh is, against nginx and Caddy).
+func BenchmarkProxy(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"status":"ok","service":"bench","items":[1,2,3,4,5,6,7,8]}`+"\n")
+	}))
+	defer up.Close()
+	a := newApp(b)
+	cfg := baseConfig(b, up.URL, Route{Path: "/", Upstream: up.URL, Allow: []string{"127.0.0.0/8"},
+		Geo:       RouteGeo{Deny: []schema.Country{"KP"}},
+		RateLimit: &RouteRateLimit{Rate: rate(1_000_000, time.Second), Burst: 1_000_000},
+		Headers:   map[string]string{"Permissions-Policy": "camera=()"}})
+	e := startEnv(b, a, cfg, Deps{Geo: fakeGeo{}})
+	for _, h2 := range []bool{false, true} {
+		name := "h1"
+		if h2 {
+			name = "h2"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := e.newClient(h2)
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					resp, err := c.Get("https://app.test/api")
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 || (resp.ProtoMajor == 2) != h2 {
+						b.Errorf("%d %s", resp.StatusCode, resp.Proto)
+						return
+					}
+				}
+			})
+		})
 	}
 }

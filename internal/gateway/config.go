@@ -32,6 +32,13 @@ type Config struct {
 	// upstream did not set them, over the defaults (HSTS, nosniff,
 	// Referrer-Policy, X-Frame-Options); an empty value removes a default.
 	Headers map[string]string `yaml:"headers"`
+	// StripHeaders are upstream answer headers removed on top of
+	// DefaultStripHeaders (a trailing * makes a prefix: X-Internal-*).
+	StripHeaders []string `yaml:"strip_headers"`
+	// FastPath serves body-less GET and HEAD requests to plain-HTTP
+	// upstreams with the gateway's own strict HTTP/1.1 client (on by
+	// default); false sends every request through net/http's Transport.
+	FastPath *bool `yaml:"fast_path"`
 	// AccessLog is a file path, "stdout" or empty for none.
 	AccessLog string `yaml:"access_log"`
 	// Honeypots are paths whose request bans the client (a guard failure).
@@ -95,6 +102,9 @@ type Route struct {
 	ForwardAuth *ForwardAuth `yaml:"forward_auth"`
 	// Headers are this route's response headers over the gateway's.
 	Headers map[string]string `yaml:"headers"`
+	// PassHeaders are strip-list headers this route lets through
+	// (Server-Timing, say); a trailing * makes a prefix.
+	PassHeaders []string `yaml:"pass_headers"`
 	// Timeout overrides limits.upstream_timeout for this route.
 	Timeout schema.Duration `yaml:"timeout"`
 	// WebSocket passes protocol upgrades through (on by default).
@@ -244,6 +254,11 @@ func (c Config) Validate() error {
 	if err := validHeaders(c.Headers); err != nil {
 		errs = append(errs, schema.Under("headers", err))
 	}
+	for i, h := range c.StripHeaders {
+		if !validHeaderPattern(h) {
+			add(fmt.Sprintf("strip_headers[%d]", i), "expected a header name like X-Internal-Id, or a prefix like X-Internal-*, found %q", h)
+		}
+	}
 	for i, h := range c.Honeypots {
 		if !strings.HasPrefix(h, "/") {
 			add(fmt.Sprintf("honeypots[%d]", i), "expected a path starting with /, found %q", h)
@@ -340,6 +355,11 @@ func (r Route) validate() error {
 	if err := validHeaders(r.Headers); err != nil {
 		errs = append(errs, schema.Under("headers", err))
 	}
+	for i, h := range r.PassHeaders {
+		if !validHeaderPattern(h) {
+			add(fmt.Sprintf("pass_headers[%d]", i), "expected a header name like Server-Timing, or a prefix like X-Debug-*, found %q", h)
+		}
+	}
 	if r.Timeout < 0 {
 		add("timeout", "expected a positive duration")
 	}
@@ -393,6 +413,9 @@ func validHost(h string) error {
 	}
 	return nil
 }
+
+// FastPathOn reports whether the fast path serves (on by default).
+func (c Config) FastPathOn() bool { return c.FastPath == nil || *c.FastPath }
 
 // HSTSOn reports whether HSTS is sent (on by default).
 func (c Config) HSTSOn() bool { return c.HSTS == nil || *c.HSTS }

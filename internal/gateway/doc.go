@@ -92,6 +92,22 @@
 // default, walked from the right past trusted proxies). Forwarding headers
 // from anyone else are removed before the upstream sees the request.
 //
+// # Upstreams
+//
+// Nothing about the inside leaks through an answer: upstream headers
+// naming software, caches or addresses (DefaultStripHeaders, plus
+// strip_headers, less a route's pass_headers) are removed, and the
+// upstream's own address in Location, Content-Location, Refresh and
+// Set-Cookie Domain becomes the public host. Each notfound replay uses a
+// fresh random path. TRACE and CONNECT are refused like any other refused
+// request, never forwarded.
+//
+// Body-less GET and HEAD requests (HTTP/1.1 and HTTP/2) to plain-HTTP
+// upstreams take the fast path (fastpath.go), whose pooled connections
+// are reused only when provably in step (framing.go); everything else
+// goes through net/http's Transport with a new connection per request.
+// README.md says exactly when a connection is reused.
+//
 // # Reload
 //
 // Reload builds the new config completely (certificates, htpasswd files,

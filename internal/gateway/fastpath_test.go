@@ -202,3 +202,76 @@ func TestFastPathClientGoneClosesUpstream(t *testing.T) {
 		t.Error("the upstream request outlived the client")
 	}
 }
+
+// TestHTTP2TakesFastPath: body-less HTTP/2 requests go through the fast
+// path (one pooled upstream connection serves them all, where the
+// transport would open one per request), and HTTP/2 requests with a body
+// still reach the application whole.
+func TestHTTP2TakesFastPath(t *testing.T) {
+	a, conns := newCountingApp(t)
+	e := startEnv(t, a, baseConfig(t, a.URL), Deps{})
+	c := e.newClient(true)
+	for i := range 20 {
+		method := "GET"
+		if i%4 == 3 {
+			method = "HEAD"
+		}
+		resp, _, err := e.do(c, method, "https://app.test/", "")
+		if err != nil || resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			t.Fatalf("%s %d: %v %v", method, i, resp, err)
+		}
+	}
+	if n := conns.Load(); n > 2 {
+		t.Errorf("20 body-less HTTP/2 requests took %d upstream connections: not the fast path", n)
+	}
+	// A body of unknown length (no content-length, DATA frames follow).
+	req, _ := http.NewRequest("GET", "https://app.test/echo", io.MultiReader(strings.NewReader("pay"), strings.NewReader("load")))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got appEcho
+	json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || got.Body != "payload" {
+		t.Errorf("HTTP/2 GET with a body: proto %d, the app saw body %q", resp.ProtoMajor, got.Body)
+	}
+	resp, body, err := e.do(c, "POST", "https://app.test/echo", "posted")
+	json.Unmarshal([]byte(body), &got)
+	if err != nil || got.Body != "posted" {
+		t.Errorf("HTTP/2 POST: %v %q", err, got.Body)
+	}
+	_ = resp
+}
+
+// TestFastPathOff: with fast_path: false every request goes through the
+// transport, one upstream connection each.
+func TestFastPathOff(t *testing.T) {
+	a, conns := newCountingApp(t)
+	cfg := baseConfig(t, a.URL)
+	cfg.FastPath = ptr(false)
+	e := startEnv(t, a, cfg, Deps{})
+	for range 5 {
+		if resp, _ := e.mustGet("https://app.test/"); resp.StatusCode != 200 {
+			t.Fatal(resp.StatusCode)
+		}
+	}
+	if n := conns.Load(); n != 5 {
+		t.Errorf("5 requests took %d upstream connections, want 5", n)
+	}
+}
+
+// newCountingApp is newApp counting the connections it accepts.
+func newCountingApp(t *testing.T) (*app, *atomic.Int64) {
+	conns := new(atomic.Int64)
+	a := &app{}
+	a.Server = httptest.NewUnstartedServer(http.HandlerFunc(a.serve))
+	a.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	a.Start()
+	t.Cleanup(a.Close)
+	return a, conns
+}

@@ -18,6 +18,8 @@ type forwardAuth struct {
 	url    string
 	copy   []string // canonical names of headers copied from a 2xx
 	client *http.Client
+	leaks  *leakFilter
+	rw     *rewriter // the service's own address in its redirects, made public
 }
 
 const (
@@ -36,9 +38,11 @@ var forwardAuthDrop = []string{
 	"X-Original-Url", "X-Original-Uri", "X-Original-Method", "X-Real-Ip",
 }
 
-func newForwardAuth(cfg *ForwardAuth, t http.RoundTripper) *forwardAuth {
+func newForwardAuth(cfg *ForwardAuth, t http.RoundTripper, leaks *leakFilter) *forwardAuth {
 	f := &forwardAuth{
-		url: cfg.URL,
+		url:   cfg.URL,
+		leaks: leaks,
+		rw:    urlRewriter(cfg.URL),
 		client: &http.Client{
 			Transport: t,
 			Timeout:   forwardAuthTimeout,
@@ -111,7 +115,8 @@ func (f *forwardAuth) check(w http.ResponseWriter, r *http.Request, client netip
 		}
 		dst[k] = vv
 	}
-	stripLeaks(dst)
+	f.leaks.strip(dst)
+	f.rw.rewrite(dst, r.Host, r.TLS != nil)
 	w.WriteHeader(resp.StatusCode)
 	io.Copy(w, io.LimitReader(resp.Body, forwardAuthMaxBody))
 	return false

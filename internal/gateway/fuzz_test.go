@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
+	"io"
+	"math"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -147,6 +151,80 @@ func FuzzNormalizeHost(f *testing.F) {
 			if h[i] >= 'A' && h[i] <= 'Z' {
 				t.Fatalf("%q not lower case", h)
 			}
+		}
+	})
+}
+
+// FuzzUpstreamFraming: the fast path's response framing never lets a
+// connection be reused unless net/http's own parser reads the same bytes
+// as the same response, to the same end; and never panics.
+func FuzzUpstreamFraming(f *testing.F) {
+	for _, s := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhiHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+		"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nab",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n2;ext=1\r\nab\r\n0\r\nX-T: 1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\na",
+		"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\nuntil close",
+		"HTTP/1.1 200 OK\r\nContent-Length: +1\r\n\r\na",
+		"HTTP/1.1 200 OK\r\nContent-Length : 1\r\n\r\na",
+		"HTTP/1.1 200 OK\r\n Folded: x\r\nContent-Length: 1\r\n\r\na",
+		"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"), true)
+	f.Fuzz(func(t *testing.T, data []byte, head bool) {
+		method := http.MethodGet
+		if head {
+			method = http.MethodHead
+		}
+		src := bytes.NewReader(data)
+		lr := &limitedReader{r: src}
+		lr.reset(maxUpstreamHead)
+		br := bufio.NewReaderSize(lr, 8<<10)
+		h, err := readHead(br, method)
+		if err != nil {
+			return
+		}
+		lr.reset(math.MaxInt64)
+		if h.status < 200 || h.status > 999 || h.length < -1 {
+			t.Fatalf("accepted status %d length %d", h.status, h.length)
+		}
+		body, err := io.ReadAll(newUpBody(br, lr, h))
+		if err != nil || !h.reusable {
+			return
+		}
+		if h.length >= 0 && int64(len(body)) != h.length {
+			t.Fatalf("read %d body bytes for Content-Length %d", len(body), h.length)
+		}
+		used := len(data) - src.Len() - br.Buffered() // where the framing ended
+		// net/http's parser on the same bytes.
+		gsrc := bytes.NewReader(data)
+		gbr := bufio.NewReader(gsrc)
+		resp, gerr := http.ReadResponse(gbr, &http.Request{Method: method})
+		for gerr == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 {
+			resp, gerr = http.ReadResponse(gbr, &http.Request{Method: method})
+		}
+		if gerr != nil {
+			t.Fatalf("reusable after a response net/http rejects: %v", gerr)
+		}
+		gbody, gerr := io.ReadAll(resp.Body)
+		if gerr != nil {
+			t.Fatalf("reusable after a body net/http rejects: %v", gerr)
+		}
+		if resp.StatusCode != h.status || !bytes.Equal(body, gbody) || resp.Close {
+			t.Fatalf("status %d/%d, body %q/%q, net/http close %v", h.status, resp.StatusCode, body, gbody, resp.Close)
+		}
+		if gused := len(data) - gsrc.Len() - gbr.Buffered(); gused != used {
+			t.Fatalf("framing ends at byte %d, net/http's at %d", used, gused)
 		}
 	})
 }

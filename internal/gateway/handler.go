@@ -70,6 +70,15 @@ type respWriter struct {
 }
 
 func (w *respWriter) WriteHeader(code int) {
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		// An upstream's 103 Early Hints (passed on by ReverseProxy) is
+		// cleaned like its final answer.
+		if rte := w.st.route; rte != nil {
+			h := w.ResponseWriter.Header()
+			rte.leaks.strip(h)
+			rte.rewrite.rewrite(h, w.st.req.Host, w.st.tls)
+		}
+	}
 	if !w.wrote && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.wrote = true
 		w.status = code
@@ -92,13 +101,17 @@ func (w *respWriter) Write(p []byte) (int, error) {
 // Unwrap lets http.ResponseController reach Flush, Hijack and deadlines.
 func (w *respWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// notFoundProbe is the path the site's 404 is fetched with: random per
-// process, so it exists in no application.
-var notFoundProbe = func() string {
-	b := make([]byte, 12)
-	rand.Read(b)
-	return "/" + hex.EncodeToString(b)
-}()
+// notFoundProbe is a path the site's 404 is fetched with: fresh for each
+// replay, so it exists in no application, and an application whose 404
+// page echoes the path shows no recurring odd path to tell refusals by.
+func notFoundProbe() string {
+	var b [12]byte
+	rand.Read(b[:])
+	var out [1 + 2*len(b)]byte
+	out[0] = '/'
+	hex.Encode(out[1:], b[:])
+	return string(out[:])
+}
 
 type handler struct {
 	g   *Gateway
@@ -149,6 +162,22 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, tls bool) {
 		r.URL.Path, r.URL.RawPath = clean, ""
 	}
 	switch {
+	case !forwardable(r.Method):
+		// TRACE echoes what reached the application (cookies and headers
+		// added on the way in); CONNECT would make the gateway a tunnel.
+		// Refused the way the route refuses, or as the site's 404.
+		if rte == nil {
+			rte = s.fallback
+		}
+		if rte == nil {
+			st.denied = reasonMethod
+			s.m.deny(reasonMethod)
+			plain(&st.w, http.StatusNotFound)
+			return
+		}
+		st.route = rte
+		st.hs = &rte.headers
+		g.deny(st, r, rte, reasonMethod)
 	case ambiguous:
 		st.denied = reasonAmbiguous
 		s.m.deny(reasonAmbiguous)
@@ -298,16 +327,26 @@ func (g *Gateway) notFound(st *reqState, r *http.Request) {
 	st.depth++
 	probe := new(http.Request)
 	*probe = *r
+	if !forwardable(r.Method) {
+		probe.Method = http.MethodGet
+	}
+	path := notFoundProbe()
 	u := *r.URL
-	u.Path, u.RawPath, u.RawQuery, u.ForceQuery = notFoundProbe, "", "", false
+	u.Scheme, u.Host, u.Opaque, u.User = "", "", "", nil
+	u.Path, u.RawPath, u.RawQuery, u.ForceQuery = path, "", "", false
 	probe.URL = &u
-	probe.RequestURI = notFoundProbe
+	probe.RequestURI = path
 	probe.Body, probe.ContentLength, probe.TransferEncoding = http.NoBody, 0, nil
 	probe.Header = r.Header.Clone()
 	for _, h := range []string{"Content-Length", "Content-Type", "Content-Encoding", "Transfer-Encoding", "Expect"} {
 		delete(probe.Header, h)
 	}
 	g.serveRoute(st, probe, fb)
+}
+
+// forwardable reports whether a request of method may reach an upstream.
+func forwardable(method string) bool {
+	return method != http.MethodTrace && method != http.MethodConnect
 }
 
 // finish records the request in the metrics and the access log, including

@@ -19,9 +19,83 @@ var defaultSecurityHeaders = map[string]string{
 // same domain may not be served over HTTPS, and only the operator knows.
 const defaultHSTS = "max-age=31536000"
 
-// leakyHeaders name the software and version behind the gateway; they are
-// removed from every upstream answer.
-var leakyHeaders = []string{"Server", "X-Powered-By", "X-Aspnet-Version", "X-Aspnetmvc-Version", "X-Runtime", "X-Generator"}
+// DefaultStripHeaders name the software, versions, caches and addresses
+// behind the gateway; they are removed from every upstream answer (and
+// from a forward_auth service's answers to the client). A trailing * makes
+// a prefix. gateway.strip_headers adds to them; a route's pass_headers
+// lets some through (Server-Timing for a route whose developers want it).
+var DefaultStripHeaders = []string{
+	"Server", "X-Powered-By", "Via", "X-AspNet*", "X-Runtime", "X-Generator",
+	"X-Drupal-*", "X-Varnish*", "X-Backend-*", "X-Upstream*", "X-Turbo-Charged-By",
+	"X-Mod-Pagespeed", "X-Page-Speed", "Server-Timing", "X-Debug-Token*", "X-Served-By",
+}
+
+// leakFilter removes the strip-list's headers from an answer.
+type leakFilter struct {
+	exact    map[string]bool // lower case
+	prefixes []string        // lower case
+	pass     *leakFilter     // what the route lets through after all
+}
+
+func newLeakFilter(strip, pass []string) *leakFilter {
+	f := compileNames(strip)
+	if len(pass) > 0 {
+		f.pass = compileNames(pass)
+	}
+	return f
+}
+
+func compileNames(names []string) *leakFilter {
+	f := &leakFilter{exact: map[string]bool{}}
+	for _, n := range names {
+		n = strings.ToLower(n)
+		if p, ok := strings.CutSuffix(n, "*"); ok {
+			f.prefixes = append(f.prefixes, p)
+		} else {
+			f.exact[n] = true
+		}
+	}
+	return f
+}
+
+func (f *leakFilter) match(k string) bool {
+	var lb [64]byte
+	l := lowerASCII(lb[:0], k)
+	if f.exact[string(l)] {
+		return true
+	}
+	for _, p := range f.prefixes {
+		if len(l) >= len(p) && string(l[:len(p)]) == p {
+			return true
+		}
+	}
+	return false
+}
+
+// strip deletes the listed headers from h.
+func (f *leakFilter) strip(h http.Header) {
+	for k := range h {
+		if f.match(k) && (f.pass == nil || !f.pass.match(k)) {
+			delete(h, k)
+		}
+	}
+}
+
+func lowerASCII(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	return dst
+}
+
+// validHeaderPattern accepts a header name, or a prefix of one ending in *.
+func validHeaderPattern(s string) bool {
+	return validHeaderName(strings.TrimSuffix(s, "*"))
+}
 
 // headerSet is a route's response headers, resolved once at build.
 type headerSet struct {
@@ -74,13 +148,6 @@ func (hs *headerSet) fill(h http.Header, tls bool) {
 		if _, ok := h["Strict-Transport-Security"]; !ok {
 			h["Strict-Transport-Security"] = hs.hsts
 		}
-	}
-}
-
-// stripLeaks removes headers that name the software behind the gateway.
-func stripLeaks(h http.Header) {
-	for _, k := range leakyHeaders {
-		delete(h, k)
 	}
 }
 

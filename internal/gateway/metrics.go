@@ -15,10 +15,11 @@ const (
 	reasonAuth      = "auth"
 	reasonHoneypot  = "honeypot"
 	reasonAmbiguous = "ambiguous_path"
-	nReasons        = 7
+	reasonMethod    = "method" // TRACE, CONNECT: never forwarded
+	nReasons        = 8
 )
 
-var reasons = [nReasons]string{reasonBan, reasonAllowlist, reasonGeo, reasonRateLimit, reasonAuth, reasonHoneypot, reasonAmbiguous}
+var reasons = [nReasons]string{reasonBan, reasonAllowlist, reasonGeo, reasonRateLimit, reasonAuth, reasonHoneypot, reasonAmbiguous, reasonMethod}
 
 func reasonIndex(r string) int {
 	for i, x := range reasons {

@@ -17,7 +17,18 @@ import (
 
 // Upstream transport tuning. One transport is shared by every route that
 // proxies over TCP with the same timeout (and one per unix socket), and
-// survives reloads, so upstream keep-alive pools do too.
+// survives reloads.
+//
+// The transports never reuse a connection. http.Transport notices bytes
+// an upstream sends unasked only from its per-connection read loop, which
+// races the next request taking the idle connection: an upstream that
+// sends more than it announced, a little late, gets its extra answer
+// delivered to the next client (TestHostileUpstreamDifferential shows it).
+// The bulk of traffic takes the fast path, whose pool checks every
+// connection before reuse (as does forward_auth's to a plain-HTTP
+// service); what goes through a transport (request bodies, upgrades, https
+// upstreams, or everything with fast_path: false) pays a new connection
+// instead, as nginx does by default.
 const (
 	dialTimeout       = 5 * time.Second
 	tcpKeepAlive      = 30 * time.Second
@@ -80,6 +91,7 @@ func newTransport(k transportKey) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil, // never the environment's proxy
 		DialContext:           dial,
+		DisableKeepAlives:     true,
 		MaxIdleConns:          maxIdleConns,
 		MaxIdleConnsPerHost:   maxIdlePerHost,
 		IdleConnTimeout:       idleConnTimeout,
@@ -122,7 +134,7 @@ var discardLog = log.New(io.Discard, "", 0)
 
 // newReverseProxy builds a route's proxy. The request's state (client,
 // peer, trust) travels in its context, set by the handler.
-func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError func(http.ResponseWriter, *http.Request, error)) *httputil.ReverseProxy {
+func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError func(http.ResponseWriter, *http.Request, error), leaks *leakFilter, rw *rewriter) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			in, out := pr.In, pr.Out
@@ -162,7 +174,15 @@ func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError f
 		ErrorHandler:  onError,
 		FlushInterval: 0, // streaming responses (no length, event streams) flush at once anyway
 		ModifyResponse: func(res *http.Response) error {
-			stripLeaks(res.Header)
+			leaks.strip(res.Header)
+			if st := stateOf(res.Request); st != nil {
+				rw.rewrite(res.Header, st.req.Host, st.tls)
+			}
+			if len(res.Trailer) > 0 && res.StatusCode != http.StatusSwitchingProtocols {
+				// Trailers arrive with the body's end; ReverseProxy copies
+				// them after reading it.
+				res.Body = &trailerStrip{ReadCloser: res.Body, res: res, leaks: leaks}
+			}
 			return nil
 		},
 	}
@@ -172,4 +192,20 @@ func newReverseProxy(up upstream, t http.RoundTripper, websocket bool, onError f
 // upstream failing.
 func isClientGone(r *http.Request, err error) bool {
 	return r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
+// trailerStrip removes the strip-list's headers from a response's trailers
+// once the body has ended and they are known.
+type trailerStrip struct {
+	io.ReadCloser
+	res   *http.Response
+	leaks *leakFilter
+}
+
+func (t *trailerStrip) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.leaks.strip(t.res.Trailer)
+	}
+	return n, err
 }

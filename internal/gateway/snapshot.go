@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"slices"
@@ -48,8 +49,10 @@ type route struct {
 	forward   *forwardAuth
 	headers   headerSet
 	proxy     *httputil.ReverseProxy
-	fast      *fastPool // nil for https upstreams
-	upPath    string    // the upstream's base path, prefixed to requests
+	leaks     *leakFilter // the answer headers removed
+	rewrite   *rewriter   // the upstream's address in answers, made public
+	fast      *fastPool   // nil for https upstreams
+	upPath    string      // the upstream's base path, prefixed to requests
 	websocket bool
 	m         *routeMetrics
 }
@@ -183,15 +186,22 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 	if rc.Timeout > 0 {
 		timeout = rc.Timeout.D()
 	}
+	strip := append(slices.Clip(DefaultStripHeaders), cfg.StripHeaders...)
+	r.leaks = newLeakFilter(strip, rc.PassHeaders)
 	if rc.ForwardAuth != nil {
-		r.forward = newForwardAuth(rc.ForwardAuth, g.transports.get(transportKey{timeout: forwardAuthTimeout}))
+		var t http.RoundTripper = g.transports.get(transportKey{timeout: forwardAuthTimeout})
+		if up, ok := forwardAuthUpstream(cfg, rc); ok {
+			t = fastTransport{pool: g.fastPools.get(up)}
+		}
+		r.forward = newForwardAuth(rc.ForwardAuth, t, newLeakFilter(strip, nil))
 	}
 	up, err := parseUpstream(rc.Upstream, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("upstream: %w", err)
 	}
-	r.proxy = newReverseProxy(up, g.transports.get(up.key), r.websocket, g.proxyError)
-	if up.scheme == "http" {
+	r.rewrite = upstreamRewriter(up)
+	r.proxy = newReverseProxy(up, g.transports.get(up.key), r.websocket, g.proxyError, r.leaks, r.rewrite)
+	if up.scheme == "http" && cfg.FastPathOn() {
 		r.fast, r.upPath = g.fastPools.get(up), up.path
 	}
 	r.m = g.metrics.route(s.host, rc.Path)
@@ -224,9 +234,13 @@ func (rt *snapshot) transportKeys() map[transportKey]bool {
 	return used
 }
 
-// fastKeys lists the fast pools a snapshot uses.
+// fastKeys lists the fast pools a snapshot uses (none with fast_path off,
+// so a reload that turns it off closes their idle connections).
 func (rt *snapshot) fastKeys() map[transportKey]bool {
 	used := map[transportKey]bool{}
+	if !rt.cfg.FastPathOn() {
+		return used
+	}
 	for _, sc := range rt.cfg.Sites {
 		for _, rc := range sc.Routes {
 			timeout := rt.cfg.Limits.UpstreamTimeout.D()
@@ -234,6 +248,9 @@ func (rt *snapshot) fastKeys() map[transportKey]bool {
 				timeout = rc.Timeout.D()
 			}
 			if up, err := parseUpstream(rc.Upstream, timeout); err == nil && up.scheme == "http" {
+				used[fastKey(up)] = true
+			}
+			if up, ok := forwardAuthUpstream(rt.cfg, rc); ok {
 				used[fastKey(up)] = true
 			}
 		}
@@ -261,4 +278,18 @@ func (rt *snapshot) honeypot(p string) bool {
 		}
 	}
 	return false
+}
+
+// forwardAuthUpstream is the fast pool a route's forward_auth service is
+// asked through: plain HTTP with the fast path on; https goes through a
+// transport.
+func forwardAuthUpstream(cfg Config, rc Route) (upstream, bool) {
+	if rc.ForwardAuth == nil || !cfg.FastPathOn() {
+		return upstream{}, false
+	}
+	up, err := parseUpstream(rc.ForwardAuth.URL, forwardAuthTimeout)
+	if err != nil || up.scheme != "http" {
+		return upstream{}, false
+	}
+	return up, true
 }
