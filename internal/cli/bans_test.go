@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -208,5 +209,44 @@ func TestSecondRunExitsAtOnce(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("the second moat run did not exit")
+	}
+}
+
+// TestJailStatusOffline: with the daemon down, `moat jail status` shows the
+// configured jails and their bans from the store, and says the daemon is
+// not running, instead of failing.
+func TestJailStatusOffline(t *testing.T) {
+	state := t.TempDir()
+	s, err := ban.Open(filepath.Join(state, "moat.db"), ban.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ban(context.Background(), []ban.Ban{
+		{Prefix: netip.MustParsePrefix("192.0.2.10/32"), Jail: "sshd", Expires: time.Now().Add(time.Hour)},
+		{Prefix: netip.MustParsePrefix("192.0.2.11/32"), Jail: "sshd", Expires: time.Now().Add(time.Hour)},
+		{Prefix: netip.MustParsePrefix("192.0.2.12/32"), Origin: ban.OriginManual},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	cfg := filepath.Join(t.TempDir(), "moat.yaml")
+	os.WriteFile(cfg, []byte("guard:\n  jails:\n    sshd:\n      maxretry: 3\n"), 0o600)
+	sock := filepath.Join(state, "none.sock")
+
+	var out, errb bytes.Buffer
+	if code := Main([]string{"jail", "status", "--socket", sock, "--state", state, "-c", cfg}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "daemon not running") {
+		t.Errorf("stderr %q does not say the daemon is down", errb.String())
+	}
+	if !regexp.MustCompile(`(?m)^sshd\s+sshd/normal\s+\S+\s+2\s+3 in `).MatchString(out.String()) {
+		t.Errorf("stdout:\n%s", out.String())
+	}
+
+	out.Reset()
+	errb.Reset()
+	if code := Main([]string{"jail", "status", "nope", "--socket", sock, "--state", state, "-c", cfg}, nil, &out, &errb); code != ExitUsage {
+		t.Errorf("unknown jail: exit %d, want %d", code, ExitUsage)
 	}
 }

@@ -5,9 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
+	"github.com/moat-sh/moat/internal/guard"
 )
 
 func init() {
@@ -117,16 +122,23 @@ func runReload(e *env, args []string) int {
 }
 
 func runJailStatus(e *env, args []string) int {
-	f := newFlags(e, "jail status", "jail status [NAME] [--json]")
+	f := newFlags(e, "jail status", "jail status [NAME] [--json] [--socket PATH] [--state DIR] [-c FILE]")
 	asJSON := f.Bool("json", false, "JSON output")
 	sock := socketFlag(f)
+	state := stateFlag(f)
 	name, rest := splitTarget(args)
 	if code, ok := f.parse(rest); !ok {
 		return code
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	var jails []json.RawMessage
-	if !call(e, *sock, control.CmdJails, nil, &jails) {
-		return ExitRuntime
+	if err := control.Call(ctx, *sock, control.CmdJails, nil, &jails); err != nil {
+		if !daemonDown(err) {
+			fmt.Fprintf(e.stderr, "moat jail status: %v\n", err)
+			return ExitRuntime
+		}
+		return jailStatusOffline(ctx, e, f, name, *state, *asJSON)
 	}
 	var out []json.RawMessage
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
@@ -158,6 +170,80 @@ func runJailStatus(e *env, args []string) int {
 	}
 	if *asJSON {
 		return printJSON(e, out)
+	}
+	tw.Flush()
+	return ExitOK
+}
+
+// offlineJail is a jail as `moat jail status` shows it with the daemon
+// down: its configuration and the bans the store holds for it; the
+// counters live in the daemon only.
+type offlineJail struct {
+	Name     string `json:"name"`
+	Filter   string `json:"filter"`
+	Mode     string `json:"mode"`
+	Source   string `json:"source"`
+	MaxRetry int    `json:"maxretry"`
+	FindTime string `json:"findtime"`
+	BanTime  string `json:"bantime"`
+	Bans     int    `json:"active_bans"`
+	Running  bool   `json:"daemon_running"`
+}
+
+// jailStatusOffline answers `moat jail status` without a daemon: the jails
+// moat.yaml declares and their active bans from moat.db, read-only.
+func jailStatusOffline(ctx context.Context, e *env, f *flags, name, state string, asJSON bool) int {
+	cfg, code, ok := loadConfig(e, f)
+	if !ok {
+		return code
+	}
+	path := filepath.Join(state, "moat.db")
+	bans, err := ban.ReadActive(ctx, path, time.Now())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat jail status: daemon not running, and %v\n", err)
+		return ExitRuntime
+	}
+	perJail := map[string]int{}
+	for _, b := range bans {
+		perJail[b.Jail]++
+	}
+	jails := guard.Jails(cfg)
+	var out []offlineJail
+	for _, n := range slices.Sorted(maps.Keys(jails)) {
+		if name != "" && n != name {
+			continue
+		}
+		j := jails[n]
+		src := j.Source
+		if src == "" {
+			src = "auto"
+		}
+		if len(j.Paths) > 0 {
+			src += ": " + strings.Join(j.Paths, ", ")
+		}
+		mode := j.Mode
+		if mode == "" {
+			mode = "normal"
+		}
+		out = append(out, offlineJail{Name: n, Filter: j.Filter, Mode: mode, Source: src, MaxRetry: j.MaxRetry,
+			FindTime: j.FindTime.String(), BanTime: j.BanTime.String(), Bans: perJail[n]})
+	}
+	if name != "" && len(out) == 0 {
+		fmt.Fprintf(e.stderr, "moat jail status: no jail %q in %s\n", name, cfg.File)
+		return ExitUsage
+	}
+	from := cfg.File
+	if from == "" {
+		from = "the defaults (no moat.yaml)"
+	}
+	fmt.Fprintf(e.stderr, "moat jail status: daemon not running, nothing is watching the logs: jails from %s, bans from %s\n", from, path)
+	if asJSON {
+		return printJSON(e, out)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "JAIL\tFILTER\tSOURCE\tBANS\tRULE")
+	for _, j := range out {
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%d\t%d in %s → %s\n", j.Name, j.Filter, j.Mode, j.Source, j.Bans, j.MaxRetry, j.FindTime, j.BanTime)
 	}
 	tw.Flush()
 	return ExitOK
