@@ -69,7 +69,7 @@ func TestStatusText(t *testing.T) {
 	offline := Status{DaemonError: "connect to moat daemon at /run/moat/moat.sock: no such file or directory",
 		Firewall: &firewall.Status{}, Bans: 3,
 		PendingChange: &PendingChange{ID: "20250302T110000Z-0f0f0f", Summary: "admin: ops", State: string(change.RollbackFailed)},
-		Audit: &AuditSummary{AuditRun: AuditRun{Time: now.Add(-26 * time.Hour), Score: 64, Findings: map[string]int{"critical": 1}, Critical: []string{"SSH-001: Password authentication is offered"}}}}
+		Audit:         &AuditSummary{AuditRun: AuditRun{Time: now.Add(-26 * time.Hour), Score: 64, Findings: map[string]int{"critical": 1}, Critical: []string{"SSH-001: Password authentication is offered"}}}}
 	b.Reset()
 	offline.WriteText(&b, now)
 	golden(t, "status/offline.txt", b.Bytes())
