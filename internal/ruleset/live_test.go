@@ -34,6 +34,9 @@ func (f fakeSystem) run(_ context.Context, path string, _ ...string) ([]byte, er
 	return []byte(f.out[name]), nil
 }
 
+// kernel fails: these cases exercise the JSON fallback.
+func (f fakeSystem) kernel() (*Ruleset, error) { return nil, errors.New("netlink: not in this test") }
+
 func (f fakeSystem) readFile(name string) ([]byte, error) {
 	if s, ok := f.files[name]; ok {
 		return []byte(s), nil

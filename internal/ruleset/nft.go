@@ -48,6 +48,7 @@ type nftChain struct {
 	Hook   string          `json:"hook"`
 	Prio   json.RawMessage `json:"prio"`
 	Policy string          `json:"policy"`
+	Dev    json.RawMessage `json:"dev"`
 }
 
 type nftRule struct {
@@ -225,6 +226,7 @@ func (p *nftParser) chain(j *nftChain) {
 		c.Policy = "accept"
 	}
 	c.Priority = priority(j.Prio)
+	c.Devices = stringList(j.Dev)
 }
 
 // dormant reads table flags, which nft 1.0.6 prints as "d" (sic), later
