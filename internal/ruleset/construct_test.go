@@ -217,7 +217,9 @@ func TestDormantAndOtherFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, rs, in6(22), accepted)
+	// "d" is what nft 1.0.6 printed once for a dormant table, and other
+	// garbage other times: unreadable flags leave the table maybe dormant.
+	check(t, rs, in6(22), uncertain)
 	check(t, rs, in4(22), accepted)
 	// The netdev chain sees only eth1's packets, and drops them all.
 	p := in4(22)

@@ -173,10 +173,14 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 			carried.apply(&v)
 		}
 		res := e.base(c, v)
-		if c.Hook == HookIngress && p.IIf == "" && len(c.Devices) > 0 {
-			// Attached to devices, and the packet's is unknown: the chain
-			// may not see it at all.
+		if c.Hook == HookIngress && (p.IIf == "" && len(c.Devices) > 0 || c.devUnknown) || c.Table.dormantUnsure {
+			// Attached to devices while the packet's is unknown, or in a
+			// table that may be dormant: the chain may not see it at all.
 			res.add(outAccept, cause{chain: c})
+			if c.Table.dormantUnsure && len(e.unsure) < maxUnsure {
+				e.unsure = append(e.unsure, RuleRef{Source: c.Table.Source, Family: c.Table.Family, Table: c.Table.Name, Chain: c.Name,
+					Text: "table flags unreadable in nft's JSON: the table may be dormant"})
+			}
 		}
 		next := carryOf(&e.view)
 		carried = &next

@@ -78,7 +78,10 @@ type Table struct {
 	sets   map[string]*set
 	nlsets map[string]*nlSet // sets read over netlink, for kernel rules
 	compat bool              // holds iptables-nft "xt" expressions
-	kernel bool              // read over netlink (Kernel)
+	// dormantUnsure: the flags were unreadable (nft 1.0.6's JSON), so the
+	// table may be dormant.
+	dormantUnsure bool
+	kernel        bool // read over netlink (Kernel)
 }
 
 // Kernel reports whether t was read from the kernel over netlink rather
@@ -96,6 +99,8 @@ type Chain struct {
 	Policy   string   // accept or drop, for base chains
 	Devices  []string // the interfaces an ingress chain is attached to
 	Rules    []*Rule
+
+	devUnknown bool // an ingress chain whose devices nft's JSON did not show
 }
 
 // Rule is one rule of a chain.
