@@ -137,19 +137,20 @@ func (f *facts) listenerTargets(l host.Listener) (ts []target, sure []bool) {
 	return ts, sure
 }
 
-// reachable walks every table's base chains for a new connection from the
-// internet to listener l, at each address of each family it takes
-// (optimistically: when in doubt, reachable, and said to be uncertain).
-func (f *facts) reachable(l host.Listener) reach {
-	rs, err := f.ruleset()
-	if err != nil {
-		f.note("firewall not read (%v): listeners on public addresses are assumed reachable", err)
-		return reach{ok: true, why: "firewall unreadable"}
-	}
+// targetVerdict is the firewall's answer for one address of a listener.
+type targetVerdict struct {
+	t        target
+	accepted bool
+	certain  bool // no undecided rule, and the socket surely takes the family
+	why      string
+}
+
+// reachTargets evaluates a new connection from the internet to listener l
+// at each address of each family it takes (optimistically: when in doubt,
+// accepted, and said to be uncertain).
+func (f *facts) reachTargets(rs *ruleset.Ruleset, l host.Listener) []targetVerdict {
 	ts, sure := f.listenerTargets(l)
-	res := reach{certain: true}
-	var accepted, dropped []string
-	surelyAccepted := false
+	out := make([]targetVerdict, 0, len(ts))
 	for i, t := range ts {
 		p := ruleset.Packet{Hook: ruleset.HookInput, IIf: t.iface, IIfIndex: t.index, Proto: l.Proto, Dport: l.Addr.Port()}
 		fam := "IPv4"
@@ -164,31 +165,67 @@ func (f *facts) reachable(l host.Listener) reach {
 			fam += " " + t.addr.String()
 		}
 		v := rs.Evaluate(p, ruleset.Optimistic)
-		if !v.Accepted {
-			dropped = append(dropped, fam+": dropped by "+v.Rule.String())
+		// A connection is only of use once its later packets pass too:
+		// a firewall that lets the SYN in but drops or rejects the
+		// handshake's ACK (ct state established) exposes nothing.
+		est := p
+		est.State = ruleset.StateEstablished
+		ve := rs.Evaluate(est, ruleset.Optimistic)
+		possible := v.Accepted && ve.Accepted
+		surely := v.Accepted && v.Certain && ve.Accepted && ve.Certain
+		tv := targetVerdict{t: t, accepted: possible, certain: possible == surely && (sure[i] || !possible)}
+		if !possible {
+			tv.why = fam + ": dropped by " + v.Rule.String()
+			if v.Accepted {
+				tv.why = fam + ": its later packets (ct state established) dropped by " + ve.Rule.String()
+			}
+			if !tv.certain {
+				tv.why += " (uncertain)"
+			}
+			out = append(out, tv)
 			continue
+		}
+		if !ve.Certain && v.Certain {
+			v = ve // the doubt is in the later packets' verdict
 		}
 		by := "no firewall rule drops it"
 		if v.Rule.Text != "" {
 			by = "accepted by " + v.Rule.String()
 		}
-		var doubt []string
 		if !v.Certain {
-			doubt = append(doubt, "the firewall's verdict is uncertain ("+unsureText(v.Unsure)+")")
+			by += "; the firewall's verdict is uncertain (" + unsureText(v.Unsure) + ")"
 		}
 		if !sure[i] {
-			doubt = append(doubt, "if the IPv6 socket takes IPv4 (IPV6_V6ONLY unknown)")
+			by += "; if the IPv6 socket takes IPv4 (IPV6_V6ONLY unknown)"
 		}
-		if len(doubt) > 0 {
-			by += "; " + strings.Join(doubt, "; ")
+		tv.why = fam + ": " + by
+		out = append(out, tv)
+	}
+	return out
+}
+
+// reachable is whether the internet can reach listener l at any address,
+// and why.
+func (f *facts) reachable(l host.Listener) reach {
+	rs, err := f.ruleset()
+	if err != nil {
+		f.note("firewall not read (%v): listeners on public addresses are assumed reachable", err)
+		return reach{ok: true, why: "firewall unreadable"}
+	}
+	var accepted, dropped []string
+	res := reach{certain: true}
+	surely := false
+	for _, tv := range f.reachTargets(rs, l) {
+		if tv.accepted {
+			res.ok = true
+			surely = surely || tv.certain
+			accepted = append(accepted, tv.why)
 		} else {
-			surelyAccepted = true
+			dropped = append(dropped, tv.why)
 		}
-		res.ok = true
-		accepted = append(accepted, fam+": "+by)
 	}
 	if res.ok {
-		res.certain = surelyAccepted
+		res.certain = surely
 		res.why = strings.Join(accepted, "; ")
 		return res
 	}
