@@ -91,6 +91,10 @@ type regs struct {
 
 // regOffset maps a register number (NFT_REG_1..4 or NFT_REG32_00..15) to a
 // byte offset, as nft_parse_register does.
+// maxRegBytes is the size of the data registers: no load or compare is
+// longer (a larger one in hostile input is judged unknown).
+const maxRegBytes = 64
+
 func regOffset(r uint32) (int, bool) {
 	var idx uint32
 	switch {
@@ -296,6 +300,9 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 	case *expr.Immediate:
 		g.store(x.Register, x.Data, allKnown(len(x.Data)))
 	case *expr.Bitwise:
+		if x.Len > maxRegBytes {
+			return maybe
+		}
 		val, known := g.load(x.SourceRegister, int(x.Len))
 		out, outKnown := make([]byte, x.Len), make([]byte, x.Len)
 		for i := range int(x.Len) {
@@ -311,6 +318,9 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 		}
 		g.store(x.DestRegister, out, outKnown)
 	case *byteorderExpr:
+		if x.len > maxRegBytes {
+			return maybe
+		}
 		val, known := g.load(x.sreg, int(x.len))
 		out, outKnown := slices.Clone(val), slices.Clone(known)
 		if x.size > 1 {
@@ -321,9 +331,15 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 		}
 		g.store(x.dreg, out, outKnown)
 	case *expr.Cmp:
+		if len(x.Data) > maxRegBytes {
+			return maybe
+		}
 		val, known := g.load(x.Register, len(x.Data))
 		return cmpTri(x.Op, val, known, x.Data)
 	case *expr.Range:
+		if len(x.FromData) > maxRegBytes {
+			return maybe
+		}
 		val, known := g.load(x.Register, len(x.FromData))
 		r := inRange(val, known, x.FromData, x.ToData)
 		if x.Op == expr.CmpOpNeq {
@@ -503,6 +519,9 @@ func (e *evaluator) ctValue(k expr.CtKey, dir uint32) (val, known []byte, ok boo
 // header of that kind).
 func (e *evaluator) payload(base expr.PayloadBase, off, n int) (val, known []byte, ok bool) {
 	v := &e.view
+	if n < 0 || n > maxRegBytes || off < 0 {
+		n = 0
+	}
 	var hdr, hk []byte
 	switch base {
 	case expr.PayloadBaseNetworkHeader:
@@ -622,7 +641,7 @@ func (t *Table) nlset(name string, id uint32) *nlSet {
 
 func (s *nlSet) keyLen() int {
 	for _, el := range s.elems {
-		return len(el.Key)
+		return min(len(el.Key), maxRegBytes)
 	}
 	return 0
 }

@@ -17,7 +17,10 @@ func (e *evaluator) xtMatch(x *xtExpr) tri {
 		return yes
 	case "tcp":
 		// struct xt_tcp { u16 spts[2], dpts[2]; u8 option, flg_mask, flg_cmp, invflags; }
-		if len(b) < 12 || !v.l4Known || v.l4 != 6 {
+		if len(b) < 12 {
+			return maybe
+		}
+		if !v.l4Known || v.l4 != 6 {
 			return maybeIf(!v.l4Known)
 		}
 		inv := b[11]
@@ -39,7 +42,10 @@ func (e *evaluator) xtMatch(x *xtExpr) tri {
 		return r
 	case "udp":
 		// struct xt_udp { u16 spts[2], dpts[2]; u8 invflags; }
-		if len(b) < 9 || !v.l4Known || v.l4 != 17 {
+		if len(b) < 9 {
+			return maybe
+		}
+		if !v.l4Known || v.l4 != 17 {
 			return maybeIf(!v.l4Known)
 		}
 		inv := b[8]
@@ -133,7 +139,10 @@ func xtStateBit(nft uint64) uint32 {
 func (v *view) multiport(rev uint32, b []byte) tri {
 	// struct xt_multiport { u8 flags, count; u16 ports[15]; } and _v1 adds
 	// u8 pflags[15], invert.
-	if len(b) < 32 || !v.l4Known || !hasPorts(v.l4) {
+	if len(b) < 32 {
+		return maybe
+	}
+	if !v.l4Known || !hasPorts(v.l4) {
 		return maybeIf(!v.l4Known)
 	}
 	flags, count := b[0], int(b[1])
