@@ -65,6 +65,23 @@ func (p *prog) finish() {
 	}
 }
 
+// unconditional reports whether the rule matches every packet: nothing in
+// it but counters, logs and its verdict.
+func (p *prog) unconditional() bool {
+	for _, x := range p.exprs {
+		switch x := x.(type) {
+		case *expr.Counter, *expr.Log, *expr.Verdict, *expr.Reject:
+		case *xtExpr:
+			if !x.target && x.name != "comment" {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func nlVerdict(v *expr.Verdict) action {
 	switch v.Kind {
 	case expr.VerdictAccept:
