@@ -145,7 +145,9 @@ func nftTexts(ctx context.Context, sys system, rs *Ruleset) {
 	if err != nil {
 		return
 	}
-	out, err := sys.run(ctx, nft, "-j", "list", "ruleset")
+	// Terse: set elements (100,000 bans take nft seconds to print) are
+	// read over netlink already.
+	out, err := sys.run(ctx, nft, "-j", "-t", "list", "ruleset")
 	if err != nil {
 		return
 	}
