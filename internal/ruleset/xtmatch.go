@@ -287,6 +287,10 @@ func (v *view) addrtype(rev uint32, b []byte) tri {
 	if limit {
 		return maybe
 	}
+	if v.v6 {
+		return and(v.addrtype6(v.saddr, src, invSrc, v.saddr.IsValid() && v.saddr.IsLoopback()),
+			v.addrtype6(v.daddr, dst, invDst, v.local))
+	}
 	const rtnUnicast, rtnLocal = 1, 2
 	r := yes
 	if src != 0 {
@@ -315,6 +319,44 @@ func (v *view) addrtype(rev uint32, b []byte) tri {
 			m = m.not()
 		}
 		r = and(r, m)
+	}
+	return r
+}
+
+// addrtype6 is xt_addrtype's match_type6: for IPv6 the requested types are
+// each a condition on the address (UNICAST holds for any unicast address,
+// local ones included), and only LOCAL, ANYCAST and UNREACHABLE ask the
+// routing table.
+func (v *view) addrtype6(a netip.Addr, mask uint16, inv, local bool) tri {
+	if mask == 0 {
+		return yes
+	}
+	if !a.IsValid() {
+		return maybe
+	}
+	const (
+		unspec      = 1 << 0
+		unicast     = 1 << 1
+		localT      = 1 << 2
+		anycast     = 1 << 4
+		multicast   = 1 << 5
+		unreachable = 1 << 7
+	)
+	r := yes
+	switch {
+	case mask&multicast != 0 && !a.IsMulticast(),
+		mask&unicast != 0 && (a.IsMulticast() || a.IsUnspecified()),
+		mask&unspec != 0 && !a.IsUnspecified():
+		r = no
+	case mask&(localT|anycast|unreachable) != 0:
+		typ := uint16(unicast)
+		if local {
+			typ = localT
+		}
+		r = triOf(mask&typ != 0)
+	}
+	if inv {
+		r = r.not()
 	}
 	return r
 }

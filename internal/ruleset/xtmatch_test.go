@@ -94,6 +94,11 @@ func TestXTMatches(t *testing.T) {
 		{"addrtype dst unicast", addrtype(0, 1<<1, 0), xtView(false, 22), no},
 		{"addrtype dst local inverted", addrtype(0, 1<<2, 2), xtView(false, 22), no},
 		{"addrtype limit-iface", addrtype(0, 1<<2, 4), xtView(false, 22), maybe},
+		// IPv6: UNICAST is a property of the address, so a local one is
+		// unicast too (the differential harness found this).
+		{"addrtype v6 dst unicast", addrtype(0, 1<<1, 0), xtView(true, 22), yes},
+		{"addrtype v6 dst local", addrtype(0, 1<<2, 0), xtView(true, 22), yes},
+		{"addrtype v6 dst multicast", addrtype(0, 1<<5, 0), xtView(true, 22), no},
 		{"comment", &xtExpr{name: "comment", info: make([]byte, 256)}, xtView(false, 22), yes},
 		{"unknown extension", &xtExpr{name: "owner", info: make([]byte, 16)}, xtView(false, 22), maybe},
 		{"short info", &xtExpr{name: "multiport", rev: 1, info: []byte{1}}, xtView(false, 22), maybe},
