@@ -163,6 +163,9 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 			continue // nat chains see only a connection's first packet
 		}
 		v := p.view(c)
+		if r.ctmarkZero() {
+			v.ctmarkKnown = true // no rule sets one: every ct mark is zero
+		}
 		if v.iifIndex == 0 && v.iifKnown {
 			v.iifIndex = r.ifindex[p.IIf]
 			if p.IIf == "lo" {
@@ -232,6 +235,31 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 		v.Unsure = e.unsure
 	}
 	return v
+}
+
+// ctmarkZero reports whether no rule can set a conntrack mark: every nft
+// table came from the kernel (so its ct mark statements are known) and no
+// iptables-legacy rule jumps to CONNMARK.
+func (r *Ruleset) ctmarkZero() bool {
+	if r.ctmarkSet || len(r.tables) == 0 {
+		return false
+	}
+	for _, t := range r.tables {
+		if t.Source == SourceIptablesLegacy {
+			for _, c := range t.Chains {
+				for _, rule := range c.Rules {
+					if strings.Contains(rule.Text, "CONNMARK") {
+						return false
+					}
+				}
+			}
+			continue
+		}
+		if !t.kernel {
+			return false
+		}
+	}
+	return true
 }
 
 // explainAccept picks the step that best explains an accepted packet: a

@@ -63,6 +63,9 @@ type Ruleset struct {
 	// ifindex maps interface names to indexes in the namespace the ruleset
 	// was read from: rules written `iif eth0` hold the index.
 	ifindex map[string]int
+	// ctmarkSet: some kernel rule may set a conntrack mark; without one,
+	// every connection's ct mark is zero.
+	ctmarkSet bool
 }
 
 // Table is one netfilter table.
@@ -152,7 +155,7 @@ func (r *Ruleset) Merge(o *Ruleset) *Ruleset {
 			maps.Copy(idx, x.ifindex)
 		}
 	}
-	return &Ruleset{tables: append(r.Tables(), o.Tables()...), ifindex: idx}
+	return &Ruleset{tables: append(r.Tables(), o.Tables()...), ifindex: idx, ctmarkSet: r != nil && r.ctmarkSet || o != nil && o.ctmarkSet}
 }
 
 // BaseChains returns the active base chains attached to hook in tables that
@@ -219,7 +222,7 @@ func (t *Table) addChain(c *Chain) *Chain {
 // iptables-legacy are kept): the host as it would be once that table is
 // replaced, ready to Merge with a candidate.
 func (r *Ruleset) Without(family Family, name string) *Ruleset {
-	return &Ruleset{ifindex: r.ifindex, tables: slices.DeleteFunc(r.Tables(), func(t *Table) bool {
+	return &Ruleset{ifindex: r.ifindex, ctmarkSet: r.ctmarkSet, tables: slices.DeleteFunc(r.Tables(), func(t *Table) bool {
 		return t.Family == family && t.Name == name && t.Source != SourceIptablesLegacy
 	})}
 }

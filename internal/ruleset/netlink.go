@@ -170,8 +170,12 @@ func Kernel() (*Ruleset, error) {
 		}
 		r.prog.finish()
 		for _, x := range r.prog.exprs {
-			if _, ok := x.(*xtExpr); ok {
+			switch x := x.(type) {
+			case *xtExpr:
 				t.compat = true
+				rs.ctmarkSet = rs.ctmarkSet || x.target && x.name == "CONNMARK"
+			case *expr.Ct:
+				rs.ctmarkSet = rs.ctmarkSet || x.SourceRegister && x.Key == expr.CtKeyMARK
 			}
 		}
 		r.Text = clip(r.prog.String())
