@@ -384,6 +384,25 @@ func decodeExpr(fam byte, e *netlink.AttributeDecoder) any {
 		return b
 	case "notrack":
 		return &expr.Notrack{}
+	case "ct":
+		// The library drops NFTA_CT_SREG, which would read `ct mark set`
+		// as a load; the direction is one byte.
+		c := &expr.Ct{}
+		_ = attrs(data, func(ad *netlink.AttributeDecoder) {
+			switch ad.Type() {
+			case unix.NFTA_CT_DREG:
+				c.Register = ad.Uint32()
+			case unix.NFTA_CT_KEY:
+				c.Key = expr.CtKey(ad.Uint32())
+			case unix.NFTA_CT_DIRECTION:
+				if b := ad.Bytes(); len(b) > 0 {
+					c.Direction = uint32(b[0])
+				}
+			case unix.NFTA_CT_SREG:
+				c.Register, c.SourceRegister = ad.Uint32(), true
+			}
+		})
+		return c
 	}
 	x := newExpr(name)
 	if x == nil {
