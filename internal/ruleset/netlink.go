@@ -384,6 +384,21 @@ func decodeExpr(fam byte, e *netlink.AttributeDecoder) any {
 		return b
 	case "notrack":
 		return &expr.Notrack{}
+	case "bitwise":
+		// The library reads masks and xors only: a shift (NFTA_BITWISE_OP
+		// other than bool) would pass for a mask of zero.
+		var op, dreg uint32
+		_ = attrs(data, func(ad *netlink.AttributeDecoder) {
+			switch ad.Type() {
+			case unix.NFTA_BITWISE_DREG:
+				dreg = ad.Uint32()
+			case 6: // NFTA_BITWISE_OP
+				op = ad.Uint32()
+			}
+		})
+		if op != 0 {
+			return &opaqueExpr{name: "bitwise shift", dreg: dreg}
+		}
 	case "ct":
 		// The library drops NFTA_CT_SREG, which would read `ct mark set`
 		// as a load; the direction is one byte.

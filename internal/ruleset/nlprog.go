@@ -420,9 +420,9 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 			return e.xtMatch(x)
 		}
 	case *opaqueExpr:
-		if x.dreg != 0 {
-			g.unknown(x.dreg, 16)
-		}
+		// Its destination register is not always where dregOf looks:
+		// forget every register rather than compare a stale value.
+		*g = regs{}
 		return maybe
 	case *expr.Counter, *expr.Log, *expr.Verdict, *expr.Reject, *expr.NAT, *expr.Masq, *expr.Redir, *expr.Queue, *expr.SynProxy:
 	default:
