@@ -188,15 +188,17 @@ func (f *facts) reachTargets(rs *ruleset.Ruleset, l host.Listener) []targetVerdi
 		if !ve.Certain && v.Certain {
 			v = ve // the doubt is in the later packets' verdict
 		}
+		// One entry per address, without "; " inside: entries are joined
+		// and merged on it.
 		by := "no firewall rule drops it"
-		if v.Rule.Text != "" {
+		switch {
+		case !v.Certain:
+			by = "may be accepted, the firewall's verdict is uncertain (" + unsureText(v.Unsure) + ")"
+		case v.Rule.Text != "":
 			by = "accepted by " + v.Rule.String()
 		}
-		if !v.Certain {
-			by += "; the firewall's verdict is uncertain (" + unsureText(v.Unsure) + ")"
-		}
 		if !sure[i] {
-			by += "; if the IPv6 socket takes IPv4 (IPV6_V6ONLY unknown)"
+			by += ", if the IPv6 socket takes IPv4 (IPV6_V6ONLY unknown)"
 		}
 		tv.why = fam + ": " + by
 		out = append(out, tv)
@@ -261,8 +263,19 @@ func mergeReach(a, b reach) reach {
 		return b
 	}
 	out := reach{ok: a.ok, certain: a.certain && b.certain, why: a.why}
+	if a.ok {
+		out.certain = a.certain || b.certain // reachable if either surely is
+	}
+	// Each address once ("IPv4 203.0.113.10: ..."), the first verdict kept.
+	seen := map[string]bool{}
+	for _, part := range strings.Split(a.why, "; ") {
+		addr, _, _ := strings.Cut(part, ": ")
+		seen[addr] = true
+	}
 	for _, part := range strings.Split(b.why, "; ") {
-		if !slices.Contains(strings.Split(out.why, "; "), part) {
+		addr, _, _ := strings.Cut(part, ": ")
+		if !seen[addr] {
+			seen[addr] = true
 			out.why += "; " + part
 		}
 	}

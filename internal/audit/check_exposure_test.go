@@ -82,9 +82,11 @@ func TestReachableV6Only(t *testing.T) {
 	}
 	// The 0.0.0.0 and [::] sockets of one daemon are one exposure: merged,
 	// each address said once.
-	m := mergeReach(f.reachable(listener("0.0.0.0:9000", false, true)), f.reachable(listener("[::]:9000", false, true)))
-	if strings.Count(m.why, "IPv4 203.0.113.10") != 1 {
-		t.Errorf("merged evidence repeats an address: %s", m.why)
+	for _, six := range []host.Listener{listener("[::]:9000", false, true), listener("[::]:9000", false, false)} {
+		m := mergeReach(f.reachable(listener("0.0.0.0:9000", false, true)), f.reachable(six))
+		if strings.Count(m.why, "IPv4 203.0.113.10") != 1 || !m.certain {
+			t.Errorf("merged evidence repeats an address or lost certainty: %+v", m)
+		}
 	}
 }
 
