@@ -244,7 +244,7 @@ func (g *gen) rule(fam, hook string, sub, subs int, regular bool) string {
 	var verdicts []string
 	verdicts = append(verdicts, "accept", "drop", "reject", "reject with tcp reset", "counter")
 	if hook == "prerouting" {
-		verdicts = append(verdicts, "meta mark set 0x1", "meta mark set 0x2", "ct mark set 0x5", "meta mark set meta mark | 0x4")
+		verdicts = append(verdicts, "meta mark set 0x1", "meta mark set 0x2", "ct mark set 0x5", "meta mark set meta mark | 0x4", "notrack")
 	}
 	if regular {
 		verdicts = append(verdicts, "return")
@@ -288,7 +288,7 @@ func (g *gen) match(fam, hook string) string {
 		opts = append(opts, "meta nfproto "+g.pick("ipv4", "ipv6"))
 	}
 	opts = append(opts, `iifname "eth0"`, `iifname "wg0"`, `iif "lo"`, `iifname != "lo"`, "meta l4proto tcp",
-		"ct state new", "ct state established,related", "ct state invalid", "ct state != new",
+		"ct state new", "ct state established,related", "ct state invalid", "ct state != new", "ct state untracked",
 		"fib daddr type local", "tcp flags & (syn | ack) == syn", "meta mark 0x1", "meta mark 0x2", "meta mark & 0x4 == 0x4", "ct mark 0x5")
 	if g.sets["ports"] != "" {
 		opts = append(opts, "tcp dport @ports", "tcp dport != @ports")

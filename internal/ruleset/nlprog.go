@@ -404,9 +404,11 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 		}
 		return res
 	case *expr.Notrack:
-		if sure == yes && !e.forked {
+		// Only before conntrack: a packet that has an entry keeps it.
+		switch {
+		case v.noCT && sure == yes && !e.forked:
 			v.state, v.stateKnown = ctStateBits["untracked"], true
-		} else {
+		case v.noCT || !v.stateKnown:
 			v.stateKnown = false
 		}
 	case *expr.Objref:
