@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/bits"
 	"strings"
+
+	"github.com/google/nftables/expr"
 )
 
 // Mode decides how matches the evaluator cannot decide are counted.
@@ -476,6 +478,9 @@ func (e *evaluator) chain(c *Chain, depth int) result {
 			m = e.match(r, c.Table)
 			if m == no {
 				continue
+			}
+			if r.notrack {
+				e.step(&expr.Notrack{}, nil, c.Table, m)
 			}
 			eff = e.effect(r.act, c, r, depth)
 		}

@@ -115,6 +115,8 @@ type Rule struct {
 	conds []cond
 	act   action
 	prog  *prog // the kernel's expressions, when read over netlink (conds and act unused)
+
+	notrack bool // a notrack statement (nft's JSON)
 }
 
 // Base reports whether c is attached to a hook.
