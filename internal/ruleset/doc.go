@@ -31,8 +31,8 @@
 // chains see only the first packet of a connection; a dnat, redirect, snat or
 // masquerade statement ends its chain like accept (the rewrite itself is not
 // modelled, Verdict.Rewrite names it). Marks (meta mark set, ct mark set) and
-// notrack change the packet for the rules and chains after them, as they do
-// in the kernel; once the evaluation has split over an undecided match, a
+// notrack (which untracks only a packet conntrack has not seen yet) change
+// the packet for the rules and chains after them, as they do in the kernel; once the evaluation has split over an undecided match, a
 // mark set on one path is unknown on the others.
 //
 // The packet is the first packet of a new connection unless Packet.State says
