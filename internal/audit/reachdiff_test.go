@@ -287,7 +287,7 @@ func (g *gen) match(fam, hook string) string {
 	if fam == "inet" {
 		opts = append(opts, "meta nfproto "+g.pick("ipv4", "ipv6"))
 	}
-	opts = append(opts, `iifname "eth0"`, `iifname "wg0"`, `iif "lo"`, `iifname != "lo"`, "meta l4proto tcp",
+	opts = append(opts, `iifname "eth0"`, `iifname "wg0"`, `iif "lo"`, `iif "eth0"`, `iif != "eth0"`, `iifname != "lo"`, "meta l4proto tcp",
 		"ct state new", "ct state established,related", "ct state invalid", "ct state != new", "ct state untracked",
 		"fib daddr type local", "tcp flags & (syn | ack) == syn", "meta mark 0x1", "meta mark 0x2", "meta mark & 0x4 == 0x4", "ct mark 0x5")
 	if g.sets["ports"] != "" {
