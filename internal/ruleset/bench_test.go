@@ -3,6 +3,7 @@ package ruleset
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,19 @@ func BenchmarkRead(b *testing.B) {
 			if err := ns.do(func() error { _, err := Kernel(); return err }); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	var rs *Ruleset
+	if err := ns.do(func() (err error) { rs, err = Kernel(); return err }); err != nil {
+		b.Fatal(err)
+	}
+	p := Packet{Hook: HookInput, IIf: "eth0", Saddr: netip.MustParseAddr("198.51.100.7"), Daddr: netip.MustParseAddr("203.0.113.1"), Proto: "tcp", Dport: 22}
+	if v := rs.Evaluate(p, Optimistic); !v.Accepted || !v.Certain {
+		b.Fatalf("ssh from an unbanned address: %v", v)
+	}
+	b.Run("evaluate", func(b *testing.B) {
+		for b.Loop() {
+			rs.Evaluate(p, Optimistic)
 		}
 	})
 	b.Run("nft-json", func(b *testing.B) {

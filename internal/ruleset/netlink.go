@@ -203,6 +203,7 @@ func Kernel() (*Ruleset, error) {
 					ns.fields = append(ns.fields, int(f.Bytes))
 				}
 			}
+			ns.index()
 			t.nlsets[s.Name] = ns
 		}
 	}

@@ -34,6 +34,51 @@ type nlSet struct {
 	verdict  bool
 	fields   []int // concatenation: the length of each field
 	elems    []nftables.SetElement
+
+	// Built once (index): exact keys of a plain set, the elements of an
+	// interval set in key order, and whether any element has a range end.
+	exact  map[string]*nftables.SetElement
+	sorted []*nftables.SetElement
+	ranged bool
+}
+
+// index prepares s for lookups: a ban set holds 100,000 addresses and the
+// audit asks about every listener at every address.
+func (s *nlSet) index() {
+	for i := range s.elems {
+		if s.elems[i].KeyEnd != nil {
+			s.ranged = true
+		}
+	}
+	switch {
+	case s.ranged:
+	case s.interval:
+		s.sorted = make([]*nftables.SetElement, 0, len(s.elems))
+		for i := range s.elems {
+			s.sorted = append(s.sorted, &s.elems[i])
+		}
+		slices.SortStableFunc(s.sorted, func(a, b *nftables.SetElement) int {
+			if c := bytes.Compare(a.Key, b.Key); c != 0 {
+				return c
+			}
+			// At one key, an end closes the range before and a start
+			// opens the next.
+			switch {
+			case a.IntervalEnd && !b.IntervalEnd:
+				return -1
+			case !a.IntervalEnd && b.IntervalEnd:
+				return 1
+			}
+			return 0
+		})
+	default:
+		s.exact = make(map[string]*nftables.SetElement, len(s.elems))
+		for i := range s.elems {
+			if _, dup := s.exact[string(s.elems[i].Key)]; !dup {
+				s.exact[string(s.elems[i].Key)] = &s.elems[i]
+			}
+		}
+	}
 }
 
 // finish decides the rule's action from its last verdict-like expression.
@@ -692,15 +737,13 @@ func (s *nlSet) candidates(g *regs, sreg uint32) []candidate {
 		return nil
 	}
 	val, known := g.load(sreg, n)
-	var out []candidate
-	ranged := false
-	for i := range s.elems {
-		if s.elems[i].KeyEnd != nil {
-			ranged = true
-		}
+	if s.exact == nil && s.sorted == nil && !s.ranged {
+		s.index() // a set built by hand (tests)
 	}
+	full := bytes.Equal(known, allKnown(len(known)))
+	var out []candidate
 	switch {
-	case ranged:
+	case s.ranged:
 		for i := range s.elems {
 			el := &s.elems[i]
 			if el.IntervalEnd {
@@ -716,6 +759,10 @@ func (s *nlSet) candidates(g *regs, sreg uint32) []candidate {
 		}
 	case s.interval:
 		out = s.intervalCandidates(val, known)
+	case full:
+		if el, ok := s.exact[string(val)]; ok {
+			out = append(out, candidate{yes, el})
+		}
 	default:
 		for i := range s.elems {
 			el := &s.elems[i]
@@ -754,33 +801,17 @@ func (s *nlSet) fieldRange(val, known, lo, hi []byte) tri {
 // intervalCandidates reads an rbtree interval set: start elements, and end
 // elements (flagged) holding the first value past a range.
 func (s *nlSet) intervalCandidates(val, known []byte) []candidate {
-	els := make([]*nftables.SetElement, 0, len(s.elems))
-	for i := range s.elems {
-		els = append(els, &s.elems[i])
-	}
-	slices.SortStableFunc(els, func(a, b *nftables.SetElement) int {
-		if c := bytes.Compare(a.Key, b.Key); c != 0 {
-			return c
-		}
-		// At one key, an end closes the range before and a start opens
-		// the next.
-		switch {
-		case a.IntervalEnd && !b.IntervalEnd:
-			return -1
-		case !a.IntervalEnd && b.IntervalEnd:
-			return 1
-		}
-		return 0
-	})
+	els := s.sorted
 	if bytes.Equal(known, allKnown(len(known))) {
-		var last *nftables.SetElement
-		for _, el := range els {
-			if bytes.Compare(el.Key, val) <= 0 {
-				last = el
+		// The last element at or below the value decides.
+		i, _ := slices.BinarySearchFunc(els, val, func(el *nftables.SetElement, v []byte) int {
+			if bytes.Compare(el.Key, v) <= 0 {
+				return -1
 			}
-		}
-		if last != nil && !last.IntervalEnd {
-			return []candidate{{yes, last}}
+			return 1
+		})
+		if i > 0 && !els[i-1].IntervalEnd {
+			return []candidate{{yes, els[i-1]}}
 		}
 		return nil
 	}
