@@ -53,52 +53,247 @@ type reach struct {
 	why     string
 }
 
-// reachable walks every table's base chains for a new connection from the
-// internet to addr:port on the public interface (optimistically: when in
-// doubt, reachable).
-func (f *facts) reachable(proto string, addr netip.Addr, port uint16) reach {
+// target is one address the internet can send to: an address of a public
+// interface (or the one a listener is bound to), with that interface.
+type target struct {
+	iface string
+	index int
+	addr  netip.Addr
+}
+
+// publicTargets lists every address of every public interface, IPv4 and
+// IPv6 (link-local addresses excepted: they are not routed to).
+func (f *facts) publicTargets() []target {
+	ifs, err := f.ifaces()
+	if err != nil {
+		return nil
+	}
+	pub := f.publicIfaces()
+	var out []target
+	for _, name := range pub {
+		for _, i := range ifs {
+			if i.Name != name {
+				continue
+			}
+			for _, a := range i.Addrs {
+				ad := a.Addr().Unmap()
+				if ad.IsLinkLocalUnicast() || ad.IsLoopback() || slices.ContainsFunc(out, func(t target) bool { return t.addr == ad }) {
+					continue
+				}
+				out = append(out, target{iface: i.Name, index: i.Index, addr: ad})
+			}
+		}
+	}
+	return out
+}
+
+// listenerTargets are the addresses at which l can be reached from the
+// internet, each with whether l surely takes that family: a [::] socket
+// takes IPv4 unless IPV6_V6ONLY is set (unknown without sock_diag).
+func (f *facts) listenerTargets(l host.Listener) (ts []target, sure []bool) {
+	addr := l.Addr.Addr().Unmap()
+	all := f.publicTargets()
+	if !addr.IsUnspecified() {
+		t := target{addr: addr}
+		for _, x := range all {
+			if x.addr == addr {
+				t = x
+			}
+		}
+		if t.iface == "" {
+			if pub := f.publicIfaces(); len(pub) > 0 {
+				t.iface = pub[0] // bound to an address routed to this host
+			}
+		}
+		return []target{t}, []bool{true}
+	}
+	for _, t := range all {
+		switch {
+		case addr.Is4() && t.addr.Is4(), addr.Is6() && t.addr.Is6():
+			ts, sure = append(ts, t), append(sure, true)
+		case addr.Is6() && t.addr.Is4() && !(l.V6OnlyKnown && l.V6Only):
+			ts, sure = append(ts, t), append(sure, l.V6OnlyKnown)
+		}
+	}
+	if len(ts) == 0 {
+		// No public address of this family is known: ask with the
+		// address unset (any).
+		p := target{}
+		if pub := f.publicIfaces(); len(pub) > 0 {
+			p.iface = pub[0]
+		}
+		fam := []netip.Addr{netip.IPv4Unspecified()}
+		if addr.Is6() {
+			fam = []netip.Addr{netip.IPv6Unspecified()}
+			if !(l.V6OnlyKnown && l.V6Only) {
+				fam = append(fam, netip.IPv4Unspecified())
+			}
+		}
+		for _, a := range fam {
+			p.addr = a
+			ts, sure = append(ts, p), append(sure, a.Is6() || addr.Is4() || l.V6OnlyKnown)
+		}
+	}
+	return ts, sure
+}
+
+// targetVerdict is the firewall's answer for one address of a listener.
+type targetVerdict struct {
+	t        target
+	accepted bool
+	certain  bool // no undecided rule, and the socket surely takes the family
+	why      string
+}
+
+// reachTargets evaluates a new connection from the internet to listener l
+// at each address of each family it takes (optimistically: when in doubt,
+// accepted, and said to be uncertain).
+func (f *facts) reachTargets(rs *ruleset.Ruleset, l host.Listener) []targetVerdict {
+	ts, sure := f.listenerTargets(l)
+	out := make([]targetVerdict, 0, len(ts))
+	for i, t := range ts {
+		p := ruleset.Packet{Hook: ruleset.HookInput, IIf: t.iface, IIfIndex: t.index, Proto: l.Proto, Dport: l.Addr.Port()}
+		fam := "IPv4"
+		if t.addr.Is6() {
+			fam = "IPv6"
+			p.Saddr, p.V6 = internetV6, true
+		} else {
+			p.Saddr = internetV4
+		}
+		if !t.addr.IsUnspecified() {
+			p.Daddr = t.addr
+			fam += " " + t.addr.String()
+		}
+		v := rs.Evaluate(p, ruleset.Optimistic)
+		// A connection is only of use once its later packets pass too:
+		// a firewall that lets the SYN in but drops or rejects the
+		// handshake's ACK (ct state established) exposes nothing.
+		est := p
+		est.State = ruleset.StateEstablished
+		ve := rs.Evaluate(est, ruleset.Optimistic)
+		possible := v.Accepted && ve.Accepted
+		surely := v.Accepted && v.Certain && ve.Accepted && ve.Certain
+		tv := targetVerdict{t: t, accepted: possible, certain: possible == surely && (sure[i] || !possible)}
+		if !possible {
+			tv.why = fam + ": dropped by " + v.Rule.String()
+			if v.Accepted {
+				tv.why = fam + ": its later packets (ct state established) dropped by " + ve.Rule.String()
+			}
+			if !tv.certain {
+				tv.why += " (uncertain)"
+			}
+			out = append(out, tv)
+			continue
+		}
+		if !ve.Certain && v.Certain {
+			v = ve // the doubt is in the later packets' verdict
+		}
+		// One entry per address, without "; " inside: entries are joined
+		// and merged on it.
+		by := "no firewall rule drops it"
+		switch {
+		case !v.Certain:
+			by = "may be accepted, the firewall's verdict is uncertain (" + unsureText(v.Unsure) + ")"
+		case v.Rule.Text != "":
+			by = "accepted by " + v.Rule.String()
+		}
+		if !sure[i] {
+			by += ", if the IPv6 socket takes IPv4 (IPV6_V6ONLY unknown)"
+		}
+		tv.why = fam + ": " + by
+		out = append(out, tv)
+	}
+	return out
+}
+
+// reachable is whether the internet can reach listener l at any address,
+// and why.
+func (f *facts) reachable(l host.Listener) reach {
 	rs, err := f.ruleset()
 	if err != nil {
 		f.note("firewall not read (%v): listeners on public addresses are assumed reachable", err)
 		return reach{ok: true, why: "firewall unreadable"}
 	}
-	v4, v6 := f.publicAddrs()
-	var pkts []ruleset.Packet
-	iif := ""
-	if pub := f.publicIfaces(); len(pub) > 0 {
-		iif = pub[0]
-	}
-	dst4, dst6 := v4, v6
-	if !addr.IsUnspecified() {
-		dst4, dst6 = addr, addr
-	}
-	if addr.Is4() || addr.IsUnspecified() {
-		pkts = append(pkts, ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: dst4, Proto: proto, Dport: port})
-	}
-	if addr.Is6() {
-		if addr.IsUnspecified() {
-			// A socket on :: takes IPv4 too (bindv6only is 0 by default).
-			pkts = append(pkts, ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: dst4, Proto: proto, Dport: port})
+	var accepted, dropped []string
+	res := reach{certain: true}
+	surely := false
+	for _, tv := range f.reachTargets(rs, l) {
+		if tv.accepted {
+			res.ok = true
+			surely = surely || tv.certain
+			accepted = append(accepted, tv.why)
+		} else {
+			dropped = append(dropped, tv.why)
 		}
-		pkts = append(pkts, ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV6, Daddr: dst6, Proto: proto, Dport: port, V6: true})
 	}
-	var why []string
-	for _, p := range pkts {
-		v := rs.Evaluate(p, ruleset.Optimistic)
-		fam := "IPv4"
-		if p.IsV6() {
-			fam = "IPv6"
-		}
-		if v.Accepted {
-			by := "no firewall rule drops it"
-			if v.Rule.Text != "" {
-				by = "accepted by " + v.Rule.String()
-			}
-			return reach{ok: true, certain: v.Certain, why: fam + ": " + by}
-		}
-		why = append(why, fam+": dropped by "+v.Rule.String())
+	if res.ok {
+		res.certain = surely
+		res.why = strings.Join(accepted, "; ")
+		return res
 	}
-	return reach{ok: false, certain: true, why: strings.Join(why, "; ")}
+	res.why = strings.Join(dropped, "; ")
+	if res.why == "" {
+		res.why = "no public address of its family"
+	}
+	return res
+}
+
+// unsureText names the rules an uncertain verdict depends on.
+func unsureText(refs []ruleset.RuleRef) string {
+	if len(refs) == 0 {
+		return "unknown rule"
+	}
+	var out []string
+	for _, r := range refs {
+		out = append(out, "depends on "+r.String())
+	}
+	return strings.Join(out, ", ")
+}
+
+// mergeReach joins the verdicts of the sockets of one service (0.0.0.0 and
+// [::] of one daemon): reachable if any is, each address said once.
+func mergeReach(a, b reach) reach {
+	switch {
+	case a.why == "":
+		return b
+	case a.ok != b.ok:
+		if a.ok {
+			return a
+		}
+		return b
+	}
+	out := reach{ok: a.ok, certain: a.certain && b.certain, why: a.why}
+	if a.ok {
+		out.certain = a.certain || b.certain // reachable if either surely is
+	}
+	// Each address once ("IPv4 203.0.113.10: ..."), the first verdict kept.
+	seen := map[string]bool{}
+	for _, part := range strings.Split(a.why, "; ") {
+		addr, _, _ := strings.Cut(part, ": ")
+		seen[addr] = true
+	}
+	for _, part := range strings.Split(b.why, "; ") {
+		addr, _, _ := strings.Cut(part, ": ")
+		if !seen[addr] {
+			seen[addr] = true
+			out.why += "; " + part
+		}
+	}
+	return out
+}
+
+// v6onlyText says how an IPv6 wildcard socket treats IPv4.
+func v6onlyText(l host.Listener) string {
+	if !l.Addr.Addr().Is6() || !l.Addr.Addr().IsUnspecified() {
+		return ""
+	}
+	switch {
+	case !l.V6OnlyKnown:
+		return " (IPV6_V6ONLY unknown: may take IPv4 too)"
+	case l.V6Only:
+		return " (IPV6_V6ONLY: IPv6 only)"
+	}
+	return " (takes IPv4 too)"
 }
 
 func describeListener(l host.Listener) string {
@@ -154,12 +349,8 @@ func checkExposure(f *facts, o *out) {
 				index[key] = g
 				groups = append(groups, g)
 			}
-			g.ev = append(g.ev, fmt.Sprintf("%s listens on %s", describeListener(l), scope))
-			if r := f.reachable(l.Proto, l.Addr.Addr(), l.Addr.Port()); r.ok || g.reach.why == "" {
-				if !g.reach.ok {
-					g.reach = r
-				}
-			}
+			g.ev = append(g.ev, fmt.Sprintf("%s listens on %s%s", describeListener(l), scope, v6onlyText(l)))
+			g.reach = mergeReach(g.reach, f.reachable(l))
 		}
 		var exp1, exp2, exp3 int
 		for _, g := range groups {
@@ -167,7 +358,11 @@ func checkExposure(f *facts, o *out) {
 			ev := append(g.ev, "firewall: "+g.reach.why)
 			switch {
 			case g.sensitive && g.reach.ok:
-				o.fail("EXP-001", subject, append([]string{g.name + " is reachable from the internet"}, ev...)...)
+				head := g.name + " is reachable from the internet"
+				if !g.reach.certain {
+					head = g.name + " may be reachable from the internet (uncertain: see the firewall line)"
+				}
+				o.fail("EXP-001", subject, append([]string{head}, ev...)...)
 				exp1++
 			case g.sensitive:
 				o.fail("EXP-002", subject, append([]string{g.name + " is bound beyond loopback"}, ev...)...)

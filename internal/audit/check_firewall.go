@@ -23,20 +23,47 @@ func checkFirewall(f *facts, o *out) {
 	if pub := f.publicIfaces(); len(pub) > 0 {
 		iif = pub[0]
 	}
-	v4, v6 := f.publicAddrs()
-	// A new connection from the internet to a port nothing should open:
-	// default-deny drops it; "no firewall" accepts it.
+	// A new connection from the internet to a port nothing should open, at
+	// every public address: default-deny drops it; "no firewall" accepts
+	// it. The answer is the first address that accepts it, if any does.
+	targets := f.publicTargets()
 	probe := func(v6fam bool) ruleset.Verdict {
-		p := ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Daddr: v4, Proto: "tcp", Dport: 1}
-		if v6fam {
-			p = ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV6, Daddr: v6, Proto: "tcp", Dport: 1, V6: true}
+		var first *ruleset.Verdict
+		tried := false
+		for _, t := range targets {
+			if t.addr.Is6() != v6fam {
+				continue
+			}
+			tried = true
+			p := ruleset.Packet{Hook: ruleset.HookInput, IIf: t.iface, IIfIndex: t.index, Saddr: internetV4, Daddr: t.addr, Proto: "tcp", Dport: 1}
+			if v6fam {
+				p.Saddr = internetV6
+			}
+			v := rs.Evaluate(p, ruleset.Optimistic)
+			if v.Accepted {
+				return v
+			}
+			if first == nil {
+				first = &v
+			}
 		}
-		return rs.Evaluate(p, ruleset.Optimistic)
+		if !tried {
+			p := ruleset.Packet{Hook: ruleset.HookInput, IIf: iif, Saddr: internetV4, Proto: "tcp", Dport: 1}
+			if v6fam {
+				p.Saddr = internetV6
+			}
+			return rs.Evaluate(p, ruleset.Optimistic)
+		}
+		return *first
 	}
+	v4, _ := f.publicAddrs()
 	p4, p6 := probe(false), probe(true)
 	verdictText := func(v ruleset.Verdict) string {
 		if v.Rule.Text == "" {
 			return "no base chain on the input path"
+		}
+		if !v.Certain {
+			return v.Rule.String() + " (uncertain: " + unsureText(v.Unsure) + ")"
 		}
 		return v.Rule.String()
 	}

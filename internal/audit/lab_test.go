@@ -143,7 +143,7 @@ table ip b {
 				for _, dst := range []string{"198.51.100.1", "2001:db8:1::1"} {
 					addr := fmt.Sprintf("[%s]:%d", dst, p)
 					kernel := attacker.CanConnect("tcp", addr, 300*time.Millisecond)
-					model := f.reachable("tcp", netip.MustParseAddr(dst), p).ok
+					model := f.reachable(host.Listener{Proto: "tcp", Addr: netip.AddrPortFrom(netip.MustParseAddr(dst), p)}).ok
 					if kernel != model {
 						t.Errorf("%s %s: kernel says reachable=%v, audit says %v", name, addr, kernel, model)
 					}

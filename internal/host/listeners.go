@@ -27,6 +27,10 @@ type Listener struct {
 	Process string // comm of PID
 	Cmdline string // arguments of PID, separated by spaces
 	Scope   Scope
+	// V6Only is IPV6_V6ONLY of an IPv6 socket: a [::] listener without it
+	// takes IPv4 too. V6OnlyKnown is false where the kernel was not asked
+	// (UDP, or /proc/net without sock_diag).
+	V6Only, V6OnlyKnown bool
 	// OwnerUnknown is set when PID is 0 and some processes' file
 	// descriptors could not be read (not root), so the owner may be
 	// hidden. PID 0 without it means no process holds the socket, as
@@ -102,7 +106,18 @@ func (h *Host) Listeners() ([]Listener, error) {
 	for _, k := range order {
 		g := groups[k]
 		l := Listener{Proto: k.proto, Addr: k.addr, Inode: g[0].Inode, UID: g[0].UID,
-			Scope: ClassifyAddr(k.addr.Addr(), vpn)}
+			Scope: ClassifyAddr(k.addr.Addr(), vpn), V6OnlyKnown: true}
+		for _, s := range g {
+			// A SO_REUSEPORT group takes IPv4 if any of its sockets does.
+			l.V6Only = l.V6OnlyKnown && s.V6OnlyKnown && (s.V6Only || !k.addr.Addr().Is6())
+			l.V6OnlyKnown = l.V6OnlyKnown && s.V6OnlyKnown
+			if !l.V6Only && l.V6OnlyKnown {
+				break
+			}
+		}
+		if k.addr.Addr().Is4() {
+			l.V6Only, l.V6OnlyKnown = false, true
+		}
 		for _, s := range g {
 			if pid := owners[s.Inode]; pid != 0 && (l.PID == 0 || pid < l.PID) {
 				l.PID, l.Inode, l.UID = pid, s.Inode, s.UID

@@ -271,8 +271,51 @@ func TestSockDiagMatchesProc(t *testing.T) {
 			t.Fatalf("%v: in sock_diag %v, in /proc %v", w.Local, ok1, ok2)
 		}
 		d.Remote, p.Remote = netip.AddrPort{}, netip.AddrPort{} // 0.0.0.0:0 vs :: forms differ by family only
+		if d.Local.Addr().Is6() != d.V6OnlyKnown {
+			t.Errorf("%v: IPV6_V6ONLY known %v", d.Local, d.V6OnlyKnown)
+		}
+		d.V6Only, d.V6OnlyKnown = false, false // /proc/net does not show it
 		if d != p || d.Inode == 0 || d.UID != w.UID || d.State != tcpListen {
 			t.Errorf("sock_diag %+v, /proc %+v", d, p)
 		}
+	}
+}
+
+// TestListenersV6Only: a [::] socket with IPV6_V6ONLY (Go sets it for
+// "tcp6") takes no IPv4, one without it ("tcp") does; the kernel says which.
+func TestListenersV6Only(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipOrFail(t, "needs root to see every socket's owner")
+	}
+	only, err := net.Listen("tcp6", "[::]:0")
+	if err != nil {
+		skipOrFail(t, "no IPv6: "+err.Error())
+	}
+	defer only.Close()
+	dual, err := net.Listen("tcp", "[::]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dual.Close()
+	ls, err := New("/").Listeners()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint16]bool{
+		uint16(only.Addr().(*net.TCPAddr).Port): true,
+		uint16(dual.Addr().(*net.TCPAddr).Port): false,
+	}
+	for _, l := range ls {
+		v6only, ok := want[l.Addr.Port()]
+		if !ok || l.Proto != "tcp" {
+			continue
+		}
+		delete(want, l.Addr.Port())
+		if !l.V6OnlyKnown || l.V6Only != v6only {
+			t.Errorf("%v: V6Only %v (known %v), want %v", l.Addr, l.V6Only, l.V6OnlyKnown, v6only)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("listeners not found: %v", want)
 	}
 }

@@ -21,6 +21,9 @@ type Socket struct {
 	State  uint8 // kernel TCP state number (TCP_LISTEN = 0x0A, TCP_CLOSE = 0x07)
 	UID    int
 	Inode  uint64
+	// V6Only is IPV6_V6ONLY of an IPv6 socket, as sock_diag reports it
+	// (V6OnlyKnown); /proc/net does not show it.
+	V6Only, V6OnlyKnown bool
 }
 
 // Listening reports whether s accepts traffic from anyone: a TCP socket in

@@ -111,12 +111,29 @@ func parseInetDiagMsg(b []byte) (Socket, bool) {
 	default:
 		return Socket{}, false
 	}
-	return Socket{
+	s := Socket{
 		Proto:  "tcp",
 		Local:  netip.AddrPortFrom(src, sport),
 		Remote: netip.AddrPortFrom(dst, dport),
 		State:  b[1],
 		UID:    int(binary.NativeEndian.Uint32(b[64:])),
 		Inode:  uint64(binary.NativeEndian.Uint32(b[68:])),
-	}, true
+	}
+	// Attributes follow the message: the kernel always adds
+	// INET_DIAG_SKV6ONLY for IPv6 sockets.
+	for a := b[sizeofInetDiagMsg:]; len(a) >= 4; {
+		n := int(binary.NativeEndian.Uint16(a[0:]))
+		typ := binary.NativeEndian.Uint16(a[2:])
+		if n < 4 || n > len(a) {
+			break
+		}
+		if typ == inetDiagSKV6Only && n >= 5 && b[0] == unix.AF_INET6 {
+			s.V6Only, s.V6OnlyKnown = a[4] != 0, true
+		}
+		a = a[min((n+3)&^3, len(a)):]
+	}
+	return s, true
 }
+
+// inetDiagSKV6Only is INET_DIAG_SKV6ONLY of <linux/inet_diag.h>.
+const inetDiagSKV6Only = 11

@@ -209,7 +209,7 @@ func TestDormantAndOtherFamilies(t *testing.T) {
 		{"table": {"family": "inet", "name": "d2", "handle": 10, "flags": ["dormant"]}},
 		{"chain": {"family": "inet", "table": "d2", "name": "i", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}},
 		{"table": {"family": "netdev", "name": "n", "handle": 8}},
-		{"chain": {"family": "netdev", "table": "n", "name": "i", "handle": 1, "type": "filter", "hook": "ingress", "prio": 0, "policy": "drop"}},
+		{"chain": {"family": "netdev", "table": "n", "name": "i", "handle": 1, "type": "filter", "hook": "ingress", "prio": 0, "policy": "drop", "dev": "eth1"}},
 		{"table": {"family": "bridge", "name": "b", "handle": 7}},
 		{"chain": {"family": "bridge", "table": "b", "name": "i", "handle": 1, "type": "filter", "hook": "input", "prio": 0, "policy": "drop"}}
 	]}`)
@@ -217,8 +217,14 @@ func TestDormantAndOtherFamilies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check(t, rs, in6(22), accepted)
+	// "d" is what nft 1.0.6 printed once for a dormant table, and other
+	// garbage other times: unreadable flags leave the table maybe dormant.
+	check(t, rs, in6(22), uncertain)
 	check(t, rs, in4(22), accepted)
+	// The netdev chain sees only eth1's packets, and drops them all.
+	p := in4(22)
+	p.IIf = "eth1"
+	check(t, rs, p, dropped)
 }
 
 // nat chains see only a connection's first packet; named priorities work.

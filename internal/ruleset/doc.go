@@ -1,12 +1,15 @@
 // Package ruleset reads netfilter rulesets as data and answers one question
 // about them: would the kernel accept this packet?
 //
-// Two sources feed one model: `nft -j list ruleset` (ParseNFT) and the text
-// of iptables-legacy-save / ip6tables-legacy-save (ParseIptablesSave). Live
-// reads both from the running host, and re-reads tables that iptables-nft
-// manages through iptables-nft-save, since nft's JSON drops the options of
-// their xt matches. ParseNFT also reads nft's JSON input format, so a
-// candidate table can be judged before it is loaded:
+// The model comes from the kernel itself: Kernel reads tables (with their
+// dormant flag), chains (hooks, devices, priorities, policies), rules and sets
+// over nf_tables netlink, and each rule is evaluated the way the kernel runs
+// it, as expressions over registers, on a synthetic packet whose unknown bits
+// stay unknown; iptables-nft's xt matches are judged from the info structs
+// the kernel holds. nft's JSON (ParseNFT) is the fallback when netlink cannot
+// be read, and the way to judge a candidate table before it is loaded; the
+// text of iptables-legacy-save / ip6tables-legacy-save (ParseIptablesSave)
+// adds x_tables rules. Live reads all of them from the running host:
 //
 //	live.Without(ruleset.FamilyInet, "moat").Merge(candidate).Evaluate(ssh, ruleset.Pessimistic)
 //
@@ -15,22 +18,27 @@
 // # Semantics
 //
 // Evaluate follows netfilter: a packet to a local socket traverses the
-// prerouting base chains and then the input base chains; a routed (for
-// example DNATed) packet traverses prerouting and then forward. Within a hook
-// every base chain of every table that sees the packet's family runs, in
-// priority order (inet tables see both families, ip only IPv4, ip6 only
-// IPv6). Rules run in order; accept ends only the current base chain (the
+// ingress chains of its interface (netdev tables, and inet tables' ingress
+// hook), the prerouting base chains and then the input base chains; a routed
+// (for example DNATed) packet traverses ingress, prerouting and then forward.
+// Within a hook every base chain of every table that sees the packet's family
+// runs, in priority order (inet tables see both families, ip only IPv4, ip6
+// only IPv6). Rules run in order; accept ends only the current base chain (the
 // packet moves on to the next one), drop and reject are final; jump and goto
 // enter regular chains, return leaves them; a chain's policy applies when no
 // rule gave a verdict. With no base chain on the path the packet is accepted.
-// Tables of the arp, bridge and netdev families, the inet ingress hook, and
-// dormant tables are ignored. nat chains see only the first packet of a
-// connection; a dnat, redirect, snat or masquerade statement ends its chain
-// like accept (the rewrite itself is not modelled, Verdict.Rewrite names it).
+// Dormant tables and tables of the arp and bridge families are ignored. nat
+// chains see only the first packet of a connection; a dnat, redirect, snat or
+// masquerade statement ends its chain like accept (the rewrite itself is not
+// modelled, Verdict.Rewrite names it). Marks (meta mark set, ct mark set) and
+// notrack (which untracks only a packet conntrack has not seen yet) change
+// the packet for the rules and chains after them, as they do in the kernel; once the evaluation has split over an undecided match, a
+// mark set on one path is unknown on the others.
 //
 // The packet is the first packet of a new connection unless Packet.State says
-// otherwise: ct state is new, a TCP packet carries only SYN, ct status holds
-// dnat exactly when Packet.DNAT is set (and only after the dstnat priority),
+// otherwise: ct state is new (but invalid, with no other ct key matching,
+// before conntrack has seen it: at ingress, and in prerouting below priority
+// -200), a TCP packet carries only SYN, ct status holds dnat exactly when Packet.DNAT is set (and only after the dstnat priority),
 // fib daddr type is local on the input path and unicast on the forward path,
 // reverse-path (rpfilter) checks pass, and meta pkttype is host.
 //
@@ -39,15 +47,16 @@
 // forms (limit rate over, ct count over, hashlimit-above, recent --hitcount,
 // connlimit-above) do not. quota compares its used counter with its limit.
 // Set elements are taken as listed, timeouts notwithstanding; statements that
-// add to sets, count, log or set marks have no effect on the verdict
-// (notrack included: later ct state matches still see new).
+// add to sets, count or log have no effect on the verdict.
 //
 // # Uncertainty
 //
-// Some matches cannot be decided from the ruleset and the packet: iptables
-// extensions that nft shows only as "xt match NAME", marks, sockets, ipsets,
-// or packet fields the caller left unset (a zero
-// Saddr or IIf means "any"). Such a match is unknown, and the evaluator
+// Some matches cannot be decided from the ruleset and the packet: sockets,
+// ipsets, xt extensions not modelled, packet fields no synthetic packet
+// carries (TTL, lengths, options), marks once paths split, or fields the
+// caller left unset (a zero Saddr or IIf means "any"). From nft's JSON also
+// xt matches (shown only as "xt match NAME"), unreadable table flags and
+// ingress chains whose device nft 1.0.6 omits. Such a match is unknown, and the evaluator
 // explores both outcomes. Mode picks the answer: Optimistic asks "could the
 // packet be accepted?" (the audit's exposure question), Pessimistic asks "is
 // it surely accepted?" (the lockout check). Verdict.Certain reports whether

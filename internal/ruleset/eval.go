@@ -2,7 +2,10 @@ package ruleset
 
 import (
 	"fmt"
+	"math/bits"
 	"strings"
+
+	"github.com/google/nftables/expr"
 )
 
 // Mode decides how matches the evaluator cannot decide are counted.
@@ -144,11 +147,13 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 	var chains []*Chain
 	switch p.Hook {
 	case HookInput, HookForward:
-		chains = append(r.BaseChains(HookPrerouting, v6), r.BaseChains(p.Hook, v6)...)
+		chains = append(r.ingressChains(p.IIf), r.BaseChains(HookPrerouting, v6)...)
+		chains = append(chains, r.BaseChains(p.Hook, v6)...)
 	default:
 		chains = r.BaseChains(p.Hook, v6)
 	}
 	e := evaluator{unsureSeen: map[*Rule]bool{}}
+	var carried *carry
 	type chainAnswer struct {
 		c   *Chain
 		res result
@@ -159,7 +164,31 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 		if c.Type == "nat" && p.State != StateNew {
 			continue // nat chains see only a connection's first packet
 		}
-		res := e.base(c, p.view(c))
+		v := p.view(c)
+		if r.ctmarkZero() {
+			v.ctmarkKnown = true // no rule sets one: every ct mark is zero
+		}
+		if v.iifIndex == 0 && v.iifKnown {
+			v.iifIndex = r.ifindex[p.IIf]
+			if p.IIf == "lo" {
+				v.iifIndex = 1 // loopback is 1 in every namespace
+			}
+		}
+		if carried != nil {
+			carried.apply(&v)
+		}
+		res := e.base(c, v)
+		if c.Hook == HookIngress && (p.IIf == "" && len(c.Devices) > 0 || c.devUnknown) || c.Table.dormantUnsure {
+			// Attached to devices while the packet's is unknown, or in a
+			// table that may be dormant: the chain may not see it at all.
+			res.add(outAccept, cause{chain: c})
+			if c.Table.dormantUnsure && len(e.unsure) < maxUnsure {
+				e.unsure = append(e.unsure, RuleRef{Source: c.Table.Source, Family: c.Table.Family, Table: c.Table.Name, Chain: c.Name,
+					Text: "table flags unreadable in nft's JSON: the table may be dormant"})
+			}
+		}
+		next := carryOf(&e.view)
+		carried = &next
 		answers = append(answers, chainAnswer{c, res})
 		possible = possible && res.out&outAccept != 0
 		surely = surely && res.out == outAccept
@@ -208,6 +237,31 @@ func (r *Ruleset) Evaluate(p Packet, m Mode) Verdict {
 		v.Unsure = e.unsure
 	}
 	return v
+}
+
+// ctmarkZero reports whether no rule can set a conntrack mark: every nft
+// table came from the kernel (so its ct mark statements are known) and no
+// iptables-legacy rule jumps to CONNMARK.
+func (r *Ruleset) ctmarkZero() bool {
+	if r.ctmarkSet || len(r.tables) == 0 {
+		return false
+	}
+	for _, t := range r.tables {
+		if t.Source == SourceIptablesLegacy {
+			for _, c := range t.Chains {
+				for _, rule := range c.Rules {
+					if strings.Contains(rule.Text, "CONNMARK") {
+						return false
+					}
+				}
+			}
+			continue
+		}
+		if !t.kernel {
+			return false
+		}
+	}
+	return true
 }
 
 // explainAccept picks the step that best explains an accepted packet: a
@@ -315,10 +369,52 @@ const (
 	maxVmapChecks = 1 << 16
 )
 
+// carry is what one base chain hands the next: marks, and the conntrack
+// state notrack may have changed.
+type carry struct {
+	mark, ctmark           uint32
+	markKnown, ctmarkKnown bool
+	untracked, stateLost   bool
+}
+
+func carryOf(v *view) carry {
+	c := carry{mark: v.mark, ctmark: v.ctmark, markKnown: v.markKnown, ctmarkKnown: v.ctmarkKnown}
+	c.untracked = v.stateKnown && v.state == ctStateBits["untracked"]
+	c.stateLost = !v.stateKnown && !v.noCT
+	return c
+}
+
+func (c carry) apply(v *view) {
+	v.mark, v.ctmark, v.markKnown, v.ctmarkKnown = c.mark, c.ctmark, c.markKnown, c.ctmarkKnown
+	switch {
+	case c.untracked:
+		v.state, v.stateKnown, v.noCT = ctStateBits["untracked"], true, false
+	case c.stateLost:
+		v.stateKnown = false
+	}
+}
+
+// memoKey is a chain entered with a packet state: what a chain does
+// depends on the marks it sees.
+type memoKey struct {
+	c      *Chain
+	state  carry
+	forked bool
+}
+
+type memoVal struct {
+	res    result
+	exit   carry // the state it leaves behind
+	forked bool
+}
+
 type evaluator struct {
-	view       view
-	memo       map[*Chain]result // a chain's result does not depend on its caller
-	active     map[*Chain]bool   // chains being evaluated: a jump loop
+	view view
+	memo map[memoKey]memoVal
+	// forked is set once the walk of a base chain has split into several
+	// paths: from then on a mark set on one path is unknown on the others.
+	forked     bool
+	active     map[*Chain]bool // chains being evaluated: a jump loop
 	unsure     []RuleRef
 	unsureSeen map[*Rule]bool
 	rewrite    *RuleRef
@@ -335,8 +431,9 @@ func anything(c cause) result {
 // accept and drop, the policy standing in for falling off the end.
 func (e *evaluator) base(c *Chain, v view) result {
 	e.view = v
-	e.memo = map[*Chain]result{} // what a chain does depends on the hook
+	e.memo = map[memoKey]memoVal{} // what a chain does depends on the hook
 	e.active = map[*Chain]bool{}
+	e.forked = false
 	res := e.chain(c, 0)
 	policy := outAccept
 	if c.policy() == "drop" {
@@ -353,9 +450,13 @@ func (e *evaluator) base(c *Chain, v view) result {
 }
 
 func (e *evaluator) chain(c *Chain, depth int) result {
-	if r, ok := e.memo[c]; ok {
-		return r
+	key := memoKey{c, carryOf(&e.view), e.forked}
+	if m, ok := e.memo[key]; ok {
+		m.exit.apply(&e.view)
+		e.forked = e.forked || m.forked
+		return m.res
 	}
+	forkedBefore := e.forked
 	if e.active[c] || depth > maxDepth {
 		// The kernel refuses loops and deep nesting; answer "anything".
 		return anything(cause{chain: c})
@@ -366,19 +467,34 @@ func (e *evaluator) chain(c *Chain, depth int) result {
 	var res result
 	done := false
 	for _, r := range c.Rules {
-		m := e.match(r, c.Table)
-		if m == no {
-			continue
+		var m tri
+		var eff result
+		if r.prog != nil {
+			m, eff = e.runProg(c, r, depth)
+			if m == no {
+				continue
+			}
+		} else {
+			m = e.match(r, c.Table)
+			if m == no {
+				continue
+			}
+			if r.notrack {
+				e.step(&expr.Notrack{}, nil, c.Table, m)
+			}
+			eff = e.effect(r.act, c, r, depth)
 		}
-		eff := e.effect(r.act, c, r, depth)
 		if m == yes && eff.fall != outNext {
 			res.setFall(eff.fall, eff.fallWhy)
 		}
 		if m == maybe {
 			eff.add(outNext, cause{})
 		}
-		if m == maybe || r.act.kind == actUnknown {
+		if m == maybe || r.act.kind == actUnknown || r.prog != nil && r.prog.act.kind == actUnknown {
 			e.noteUnsure(c, r)
+		}
+		if bits.OnesCount8(uint8(eff.out)) > 1 {
+			e.forked = true
 		}
 		next := eff.out&outNext != 0
 		eff.out &^= outNext
@@ -392,7 +508,7 @@ func (e *evaluator) chain(c *Chain, depth int) result {
 		res.add(outReturn, cause{chain: c})
 	}
 	res.setFall(outReturn, cause{chain: c})
-	e.memo[c] = res
+	e.memo[key] = memoVal{res: res, exit: carryOf(&e.view), forked: e.forked && !forkedBefore}
 	return res
 }
 

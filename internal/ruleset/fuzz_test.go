@@ -82,7 +82,7 @@ func checkInvariants(t *testing.T, rs *Ruleset, p Packet) {
 	if opt.Certain != pes.Certain || opt.Certain != (opt.Accepted == pes.Accepted) {
 		t.Fatalf("%s: certainty %v/%v for answers %v/%v", describe(p), opt.Certain, pes.Certain, opt.Accepted, pes.Accepted)
 	}
-	if len(opt.Unsure) > maxUnsure || len(opt.Path) > len(rs.BaseChains(HookPrerouting, p.IsV6()))+len(rs.BaseChains(p.Hook, p.IsV6())) {
+	if len(opt.Unsure) > maxUnsure || len(opt.Path) > len(rs.ingressChains(p.IIf))+len(rs.BaseChains(HookPrerouting, p.IsV6()))+len(rs.BaseChains(p.Hook, p.IsV6())) {
 		t.Fatalf("%s: unsure %d, path %d", describe(p), len(opt.Unsure), len(opt.Path))
 	}
 	_ = opt.String() + pes.String()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -407,8 +408,21 @@ func (b *iptablesRule) option(opt string, a []string, neg bool) {
 	case "addrtype":
 		switch opt {
 		case "--dst-type":
+			types := strings.Split(strings.ToLower(val), ",")
+			if b.family == FamilyIP6 && !slices.Equal(types, []string{"local"}) {
+				// For IPv6, xt_addrtype tests UNICAST, MULTICAST and UNSPEC
+				// on the address itself (a local address is unicast too):
+				// only "unicast" alone is modelled, true for the unicast
+				// packets asked about.
+				if slices.Equal(types, []string{"unicast"}) {
+					b.constant(triOf(!neg))
+				} else {
+					b.unknown()
+				}
+				break
+			}
 			var es []elem
-			for _, s := range strings.Split(strings.ToLower(val), ",") {
+			for _, s := range types {
 				es = append(es, elem{kind: elemStr, str: s})
 			}
 			b.add(cond{key: keyFibDaddrType, op: opFor(neg), rhs: rhs{elems: es}})

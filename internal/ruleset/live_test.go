@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
@@ -33,6 +34,9 @@ func (f fakeSystem) run(_ context.Context, path string, _ ...string) ([]byte, er
 	}
 	return []byte(f.out[name]), nil
 }
+
+// kernel fails: these cases exercise the JSON fallback.
+func (f fakeSystem) kernel() (*Ruleset, error) { return nil, errors.New("netlink: not in this test") }
 
 func (f fakeSystem) readFile(name string) ([]byte, error) {
 	if s, ok := f.files[name]; ok {
@@ -134,4 +138,21 @@ func TestLiveInNamespace(t *testing.T) {
 	}
 	check(t, rs, in4(443), dropped.by("inet mine"))
 	check(t, rs, in4(22), accepted.by("iptables-legacy"))
+}
+
+// The kernel holds only INPUT of an iptables-nft table while
+// iptables-nft-save prints FORWARD and OUTPUT too: the JSON fallback still
+// takes INPUT's full text, so multiport drops are certain, and the
+// evidence names the rule, not another table's policy.
+func TestLiveCompatChainByChain(t *testing.T) {
+	rs := loadCase(t, "xt-input-only")
+	p := Packet{Hook: HookInput, IIf: "eth0", Saddr: netip.MustParseAddr("10.77.0.1"), Daddr: netip.MustParseAddr("10.77.0.2"), Proto: "tcp", Dport: 6379}
+	v := rs.Evaluate(p, Optimistic)
+	if v.Accepted || !v.Certain || !strings.Contains(v.Rule.Text, "multiport --dports 6379,8080") {
+		t.Errorf("6379: %v; want surely dropped by the multiport rule", v)
+	}
+	p.Dport = 443
+	if v := rs.Evaluate(p, Optimistic); !v.Accepted || !v.Certain {
+		t.Errorf("443: %v; want surely accepted", v)
+	}
 }

@@ -143,6 +143,13 @@ type view struct {
 	tcpFlags  uint64
 	flagsKnow bool
 	local     bool // fib daddr type local
+	iifIndex  int
+
+	// Carried from chain to chain: marks, and the state notrack changes.
+	mark, ctmark           uint32
+	markKnown, ctmarkKnown bool
+	stateKnown             bool
+	noCT                   bool // no conntrack entry yet (ingress, raw prerouting)
 }
 
 // eval decides c for the packet in v; t resolves named sets.
@@ -187,7 +194,7 @@ func (c *cond) eval(v *view, t *Table) tri {
 	case keyDport:
 		return c.matchNum(uint64(v.dport), v.dport != 0, t)
 	case keyCtState:
-		return c.matchNum(v.state, v.state != 0, t)
+		return c.matchNum(v.state, v.stateKnown, t)
 	case keyCtStatus:
 		return c.matchNum(v.status, true, t)
 	case keyTCPFlags:

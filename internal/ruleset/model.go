@@ -2,6 +2,7 @@ package ruleset
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 )
 
@@ -59,6 +60,12 @@ const (
 // Ruleset is every table of one host (or one network namespace).
 type Ruleset struct {
 	tables []*Table
+	// ifindex maps interface names to indexes in the namespace the ruleset
+	// was read from: rules written `iif eth0` hold the index.
+	ifindex map[string]int
+	// ctmarkSet: some kernel rule may set a conntrack mark; without one,
+	// every connection's ct mark is zero.
+	ctmarkSet bool
 }
 
 // Table is one netfilter table.
@@ -72,8 +79,17 @@ type Table struct {
 
 	chains map[string]*Chain
 	sets   map[string]*set
-	compat bool // holds iptables-nft "xt" expressions
+	nlsets map[string]*nlSet // sets read over netlink, for kernel rules
+	compat bool              // holds iptables-nft "xt" expressions
+	// dormantUnsure: the flags were unreadable (nft 1.0.6's JSON), so the
+	// table may be dormant.
+	dormantUnsure bool
+	kernel        bool // read over netlink (Kernel)
 }
+
+// Kernel reports whether t was read from the kernel over netlink rather
+// than from a printer's text.
+func (t *Table) Kernel() bool { return t.kernel }
 
 // Chain is a base chain (Hook set) or a regular chain.
 type Chain struct {
@@ -83,8 +99,11 @@ type Chain struct {
 	Type     string // filter, nat or route; empty for regular chains
 	Hook     Hook
 	Priority int
-	Policy   string // accept or drop, for base chains
+	Policy   string   // accept or drop, for base chains
+	Devices  []string // the interfaces an ingress chain is attached to
 	Rules    []*Rule
+
+	devUnknown bool // an ingress chain whose devices nft's JSON did not show
 }
 
 // Rule is one rule of a chain.
@@ -95,6 +114,9 @@ type Rule struct {
 
 	conds []cond
 	act   action
+	prog  *prog // the kernel's expressions, when read over netlink (conds and act unused)
+
+	notrack bool // a notrack statement (nft's JSON)
 }
 
 // Base reports whether c is attached to a hook.
@@ -129,7 +151,13 @@ func (t *Table) Chain(name string) *Chain { return t.chains[name] }
 // Merge returns a ruleset holding the tables of r and then those of o. Both
 // inputs stay usable; tables are shared, not copied.
 func (r *Ruleset) Merge(o *Ruleset) *Ruleset {
-	return &Ruleset{tables: append(r.Tables(), o.Tables()...)}
+	idx := map[string]int{}
+	for _, x := range []*Ruleset{r, o} {
+		if x != nil {
+			maps.Copy(idx, x.ifindex)
+		}
+	}
+	return &Ruleset{tables: append(r.Tables(), o.Tables()...), ifindex: idx, ctmarkSet: r != nil && r.ctmarkSet || o != nil && o.ctmarkSet}
 }
 
 // BaseChains returns the active base chains attached to hook in tables that
@@ -155,6 +183,28 @@ func (r *Ruleset) BaseChains(hook Hook, v6 bool) []*Chain {
 	return out
 }
 
+// ingressChains returns the active ingress base chains (netdev tables, and
+// inet tables' ingress hook) that see a packet arriving on iif, in priority
+// order; with iif unknown, every one of them.
+func (r *Ruleset) ingressChains(iif string) []*Chain {
+	var out []*Chain
+	for _, t := range r.Tables() {
+		if t.Dormant || t.Family != FamilyNetdev && t.Family != FamilyInet {
+			continue
+		}
+		for _, c := range t.Chains {
+			if c.Hook != HookIngress {
+				continue
+			}
+			if iif == "" || len(c.Devices) == 0 || slices.Contains(c.Devices, iif) {
+				out = append(out, c)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *Chain) int { return cmp.Compare(a.Priority, b.Priority) })
+	return out
+}
+
 // addChain registers c in t, replacing nothing: a duplicate name keeps the
 // first chain (the kernel forbids duplicates; this only guards bad input).
 func (t *Table) addChain(c *Chain) *Chain {
@@ -174,7 +224,7 @@ func (t *Table) addChain(c *Chain) *Chain {
 // iptables-legacy are kept): the host as it would be once that table is
 // replaced, ready to Merge with a candidate.
 func (r *Ruleset) Without(family Family, name string) *Ruleset {
-	return &Ruleset{tables: slices.DeleteFunc(r.Tables(), func(t *Table) bool {
+	return &Ruleset{ifindex: r.ifindex, ctmarkSet: r.ctmarkSet, tables: slices.DeleteFunc(r.Tables(), func(t *Table) bool {
 		return t.Family == family && t.Name == name && t.Source != SourceIptablesLegacy
 	})}
 }

@@ -48,6 +48,7 @@ type nftChain struct {
 	Hook   string          `json:"hook"`
 	Prio   json.RawMessage `json:"prio"`
 	Policy string          `json:"policy"`
+	Dev    json.RawMessage `json:"dev"`
 }
 
 type nftRule struct {
@@ -115,7 +116,8 @@ func (p *nftParser) object(o *nftObject, command, insert bool) {
 	switch {
 	case o.Table != nil:
 		t := p.table(o.Table.Family, o.Table.Name)
-		t.Handle, t.Dormant = o.Table.Handle, dormant(o.Table.Flags)
+		t.Handle = o.Table.Handle
+		t.Dormant, t.dormantUnsure = dormant(o.Table.Flags)
 	case o.Chain != nil:
 		p.chain(o.Chain)
 	case o.Set != nil:
@@ -225,25 +227,42 @@ func (p *nftParser) chain(j *nftChain) {
 		c.Policy = "accept"
 	}
 	c.Priority = priority(j.Prio)
+	c.Devices = stringList(j.Dev)
+	c.devUnknown = c.Hook == HookIngress && len(c.Devices) == 0 // nft 1.0.6 omits them
 }
 
-// dormant reads table flags, which nft 1.0.6 prints as "d" (sic), later
-// versions as "dormant" or a list.
-func dormant(raw json.RawMessage) bool {
+// dormant reads table flags: "dormant" or a list holding it. nft 1.0.6
+// prints garbage there (a dangling pointer: the table's name, "filter",
+// anything), so flags it cannot read leave the table possibly dormant:
+// unsure, not silently awake. Kernel reads the flag itself.
+func dormant(raw json.RawMessage) (yes, unsure bool) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return false, false
+	}
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
-		return one == "dormant" || one == "d"
+		if one == "dormant" {
+			return true, false
+		}
+		return false, !knownTableFlags[one]
 	}
 	var many []string
 	if json.Unmarshal(raw, &many) == nil {
 		for _, f := range many {
 			if f == "dormant" {
-				return true
+				return true, false
+			}
+			if !knownTableFlags[f] {
+				unsure = true
 			}
 		}
+		return false, unsure
 	}
-	return false
+	return false, true
 }
+
+// knownTableFlags are the table flags other than dormant.
+var knownTableFlags = map[string]bool{"owner": true, "persist": true}
 
 // priorities are the standard names nft accepts for ip/ip6/inet chains.
 var priorities = map[string]int{

@@ -45,7 +45,7 @@ func single(raw json.RawMessage) (string, json.RawMessage, bool) {
 
 // noops are statements with no bearing on the verdict.
 var noops = map[string]bool{
-	"counter": true, "log": true, "mangle": true, "notrack": true, "flow": true,
+	"counter": true, "log": true, "mangle": true, "flow": true,
 	"last": true, "secmark": true, "ct timeout": true, "ct expectation": true,
 	"ct helper": true, "dup": true, "fwd": true, "tproxy": true, "continue": true,
 	"map": true,
@@ -57,6 +57,8 @@ func (r *Rule) stmt(k string, v json.RawMessage) {
 		r.conds = append(r.conds, parseMatch(v))
 	case "accept", "drop", "reject", "return", "jump", "goto", "queue":
 		r.act = verdictAction(k, v)
+	case "notrack":
+		r.notrack = true
 	case "synproxy":
 		r.act = action{kind: actUnknown} // answers the handshake itself
 	case "dnat", "redirect":

@@ -39,6 +39,8 @@ type Packet struct {
 	V6 bool
 	// IIf is the inbound interface; OIf the outbound one on the forward path.
 	IIf, OIf string
+	// IIfIndex is IIf's interface index, when known (meta iif, fib).
+	IIfIndex int
 	// Saddr and Daddr are the addresses, Daddr after DNAT.
 	Saddr, Daddr netip.Addr
 	// Proto is the layer-4 protocol by name: tcp, udp, icmp, ...
@@ -64,6 +66,9 @@ func (p *Packet) IsV6() bool {
 	return p.V6
 }
 
+// conntrackPriority is where conntrack assigns entries in prerouting.
+const conntrackPriority = -200
+
 // dstnatPriority is where nftables and iptables do DNAT in prerouting.
 const dstnatPriority = -100
 
@@ -78,8 +83,14 @@ func (p *Packet) view(c *Chain) view {
 		sport:    p.Sport,
 		dport:    p.Dport,
 		state:    p.State.bit(),
+		iifIndex: p.IIfIndex,
 		local:    p.Hook == HookInput,
-		oifKnown: true, // no output device before routing, nor on input
+		// A new connection's conntrack mark is zero; an older one's is
+		// whatever earlier packets set.
+		ctmarkKnown: p.State == StateNew,
+		markKnown:   true,
+		stateKnown:  true,
+		oifKnown:    true, // no output device before routing, nor on input
 	}
 	if p.Proto != "" {
 		n, ok := protoNumbers[p.Proto]
@@ -98,6 +109,16 @@ func (p *Packet) view(c *Chain) view {
 	}
 	if c.Hook == HookForward {
 		v.oif, v.oifKnown = p.OIf, p.OIf != ""
+	}
+	// Conntrack runs in prerouting at priority -200: before it (ingress,
+	// raw) the packet has no entry and ct state reads invalid; at -200
+	// itself the order is that of registration.
+	switch {
+	case c.Hook == HookIngress || c.Hook == HookPrerouting && c.Priority < conntrackPriority:
+		v.state, v.noCT = ctStateBits["invalid"], true
+		v.status = 0
+	case c.Hook == HookPrerouting && c.Priority == conntrackPriority:
+		v.stateKnown = false
 	}
 	if p.DNAT {
 		if c.Hook == HookPrerouting && c.Priority <= dstnatPriority {

@@ -83,16 +83,23 @@ func endsInDrop(c *Chain, depth int) (RuleRef, bool) {
 		return RuleRef{}, false
 	}
 	last := c.Rules[len(c.Rules)-1]
+	act := last.act
+	if last.prog != nil {
+		if !last.prog.unconditional() {
+			return RuleRef{}, false
+		}
+		act = last.prog.act
+	}
 	for _, k := range last.conds {
 		if k.key != keyConst || k.constant != yes {
 			return RuleRef{}, false
 		}
 	}
-	switch last.act.kind {
+	switch act.kind {
 	case actDrop:
 		return ref(c, last), true
 	case actJump, actGoto:
-		if t := c.Table.chains[last.act.target]; t != nil {
+		if t := c.Table.chains[act.target]; t != nil {
 			return endsInDrop(t, depth+1)
 		}
 	}
