@@ -105,7 +105,8 @@ func startMonitor(ns string) (*monitor, error) {
 		for {
 			line, err := r.ReadString('\n')
 			now := time.Now()
-			if f := strings.Fields(line); len(f) > 4 && f[0] == "add" && f[1] == "element" {
+			// "create" is an add with NLM_F_EXCL, as moat adds ban elements.
+			if f := strings.Fields(line); len(f) > 4 && (f[0] == "add" || f[0] == "create") && f[1] == "element" {
 				table := f[3]
 				m.mu.Lock()
 				if m.seen[table] == nil {
