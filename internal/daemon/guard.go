@@ -52,11 +52,12 @@ func (p *pipeline) run(ctx context.Context) error {
 	})
 }
 
-// handle processes one batch. Its position is saved once it returns nil.
-// Decisions are handed to the ban queue and the batch is done: the kernel
-// set, the store and conntrack are the queue's work, off the jail's path
-// (a crash between the two loses at most the decisions of the last
-// milliseconds, which the next failures of those sources decide again).
+// handle processes one batch. Its position is saved once it returns nil,
+// so a batch that decided bans returns only once the queue has put them
+// in the kernel set and the store: a crash never loses a decision whose
+// lines were marked read. Waiting also lets the queue's goroutine run at
+// once instead of after the position is saved. Batches without decisions,
+// nearly all of them, do not wait.
 func (p *pipeline) handle(ctx context.Context, batch []logwatch.Line) error {
 	p.enforce(ctx, p.unit.Lines(batch))
 	return nil
@@ -76,7 +77,10 @@ func (p *pipeline) enforce(ctx context.Context, decs []jail.Decision) {
 		})
 	}
 	if p.queue != nil {
-		p.queue.push(p.bans)
+		select {
+		case <-p.queue.push(p.bans):
+		case <-ctx.Done():
+		}
 		return
 	}
 	if _, err := p.enf.Apply(ctx, p.bans); err != nil {
@@ -146,9 +150,10 @@ func (b *loginBook) first(user string, addr netip.Addr) bool {
 }
 
 // banQueue carries the jails' decisions to the enforcer: a jail pushes
-// and goes on with its next batch; one goroutine takes everything pending
-// at once and applies it as one batch (one netlink transaction, one store
-// write), so a burst costs a few batches, not one round trip per ban.
+// and waits for its decisions to be applied; one goroutine takes
+// everything pending from every jail at once and applies it as one batch
+// (one netlink transaction, one store write), so a burst costs a few
+// batches, not one round trip per ban.
 //
 // Until the enforcer has written a decision to the store, the queue
 // answers for it (Contains): the jails ask the store and the queue whether
@@ -161,6 +166,7 @@ type banQueue struct {
 
 	mu      sync.Mutex
 	pending []ban.Ban
+	waiters []chan struct{} // closed once pending has been applied
 	wake    chan struct{}
 	dropped atomic.Uint64
 	// unstored counts the queue's decisions per prefix until the store
@@ -214,8 +220,12 @@ func (q *banQueue) track(bans []ban.Ban, delta int) {
 	q.inFlight.Store(int64(len(q.unstored)))
 }
 
-func (q *banQueue) push(bans []ban.Ban) {
+// push queues bans; the channel it returns is closed once they have been
+// applied (or dropped, past maxQueued).
+func (q *banQueue) push(bans []ban.Ban) <-chan struct{} {
+	done := make(chan struct{})
 	q.mu.Lock()
+	q.waiters = append(q.waiters, done)
 	room := maxQueued - len(q.pending)
 	if room < len(bans) {
 		q.dropped.Add(uint64(len(bans) - max(room, 0)))
@@ -228,6 +238,7 @@ func (q *banQueue) push(bans []ban.Ban) {
 	case q.wake <- struct{}{}:
 	default:
 	}
+	return done
 }
 
 // run applies what is pending until ctx ends, then what is left.
@@ -248,17 +259,24 @@ func (q *banQueue) drain(ctx context.Context, batch []ban.Ban) []ban.Ban {
 	for {
 		q.mu.Lock()
 		batch, q.pending = q.pending, batch[:0]
+		waiters := q.waiters
+		q.waiters = nil
 		q.mu.Unlock()
+		if len(batch) > 0 {
+			if _, err := q.enf.Apply(ctx, batch); err != nil {
+				q.log.Warn("enforce bans", "bans", len(batch), "err", err)
+			}
+			q.mu.Lock()
+			q.track(batch, -1)
+			q.mu.Unlock()
+			clear(batch)
+		}
+		for _, w := range waiters {
+			close(w)
+		}
 		if len(batch) == 0 {
 			return batch
 		}
-		if _, err := q.enf.Apply(ctx, batch); err != nil {
-			q.log.Warn("enforce bans", "bans", len(batch), "err", err)
-		}
-		q.mu.Lock()
-		q.track(batch, -1)
-		q.mu.Unlock()
-		clear(batch)
 	}
 }
 
