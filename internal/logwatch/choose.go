@@ -1,8 +1,13 @@
 package logwatch
 
 import (
+	"bufio"
+	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/moat-sh/moat/internal/host"
 )
@@ -35,6 +40,9 @@ func JournalAvailable(h *host.Host) bool {
 	if _, err := os.Stat(h.Path(journalSocket)); err != nil {
 		return false
 	}
+	if journalStorage(h) == "none" {
+		return false // journald runs but keeps nothing: nothing to read
+	}
 	if h.Live() {
 		_, err := exec.LookPath("journalctl")
 		return err == nil
@@ -45,6 +53,54 @@ func JournalAvailable(h *host.Host) bool {
 		}
 	}
 	return false
+}
+
+// journalStorage is journald's Storage= setting on h, lowercased ("" when
+// unset: auto): journald.conf, then its drop-ins in the order journald
+// reads them (by file name across the directories, /etc's copy of a name
+// winning), the last setting winning.
+func journalStorage(h *host.Host) string {
+	files := []string{"/etc/systemd/journald.conf"}
+	dropins := map[string]string{}
+	for _, dir := range []string{"/usr/lib/systemd/journald.conf.d", "/usr/local/lib/systemd/journald.conf.d",
+		"/run/systemd/journald.conf.d", "/etc/systemd/journald.conf.d"} {
+		ents, _ := os.ReadDir(h.Path(dir))
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".conf") {
+				dropins[e.Name()] = filepath.Join(dir, e.Name())
+			}
+		}
+	}
+	names := make([]string, 0, len(dropins))
+	for n := range dropins {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		files = append(files, dropins[n])
+	}
+	storage := ""
+	for _, f := range files {
+		b, err := os.ReadFile(h.Path(f))
+		if err != nil {
+			continue
+		}
+		section := ""
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			switch {
+			case line == "" || line[0] == '#' || line[0] == ';':
+			case line[0] == '[':
+				section = line
+			case section == "[Journal]":
+				if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "Storage" {
+					storage = strings.ToLower(strings.TrimSpace(v))
+				}
+			}
+		}
+	}
+	return storage
 }
 
 // Choice is where a service's log lines are read from.

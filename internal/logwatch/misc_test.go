@@ -156,13 +156,20 @@ func TestChooseSSHD(t *testing.T) {
 		{"RHEL with journald", []string{"run/systemd/journal/socket", "bin/journalctl", "var/log/secure"}, KindJournal, nil},
 		{"journald socket but no journalctl", []string{"run/systemd/journal/socket"}, KindFile, []string{"/var/log/auth.log"}},
 		{"nothing", nil, KindFile, []string{"/var/log/auth.log"}},
+		// journald that keeps nothing (forwarding to rsyslog only) has
+		// no entries to read: the file is all there is.
+		{"journald with Storage=none", []string{"run/systemd/journal/socket", "usr/bin/journalctl", "var/log/auth.log",
+			"etc/systemd/journald.conf.d/10-forward.conf=[Journal]\nStorage=none\nForwardToSyslog=yes\n"}, KindFile, []string{"/var/log/auth.log"}},
+		{"Storage=none undone by a later drop-in", []string{"run/systemd/journal/socket", "usr/bin/journalctl", "var/log/auth.log",
+			"etc/systemd/journald.conf=[Journal]\nStorage=none\n", "run/systemd/journald.conf.d/50-keep.conf=[Journal]\n# keep\nStorage=volatile\n"}, KindJournal, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			for _, f := range tc.files {
+				f, content, _ := strings.Cut(f, "=")
 				p := filepath.Join(root, f)
 				os.MkdirAll(filepath.Dir(p), 0o755)
-				if err := os.WriteFile(p, nil, 0o644); err != nil {
+				if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 					t.Fatal(err)
 				}
 			}
