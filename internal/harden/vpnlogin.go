@@ -65,7 +65,7 @@ func VPNLoginSeen(ctx context.Context, root, session string, c vpn.Config, vpnAd
 		}
 	}
 	h := host.New(root)
-	if _, err := os.Stat(h.Path(journalSocket)); err != nil {
+	if !h.JournaldListening() {
 		for _, p := range authLogs {
 			if line := acceptedFromVPN(tail(change.HostPath(root, p)), c); line != "" {
 				return p + " (a log file: any local user could have written this line): " + line
@@ -78,21 +78,13 @@ func VPNLoginSeen(ctx context.Context, root, session string, c vpn.Config, vpnAd
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	args := append([]string{"--quiet", "--no-pager", "--output=cat", "--since=-90d", "--grep=^Accepted "}, sshdJournalMatches...)
+	args := append([]string{"--quiet", "--no-pager", "--output=cat", "--since=-90d", "--grep=^Accepted "}, host.SSHDJournalMatches...)
 	out, _ := exec.CommandContext(ctx, "journalctl", args...).Output()
 	if line := acceptedFromVPN(out, c); line != "" {
 		return "journal: " + line
 	}
 	return ""
 }
-
-// journalSocket exists while journald runs.
-const journalSocket = "/run/systemd/journal/socket"
-
-// sshdJournalMatches select sshd's own journal entries by trusted fields
-// (journald sets the fields whose names start with '_'; the sender sets
-// SYSLOG_IDENTIFIER): the same rule as the sshd jail's source.
-var sshdJournalMatches = []string{"_COMM=sshd", "_COMM=sshd-session", "_COMM=sshd-auth", "_UID=0"}
 
 // RecordVPNLogin remembers a session that came over the VPN; sessions
 // from elsewhere are ignored. Only the last few are kept.

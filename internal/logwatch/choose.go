@@ -1,13 +1,7 @@
 package logwatch
 
 import (
-	"bufio"
-	"bytes"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/moat-sh/moat/internal/host"
 )
@@ -20,87 +14,18 @@ const (
 	KindJournal Kind = "journal"
 )
 
-// journalSocket exists while journald runs.
-const journalSocket = "/run/systemd/journal/socket"
-
 // sshdMatches select sshd's entries in the journal by trusted fields only
-// (journald sets the fields whose names start with '_'; the sender sets
-// the others, so `logger -t sshd` can forge SYSLOG_IDENTIFIER=sshd): a
-// process named sshd, or OpenSSH 9.8+'s sshd-session, or OpenSSH 10's
-// sshd-auth, running as root. journalctl ORs the terms of one field and
-// ANDs the fields. The filter checks the same again (filter.Entry.Root).
-var sshdMatches = []string{"_COMM=sshd", "_COMM=sshd-session", "_COMM=sshd-auth", "_UID=0"}
+// (host.SSHDJournalMatches); the filter checks the same again
+// (filter.Entry.Root).
+var sshdMatches = host.SSHDJournalMatches
 
-// JournalAvailable reports whether journald runs on h (nil: this machine):
-// its socket exists and journalctl is installed.
+// JournalAvailable reports whether journald runs on h (nil: this machine)
+// and keeps entries to read.
 func JournalAvailable(h *host.Host) bool {
 	if h == nil {
 		h = host.New("")
 	}
-	if _, err := os.Stat(h.Path(journalSocket)); err != nil {
-		return false
-	}
-	if journalStorage(h) == "none" {
-		return false // journald runs but keeps nothing: nothing to read
-	}
-	if h.Live() {
-		_, err := exec.LookPath("journalctl")
-		return err == nil
-	}
-	for _, p := range []string{"/usr/bin/journalctl", "/bin/journalctl"} {
-		if _, err := os.Stat(h.Path(p)); err == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// journalStorage is journald's Storage= setting on h, lowercased ("" when
-// unset: auto): journald.conf, then its drop-ins in the order journald
-// reads them (by file name across the directories, /etc's copy of a name
-// winning), the last setting winning.
-func journalStorage(h *host.Host) string {
-	files := []string{"/etc/systemd/journald.conf"}
-	dropins := map[string]string{}
-	for _, dir := range []string{"/usr/lib/systemd/journald.conf.d", "/usr/local/lib/systemd/journald.conf.d",
-		"/run/systemd/journald.conf.d", "/etc/systemd/journald.conf.d"} {
-		ents, _ := os.ReadDir(h.Path(dir))
-		for _, e := range ents {
-			if strings.HasSuffix(e.Name(), ".conf") {
-				dropins[e.Name()] = filepath.Join(dir, e.Name())
-			}
-		}
-	}
-	names := make([]string, 0, len(dropins))
-	for n := range dropins {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		files = append(files, dropins[n])
-	}
-	storage := ""
-	for _, f := range files {
-		b, err := os.ReadFile(h.Path(f))
-		if err != nil {
-			continue
-		}
-		section := ""
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			line := strings.TrimSpace(sc.Text())
-			switch {
-			case line == "" || line[0] == '#' || line[0] == ';':
-			case line[0] == '[':
-				section = line
-			case section == "[Journal]":
-				if k, v, ok := strings.Cut(line, "="); ok && strings.TrimSpace(k) == "Storage" {
-					storage = strings.ToLower(strings.TrimSpace(v))
-				}
-			}
-		}
-	}
-	return storage
+	return h.JournalReadable()
 }
 
 // Choice is where a service's log lines are read from.
