@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -56,6 +57,15 @@ func (b Ban) Left(now time.Time) string {
 		return "ended"
 	}
 	return max(d.Round(time.Second), time.Second).String() + " left"
+}
+
+// Line renders the ban on one line, for `moat bans` and `moat ban`.
+func (b Ban) Line(now time.Time) string {
+	who := b.Jail
+	if who == "" {
+		who = string(b.Origin)
+	}
+	return strings.TrimSpace(fmt.Sprintf("%-20s %-10s %-14s offence %d  %s", b.Prefix, who, b.Left(now), b.Offence, b.Reason))
 }
 
 // Remaining is the ban's time left at now: 0 once expired, and 0 with ok

@@ -12,7 +12,6 @@ import (
 	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/control"
-	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/host"
 )
@@ -83,7 +82,7 @@ func runBans(e *env, args []string) int {
 	notEnforced := enforcement()
 	now := time.Now()
 	for _, b := range bans {
-		fmt.Fprintln(e.stdout, daemon.BanLine(b, now))
+		fmt.Fprintln(e.stdout, b.Line(now))
 	}
 	fmt.Fprintf(e.stdout, "%d active ban(s)\n", len(bans))
 	if notEnforced != "" {
@@ -156,7 +155,7 @@ func runBan(e *env, args []string) int {
 	if !call(e, *sock, control.CmdBan, control.BanArgs{Target: target, For: *dur, Reason: *reason}, &b) {
 		return ExitRuntime
 	}
-	fmt.Fprintln(e.stdout, "banned", daemon.BanLine(b, time.Now()))
+	fmt.Fprintln(e.stdout, "banned", b.Line(time.Now()))
 	if why := enforcement(); why != "" {
 		fmt.Fprintln(e.stdout, why)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/moat-sh/moat/internal/ban"
@@ -115,12 +114,3 @@ func (d *Daemon) jailStatuses() []jailStatus {
 	return out
 }
 
-// BanLine renders a ban for `moat bans`.
-func BanLine(b ban.Ban, now time.Time) string {
-	left := b.Left(now)
-	who := b.Jail
-	if who == "" {
-		who = string(b.Origin)
-	}
-	return strings.TrimSpace(fmt.Sprintf("%-20s %-10s %-14s offence %d  %s", b.Prefix, who, left, b.Offence, b.Reason))
-}
