@@ -113,4 +113,3 @@ func (d *Daemon) jailStatuses() []jailStatus {
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
-
