@@ -188,6 +188,9 @@ EOF
 
   echo "machine: $(nproc) cores, $(. /etc/os-release; echo "$PRETTY_NAME"), fail2ban $(fail2ban-server -V 2>/dev/null | head -1), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   bin/guard-race -phase race -ns "$ns" -n "${RACE:-200}" -moat-log "$d/moat.log" -f2b-log "$d/f2b.log"
+  # The same with fail2ban left idle: on 2 cores the two daemons wake for
+  # each line together and share the CPUs.
+  bin/guard-race -phase race -ns "$ns" -first "${RACE:-200}" -n "${RACE:-200}" -moat-log "$d/moat.log"
   bin/guard-race -phase burst -ns "$ns" -moat-burst-log "$d/moat-burst.log" -f2b-burst-log "$d/f2b-burst.log" \
     -f2b-timeout "${F2B_TIMEOUT:-180s}"
   bin/guard-race -phase spray -ns "$ns" -moat-burst-log "$d/moat-burst.log" -spray "${SPRAY:-1000000}" \

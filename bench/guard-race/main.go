@@ -40,6 +40,7 @@ func main() {
 	f2bBurst := flag.String("f2b-burst-log", "", "fail2ban's burst jail log")
 	n := flag.Int("n", 200, "bans in the race")
 	gap := flag.Duration("gap", 20*time.Millisecond, "pause between race bans")
+	first := flag.Int("first", 0, "race: the index of the first address (198.18.0.0 + first), so a second race bans new addresses")
 	phase := flag.String("phase", "race", "race, burst or spray")
 	attackers := flag.Int("attackers", 5000, "burst attackers")
 	perAttacker := flag.Int("lines", 40, "burst lines per attacker")
@@ -57,7 +58,7 @@ func main() {
 	defer mon.stop()
 	switch *phase {
 	case "race":
-		race(mon, *moatLog, *f2bLog, *n, *gap)
+		race(mon, *moatLog, *f2bLog, *first, *n, *gap)
 	case "burst":
 		burst(mon, *moatBurst, *f2bBurst, *attackers, *perAttacker, *f2bTimeout)
 	case "spray":
@@ -171,7 +172,7 @@ func (m *monitor) count(table string, addrs map[netip.Addr]bool) (int, time.Time
 
 const moatTable, f2bTable = "moat", "f2b-table"
 
-func race(m *monitor, moatLog, f2bLog string, n int, gap time.Duration) {
+func race(m *monitor, moatLog, f2bLog string, first, n int, gap time.Duration) {
 	open := func(p string) *os.File {
 		if p == "" {
 			return nil
@@ -185,7 +186,7 @@ func race(m *monitor, moatLog, f2bLog string, n int, gap time.Duration) {
 	mf, ff := open(moatLog), open(f2bLog)
 	var moatLat, f2bLat []time.Duration
 	missed := map[string]int{}
-	for i := 0; i < n; i++ {
+	for i := first; i < first+n; i++ {
 		a := netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)})
 		line := []byte(failLine(time.Now(), 1000+i, a))
 		var tm, tf time.Time
@@ -218,7 +219,11 @@ func race(m *monitor, moatLog, f2bLog string, n int, gap time.Duration) {
 		}
 		time.Sleep(gap)
 	}
-	fmt.Printf("race: %d single failures (maxretry 1), each written to both logs; time from write() to the element in the kernel set (nft monitor)\n", n)
+	if ff != nil {
+		fmt.Printf("race: %d single failures (maxretry 1), each written to both logs; time from write() to the element in the kernel set (nft monitor)\n", n)
+	} else {
+		fmt.Printf("race, moat alone (fail2ban idle): %d single failures (maxretry 1); time from write() to the element in the kernel set (nft monitor)\n", n)
+	}
 	pm := report("moat run", moatLat, missed["moat"])
 	if ff != nil {
 		pf := report("fail2ban", f2bLat, missed["fail2ban"])
