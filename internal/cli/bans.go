@@ -121,24 +121,34 @@ func protectedRanges(cfg *config.Config) []ban.Protected {
 	return out
 }
 
+// parseTarget parses the flags and the one ADDR|CIDR of `moat ban` and
+// `moat unban`; ok is false with the exit code when they are wrong.
+func parseTarget(e *env, f *flags, cmd string, args []string) (string, netip.Prefix, int, bool) {
+	if code, ok := f.parse(args); !ok {
+		return "", netip.Prefix{}, code, false
+	}
+	if f.NArg() != 1 {
+		f.Usage()
+		return "", netip.Prefix{}, ExitUsage, false
+	}
+	target := f.Arg(0)
+	p, err := control.ParseTarget(target)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat %s: %v\n", cmd, err)
+		return "", netip.Prefix{}, ExitUsage, false
+	}
+	return target, p, 0, true
+}
+
 func runBan(e *env, args []string) int {
 	f := newFlags(e, "ban", "ban ADDR|CIDR [--for DURATION] [--reason TEXT] [--force]")
 	dur := f.String("for", "", "ban `duration` (e.g. 1h, 7d); until unbanned when empty")
 	reason := f.String("reason", "", "why, for the record and alerts")
 	force := f.Bool("force", false, "ban even an admin source, the VPN, your own session, loopback or this host")
 	sock := socketFlag(f)
-	if code, ok := f.parse(args); !ok {
+	target, p, code, ok := parseTarget(e, f, "ban", args)
+	if !ok {
 		return code
-	}
-	if f.NArg() != 1 {
-		f.Usage()
-		return ExitUsage
-	}
-	target := f.Arg(0)
-	p, err := control.ParseTarget(target)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat ban: %v\n", err)
-		return ExitUsage
 	}
 	if !*force {
 		cfg, err := config.Load(config.Path(f.config), f.explicitConfig())
@@ -166,23 +176,14 @@ func runUnban(e *env, args []string) int {
 	f := newFlags(e, "unban", "unban ADDR|CIDR [--socket PATH] [--state DIR]")
 	sock := socketFlag(f)
 	state := stateFlag(f)
-	if code, ok := f.parse(args); !ok {
+	target, p, code, ok := parseTarget(e, f, "unban", args)
+	if !ok {
 		return code
-	}
-	if f.NArg() != 1 {
-		f.Usage()
-		return ExitUsage
-	}
-	target := f.Arg(0)
-	p, err := control.ParseTarget(target)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat unban: %v\n", err)
-		return ExitUsage
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var lifted []ban.Ban
-	err = control.Call(ctx, *sock, control.CmdUnban, control.UnbanArgs{Target: target}, &lifted)
+	err := control.Call(ctx, *sock, control.CmdUnban, control.UnbanArgs{Target: target}, &lifted)
 	switch {
 	case err == nil:
 	case daemonDown(err):
