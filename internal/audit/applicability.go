@@ -30,6 +30,9 @@ var notApplicable = map[string]string{
 	"STB-005": "inside a container: the host keeps the clock (timesyncd may be installed but cannot run); under --root without the timesyncd flag file",
 	"TLS-001": "under --root; nothing listens on port 443",
 	"TLS-002": "under --root; nothing listens on port 443",
+	"BKP-002": "no backup tool is configured; no log, cache or local repository of the tool is readable (a remote repository's snapshots are listed only by the tool itself)",
+	"BKP-003": "no backup tool is configured; the repository is a device named by UUID (timeshift); no filesystem usage available (under --root without a captured df)",
+	"BKP-004": "no backup tool is configured, or its configuration names no credential file",
 }
 
 // sshNA is where every SSH check is n/a.

@@ -72,7 +72,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer cancel()
 
 	f := newFacts(ctx, &o, host.New(o.Root))
-	layers := []func(*facts, *out){checkSSH, checkUsers, checkExposure, checkFirewall, checkUpdates, checkGuard, checkKernel, checkStability, checkTLS}
+	layers := []func(*facts, *out){checkSSH, checkUsers, checkExposure, checkFirewall, checkUpdates, checkGuard, checkKernel, checkStability, checkTLS, checkBackups}
 	outs := make([]out, len(layers))
 	var wg sync.WaitGroup
 	for i, check := range layers {

@@ -141,4 +141,14 @@ var catalog = map[string]def{
 		"let moat's gateway manage certificates (ACME with renewal), or renew now (certbot renew)", Anchors{}},
 	"TLS-002": {LayerTLS, "TLS below 1.2 is accepted", Medium,
 		"set the minimum protocol to TLS 1.2 (moat's gateway never offers less)", Anchors{}},
+
+	// Backups: read from the tools' own configuration and state files.
+	"BKP-001": {LayerBackups, "No backup runs on this host", Medium,
+		"set up a backup that leaves the host: restic (restic -r sftp:user@host:/srv/restic init, then a systemd timer running restic backup) or borgmatic (borgmatic config generate; borgmatic init --encryption repokey-blake2; systemctl enable --now borgmatic.timer)", Anchors{}},
+	"BKP-002": {LayerBackups, "The last backup is not recent", Medium,
+		"run the backup by hand and read its error (restic backup …, borgmatic create --verbosity 1)", Anchors{}},
+	"BKP-003": {LayerBackups, "The backup repository is on the same disk as the data", Medium,
+		"keep a copy off this disk: a repository on another host or object storage", Anchors{}},
+	"BKP-004": {LayerBackups, "Backup credentials are readable by other users", High,
+		"chmod 600 the file holding the repository password or key", Anchors{}},
 }

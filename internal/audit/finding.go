@@ -64,10 +64,11 @@ const (
 	LayerKernel    = "kernel"
 	LayerStability = "stability"
 	LayerTLS       = "tls"
+	LayerBackups   = "backups"
 )
 
 // Layers in report order.
-var Layers = []string{LayerSSH, LayerUsers, LayerExposure, LayerFirewall, LayerUpdates, LayerGuard, LayerKernel, LayerStability, LayerTLS}
+var Layers = []string{LayerSSH, LayerUsers, LayerExposure, LayerFirewall, LayerUpdates, LayerGuard, LayerKernel, LayerStability, LayerTLS, LayerBackups}
 
 // Status is the outcome of one check.
 type Status string
