@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -178,12 +179,18 @@ func (f *flags) parse(args []string) (code int, ok bool) {
 	usage := f.Usage
 	f.Usage = func() {} // printed below: help to stdout, a mistake's to stderr
 	defer func() { f.Usage = usage }()
+	// The flag package's own messages name flags with one dash; they are
+	// reworded below as the help and the docs spell them.
+	out := f.Output()
+	f.SetOutput(io.Discard)
+	defer f.SetOutput(out)
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				writeFlagsHelp(f.e.stdout, f)
 				return ExitOK, false
 			}
+			fmt.Fprintf(out, "%s: %s\n", f.Name(), longDashes.ReplaceAllString(err.Error(), "$1--$2"))
 			usage()
 			return ExitUsage, false
 		}
@@ -199,6 +206,10 @@ func (f *flags) parse(args []string) (code int, ok bool) {
 		args = rest[1:]
 	}
 }
+
+// longDashes finds a long flag written with one dash in the flag
+// package's errors ("flag provided but not defined: -jsn").
+var longDashes = regexp.MustCompile(`(^|[\s:])-([a-z][a-z0-9-]+)`)
 
 // Args, NArg and Arg are the positional arguments wherever they stood.
 func (f *flags) Args() []string { return f.pos }
