@@ -40,6 +40,9 @@ func runInstall(e *env, args []string) int {
 		f.Usage()
 		return ExitUsage
 	}
+	if !absRoot(e, f) {
+		return ExitUsage
+	}
 	if _, err := os.Stat(change.HostPath(f.root, dpkgList)); err == nil {
 		fmt.Fprintln(e.stderr, "moat install: moat is installed by its Debian package here (apt install ./moat_*.deb upgrades it)")
 		return ExitUsage
@@ -105,6 +108,21 @@ moat is installed; nothing was enabled or applied. Next:
 	return ExitOK
 }
 
+// absRoot makes --root absolute: the atomic writes resolve every path
+// from /, so a relative root would land under / itself.
+func absRoot(e *env, f *flags) bool {
+	if f.root == "" {
+		return true
+	}
+	abs, err := filepath.Abs(f.root)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat: --root %s: %v\n", f.root, err)
+		return false
+	}
+	f.root = abs
+	return true
+}
+
 // systemdRunning reports whether systemd is PID 1 (sd_booted's test).
 func systemdRunning() bool {
 	fi, err := os.Stat("/run/systemd/system")
@@ -122,6 +140,9 @@ func runUninstall(e *env, args []string) int {
 	}
 	if f.NArg() > 0 {
 		f.Usage()
+		return ExitUsage
+	}
+	if !absRoot(e, f) {
 		return ExitUsage
 	}
 	if _, err := os.Stat(change.HostPath(f.root, dpkgList)); err == nil {

@@ -9,22 +9,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-sh/moat/examples"
 	"github.com/moat-sh/moat/internal/change"
 )
 
-// `moat man --dir DIR` writes moat(1) from the command tree (tree.go), and
-// with --config-example FILE moat.yaml(5) around the annotated example
-// config; the packages build them at build time, so the pages list the
-// flags the binary really parses.
+// `moat man --dir DIR` writes moat(1) from the command tree (tree.go) and
+// moat.yaml(5) around the annotated example config the binary embeds; the
+// packages build them at build time, so the pages list the flags the
+// binary really parses.
 
 func init() {
-	register(command{"man", "man --dir DIR: write the man pages moat.1 (and moat.yaml.5) to DIR", 96, runMan})
+	register(command{"man", "man [--dir DIR]: write the man pages moat.1 and moat.yaml.5 (without DIR: moat.1 to stdout)", 96, runMan})
 }
 
 func runMan(e *env, args []string) int {
-	f := newFlags(e, "man", "man --dir DIR [--config-example FILE]")
+	f := newFlags(e, "man", "man [--dir DIR]")
 	dir := f.String("dir", "", "write the pages to `dir` (created if missing); without it moat.1 goes to stdout")
-	example := f.String("config-example", "", "the annotated example moat.yaml `file` moat.yaml(5) quotes")
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
@@ -38,17 +38,16 @@ func runMan(e *env, args []string) int {
 		e.stdout.Write(page.Bytes())
 		return ExitOK
 	}
-	pages := map[string][]byte{"moat.1": page.Bytes()}
-	if *example != "" {
-		ex, err := os.ReadFile(*example)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "moat man: %v\n", err)
-			return ExitUsage
-		}
-		var b bytes.Buffer
-		configPage(&b, ex)
-		pages["moat.yaml.5"] = b.Bytes()
+	var cfgPage bytes.Buffer
+	configPage(&cfgPage, []byte(examples.Config))
+	pages := map[string][]byte{"moat.1": page.Bytes(), "moat.yaml.5": cfgPage.Bytes()}
+	// WriteAtomic resolves paths from /: make DIR absolute here.
+	d, err := filepath.Abs(*dir)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat man: %v\n", err)
+		return ExitUsage
 	}
+	*dir = d
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		fmt.Fprintf(e.stderr, "moat man: %v\n", err)
 		return ExitRuntime
