@@ -8,6 +8,7 @@ LDFLAGS := -s -w -X github.com/moat-sh/moat/internal/cli.version=$(VERSION) -X g
 GOBUILD := CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)'
 PREFIX ?= /usr/local
 DEB_ARCHES ?= amd64 arm64
+DIST ?= $(CURDIR)/dist
 
 .PHONY: build audit test bench clean gen deb install uninstall
 
@@ -32,13 +33,14 @@ gen: build
 	bin/moat completion zsh > bin/gen/_moat
 	bin/moat completion fish > bin/gen/moat.fish
 
-# dist/moat_VERSION_ARCH.deb for each of DEB_ARCHES, built with nfpm (the
-# packaging/ module, so nfpm never enters the moat binary).
+# $(DIST)/moat_VERSION_ARCH.deb for each of DEB_ARCHES, built with nfpm
+# (the packaging/ module, so nfpm never enters the moat binary);
+# scripts/deb-test.sh installs one as on a fresh machine.
 deb: gen
-	mkdir -p dist
+	mkdir -p $(DIST)
 	for a in $(DEB_ARCHES); do \
 		GOARCH=$$a $(GOBUILD) -o bin/linux_$$a/moat ./cmd/moat && \
-		(cd packaging && go run . --version $(VERSION) --arch $$a --bin ../bin/linux_$$a/moat --gen ../bin/gen --repo .. --out ../dist) || exit 1; \
+		(cd packaging && go run . --version $(VERSION) --arch $$a --bin ../bin/linux_$$a/moat --gen ../bin/gen --repo .. --out $(DIST)) || exit 1; \
 	done
 
 # make install [PREFIX=/usr/local] [DESTDIR=/tmp/img]: moat install.
