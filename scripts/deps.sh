@@ -14,6 +14,8 @@ pkgs+=(fail2ban)
 # The .deb test (cmd/moat TestDebBuildsInstallsAndRuns, scripts/deb-test.sh):
 # lintian checks the package, man renders its man page.
 pkgs+=(lintian man-db)
+# The generated completions are run by the shells they are for.
+pkgs+=(zsh fish)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

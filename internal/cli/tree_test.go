@@ -3,10 +3,12 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -206,5 +208,88 @@ func TestBashCompletionRuns(t *testing.T) {
 	// A flag's value completes files, not subcommands.
 	if got := complete("audit", "--root", ""); len(got) != 0 {
 		t.Errorf("moat audit --root <TAB> offers %v, want files (empty reply)", got)
+	}
+}
+
+// fish completes every subcommand and flag from its generated script, and
+// only the flags of the command typed: `moat firewall status --` must not
+// offer `moat status`'s --state.
+func TestFishCompletionRuns(t *testing.T) {
+	lab.RequireTool(t, "fish")
+	script, _, _ := runMain("completion", "fish")
+	path := filepath.Join(t.TempDir(), "moat.fish")
+	os.WriteFile(path, []byte(script), 0o644)
+	if out, err := exec.Command("fish", "--no-execute", path).CombinedOutput(); err != nil {
+		t.Fatalf("fish --no-execute: %v\n%s", err, out)
+	}
+	// One fish run for every line typed: each query prints its answers
+	// after a marker line.
+	var queries []string
+	walk(tree(), func(n *node) {
+		if n.Path[0] != "help" {
+			queries = append(queries, "moat "+n.Name()+" -")
+			if len(n.Subs) > 0 {
+				queries = append(queries, "moat "+n.Name()+" ")
+			}
+		}
+	})
+	queries = append(queries, "moat ")
+	var b strings.Builder
+	b.WriteString("source " + path + "\n")
+	for _, q := range queries {
+		fmt.Fprintf(&b, "echo '@@%s'\ncomplete -C'%s'\n", q, q)
+	}
+	out, err := exec.Command("fish", "--no-config", "-c", b.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("fish: %v\n%s", err, out)
+	}
+	got := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if q, ok := strings.CutPrefix(line, "@@"); ok {
+			cur = q
+			continue
+		}
+		if w, _, _ := strings.Cut(line, "\t"); w != "" {
+			got[cur] = append(got[cur], w)
+		}
+	}
+	has := func(ws []string, w string) bool { return slices.Contains(ws, w) }
+	for _, n := range tree() {
+		if !has(got["moat "], n.Path[0]) {
+			t.Errorf("moat <TAB> lacks %s: %v", n.Path[0], got["moat "])
+		}
+	}
+	walk(tree(), func(n *node) {
+		if n.Path[0] == "help" {
+			return
+		}
+		for _, s := range n.Subs {
+			if !has(got["moat "+n.Name()+" "], s.Path[len(s.Path)-1]) {
+				t.Errorf("moat %s <TAB> lacks %s", n.Name(), s.Name())
+			}
+		}
+		offered := got["moat "+n.Name()+" -"]
+		for _, d := range n.Flags {
+			for _, name := range d.Spelled() {
+				if !has(offered, name) {
+					t.Errorf("moat %s -<TAB> = %v, lacks %s", n.Name(), offered, name)
+				}
+			}
+		}
+	})
+	if has(got["moat firewall status -"], "--state") {
+		t.Errorf("moat firewall status -<TAB> offers moat status's --state: %v", got["moat firewall status -"])
+	}
+}
+
+// zsh reads its generated script without a syntax error.
+func TestZshCompletionParses(t *testing.T) {
+	lab.RequireTool(t, "zsh")
+	script, _, _ := runMain("completion", "zsh")
+	path := filepath.Join(t.TempDir(), "_moat")
+	os.WriteFile(path, []byte(script), 0o644)
+	if out, err := exec.Command("zsh", "-n", path).CombinedOutput(); err != nil {
+		t.Fatalf("zsh -n: %v\n%s", err, out)
 	}
 }
