@@ -155,13 +155,23 @@ func runUninstall(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat uninstall: change %s is waiting for confirm (%v); run moat confirm or moat rollback first\n", id, err)
 		return ExitUsage
 	}
+	var paths []firewall.Path
+	if !*keepFW {
+		// Judged before anything is touched: a refusal leaves the host as
+		// it was, daemon running.
+		var code int
+		var ok bool
+		if paths, code, ok = checkTableRemoval(e, f); !ok {
+			return code
+		}
+	}
 	live := f.root == "" && systemdRunning()
 	if live {
-		// Stopped first, so it does not recreate what is removed below.
+		// Stopped before the table goes, so it does not recreate it.
 		exec.Command("systemctl", "disable", "--now", install.ServiceName).Run()
 	}
-	if !*keepFW {
-		if code, ok := removeTable(e, f); !ok {
+	if paths != nil {
+		if code, ok := removeTable(e, paths); !ok {
 			return code
 		}
 	}
@@ -188,13 +198,14 @@ func runUninstall(e *env, args []string) int {
 	return ExitOK
 }
 
-// removeTable takes table inet moat out of the kernel after the lockout
-// check apply uses: with the other tables alone, the operator's session,
-// the admin sources or the VPN must still reach sshd.
-func removeTable(e *env, f *flags) (int, bool) {
+// checkTableRemoval is the lockout check apply uses, for the host without
+// table inet moat: with the other tables alone, the operator's session,
+// the admin sources or the VPN must still reach sshd. It returns the
+// paths to check again at removal, nil when there is no table (or no nft).
+func checkTableRemoval(e *env, f *flags) ([]firewall.Path, int, bool) {
 	if _, err := exec.LookPath("nft"); err != nil {
 		if _, err := os.Stat("/usr/sbin/nft"); err != nil {
-			return 0, true // no nftables, no table
+			return nil, 0, true // no nftables, no table
 		}
 	}
 	path := config.Path(f.config)
@@ -204,37 +215,58 @@ func removeTable(e *env, f *flags) (int, bool) {
 	c, err := config.Load(path, f.explicitConfig())
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat uninstall: %v\n(the config says how you reach sshd; fix it, or run with --keep-firewall)\n", err)
-		return ExitUsage, false
+		return nil, ExitUsage, false
 	}
 	h := host.New("")
 	spec, code, ok := firewallSpec(e, c, h)
 	if !ok {
-		return code, false
+		return nil, code, false
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
 	paths, err := firewall.OperatorPaths(&spec, operatorReach(h, os.Getenv))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat uninstall: %v\n", err)
-		return ExitRuntime, false
+		return nil, ExitRuntime, false
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	results, err := firewall.CheckRemoval(ctx, paths)
+	if code, ok := removalVerdict(e, results, err); !ok {
+		return nil, code, false
+	} else if errors.Is(err, firewall.ErrNotLoaded) {
+		return nil, 0, true
+	}
+	return paths, 0, true
+}
+
+// removeTable removes table inet moat, checking again first.
+func removeTable(e *env, paths []firewall.Path) (int, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	results, err := firewall.Remove(ctx, paths)
-	switch {
-	case errors.Is(err, firewall.ErrNotLoaded):
+	if code, ok := removalVerdict(e, results, err); !ok {
+		return code, false
+	} else if errors.Is(err, firewall.ErrNotLoaded) {
 		return 0, true
-	case err != nil:
-		var lock *firewall.LockoutError
-		if errors.As(err, &lock) {
-			fmt.Fprintln(e.stderr, "moat uninstall: refusing: with table inet moat gone, your other nftables tables would leave no way into sshd:")
-			writePaths(e.stderr, results)
-			fmt.Fprintln(e.stderr, "nothing was removed. Open sshd in your own ruleset (/etc/nftables.conf) first, or keep moat's table: moat uninstall --keep-firewall")
-			return ExitRuntime, false
-		}
-		fmt.Fprintf(e.stderr, "moat uninstall: remove table inet moat: %v\n", err)
-		return ExitRuntime, false
 	}
 	fmt.Fprintln(e.stdout, "your ways into sshd without table inet moat:")
 	writePaths(e.stdout, results)
 	fmt.Fprintln(e.stdout, "removed   table inet moat")
 	return 0, true
+}
+
+// removalVerdict reports a refused or failed removal.
+func removalVerdict(e *env, results []firewall.PathResult, err error) (int, bool) {
+	var lock *firewall.LockoutError
+	switch {
+	case err == nil, errors.Is(err, firewall.ErrNotLoaded):
+		return 0, true
+	case errors.As(err, &lock):
+		fmt.Fprintln(e.stderr, "moat uninstall: refusing: with table inet moat gone, your other nftables tables would leave no way into sshd:")
+		writePaths(e.stderr, results)
+		fmt.Fprintln(e.stderr, "nothing was removed. Open sshd in your own ruleset (/etc/nftables.conf) first, or keep moat's table: moat uninstall --keep-firewall")
+		return ExitRuntime, false
+	default:
+		fmt.Fprintf(e.stderr, "moat uninstall: table inet moat: %v\n", err)
+		return ExitRuntime, false
+	}
 }

@@ -13,14 +13,13 @@ const emptyTable = "table inet moat {\n}\n"
 // ErrNotLoaded says there is no table inet moat to remove.
 var ErrNotLoaded = errors.New("table inet moat is not loaded")
 
-// Remove deletes table inet moat from the caller's network namespace,
-// but only after the same lockout check apply makes: with the table gone
-// and the other tables as they are, at least one of paths must surely
-// reach sshd (a host whose own nftables.conf drops everything else would
-// otherwise lock the operator out the moment moat leaves). It returns
-// every path's verdict; a *LockoutError refuses and changes nothing, and
-// ErrNotLoaded says there was nothing to remove.
-func Remove(ctx context.Context, paths []Path) ([]PathResult, error) {
+// CheckRemoval answers, without changing anything, whether table inet
+// moat may go: with it removed and the other tables as they are, at least
+// one of paths must surely reach sshd (a host whose own nftables.conf
+// drops everything else would otherwise lock the operator out the moment
+// moat leaves). It returns every path's verdict; a *LockoutError refuses,
+// and ErrNotLoaded says there is no table to remove.
+func CheckRemoval(ctx context.Context, paths []Path) ([]PathResult, error) {
 	live, err := readLive(ctx)
 	if err != nil {
 		return nil, err
@@ -34,6 +33,16 @@ func Remove(ctx context.Context, paths []Path) ([]PathResult, error) {
 		if errors.As(err, &lock) {
 			return results, fmt.Errorf("keeping table inet moat: without it no way into sshd stays open (the other tables drop it): %w", err)
 		}
+		return results, err
+	}
+	return results, nil
+}
+
+// Remove deletes table inet moat from the caller's network namespace
+// after CheckRemoval, whose answer it returns.
+func Remove(ctx context.Context, paths []Path) ([]PathResult, error) {
+	results, err := CheckRemoval(ctx, paths)
+	if err != nil {
 		return results, err
 	}
 	return results, deleteTable(ctx)
