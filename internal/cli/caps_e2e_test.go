@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moat-sh/moat/examples"
+	"github.com/moat-sh/moat/internal/lab"
+)
+
+// unitCaps returns moat.service's CapabilityBoundingSet as setpriv takes
+// it: "-all,+net_admin,…".
+func unitCaps(t *testing.T) string {
+	t.Helper()
+	for _, line := range strings.Split(examples.Service, "\n") {
+		if v, ok := strings.CutPrefix(line, "CapabilityBoundingSet="); ok {
+			spec := "-all"
+			for _, c := range strings.Fields(v) {
+				spec += ",+" + strings.ToLower(strings.TrimPrefix(c, "CAP_"))
+			}
+			return spec
+		}
+	}
+	t.Fatal("moat.service has no CapabilityBoundingSet")
+	return ""
+}
+
+// The unit's capability list is enough, and each line of it earns its
+// place: the real `moat run`, as root but bounded to exactly the unit's
+// CapabilityBoundingSet (setpriv, with no_new_privs, as systemd would),
+// creates its ban table (bans-only), reads an auth log owned by another
+// user with mode 0600 (CAP_DAC_READ_SEARCH), and bans the attacker in
+// the kernel set (CAP_NET_ADMIN). Without CAP_DAC_READ_SEARCH the same
+// run cannot read that log and bans no one.
+func TestDaemonWorksWithUnitCapabilities(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "ip", "nft", "setpriv")
+	caps := unitCaps(t)
+	run := func(t *testing.T, caps string) (banned bool, log string) {
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		authLog := filepath.Join(dir, "auth.log")
+		os.WriteFile(authLog, nil, 0o600)
+		// Another user's file, unreadable to root without DAC capabilities.
+		if err := os.Chown(authLog, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cfg := filepath.Join(dir, "moat.yaml")
+		os.WriteFile(cfg, []byte(fmt.Sprintf(`firewall:
+  mode: bans-only
+guard:
+  jails:
+    sshd:
+      source: file
+      paths: [%s]
+      maxretry: 2
+      bantime: 1h
+`, authLog)), 0o600)
+		notify := filepath.Join(dir, "notify")
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notify, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		t.Setenv(envAsMoat, "1")
+		t.Setenv("NOTIFY_SOCKET", notify)
+		exe, _ := os.Executable()
+		h := lab.New(t).Host("vps")
+		p := h.Start(t, "setpriv", "--no-new-privs", "--bounding-set", caps, "--inh-caps", "-all", "--",
+			exe, "run", "-c", cfg, "--state", filepath.Join(dir, "state"), "--socket", filepath.Join(dir, "moat.sock"))
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		buf := make([]byte, 512)
+		if n, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "READY=1") {
+			t.Fatalf("moat run under %s: no READY=1: %v %q\n%s", caps, err, buf[:n], p.Output())
+		}
+		f, err := os.OpenFile(authLog, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 4 {
+			fmt.Fprintf(f, "%s vps sshd[%d]: Failed password for root from 203.0.113.9 port 4242 ssh2\n", time.Now().Format(time.Stamp), 100+i)
+		}
+		f.Close()
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			out, _ := h.Run(context.Background(), "nft", "list", "set", "inet", "moat", "ban4")
+			if strings.Contains(string(out), "203.0.113.9") {
+				return true, p.Output()
+			}
+			// The jail's source says why it cannot read: no need to wait.
+			if strings.Contains(p.Output(), "permission denied") {
+				return false, p.Output()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return false, p.Output()
+	}
+	t.Run("unit capabilities", func(t *testing.T) {
+		if banned, log := run(t, caps); !banned {
+			t.Fatalf("no ban in the kernel set under %s; moat run said:\n%s", caps, log)
+		}
+	})
+	t.Run("without CAP_DAC_READ_SEARCH", func(t *testing.T) {
+		less := strings.Replace(caps, ",+dac_read_search", "", 1)
+		if less == caps {
+			t.Fatal("the unit lacks CAP_DAC_READ_SEARCH")
+		}
+		banned, log := run(t, less)
+		if banned {
+			t.Fatalf("banned without CAP_DAC_READ_SEARCH: the log was readable anyway, the test proves nothing\n%s", log)
+		}
+		if !strings.Contains(log, "permission denied") {
+			t.Errorf("no ban, but not for want of reading the log:\n%s", log)
+		}
+	})
+}
