@@ -1,8 +1,8 @@
 module github.com/moat-sh/moat/packaging
 
-go 1.26.4
+go 1.26.0
 
-require github.com/goreleaser/nfpm/v2 v2.48.0
+require github.com/goreleaser/nfpm/v2 v2.45.2
 
 require (
 	dario.cat/mergo v1.0.2 // indirect

@@ -79,16 +79,17 @@ guard:
 		if n, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "READY=1") {
 			t.Fatalf("moat run under %s: no READY=1: %v %q\n%s", caps, err, buf[:n], p.Output())
 		}
-		f, err := os.OpenFile(authLog, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := range 4 {
+		// A failure line every round until the ban shows: the file source
+		// may open the log (at its end) only after READY=1 on a loaded
+		// machine, and lines written before that are rightly not read.
+		deadline := time.Now().Add(60 * time.Second)
+		for i := 0; time.Now().Before(deadline); i++ {
+			f, err := os.OpenFile(authLog, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
 			fmt.Fprintf(f, "%s vps sshd[%d]: Failed password for root from 203.0.113.9 port 4242 ssh2\n", time.Now().Format(time.Stamp), 100+i)
-		}
-		f.Close()
-		deadline := time.Now().Add(20 * time.Second)
-		for time.Now().Before(deadline) {
+			f.Close()
 			out, _ := h.Run(context.Background(), "nft", "list", "set", "inet", "moat", "ban4")
 			if strings.Contains(string(out), "203.0.113.9") {
 				return true, p.Output()
