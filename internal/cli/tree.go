@@ -286,14 +286,19 @@ func isHelpArg(a string) bool { return a == "-h" || a == "--help" || a == "-help
 
 // helpRequest reports whether args (after the command's name) ask for
 // help on the command or one of its subcommands: `jail -h`, `plan
-// firewall --help`. It returns the path to describe.
+// firewall --help`. It returns the path to describe. A -h that is the
+// value of a flag (`ban ADDR --reason -h`) is left to the command.
 func helpRequest(c command, args []string) ([]string, bool) {
+	if !slices.ContainsFunc(args, isHelpArg) {
+		return nil, false
+	}
+	t := tree()
 	path := []string{c.name}
 	for i, a := range args {
 		if a == "--" {
 			return nil, false
 		}
-		if isHelpArg(a) {
+		if isHelpArg(a) && (i == 0 || !takesValue(t, path, args[i-1])) {
 			return path, true
 		}
 		// Only leading subcommand words extend the path; a positional
@@ -303,6 +308,33 @@ func helpRequest(c command, args []string) ([]string, bool) {
 		}
 	}
 	return nil, false
+}
+
+// takesValue reports whether arg is a flag of the command at path (or its
+// nearest known parent) that takes a separate value: `--reason`, not
+// `--json` or `--reason=x`.
+func takesValue(t []*node, path []string, arg string) bool {
+	name, ok := strings.CutPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if !ok {
+		name = strings.TrimPrefix(arg, "-")
+	}
+	if !strings.HasPrefix(arg, "-") || strings.Contains(name, "=") {
+		return false
+	}
+	n := find(t, path)
+	for n == nil && len(path) > 1 {
+		path = path[:len(path)-1]
+		n = find(t, path)
+	}
+	if n == nil {
+		return false
+	}
+	for _, d := range n.Flags {
+		if d.Arg != "" && slices.Contains(d.Names, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // runHelp prints help for the command at path, or the usage for none.

@@ -53,6 +53,13 @@ func TestHelpEverywhere(t *testing.T) {
 	if bans == gen || !strings.Contains(bans, "--json") {
 		t.Errorf("moat help bans ignores its argument:\n%s", bans)
 	}
+	// -h as a flag's value is the command's business, not a help request.
+	if p, ok := helpRequest(command{name: "ban"}, []string{"203.0.113.9", "--reason", "-h"}); ok {
+		t.Errorf("--reason -h taken as help for %v", p)
+	}
+	if p, ok := helpRequest(command{name: "ban"}, []string{"203.0.113.9", "--force", "-h"}); !ok || strings.Join(p, " ") != "ban 203.0.113.9" {
+		t.Errorf("ban ADDR --force -h: %v %v", p, ok)
+	}
 	if _, errOut, code := runMain("help", "nosuch"); code != ExitUsage || !strings.Contains(errOut, "unknown command") {
 		t.Errorf("moat help nosuch: code %d, %q", code, errOut)
 	}
