@@ -14,6 +14,23 @@ import (
 	"github.com/moat-sh/moat/internal/lab"
 )
 
+// envBind makes the test binary bind the TCP address it names and exit:
+// what the gateway does for :80 and :443, under the caps it is given.
+const envBind = "MOAT_TEST_BIND"
+
+func init() {
+	if addr := os.Getenv(envBind); addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			fmt.Println("bind:", err)
+			os.Exit(1)
+		}
+		ln.Close()
+		fmt.Println("bound", addr)
+		os.Exit(0)
+	}
+}
+
 // unitCaps returns moat.service's CapabilityBoundingSet as setpriv takes
 // it: "-all,+net_admin,…".
 func unitCaps(t *testing.T) string {
@@ -118,6 +135,47 @@ guard:
 		}
 		if !strings.Contains(log, "permission denied") {
 			t.Errorf("no ban, but not for want of reading the log:\n%s", log)
+		}
+	})
+	// The other two lines of the list, each against its absence: binding
+	// :80/:443 (the gateway) and reading /dev/kmsg (OOM kills).
+	h := lab.New(t).Host("vps")
+	exe, _ := os.Executable()
+	bounded := func(caps string, env []string, name string, args ...string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		for _, kv := range env {
+			k, v, _ := strings.Cut(kv, "=")
+			t.Setenv(k, v)
+		}
+		_, err := h.Run(ctx, "setpriv", append([]string{"--no-new-privs", "--bounding-set", caps, "--inh-caps", "-all", "--", name}, args...)...)
+		for _, kv := range env {
+			k, _, _ := strings.Cut(kv, "=")
+			os.Unsetenv(k)
+		}
+		return err
+	}
+	t.Run("CAP_NET_BIND_SERVICE binds :80 and :443", func(t *testing.T) {
+		for _, port := range []string{":80", ":443"} {
+			if err := bounded(caps, []string{envBind + "=" + port}, exe); err != nil {
+				t.Errorf("bind %s under the unit's caps: %v", port, err)
+			}
+			if err := bounded(strings.Replace(caps, ",+net_bind_service", "", 1), []string{envBind + "=" + port}, exe); err == nil {
+				t.Errorf("bound %s without CAP_NET_BIND_SERVICE", port)
+			}
+		}
+	})
+	t.Run("CAP_SYSLOG reads /dev/kmsg", func(t *testing.T) {
+		if b, _ := os.ReadFile("/proc/sys/kernel/dmesg_restrict"); strings.TrimSpace(string(b)) != "1" {
+			t.Log("kernel.dmesg_restrict is not 1: /dev/kmsg is open to all, nothing to show")
+			return
+		}
+		kmsg := []string{"if=/dev/kmsg", "iflag=nonblock", "count=0", "status=none"}
+		if err := bounded(caps, nil, "dd", kmsg...); err != nil {
+			t.Errorf("open /dev/kmsg under the unit's caps: %v", err)
+		}
+		if err := bounded(strings.Replace(caps, ",+syslog", "", 1), nil, "dd", kmsg...); err == nil {
+			t.Error("opened /dev/kmsg without CAP_SYSLOG")
 		}
 	})
 }
