@@ -16,6 +16,8 @@ pkgs+=(fail2ban)
 pkgs+=(lintian man-db)
 # The generated completions are run by the shells they are for.
 pkgs+=(zsh fish)
+# The version comes from git tags (cmd/moat TestVersionFromGitTags).
+pkgs+=(git)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -23,7 +23,7 @@ func TestDebBuildsInstallsAndRuns(t *testing.T) {
 		t.Skip("builds two packages (-short)")
 	}
 	lab.RequireRoot(t)
-	lab.RequireTool(t, "make", "go", "git", "dpkg-deb", "dpkg", "lintian", "unshare", "chroot", "systemd-analyze", "man")
+	lab.RequireTool(t, "make", "go", "dpkg-deb", "dpkg", "lintian", "unshare", "chroot", "systemd-analyze", "man")
 	if runtime.GOARCH != "amd64" && runtime.GOARCH != "arm64" {
 		t.Skipf("packages are built for amd64 and arm64, not %s", runtime.GOARCH)
 	}
