@@ -11,6 +11,13 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)
+# The .deb test (cmd/moat TestDebBuildsInstallsAndRuns, scripts/deb-test.sh):
+# lintian checks the package, man renders its man page.
+pkgs+=(lintian man-db)
+# The generated completions are run by the shells they are for.
+pkgs+=(zsh fish)
+# The version comes from git tags (cmd/moat TestVersionFromGitTags).
+pkgs+=(git)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

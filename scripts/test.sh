@@ -18,5 +18,7 @@ echo "== go vet"
 go vet ./...
 echo "== staticcheck"
 staticcheck ./...
+# packaging/ is its own module (nfpm stays out of the moat binary).
+(cd packaging && go vet ./... && staticcheck ./...)
 echo "== go test -race"
 go test -race -count=1 -timeout 30m ./... "$@"

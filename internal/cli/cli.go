@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -27,6 +28,10 @@ type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	log            *slog.Logger
+	// describe, when set, makes parse record each flag set and return
+	// before the command does anything: the command tree (help, man
+	// pages, completions) is read from the commands themselves.
+	describe *describer
 }
 
 type command struct {
@@ -44,19 +49,21 @@ func register(c command) { registry = append(registry, c) }
 func commands() []command {
 	cs := append([]command(nil), registry...)
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].order < cs[j].order })
-	return append(cs, command{name: "help", summary: "this help"})
+	return append(cs, command{name: "help", summary: "help [COMMAND [SUBCOMMAND]]: this help, or a command's", order: 1000})
 }
 
 func init() {
 	register(command{"audit", "what is exposed and weak, per layer, with the fix (read-only)", 10, runAudit})
 	register(command{"init", "print a starter moat.yaml from what is found on this host", 20, runInit})
 	register(command{"config", "config check: validate moat.yaml (exit 0 or 2)", 90, runConfig})
-	register(command{"version", "print moat's version", 100, runVersion})
+	register(command{"version", "print moat's version (--json)", 100, runVersion})
 }
 
 const usageText = `moat puts a Linux VPS behind layered defences and proves they hold.
 
 Usage: moat COMMAND [flags]
+       moat help COMMAND    (or moat COMMAND --help)
+       moat -v | --version
 
 Commands:
 %s
@@ -71,7 +78,8 @@ Exit codes:
   3  audit findings at or above --fail-on
   4  a change failed and was rolled back
 
-Run 'moat COMMAND -h' for a command's flags.
+Run 'moat help COMMAND' or 'moat COMMAND --help' for a command's flags;
+'man moat' has them all.
 `
 
 func usage(w io.Writer) {
@@ -92,14 +100,21 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	name := args[0]
 	switch name {
-	case "help", "-h", "--help", "-help":
+	case "-h", "--help", "-help":
 		usage(stdout)
 		return ExitOK
-	case "--version", "-version":
+	case "help":
+		return runHelp(e, args[1:])
+	case "-v", "--version", "-version":
 		name = "version"
 	}
 	for _, c := range commands() {
 		if c.name == name && c.run != nil {
+			// `moat jail -h`, `moat plan firewall --help`: help comes
+			// from the command tree, the same text as `moat help`.
+			if path, ok := helpRequest(c, args[1:]); ok {
+				return runHelp(e, path)
+			}
 			return c.run(e, args[1:])
 		}
 	}
@@ -130,20 +145,20 @@ func isTerminal(w io.Writer) bool {
 // handled by parse.
 type flags struct {
 	*flag.FlagSet
-	config string
-	root   string
-	pos    []string // positional arguments, from parse
+	e        *env
+	synopsis string
+	config   string
+	root     string
+	pos      []string // positional arguments, from parse
 }
 
 func newFlags(e *env, name, synopsis string) *flags {
-	f := &flags{FlagSet: flag.NewFlagSet("moat "+name, flag.ContinueOnError)}
+	f := &flags{FlagSet: flag.NewFlagSet("moat "+name, flag.ContinueOnError), e: e, synopsis: synopsis}
 	f.SetOutput(e.stderr)
 	f.StringVar(&f.config, "c", "", "config `file` (default /etc/moat/moat.yaml, or $MOAT_CONFIG)")
 	f.StringVar(&f.config, "config", "", "config `file` (same as -c)")
-	f.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: moat %s\n\nFlags:\n", synopsis)
-		f.PrintDefaults()
-	}
+	// Flags are listed as the docs write them: --json, -c/--config.
+	f.Usage = func() { writeFlagsHelp(e.stderr, f) }
 	return f
 }
 
@@ -156,12 +171,27 @@ func (f *flags) withRoot() *flags {
 // (`moat ban --socket S ADDR --for 10m`); "--" ends the flags. ok is false
 // when the command should return code.
 func (f *flags) parse(args []string) (code int, ok bool) {
+	if f.e != nil && f.e.describe != nil {
+		f.e.describe.record(f)
+		return ExitOK, false
+	}
 	f.pos = nil
+	usage := f.Usage
+	f.Usage = func() {} // printed below: help to stdout, a mistake's to stderr
+	defer func() { f.Usage = usage }()
+	// The flag package's own messages name flags with one dash; they are
+	// reworded below as the help and the docs spell them.
+	out := f.Output()
+	f.SetOutput(io.Discard)
+	defer f.SetOutput(out)
 	for {
 		if err := f.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
+				writeFlagsHelp(f.e.stdout, f)
 				return ExitOK, false
 			}
+			fmt.Fprintf(out, "%s: %s\n", f.Name(), longDashes.ReplaceAllString(err.Error(), "$1--$2"))
+			usage()
 			return ExitUsage, false
 		}
 		rest := f.FlagSet.Args()
@@ -176,6 +206,10 @@ func (f *flags) parse(args []string) (code int, ok bool) {
 		args = rest[1:]
 	}
 }
+
+// longDashes finds a long flag written with one dash in the flag
+// package's errors ("flag provided but not defined: -jsn").
+var longDashes = regexp.MustCompile(`(^|[\s:])-([a-z][a-z0-9-]+)`)
 
 // Args, NArg and Arg are the positional arguments wherever they stood.
 func (f *flags) Args() []string { return f.pos }

@@ -49,6 +49,8 @@ type Server struct {
 	handlers map[string]Handler
 	// allowUID is the uid allowed besides root (tests); -1 for root only.
 	allowUID int
+	// listening is closed once the socket accepts connections.
+	listening chan struct{}
 }
 
 // NewServer returns a server for path (DefaultPath if empty).
@@ -56,8 +58,12 @@ func NewServer(path string, log *slog.Logger) *Server {
 	if path == "" {
 		path = DefaultPath
 	}
-	return &Server{path: path, log: log, handlers: map[string]Handler{}, allowUID: -1}
+	return &Server{path: path, log: log, handlers: map[string]Handler{}, allowUID: -1, listening: make(chan struct{})}
 }
+
+// Listening is closed once Run accepts connections: a caller that says
+// "ready" (systemd's READY=1) waits for it.
+func (s *Server) Listening() <-chan struct{} { return s.listening }
 
 // Handle registers a command.
 func (s *Server) Handle(command string, h Handler) {
@@ -90,6 +96,7 @@ func (s *Server) Run(ctx context.Context) error {
 		ln.Close()
 	}()
 	defer os.Remove(s.path)
+	close(s.listening)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {

@@ -70,6 +70,7 @@ type reloadFaults struct {
 // Daemon is a running `moat run`.
 type Daemon struct {
 	o      Options
+	sd     *notifier // systemd's notify socket; nil when not under systemd
 	log    *slog.Logger
 	store  *ban.Store
 	enf    *ban.Enforcer
@@ -119,7 +120,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer store.Close()
 
 	d := &Daemon{o: o, log: o.Log, store: store, cfg: cfg, h: host.New(""), start: time.Now(),
-		pipelines: map[string]*runningPipeline{}, reg: prometheus.NewRegistry()}
+		pipelines: map[string]*runningPipeline{}, reg: prometheus.NewRegistry(), sd: notifierFromEnv(o.Log)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	sets := o.Sets
@@ -157,6 +158,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() {
+		d.sd.stopping()
 		reason := "signal"
 		if err != nil {
 			reason = err.Error()
@@ -203,6 +205,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.handlers(srv)
 	d.goRun(ctx, "control socket", srv.Run)
 	d.log.Info("moat running", "version", o.Version, "config", cfg.File, "jails", jails)
+	d.goRun(ctx, "systemd notify", func(ctx context.Context) error { return d.notifyReady(ctx, srv, jails) })
 
 	for {
 		select {
@@ -347,9 +350,11 @@ func sourceKey(j jail.Jail) string {
 // committed, which cannot fail. A refused reload leaves every part as it
 // ran. Jails whose source and filter are unchanged keep their window
 // state; the others restart with the same engine.
-func (d *Daemon) reload(ctx context.Context) error {
+func (d *Daemon) reload(ctx context.Context) (err error) {
 	d.reloading.Lock()
 	defer d.reloading.Unlock()
+	d.sd.reloading()
+	defer func() { d.sd.reloaded(err) }()
 	cfg, err := config.Load(d.o.ConfigPath, d.o.Explicit)
 	if err != nil {
 		return err
