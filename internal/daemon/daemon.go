@@ -80,6 +80,7 @@ type Daemon struct {
 	reg    *prometheus.Registry
 	met    *metrics
 	mon    *monitor
+	page   *statusPage // nil without status_page
 	h      *host.Host
 	start  time.Time
 
@@ -185,6 +186,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	d.met = newMetrics(d)
+	if err := d.startStatusPage(ctx, cfg); err != nil {
+		return err
+	}
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	d.checkStore(time.Now())
@@ -502,6 +506,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 		case ev := <-d.enf.Events():
 			b := ev.Ban
 			d.met.banEvent(ev)
+			d.page.bump()
 			switch ev.Kind {
 			case ban.EventBan:
 				dur := time.Duration(0)

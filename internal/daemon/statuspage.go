@@ -1,0 +1,136 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/moat-sh/moat/internal/audit"
+	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/statuspage"
+)
+
+// statusPage is the daemon's side of the status page: the page's data
+// source, and the generation that moves with every ban event so the page
+// is rebuilt when, and only when, something changed (or a refresh
+// interval passed: the audit and the host's conditions change without
+// a ban).
+type statusPage struct {
+	d   *Daemon
+	gen atomic.Uint64
+	geo statuspage.Country
+}
+
+// bump marks the ban data changed; nil-safe for a daemon without a page.
+func (p *statusPage) bump() {
+	if p != nil {
+		p.gen.Add(1)
+	}
+}
+
+// Generation implements statuspage.Source.
+func (p *statusPage) Generation() uint64 { return p.gen.Load() }
+
+// historyWindow is how far back the page looks: the 7-day chart, from the
+// start of its first day.
+const historyWindow = 8 * 24 * time.Hour
+
+// Snapshot implements statuspage.Source: the status `moat status --json`
+// prints, the ban history of the last week, and the audit's history.
+func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.Data, error) {
+	st := p.d.status(ctx)
+	bans, err := p.d.store.History(ctx, ban.HistoryQuery{Since: now.Add(-historyWindow)})
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]statuspage.Record, len(bans))
+	for i, b := range bans {
+		recs[i] = statuspage.Record{Prefix: b.Prefix, Jail: b.Jail, Reason: b.Reason, Origin: string(b.Origin),
+			Created: b.Created, Expires: b.Expires}
+	}
+	data := &statuspage.Data{Status: st, Bans: statuspage.SummarizeBans(recs, now, p.geo), VPN: statusPageVPN(p.d)}
+	data.Audit, err = auditView(p.d.o.StateDir)
+	if err != nil {
+		// The rest of the page stands; status carries the audit's error.
+		p.d.log.Warn("status page: audit history", "err", err)
+	}
+	return data, nil
+}
+
+// statusPageVPN is the VPN layer's peers for the page: nil ("no VPN layer
+// data") until the VPN layer reports its peers to the daemon.
+func statusPageVPN(*Daemon) any { return nil }
+
+// auditView reads the drift audit's history: the score over time and the
+// last run's high and critical findings.
+func auditView(stateDir string) (statuspage.AuditView, error) {
+	v := statuspage.AuditView{Points: []statuspage.ScorePoint{}, Findings: []statuspage.Finding{}}
+	h, err := readAuditHistory(filepath.Join(stateDir, AuditHistoryFile))
+	if err != nil {
+		return v, err
+	}
+	for _, r := range h.Runs {
+		v.Points = append(v.Points, statuspage.ScorePoint{Time: r.Time, Score: r.Score})
+	}
+	if n := len(h.Runs); n > 0 {
+		for _, f := range h.Runs[n-1].Urgent {
+			v.Findings = append(v.Findings, statuspage.Finding{ID: f.ID, Severity: f.Severity.String(),
+				Title: f.Title, Subject: f.Subject, Fix: f.Fix})
+		}
+		// Critical first, as the terminal shows them.
+		sortFindings(v.Findings)
+	}
+	return v, nil
+}
+
+func sortFindings(fs []statuspage.Finding) {
+	rank := func(s string) int {
+		if s == audit.Critical.String() {
+			return 0
+		}
+		return 1
+	}
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && rank(fs[j].Severity) < rank(fs[j-1].Severity); j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
+}
+
+// startStatusPage serves the page when moat.yaml has a status_page
+// section. Its address was checked with the config (loopback or
+// vpn.ranges); each connection's source is checked again against the
+// same rule.
+func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error {
+	c := cfg.StatusPage
+	if c == nil {
+		return nil
+	}
+	var token string
+	if c.TokenFile != "" {
+		t, err := statuspage.ReadToken(c.TokenFile)
+		if err != nil {
+			return err
+		}
+		token = t
+	}
+	p := &statusPage{d: d}
+	if db := geoDB(cfg, d.log); db != nil {
+		go func() {
+			<-ctx.Done()
+			db.Close()
+		}()
+		p.geo = db
+	}
+	vpnCfg := cfg.VPN
+	srv, err := statuspage.New(statuspage.Options{Config: *c, Token: token, Source: p, Allow: vpnCfg.AllowedSource, Log: d.log})
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	d.page = p
+	d.goRun(ctx, "status page", srv.Run)
+	return nil
+}
