@@ -11,6 +11,8 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)
+# chromium: the status page's browser test (headless, driven by chromedp).
+pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -8,7 +8,8 @@ import (
 
 // Chart geometry, in SVG user units (the SVG scales to its box).
 const (
-	chartW = 720
+	chartW = 720 // the audit's trend, a full-width card
+	barsW  = 480 // the ban charts, two side by side
 	chartH = 140
 	labelH = 16
 )
@@ -32,7 +33,7 @@ type ChartBar struct {
 }
 
 func barChart(bars []Bar, layout string) BarChart {
-	c := BarChart{W: chartW, H: chartH + labelH}
+	c := BarChart{W: barsW, H: chartH + labelH}
 	for _, b := range bars {
 		c.Max = max(c.Max, b.Count)
 		c.Total += b.Count
@@ -41,7 +42,7 @@ func barChart(bars []Bar, layout string) BarChart {
 	if n == 0 {
 		return c
 	}
-	slot := float64(chartW) / float64(n)
+	slot := float64(barsW) / float64(n)
 	gap := slot * 0.15
 	for i, b := range bars {
 		h := 0.0

@@ -44,12 +44,13 @@ type Options struct {
 
 // Server is the status page.
 type Server struct {
-	o      Options
-	auth   *auth
-	tmpl   *template.Template
-	static map[string]staticFile
-	jsURL  string
-	cssURL string
+	o       Options
+	auth    *auth
+	tmpl    *template.Template
+	static  map[string]staticFile
+	jsURL   string
+	cssURL  string
+	iconURL string
 
 	mu    sync.Mutex
 	cache *built
@@ -83,7 +84,8 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	s := &Server{o: o, auth: newAuth(o.Token), static: map[string]staticFile{}}
-	for name, ctype := range map[string]string{"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8"} {
+	for name, ctype := range map[string]string{"app.js": "text/javascript; charset=utf-8", "app.css": "text/css; charset=utf-8",
+		"favicon.svg": "image/svg+xml"} {
 		b, err := files.ReadFile("static/" + name)
 		if err != nil {
 			return nil, err
@@ -94,6 +96,7 @@ func New(o Options) (*Server, error) {
 	// one request, the page's.
 	s.jsURL = "/static/app.js?v=" + shortHash(s.static["app.js"].body)
 	s.cssURL = "/static/app.css?v=" + shortHash(s.static["app.css"].body)
+	s.iconURL = "/static/favicon.svg?v=" + shortHash(s.static["favicon.svg"].body)
 	t, err := template.New("page.html").Funcs(funcs).ParseFS(files, "page.html")
 	if err != nil {
 		return nil, fmt.Errorf("status page template: %w", err)
@@ -168,7 +171,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		h.Set("Allow", "GET, HEAD")
@@ -300,6 +302,7 @@ func (s *Server) Invalidate() {
 
 func (s *Server) build(d *Data, gen uint64, now time.Time) (*built, error) {
 	v := newView(d, s.o.Config.RefreshEvery(), s.jsURL, s.cssURL)
+	v.Icon = s.iconURL
 	var buf bytes.Buffer
 	if err := s.tmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("render: %w", err)

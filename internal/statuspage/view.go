@@ -18,6 +18,7 @@ type view struct {
 	VPN      any
 	Refresh  int // seconds
 	JS, CSS  string
+	Icon     string
 }
 
 func newView(d *Data, refresh time.Duration, js, css string) view {
