@@ -81,6 +81,7 @@ type Daemon struct {
 	met    *metrics
 	mon    *monitor
 	page   *statusPage // nil without status_page
+	audits auditFile   // the audit history, parsed once per change
 	h      *host.Host
 	start  time.Time
 

@@ -89,7 +89,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 	if d.gw != nil {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
-	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
+	st.Audit, st.AuditError = d.audits.lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	return st
 }

@@ -3,12 +3,11 @@ package daemon
 import (
 	"context"
 	"fmt"
-	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/moat-sh/moat/internal/audit"
-	"github.com/moat-sh/moat/internal/ban"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/statuspage"
 )
@@ -22,6 +21,10 @@ type statusPage struct {
 	d   *Daemon
 	gen atomic.Uint64
 	geo statuspage.Country
+
+	mu     sync.Mutex
+	win    *statuspage.Window // the last week of bans, followed entry by entry
+	lastID int64              // the last history entry in win
 }
 
 // bump marks the ban data changed; nil-safe for a daemon without a page.
@@ -34,30 +37,42 @@ func (p *statusPage) bump() {
 // Generation implements statuspage.Source.
 func (p *statusPage) Generation() uint64 { return p.gen.Load() }
 
-// historyWindow is how far back the page looks: the 7-day chart, from the
-// start of its first day.
-const historyWindow = 8 * 24 * time.Hour
-
 // Snapshot implements statuspage.Source: the status `moat status --json`
 // prints, the ban history of the last week, and the audit's history.
 func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.Data, error) {
 	st := p.d.status(ctx)
-	bans, err := p.d.store.History(ctx, ban.HistoryQuery{Since: now.Add(-historyWindow)})
-	if err != nil {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.follow(ctx, now); err != nil {
 		return nil, err
 	}
-	recs := make([]statuspage.Record, len(bans))
-	for i, b := range bans {
-		recs[i] = statuspage.Record{Prefix: b.Prefix, Jail: b.Jail, Reason: b.Reason, Origin: string(b.Origin),
-			Created: b.Created, Expires: b.Expires}
-	}
-	data := &statuspage.Data{Status: st, Bans: statuspage.SummarizeBans(recs, now, p.geo), VPN: statusPageVPN(p.d)}
-	data.Audit, err = auditView(p.d.o.StateDir)
+	data := &statuspage.Data{Status: st, Bans: p.win.View(now), VPN: statusPageVPN(p.d)}
+	h, err := p.d.audits.history(p.d.o.StateDir)
 	if err != nil {
-		// The rest of the page stands; status carries the audit's error.
-		p.d.log.Warn("status page: audit history", "err", err)
+		// The rest of the page stands; the status carries the error.
+		p.d.log.Debug("status page: audit history", "err", err)
 	}
+	data.Audit = auditView(h)
 	return data, nil
+}
+
+// follow adds the history entries recorded since the last look to the
+// window and lets the old ones go. The first look reads the whole week.
+func (p *statusPage) follow(ctx context.Context, now time.Time) error {
+	if p.win == nil {
+		p.win = statuspage.NewWindow(p.geo)
+	}
+	entries, err := p.d.store.HistoryAfter(ctx, p.lastID, now.Add(-statuspage.Span))
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p.win.Add(statuspage.Record{Prefix: e.Prefix, Jail: e.Jail, Reason: e.Reason, Origin: string(e.Origin),
+			Created: e.Created, Expires: e.Expires})
+		p.lastID = e.ID
+	}
+	p.win.Advance(now)
+	return nil
 }
 
 // statusPageVPN is the VPN layer's peers for the page: nil ("no VPN layer
@@ -66,12 +81,8 @@ func statusPageVPN(*Daemon) any { return nil }
 
 // auditView reads the drift audit's history: the score over time and the
 // last run's high and critical findings.
-func auditView(stateDir string) (statuspage.AuditView, error) {
+func auditView(h auditHistory) statuspage.AuditView {
 	v := statuspage.AuditView{Points: []statuspage.ScorePoint{}, Findings: []statuspage.Finding{}}
-	h, err := readAuditHistory(filepath.Join(stateDir, AuditHistoryFile))
-	if err != nil {
-		return v, err
-	}
 	for _, r := range h.Runs {
 		v.Points = append(v.Points, statuspage.ScorePoint{Time: r.Time, Score: r.Score})
 	}
@@ -83,7 +94,7 @@ func auditView(stateDir string) (statuspage.AuditView, error) {
 		// Critical first, as the terminal shows them.
 		sortFindings(v.Findings)
 	}
-	return v, nil
+	return v
 }
 
 func sortFindings(fs []statuspage.Finding) {
@@ -131,6 +142,14 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 		return fmt.Errorf("status page: %w", err)
 	}
 	d.page = p
+	// Read the week's history now, not on the first visit.
+	go func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if err := p.follow(ctx, time.Now()); err != nil {
+			d.log.Warn("status page: ban history", "err", err)
+		}
+	}()
 	d.goRun(ctx, "status page", srv.Run)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -77,62 +78,147 @@ type Country interface {
 
 // Top and recent list lengths.
 const (
-	topN    = 10
+	topCount    = 10
 	recentN = 25
 )
 
 // SummarizeBans builds the ban view from the history of the last 7 days
 // (any order); geo may be nil.
 func SummarizeBans(recs []Record, now time.Time, geo Country) BanView {
+	w := NewWindow(geo)
+	for _, r := range recs {
+		w.Add(r)
+	}
+	w.Advance(now)
+	return w.View(now)
+}
+
+// Span is how much history a Window keeps: the 7-day chart from the
+// start of its first day (UTC).
+const Span = 8 * 24 * time.Hour
+
+// Window is the ban history of the last Span, kept up to date entry by
+// entry: adding a ban or letting one age out costs a few map updates, so
+// a page over 100,000 bans is built without reading them again.
+type Window struct {
+	geo       Country
+	recs      []Record // by Created, oldest first
+	hours     map[int64]int
+	sources   map[netip.Prefix]int
+	nets      map[netip.Prefix]int
+	countries map[string]int
+	country   map[netip.Prefix]string
+}
+
+// NewWindow returns an empty window; geo may be nil.
+func NewWindow(geo Country) *Window {
+	w := &Window{geo: geo, hours: map[int64]int{}, sources: map[netip.Prefix]int{}, nets: map[netip.Prefix]int{}}
+	if geo != nil {
+		w.countries, w.country = map[string]int{}, map[netip.Prefix]string{}
+	}
+	return w
+}
+
+// Len is the number of bans in the window.
+func (w *Window) Len() int { return len(w.recs) }
+
+// Add counts one ban.
+func (w *Window) Add(r Record) {
+	r.Created = r.Created.UTC()
+	// Recorded in order almost always; a ban dated earlier (imported,
+	// from a fleet peer) is put in its place.
+	i := len(w.recs)
+	for i > 0 && w.recs[i-1].Created.After(r.Created) {
+		i--
+	}
+	w.recs = slices.Insert(w.recs, i, r)
+	w.count(r, 1)
+}
+
+func (w *Window) count(r Record, d int) {
+	bump := func(m map[netip.Prefix]int, k netip.Prefix) {
+		if m[k] += d; m[k] <= 0 {
+			delete(m, k)
+		}
+	}
+	h := r.Created.Unix() / 3600
+	if w.hours[h] += d; w.hours[h] <= 0 {
+		delete(w.hours, h)
+	}
+	bump(w.sources, r.Prefix)
+	bump(w.nets, network(r.Prefix))
+	if w.geo != nil {
+		cc, ok := w.country[r.Prefix]
+		if !ok {
+			if cc, ok = w.geo.Country(r.Prefix.Addr()); !ok {
+				cc = "unknown"
+			}
+			w.country[r.Prefix] = cc
+		}
+		if w.countries[cc] += d; w.countries[cc] <= 0 {
+			delete(w.countries, cc)
+		}
+		if w.sources[r.Prefix] == 0 {
+			delete(w.country, r.Prefix)
+		}
+	}
+}
+
+// Advance forgets the bans older than Span before now.
+func (w *Window) Advance(now time.Time) {
+	from := now.Add(-Span)
+	n := 0
+	for n < len(w.recs) && w.recs[n].Created.Before(from) {
+		w.count(w.recs[n], -1)
+		n++
+	}
+	if n > 0 {
+		w.recs = slices.Delete(w.recs, 0, n)
+	}
+}
+
+// View summarises the window as of now.
+func (w *Window) View(now time.Time) BanView {
 	now = now.UTC()
 	hour := now.Truncate(time.Hour)
 	day := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	v := BanView{Day: make([]Bar, 24), Week: make([]Bar, 7)}
 	for i := range v.Day {
 		v.Day[i].Start = hour.Add(time.Duration(i-23) * time.Hour)
+		v.Day[i].Count = w.hours[v.Day[i].Start.Unix()/3600]
+		v.Total24h += v.Day[i].Count
 	}
 	for i := range v.Week {
 		v.Week[i].Start = day.AddDate(0, 0, i-6)
+		for h := range 24 {
+			v.Week[i].Count += w.hours[v.Week[i].Start.Unix()/3600+int64(h)]
+		}
+		v.Total7d += v.Week[i].Count
 	}
-	dayFrom, weekFrom := v.Day[0].Start, v.Week[0].Start
-	sources := map[netip.Prefix]int{}
-	nets := map[netip.Prefix]int{}
-	countries := map[string]int{}
-	for _, r := range recs {
-		c := r.Created.UTC()
-		if c.Before(weekFrom) || c.After(now) {
-			continue
-		}
-		v.Total7d++
-		v.Week[int(c.Sub(weekFrom)/(24*time.Hour))].Count++
-		if !c.Before(dayFrom) {
-			v.Total24h++
-			v.Day[int(c.Sub(dayFrom)/time.Hour)].Count++
-		}
-		sources[r.Prefix]++
-		nets[network(r.Prefix)]++
-	}
-	v.Sources = top(sources, topN)
-	v.Prefixes = top(nets, topN)
-	if geo != nil {
-		for p, n := range sources {
-			cc, ok := geo.Country(p.Addr())
-			if !ok {
-				cc = "unknown"
-			}
-			countries[cc] += n
-		}
-		v.Countries = topStrings(countries, topN)
+	v.Sources = top(w.sources, topCount)
+	v.Prefixes = top(w.nets, topCount)
+	if w.geo != nil {
+		v.Countries = topStrings(w.countries, topCount)
 		for i := range v.Sources {
-			if p, err := netip.ParsePrefix(v.Sources[i].Key); err == nil {
-				if cc, ok := geo.Country(p.Addr()); ok {
-					v.Sources[i].Country = cc
-				}
+			if p, err := netip.ParsePrefix(v.Sources[i].Key); err == nil && w.country[p] != "unknown" {
+				v.Sources[i].Country = w.country[p]
 			}
 		}
 	}
-	v.Recent = recent(recs, recentN)
+	v.Recent = w.recent(recentN)
 	return v
+}
+
+// recent is the newest n bans, newest first.
+func (w *Window) recent(n int) []Record {
+	out := slices.Clone(w.recs[max(len(w.recs)-n, 0):])
+	slices.SortFunc(out, func(a, b Record) int {
+		if c := b.Created.Compare(a.Created); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Prefix.String(), b.Prefix.String())
+	})
+	return out
 }
 
 // network is the /24 (IPv4) or /48 (IPv6) a source belongs to: the
@@ -150,45 +236,46 @@ func network(p netip.Prefix) netip.Prefix {
 }
 
 func top(m map[netip.Prefix]int, n int) []Count {
-	out := make([]Count, 0, len(m))
-	for k, c := range m {
-		out = append(out, Count{Key: k.String(), Count: c})
-	}
-	return trim(out, n)
+	return rank(m, n, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Bits(), b.Bits())
+	}, netip.Prefix.String)
 }
 
 func topStrings(m map[string]int, n int) []Count {
-	out := make([]Count, 0, len(m))
+	return rank(m, n, strings.Compare, func(s string) string { return s })
+}
+
+// rank is the n keys of m with the highest counts, ties in key order: one
+// pass, no sort of m, nothing rendered but the n kept.
+func rank[K comparable](m map[K]int, n int, compare func(a, b K) int, str func(K) string) []Count {
+	type kc struct {
+		k K
+		c int
+	}
+	order := func(a, b kc) int {
+		if d := cmp.Compare(b.c, a.c); d != 0 {
+			return d
+		}
+		return compare(a.k, b.k)
+	}
+	best := make([]kc, 0, n+1)
 	for k, c := range m {
-		out = append(out, Count{Key: k, Count: c})
-	}
-	return trim(out, n)
-}
-
-// trim sorts by count, then key (a stable page for a stable store).
-func trim(out []Count, n int) []Count {
-	slices.SortFunc(out, func(a, b Count) int {
-		if c := cmp.Compare(b.Count, a.Count); c != 0 {
-			return c
+		e := kc{k, c}
+		if len(best) == n && order(e, best[n-1]) >= 0 {
+			continue
 		}
-		return cmp.Compare(a.Key, b.Key)
-	})
-	if len(out) > n {
-		out = out[:n]
-	}
-	return out
-}
-
-func recent(recs []Record, n int) []Record {
-	out := slices.Clone(recs)
-	slices.SortFunc(out, func(a, b Record) int {
-		if c := b.Created.Compare(a.Created); c != 0 {
-			return c
+		i, _ := slices.BinarySearchFunc(best, e, order)
+		best = slices.Insert(best, i, e)
+		if len(best) > n {
+			best = best[:n]
 		}
-		return cmp.Compare(a.Prefix.String(), b.Prefix.String())
-	})
-	if len(out) > n {
-		out = out[:n]
+	}
+	out := make([]Count, len(best))
+	for i, e := range best {
+		out[i] = Count{Key: str(e.k), Count: e.c}
 	}
 	return out
 }

@@ -68,8 +68,37 @@ type built struct {
 	at   time.Time
 	page []byte
 	tag  string
+	data *Data
+
+	// The JSON documents, encoded on their first request.
+	once sync.Once
 	api  map[string][]byte
 	tags map[string]string
+	err  error
+}
+
+// json encodes the /api/ documents once per snapshot.
+func (b *built) json() error {
+	b.once.Do(func() {
+		api, err := sections(b.data)
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.api, b.tags = map[string][]byte{}, map[string]string{}
+		for name, v := range api {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetIndent("", "  ") // as `moat status --json` prints it
+			if err := enc.Encode(v); err != nil {
+				b.err = fmt.Errorf("api %s: %w", name, err)
+				return
+			}
+			b.api[name] = buf.Bytes()
+			b.tags[name] = etag(buf.Bytes())
+		}
+	})
+	return b.err
 }
 
 // New prepares the page's templates and static files.
@@ -230,6 +259,9 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, name string) {
 	b, err := s.current(r.Context())
+	if err == nil {
+		err = b.json()
+	}
 	if err != nil {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
@@ -307,22 +339,8 @@ func (s *Server) build(d *Data, gen uint64, now time.Time) (*built, error) {
 	if err := s.tmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("render: %w", err)
 	}
-	b := &built{gen: gen, at: now, page: buf.Bytes(), api: map[string][]byte{}, tags: map[string]string{}}
+	b := &built{gen: gen, at: now, page: buf.Bytes(), data: d}
 	b.tag = etag(b.page)
-	api, err := sections(d)
-	if err != nil {
-		return nil, err
-	}
-	for name, v := range api {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetIndent("", "  ") // as `moat status --json` prints it
-		if err := enc.Encode(v); err != nil {
-			return nil, fmt.Errorf("api %s: %w", name, err)
-		}
-		b.api[name] = buf.Bytes()
-		b.tags[name] = etag(buf.Bytes())
-	}
 	return b, nil
 }
 

@@ -307,7 +307,7 @@ func TestBanChart(t *testing.T) {
 	if v.Prefixes[0].Key != "198.51.100.0/24" || v.Prefixes[0].Count != 15 || v.Prefixes[1].Key != "2001:db8:1::/48" {
 		t.Errorf("top networks %+v", v.Prefixes)
 	}
-	if len(v.Recent) != 21 || !v.Recent[0].Created.Equal(now) {
+	if len(v.Recent) != 19 || !v.Recent[0].Created.Equal(now) {
 		t.Errorf("recent: %d, first %v", len(v.Recent), v.Recent[0].Created)
 	}
 }
