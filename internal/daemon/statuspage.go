@@ -9,6 +9,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/audit"
 	"github.com/moat-sh/moat/internal/config"
+	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/statuspage"
 )
 
@@ -40,7 +41,7 @@ func (p *statusPage) Generation() uint64 { return p.gen.Load() }
 // Snapshot implements statuspage.Source: the status `moat status --json`
 // prints, the ban history of the last week, and the audit's history.
 func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.Data, error) {
-	st := p.d.status(ctx)
+	st := p.d.statusWith(ctx, p.firewall)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.follow(ctx, now); err != nil {
@@ -54,6 +55,19 @@ func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.D
 	}
 	data.Audit = auditView(h)
 	return data, nil
+}
+
+// firewall reads the firewall's status through the metrics' cache (at
+// most once per fwCacheTTL): it runs nft, the dearest part of a page.
+func (p *statusPage) firewall(ctx context.Context) (*firewall.Status, string) {
+	if p.d.met == nil {
+		return readFirewall(ctx)
+	}
+	fw, err := p.d.met.fw.get()
+	if err != nil {
+		return nil, err.Error()
+	}
+	return fw, ""
 }
 
 // follow adds the history entries recorded since the last look to the

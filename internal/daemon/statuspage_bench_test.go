@@ -161,3 +161,16 @@ func BenchmarkStatusPage(b *testing.B) {
 	j, _ := json.Marshal(struct{ Total7d, Points int }{data.Bans.Total7d, len(data.Audit.Points)})
 	b.Logf("page data: %s", j)
 }
+
+// TestStatusPageBenchFixture writes the benchmark's fixture into
+// $MOAT_BENCH_STATUSPAGE_DIR for bench/statuspage.sh, which serves it
+// through a real `moat run`; without the variable it does nothing.
+func TestStatusPageBenchFixture(t *testing.T) {
+	dir := os.Getenv("MOAT_BENCH_STATUSPAGE_DIR")
+	if dir == "" {
+		t.Skip("bench/statuspage.sh sets MOAT_BENCH_STATUSPAGE_DIR")
+	}
+	if err := WriteStatusPageFixture(dir, 100_000, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+}
