@@ -78,8 +78,8 @@ type Country interface {
 
 // Top and recent list lengths.
 const (
-	topCount    = 10
-	recentN = 25
+	topCount = 10
+	recentN  = 25
 )
 
 // SummarizeBans builds the ban view from the history of the last 7 days
