@@ -13,14 +13,19 @@ type HistoryEntry struct {
 	Ban
 }
 
-// HistoryAfter returns the entries recorded after the one with id after
-// (0: from the first) and created at or after since, in the order they
-// were recorded. The history only grows (and is pruned from its old
+// HistoryAfter returns the entries recorded after the one with id after,
+// in the order they were recorded; with after 0, those created at or
+// after since. The history only grows (and is pruned from its old
 // end), so a reader that remembers the last id it saw reads each entry
 // once.
 func (s *Store) HistoryAfter(ctx context.Context, after int64, since time.Time) ([]HistoryEntry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, `+banColumns+` FROM history WHERE id > ? AND created >= ? ORDER BY id`,
-		after, timeToMs(since))
+	// After the first read, the rowid range alone: with both terms SQLite
+	// may walk the created index through the whole window instead.
+	query, args := `SELECT id, `+banColumns+` FROM history WHERE id > ? ORDER BY id`, []any{after}
+	if after == 0 {
+		query, args = `SELECT id, `+banColumns+` FROM history WHERE created >= ? ORDER BY id`, []any{timeToMs(since)}
+	}
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("ban history: %w", err)
 	}

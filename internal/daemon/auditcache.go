@@ -18,23 +18,33 @@ type auditFile struct {
 	hist  auditHistory
 	err   error
 	read  bool
+	// version counts the reads, so a reader can keep what it derived
+	// from one.
+	version int
 }
 
 // history returns the parsed history under stateDir.
 func (a *auditFile) history(stateDir string) (auditHistory, error) {
+	h, _, err := a.versioned(stateDir)
+	return h, err
+}
+
+// versioned is history with the version of the read it comes from.
+func (a *auditFile) versioned(stateDir string) (auditHistory, int, error) {
 	path := filepath.Join(stateDir, AuditHistoryFile)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	fi, statErr := os.Stat(path)
 	if a.read && statErr == nil && fi.ModTime().Equal(a.mtime) && fi.Size() == a.size {
-		return a.hist, a.err
+		return a.hist, a.version, a.err
 	}
 	a.hist, a.err = readAuditHistory(path)
 	a.read = statErr == nil
+	a.version++
 	if statErr == nil {
 		a.mtime, a.size = fi.ModTime(), fi.Size()
 	}
-	return a.hist, a.err
+	return a.hist, a.version, a.err
 }
 
 // lastAudit is LastAudit through the cache.

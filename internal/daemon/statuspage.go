@@ -26,6 +26,9 @@ type statusPage struct {
 	mu     sync.Mutex
 	win    *statuspage.Window // the last week of bans, followed entry by entry
 	lastID int64              // the last history entry in win
+
+	auditVersion int // of d.audits, that audit was derived from
+	audit        statuspage.AuditView
 }
 
 // bump marks the ban data changed; nil-safe for a daemon without a page.
@@ -48,12 +51,15 @@ func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.D
 		return nil, err
 	}
 	data := &statuspage.Data{Status: st, Bans: p.win.View(now), VPN: statusPageVPN(p.d)}
-	h, err := p.d.audits.history(p.d.o.StateDir)
+	h, version, err := p.d.audits.versioned(p.d.o.StateDir)
 	if err != nil {
 		// The rest of the page stands; the status carries the error.
 		p.d.log.Debug("status page: audit history", "err", err)
 	}
-	data.Audit = auditView(h)
+	if version != p.auditVersion {
+		p.audit, p.auditVersion = auditView(h), version
+	}
+	data.Audit = p.audit
 	return data, nil
 }
 
@@ -93,13 +99,15 @@ func (p *statusPage) follow(ctx context.Context, now time.Time) error {
 // data") until the VPN layer reports its peers to the daemon.
 func statusPageVPN(*Daemon) any { return nil }
 
-// auditView reads the drift audit's history: the score over time and the
-// last run's high and critical findings.
+// auditView is the drift audit's history for the page: the score over
+// time (thinned to what a chart shows) and the last run's high and
+// critical findings.
 func auditView(h auditHistory) statuspage.AuditView {
 	v := statuspage.AuditView{Points: []statuspage.ScorePoint{}, Findings: []statuspage.Finding{}}
 	for _, r := range h.Runs {
 		v.Points = append(v.Points, statuspage.ScorePoint{Time: r.Time, Score: r.Score})
 	}
+	v.Points = statuspage.Thin(v.Points)
 	if n := len(h.Runs); n > 0 {
 		for _, f := range h.Runs[n-1].Urgent {
 			v.Findings = append(v.Findings, statuspage.Finding{ID: f.ID, Severity: f.Severity.String(),

@@ -79,6 +79,7 @@ func pageDaemon(tb testing.TB, stateDir string) *Daemon {
 		tb.Fatal(err)
 	}
 	d.mon = newMonitor(&monitor{host: host.New(""), notify: func(alert.Event) {}})
+	d.met = newMetrics(d)
 	return d
 }
 

@@ -104,17 +104,19 @@ type Window struct {
 	geo       Country
 	recs      []Record // by Created, oldest first
 	hours     map[int64]int
-	sources   map[netip.Prefix]int
-	nets      map[netip.Prefix]int
-	countries map[string]int
+	sources   *board[netip.Prefix]
+	nets      *board[netip.Prefix]
+	countries *board[string]
 	country   map[netip.Prefix]string
 }
 
 // NewWindow returns an empty window; geo may be nil.
 func NewWindow(geo Country) *Window {
-	w := &Window{geo: geo, hours: map[int64]int{}, sources: map[netip.Prefix]int{}, nets: map[netip.Prefix]int{}}
+	w := &Window{geo: geo, hours: map[int64]int{}, sources: newBoard(topCount, comparePrefix, netip.Prefix.String),
+		nets: newBoard(topCount, comparePrefix, netip.Prefix.String)}
 	if geo != nil {
-		w.countries, w.country = map[string]int{}, map[netip.Prefix]string{}
+		w.countries = newBoard(topCount, strings.Compare, func(s string) string { return s })
+		w.country = map[netip.Prefix]string{}
 	}
 	return w
 }
@@ -136,17 +138,12 @@ func (w *Window) Add(r Record) {
 }
 
 func (w *Window) count(r Record, d int) {
-	bump := func(m map[netip.Prefix]int, k netip.Prefix) {
-		if m[k] += d; m[k] <= 0 {
-			delete(m, k)
-		}
-	}
 	h := r.Created.Unix() / 3600
 	if w.hours[h] += d; w.hours[h] <= 0 {
 		delete(w.hours, h)
 	}
-	bump(w.sources, r.Prefix)
-	bump(w.nets, network(r.Prefix))
+	w.sources.add(r.Prefix, d)
+	w.nets.add(network(r.Prefix), d)
 	if w.geo != nil {
 		cc, ok := w.country[r.Prefix]
 		if !ok {
@@ -155,10 +152,8 @@ func (w *Window) count(r Record, d int) {
 			}
 			w.country[r.Prefix] = cc
 		}
-		if w.countries[cc] += d; w.countries[cc] <= 0 {
-			delete(w.countries, cc)
-		}
-		if w.sources[r.Prefix] == 0 {
+		w.countries.add(cc, d)
+		if w.sources.counts[r.Prefix] == 0 {
 			delete(w.country, r.Prefix)
 		}
 	}
@@ -195,10 +190,10 @@ func (w *Window) View(now time.Time) BanView {
 		}
 		v.Total7d += v.Week[i].Count
 	}
-	v.Sources = top(w.sources, topCount)
-	v.Prefixes = top(w.nets, topCount)
+	v.Sources = w.sources.view()
+	v.Prefixes = w.nets.view()
 	if w.geo != nil {
-		v.Countries = topStrings(w.countries, topCount)
+		v.Countries = w.countries.view()
 		for i := range v.Sources {
 			if p, err := netip.ParsePrefix(v.Sources[i].Key); err == nil && w.country[p] != "unknown" {
 				v.Sources[i].Country = w.country[p]
@@ -235,47 +230,89 @@ func network(p netip.Prefix) netip.Prefix {
 	return n
 }
 
-func top(m map[netip.Prefix]int, n int) []Count {
-	return rank(m, n, func(a, b netip.Prefix) int {
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.Bits(), b.Bits())
-	}, netip.Prefix.String)
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
-func topStrings(m map[string]int, n int) []Count {
-	return rank(m, n, strings.Compare, func(s string) string { return s })
+// board counts keys and keeps its n leaders (by count, ties in key
+// order) up to date as counts rise: a new ban costs a look at n entries,
+// not a pass over every source. Only when a leader's count falls (a ban
+// ages out) is the board recounted, on the next view.
+type board[K comparable] struct {
+	counts  map[K]int
+	n       int
+	compare func(a, b K) int
+	str     func(K) string
+	top     []ranked[K]
+	ok      bool
 }
 
-// rank is the n keys of m with the highest counts, ties in key order: one
-// pass, no sort of m, nothing rendered but the n kept.
-func rank[K comparable](m map[K]int, n int, compare func(a, b K) int, str func(K) string) []Count {
-	type kc struct {
-		k K
-		c int
+type ranked[K any] struct {
+	k K
+	c int
+}
+
+func newBoard[K comparable](n int, compare func(a, b K) int, str func(K) string) *board[K] {
+	return &board[K]{counts: map[K]int{}, n: n, compare: compare, str: str, ok: true}
+}
+
+func (b *board[K]) order(x, y ranked[K]) int {
+	if d := cmp.Compare(y.c, x.c); d != 0 {
+		return d
 	}
-	order := func(a, b kc) int {
-		if d := cmp.Compare(b.c, a.c); d != 0 {
-			return d
-		}
-		return compare(a.k, b.k)
+	return b.compare(x.k, y.k)
+}
+
+func (b *board[K]) add(k K, d int) {
+	c := b.counts[k] + d
+	if c <= 0 {
+		delete(b.counts, k)
+	} else {
+		b.counts[k] = c
 	}
-	best := make([]kc, 0, n+1)
-	for k, c := range m {
-		e := kc{k, c}
-		if len(best) == n && order(e, best[n-1]) >= 0 {
-			continue
-		}
-		i, _ := slices.BinarySearchFunc(best, e, order)
-		best = slices.Insert(best, i, e)
-		if len(best) > n {
-			best = best[:n]
-		}
+	if !b.ok {
+		return
 	}
-	out := make([]Count, len(best))
-	for i, e := range best {
-		out[i] = Count{Key: str(e.k), Count: e.c}
+	i := slices.IndexFunc(b.top, func(e ranked[K]) bool { return e.k == k })
+	if d < 0 {
+		if i >= 0 {
+			b.ok = false // a leader fell: who replaces it needs a recount
+		}
+		return
+	}
+	if i >= 0 {
+		b.top = slices.Delete(b.top, i, i+1)
+	}
+	b.insert(ranked[K]{k, c})
+}
+
+// insert puts e among the leaders if it belongs there.
+func (b *board[K]) insert(e ranked[K]) {
+	if len(b.top) == b.n && b.order(e, b.top[b.n-1]) >= 0 {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(b.top, e, b.order)
+	b.top = slices.Insert(b.top, i, e)
+	if len(b.top) > b.n {
+		b.top = b.top[:b.n]
+	}
+}
+
+// view returns the leaders, recounting them first if one fell.
+func (b *board[K]) view() []Count {
+	if !b.ok {
+		b.top = b.top[:0]
+		for k, c := range b.counts {
+			b.insert(ranked[K]{k, c})
+		}
+		b.ok = true
+	}
+	out := make([]Count, len(b.top))
+	for i, e := range b.top {
+		out[i] = Count{Key: b.str(e.k), Count: e.c}
 	}
 	return out
 }
