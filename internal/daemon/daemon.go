@@ -457,6 +457,7 @@ func (d *Daemon) reload(ctx context.Context) error {
 		d.startPipeline(ctx, p, sourceKey(want[p.name]))
 	}
 	d.mu.Lock()
+	d.statusPageReloaded(d.cfg, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.mon.requestAudit() // did the new config drift?

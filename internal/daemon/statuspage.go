@@ -175,3 +175,14 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 	d.goRun(ctx, "status page", srv.Run)
 	return nil
 }
+
+// statusPageReloaded says, on a reload, that a changed status_page
+// section waits for a restart: the listener and the token are set up
+// once.
+func (d *Daemon) statusPageReloaded(old, cur *config.Config) {
+	a, b := old.StatusPage, cur.StatusPage
+	if (a == nil) == (b == nil) && (a == nil || *a == *b) {
+		return
+	}
+	d.log.Warn("status_page changed: the running page keeps its old settings until moat run restarts")
+}

@@ -139,14 +139,30 @@ func shortHash(b []byte) string {
 	return base64.RawURLEncoding.EncodeToString(h[:9])
 }
 
-// Run listens on the configured address until ctx ends.
+// Run listens on the configured address until ctx ends. A VPN address
+// may not exist yet when moat starts (the VPN comes up after it): the
+// listen is retried every listenRetry, logged once.
 func (s *Server) Run(ctx context.Context) error {
-	ln, err := net.Listen("tcp", s.o.Config.Listen)
-	if err != nil {
-		return fmt.Errorf("status page: %w", err)
+	logged := false
+	for {
+		ln, err := net.Listen("tcp", s.o.Config.Listen)
+		if err == nil {
+			return s.Serve(ctx, ln)
+		}
+		if !logged {
+			s.o.Log.Warn("status page: cannot listen yet, retrying", "listen", s.o.Config.Listen, "err", err)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(listenRetry):
+		}
 	}
-	return s.Serve(ctx, ln)
 }
+
+// listenRetry spaces attempts to listen on an address not up yet.
+const listenRetry = 5 * time.Second
 
 // Serve serves on ln until ctx ends; connections from sources Allow
 // refuses are closed unread.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -107,12 +108,16 @@ func body(t *testing.T, r *http.Response) string {
 
 func newServer(t *testing.T, src statuspage.Source, clk *clock, token string) *statuspage.Server {
 	t.Helper()
-	s, err := statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "127.0.0.1:0", Refresh: schema.Duration(30 * time.Second)},
-		Token: token, Source: src, Allow: allowAll, Now: clk.now})
+	s, err := newServerErr(src, clk, token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func newServerErr(src statuspage.Source, clk *clock, token string) (*statuspage.Server, error) {
+	return statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "127.0.0.1:0", Refresh: schema.Duration(30 * time.Second)},
+		Token: token, Source: src, Allow: allowAll, Now: clk.now, Log: slog.New(slog.DiscardHandler)})
 }
 
 var t0 = time.Date(2026, 12, 6, 19, 30, 0, 0, time.UTC)
