@@ -16,6 +16,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/change"
+	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/schema"
@@ -359,5 +360,21 @@ func TestSourceRefused(t *testing.T) {
 	}
 	if src.snaps.Load() != 0 {
 		t.Error("a refused source caused a snapshot")
+	}
+}
+
+// moat.yaml's validation refuses a public status page with the file's
+// line and column, and accepts loopback and the VPN.
+func TestConfigRefusesPublicListen(t *testing.T) {
+	bad := []byte("vpn:\n  ranges: [10.8.0.0/24]\nstatus_page:\n  listen: 0.0.0.0:9470\n")
+	_, err := config.Parse("moat.yaml", bad)
+	if err == nil || !strings.Contains(err.Error(), "moat.yaml:4:") || !strings.Contains(err.Error(), "status_page.listen") {
+		t.Fatalf("0.0.0.0: %v", err)
+	}
+	for _, addr := range []string{"127.0.0.1:9470", "10.8.0.1:9470"} {
+		good := []byte("vpn:\n  ranges: [10.8.0.0/24]\nstatus_page:\n  listen: " + addr + "\n")
+		if _, err := config.Parse("moat.yaml", good); err != nil {
+			t.Errorf("%s: %v", addr, err)
+		}
 	}
 }

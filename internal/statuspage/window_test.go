@@ -77,3 +77,33 @@ func TestWindowMatchesRecount(t *testing.T) {
 		}
 	}
 }
+
+type fakeGeo map[netip.Addr]string
+
+func (g fakeGeo) Country(a netip.Addr) (string, bool) {
+	cc, ok := g[a]
+	return cc, ok
+}
+
+// With a geo database, countries are counted per ban and each top source
+// carries its country; an address the database does not place counts as
+// unknown.
+func TestCountries(t *testing.T) {
+	geo := fakeGeo{netip.MustParseAddr("192.0.2.1"): "NL", netip.MustParseAddr("192.0.2.2"): "NL", netip.MustParseAddr("198.51.100.7"): "US"}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var recs []statuspage.Record
+	for i, a := range []string{"192.0.2.1", "192.0.2.1", "192.0.2.2", "198.51.100.7", "203.0.113.9"} {
+		recs = append(recs, statuspage.Record{Prefix: netip.PrefixFrom(netip.MustParseAddr(a), 32), Created: now.Add(-time.Duration(i) * time.Hour)})
+	}
+	v := statuspage.SummarizeBans(recs, now, geo)
+	want := []statuspage.Count{{Key: "NL", Count: 3}, {Key: "US", Count: 1}, {Key: "unknown", Count: 1}}
+	if !slices.Equal(v.Countries, want) {
+		t.Errorf("countries %v, want %v", v.Countries, want)
+	}
+	if v.Sources[0].Key != "192.0.2.1/32" || v.Sources[0].Country != "NL" || v.Sources[len(v.Sources)-1].Country != "" {
+		t.Errorf("sources %v", v.Sources)
+	}
+	if statuspage.SummarizeBans(recs, now, nil).Countries != nil {
+		t.Error("countries without a geo database")
+	}
+}
