@@ -165,13 +165,11 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 	}
 	d.page = p
 	// Read the week's history now, not on the first visit.
-	go func() {
+	d.goRun(ctx, "status page history", func(ctx context.Context) error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		if err := p.follow(ctx, time.Now()); err != nil {
-			d.log.Warn("status page: ban history", "err", err)
-		}
-	}()
+		return p.follow(ctx, time.Now())
+	})
 	d.goRun(ctx, "status page", srv.Run)
 	return nil
 }

@@ -108,5 +108,7 @@ func unauthorized(w http.ResponseWriter) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusUnauthorized)
-	w.Write([]byte("moat status page: a token is required (open the page once as /?token=TOKEN, or send Authorization: Bearer TOKEN)\n"))
+	w.Write([]byte("moat status page: a token is required (open the page once as /?token=TOKEN, or send Authorization: Bearer TOKEN).\n" +
+		"Back here right after ?token=? Browsers keep the page's Secure cookie over http:// only on localhost: open it through\n" +
+		"ssh -L 9470:ADDRESS:PORT HOST and http://localhost:9470/?token=TOKEN\n"))
 }
