@@ -76,7 +76,9 @@ func writeFixture(t *testing.T, state, changes string, now time.Time) expect {
 		n++
 	}
 	hours := map[time.Time]bool{}
-	for i := 1; i <= 23; i++ {
+	// Hours 1 to 22 back: should the hour turn during the test, every
+	// ban stays in the 24-hour window, in the same number of bars.
+	for i := 1; i <= 22; i++ {
 		created := hour.Add(-time.Duration(i)*time.Hour + 10*time.Minute)
 		for j := range 1 + i%3 {
 			add(created.Add(time.Duration(j)*time.Second), fmt.Sprintf("203.0.113.%d", n%200+1), "5 failures in 10m", created.Add(30*time.Minute))
