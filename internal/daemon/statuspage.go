@@ -95,9 +95,10 @@ func (p *statusPage) follow(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// statusPageVPN is the VPN layer's peers for the page: nil ("no VPN layer
-// data") until the VPN layer reports its peers to the daemon.
-func statusPageVPN(*Daemon) any { return nil }
+// statusPageVPN is the VPN layer's interface and peers for the page: nil
+// ("no VPN layer data") until the daemon runs the VPN layer; that layer's
+// wiring fills a statuspage.VPNView here.
+func statusPageVPN(*Daemon) *statuspage.VPNView { return nil }
 
 // auditView is the drift audit's history for the page: the score over
 // time (thinned to what a chart shows) and the last run's high and

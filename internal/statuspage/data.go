@@ -29,8 +29,25 @@ type Data struct {
 	Bans BanView `json:"bans"`
 	// Audit is the drift audit's score over time and its urgent findings.
 	Audit AuditView `json:"audit"`
-	// VPN is the VPN layer's peers; nil until that layer reports any.
-	VPN any `json:"vpn"`
+	// VPN is the VPN layer's peers; nil ("no VPN layer data") until the
+	// daemon has that layer's data.
+	VPN *VPNView `json:"vpn"`
+}
+
+// VPNView is the VPN's interface and its peers, for the page.
+type VPNView struct {
+	Interface string `json:"interface"`
+	Peers     []Peer `json:"peers"`
+}
+
+// Peer is one VPN peer as the page shows it.
+type Peer struct {
+	Name          string    `json:"name"`
+	Addresses     []string  `json:"addresses"`
+	Endpoint      string    `json:"endpoint,omitempty"`
+	LastHandshake time.Time `json:"last_handshake,omitzero"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
 }
 
 // Record is one ban from the store's history, as the page needs it.

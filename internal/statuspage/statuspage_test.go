@@ -270,6 +270,27 @@ func TestHostileStringsEscaped(t *testing.T) {
 	}
 }
 
+// The VPN section: "no VPN layer data" without it, the peers (escaped)
+// with it.
+func TestVPNSection(t *testing.T) {
+	page := body(t, get(t, newServer(t, &fakeSource{data: fixture}, newClock(t0), "").Handler(), "/"))
+	if !strings.Contains(page, "no VPN layer data") {
+		t.Error("no VPN data, no placeholder")
+	}
+	src := &fakeSource{data: func(now time.Time) *statuspage.Data {
+		d := fixture(now)
+		d.VPN = &statuspage.VPNView{Interface: "wg0", Peers: []statuspage.Peer{{Name: "laptop " + hostile[0], Addresses: []string{"10.8.0.2/32"},
+			Endpoint: "203.0.113.7:51820", LastHandshake: now.Add(-time.Minute), RxBytes: 1234, TxBytes: 5678}}}
+		return d
+	}}
+	page = body(t, get(t, newServer(t, src, newClock(t0), "").Handler(), "/"))
+	for _, want := range []string{"wg0", "laptop &lt;script&gt;", "10.8.0.2/32", "1234 / 5678"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("VPN section lacks %q", want)
+		}
+	}
+}
+
 func TestSectionsJSON(t *testing.T) {
 	h := newServer(t, &fakeSource{data: fixture}, newClock(t0), "").Handler()
 	for _, s := range statuspage.Sections {

@@ -15,7 +15,7 @@ type view struct {
 	Week     BarChart
 	Score    LineChart
 	Findings []Finding
-	VPN      any
+	VPN      *VPNView
 	Refresh  int // seconds
 	JS, CSS  string
 	Icon     string
