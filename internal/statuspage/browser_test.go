@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -385,18 +386,12 @@ func browse(t *testing.T, admin *lab.Host, chrome, base, token string, fx expect
 		ipPath = "/usr/sbin/ip"
 	}
 	var chromeOut bytes.Buffer
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-default-browser-check", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 1000), chromedp.CombinedOutput(&chromeOut),
+	opts := append(chromeOptions(t, chrome, &chromeOut),
 		// The browser runs on the VPN peer: inside admin's namespace.
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			cmd.Args = append([]string{ipPath, "netns", "exec", admin.Netns()}, cmd.Args...)
 			cmd.Path = ipPath
-		}),
-	}
+		}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
@@ -584,5 +579,74 @@ func browse(t *testing.T, admin *lab.Host, chrome, base, token string, fx expect
 		if !strings.HasPrefix(u, base+"/") {
 			t.Errorf("request to another origin: %s", u)
 		}
+	}
+}
+
+// chromeOptions are the flags the browser tests run Chromium with: no
+// sandbox (root), no GPU, no QUIC, nothing fetched in the background, a
+// new empty profile.
+func chromeOptions(t *testing.T, chrome string, out io.Writer) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-default-browser-check", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 1000), chromedp.CombinedOutput(out),
+	}
+}
+
+// The token flow in a real browser, on localhost (where browsers keep a
+// Secure cookie over http://): ?token= once, then the cookie; the URL
+// loses the token, the cookie is Secure, HttpOnly, SameSite=Strict and
+// out of the page's scripts' reach.
+func TestTokenFlowInBrowser(t *testing.T) {
+	chrome := chromium()
+	lab.Require(t, chrome != "", "needs chromium (Debian package chromium)")
+	const tok = "browser-token-0123456789abcdef"
+	srv := newServer(t, &fakeSource{data: fixture}, newClock(time.Now()), tok)
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	base := "http://localhost:" + ts.URL[strings.LastIndex(ts.URL, ":")+1:]
+
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	actx, cancelA := chromedp.NewExecAllocator(ctx, chromeOptions(t, chrome, &out)...)
+	defer cancelA()
+	bctx, cancelB := chromedp.NewContext(actx)
+	defer cancelB()
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if s, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(s, "a token is required") {
+		t.Fatalf("without the token the page shows %.200q", s)
+	}
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/?token="+tok), chromedp.WaitVisible(chromedp.CSS("#recent"))); err != nil {
+		t.Fatalf("with ?token=: %v", err)
+	}
+	loc, err := chromedp.Run(bctx, chromedp.Location())
+	if err != nil || loc != base+"/" {
+		t.Errorf("after ?token= the browser is at %q (%v), want %s/", loc, err, base)
+	}
+	res, err := chromedp.Call(bctx, network.GetCookies, network.GetCookiesParams{URLs: []string{base + "/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Cookies) != 1 {
+		t.Fatalf("cookies: %+v", res.Cookies)
+	}
+	c := res.Cookies[0]
+	if !c.Secure || !c.HTTPOnly || c.SameSite != network.CookieSameSiteStrict || strings.Contains(c.Value, tok) {
+		t.Errorf("cookie %s: secure %v, httpOnly %v, sameSite %q; want Secure, HttpOnly, Strict and not the token", c.Name, c.Secure, c.HTTPOnly, c.SameSite)
+	}
+	if js, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.cookie`)); err != nil || js != "" {
+		t.Errorf("the page's scripts see the cookie: %q (%v)", js, err)
+	}
+	// A new visit without the token rides on the cookie.
+	if err := chromedp.Do(bctx, chromedp.Navigate(base+"/api/bans")); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("body"))); !strings.Contains(s, `"total_24h"`) {
+		t.Errorf("with the cookie, /api/bans shows %.200q", s)
 	}
 }
