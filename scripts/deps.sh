@@ -18,6 +18,8 @@ pkgs+=(lintian man-db)
 pkgs+=(zsh fish)
 # The version comes from git tags (cmd/moat TestVersionFromGitTags).
 pkgs+=(git)
+# chromium: the status page's browser test (headless, driven by chromedp).
+pkgs+=(chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

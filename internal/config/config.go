@@ -19,6 +19,7 @@ import (
 	"github.com/moat-sh/moat/internal/harden"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/statuspage"
 	"github.com/moat-sh/moat/internal/vpn"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	Guard    jail.Config       `yaml:"guard"`
 	Gateway  *gateway.Config   `yaml:"gateway"`
 	Alerts   alert.Config      `yaml:"alerts"`
+	// StatusPage is the read-only status page; nil serves none.
+	StatusPage *statuspage.Config `yaml:"status_page"`
 
 	// File is where the config came from ("" for built-in defaults).
 	File string `yaml:"-"`
@@ -119,6 +122,12 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			key string
 			err error
 		}{"gateway", c.Gateway.Validate()})
+	}
+	if c.StatusPage != nil {
+		sections = append(sections, struct {
+			key string
+			err error
+		}{"status_page", c.StatusPage.Validate(c.VPN)})
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -81,6 +81,8 @@ type Daemon struct {
 	reg    *prometheus.Registry
 	met    *metrics
 	mon    *monitor
+	page   *statusPage // nil without status_page
+	audits auditFile   // the audit history, parsed once per change
 	h      *host.Host
 	start  time.Time
 
@@ -187,6 +189,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	d.met = newMetrics(d)
+	if err := d.startStatusPage(ctx, cfg); err != nil {
+		return err
+	}
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	d.checkStore(time.Now())
@@ -457,6 +462,7 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 		d.startPipeline(ctx, p, sourceKey(want[p.name]))
 	}
 	d.mu.Lock()
+	d.statusPageReloaded(d.cfg, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.mon.requestAudit() // did the new config drift?
@@ -507,6 +513,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 		case ev := <-d.enf.Events():
 			b := ev.Ban
 			d.met.banEvent(ev)
+			d.page.bump()
 			switch ev.Kind {
 			case ban.EventBan:
 				dur := time.Duration(0)

@@ -33,6 +33,9 @@ type AuditRun struct {
 	// Critical lists the critical findings as "ID: title (subject)": what
 	// the next run compares with to find new ones.
 	Critical []string `json:"critical,omitempty"`
+	// Urgent are the high and critical findings with their fixes (no
+	// evidence: the history stays small), for the status page.
+	Urgent []audit.Result `json:"urgent,omitempty"`
 }
 
 // auditHistory is the file's content.
@@ -107,6 +110,11 @@ func summarize(r *audit.Report, at time.Time) AuditRun {
 	run := AuditRun{Time: at, Score: r.Score, Findings: map[string]int{}}
 	for _, f := range r.Findings() {
 		run.Findings[f.Severity.String()]++
+		if f.Severity >= audit.High {
+			u := f
+			u.Evidence = nil
+			run.Urgent = append(run.Urgent, u)
+		}
 		if f.Severity == audit.Critical {
 			s := f.ID + ": " + f.Title
 			if f.Subject != "" {

@@ -77,7 +77,11 @@ type PendingChange struct {
 	State string `json:"state,omitempty"`
 }
 
-func (d *Daemon) status(ctx context.Context) Status {
+func (d *Daemon) status(ctx context.Context) Status { return d.statusWith(ctx, readFirewall) }
+
+// statusWith is status with the firewall read by fw (the status page
+// reads it through the metrics' cache).
+func (d *Daemon) statusWith(ctx context.Context, fw func(context.Context) (*firewall.Status, string)) Status {
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
@@ -85,11 +89,11 @@ func (d *Daemon) status(ctx context.Context) Status {
 		Uptime: time.Since(d.start).Round(time.Second).String(),
 		Bans:   d.store.Len(), Jails: d.jailStatuses(), Notifiers: d.disp.Health(), Dropped: d.enf.Dropped(),
 		Conditions: d.mon.conditions()}
-	st.Firewall, st.FWError = readFirewall(ctx)
+	st.Firewall, st.FWError = fw(ctx)
 	if d.gw != nil {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
-	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
+	st.Audit, st.AuditError = d.audits.lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	return st
 }
