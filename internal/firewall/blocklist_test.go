@@ -21,7 +21,7 @@ func TestBlockSpans(t *testing.T) {
 	p := netip.MustParsePrefix
 	v4, v6, err := blockSpans([]netip.Prefix{
 		p("10.0.0.0/24"), p("10.0.1.0/24"), // adjacent: one interval
-		p("10.0.0.128/25"),                 // inside: gone
+		p("10.0.0.128/25"), // inside: gone
 		p("192.0.2.7/32"),
 		p("255.255.255.0/24"), // the top: no end element
 		p("2001:db8::/32"), p("2001:db8:1::/48"),
