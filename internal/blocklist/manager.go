@@ -81,6 +81,7 @@ type list struct {
 	lastErr            string
 	lastErrAt          time.Time
 	fetches, notMod    uint64
+	changes            uint64
 	failures           uint64
 	next               time.Time
 }
@@ -275,6 +276,7 @@ func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, 
 	l.prefixes, l.v4, l.v6 = ps, v4, len(ps)-v4
 	l.val, l.loaded, l.fromCache = v, true, fromCache
 	if !fromCache {
+		l.changes++
 		l.changed = m.o.Now()
 		l.lastErr = ""
 	}
@@ -436,6 +438,7 @@ type ListStatus struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	Fetches     uint64    `json:"fetches"`
 	NotModified uint64    `json:"not_modified"`
+	Changes     uint64    `json:"changes"`
 	Failures    uint64    `json:"failures"`
 }
 
@@ -466,7 +469,7 @@ func (m *Manager) Status() Status {
 			Entries: len(l.prefixes), IPv4: l.v4, IPv6: l.v6, FromCache: l.fromCache,
 			LastRefresh: l.lastFetch, LastChange: l.changed, NextRefresh: l.next,
 			LastError: l.lastErr, LastErrorAt: l.lastErrAt,
-			Fetches: l.fetches, NotModified: l.notMod, Failures: l.failures})
+			Fetches: l.fetches, NotModified: l.notMod, Changes: l.changes, Failures: l.failures})
 	}
 	return st
 }

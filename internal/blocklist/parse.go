@@ -33,7 +33,7 @@ const maxLine = 4096
 // addresses as IPv4, in the list's order, duplicates included.
 func Parse(r io.Reader, maxEntries int) ([]netip.Prefix, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	sc.Buffer(make([]byte, 0, maxLine), maxLine)
 	var out []netip.Prefix
 	n := 0
 	for sc.Scan() {
@@ -78,6 +78,9 @@ func parseLine(line []byte) (netip.Prefix, bool, error) {
 		return netip.Prefix{}, false, errors.New("expected one network per line (text after it must follow ';' or '#')")
 	}
 	s := f[0]
+	if strings.Contains(s, "%") {
+		return netip.Prefix{}, false, errors.New("an address with a zone is not a network")
+	}
 	var p netip.Prefix
 	if strings.Contains(s, "/") {
 		var err error
@@ -90,9 +93,6 @@ func parseLine(line []byte) (netip.Prefix, bool, error) {
 			return netip.Prefix{}, false, errors.New("not an address or network (expected 192.0.2.0/24 or 2001:db8::/32)")
 		}
 		p = netip.PrefixFrom(a, a.BitLen())
-	}
-	if p.Addr().Zone() != "" {
-		return netip.Prefix{}, false, errors.New("an address with a zone is not a network")
 	}
 	if p.Addr().Is4In6() {
 		bits := p.Bits() - 96
