@@ -61,6 +61,8 @@ type Options struct {
 	reloadFaults *reloadFaults
 	// blockSink replaces the kernel's blocklist sets (tests).
 	blockSink blocklist.Sink
+	// tailscaleSocket replaces tailscaled's local API socket (tests).
+	tailscaleSocket string
 }
 
 // reloadFaults break the parts of a reload that cannot be broken by a
@@ -191,6 +193,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.met = newMetrics(d)
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
+	d.goRun(ctx, "tailscale", d.watchTailscale) // daemon/tailscale.go
 	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
