@@ -74,6 +74,10 @@ func (f *HTTPFeed) Fetch(ctx context.Context, prev Validators) (Fetched, error) 
 	c := f.Client
 	if c == nil {
 		c = defaultClient
+	} else if c.CheckRedirect == nil {
+		cc := *c
+		cc.CheckRedirect = httpsOnly
+		c = &cc
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -103,7 +107,9 @@ func (f *HTTPFeed) Fetch(ctx context.Context, prev Validators) (Fetched, error) 
 }
 
 // defaultClient follows at most 5 redirects, and only to https.
-var defaultClient = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+var defaultClient = &http.Client{CheckRedirect: httpsOnly}
+
+func httpsOnly(req *http.Request, via []*http.Request) error {
 	if len(via) >= 5 {
 		return errors.New("more than 5 redirects")
 	}
@@ -111,7 +117,7 @@ var defaultClient = &http.Client{CheckRedirect: func(req *http.Request, via []*h
 		return fmt.Errorf("redirect to %s refused: lists are fetched over https only", req.URL.Redacted())
 	}
 	return nil
-}}
+}
 
 func readBounded(r io.Reader, max int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, max+1))

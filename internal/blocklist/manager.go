@@ -260,6 +260,11 @@ func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, 
 	if err != nil {
 		return fmt.Errorf("list %s refused, nothing of it applied: %w", l.src.Name, err)
 	}
+	if len(ps) == 0 && l.src.URL != "" {
+		// A publisher's glitch (an empty 200, a truncated file) must not
+		// lift every block; a file the operator empties is taken.
+		return fmt.Errorf("list %s refused: the copy from %s holds no networks (to drop a list, remove it from guard.blocklists)", l.src.Name, l.src.Where())
+	}
 	if !fromCache && m.o.StateDir != "" {
 		if err := m.writeCache(l, data, v); err != nil {
 			// Enforcing the new copy matters more than caching it.

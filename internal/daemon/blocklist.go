@@ -83,23 +83,38 @@ func (d *Daemon) startBlocklists(ctx context.Context, cfg *config.Config) {
 	b := &d.blocks
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.m != nil && b.key == key {
-		return
-	}
-	if b.cancel != nil {
-		b.cancel()
-		b.m, b.cancel = nil, nil
-	}
-	b.key = key
-	if key == "" || len(cfg.Guard.Blocklists) == 0 {
-		return
-	}
 	sink := d.o.blockSink
 	if sink == nil {
 		if b.sink == nil {
 			b.sink = &blockSink{}
 		}
 		sink = b.sink
+	}
+	if b.m != nil && b.key == key {
+		// The lists are the same; what is never blocked (admin
+		// sources, VPN ranges, guard.ignore) may not be.
+		m := b.m
+		go func() {
+			if err := m.Load(ctx); err != nil {
+				d.log.Warn("blocklists not reloaded", "err", err)
+			}
+		}()
+		return
+	}
+	wasRunning := b.m != nil
+	if b.cancel != nil {
+		b.cancel()
+		b.m, b.cancel = nil, nil
+	}
+	b.key = key
+	if key == "" || len(cfg.Guard.Blocklists) == 0 {
+		if wasRunning {
+			// The lists were removed: so are their networks.
+			if err := sink.ReplaceBlocklist(ctx, nil); err != nil {
+				d.log.Warn("blocklist sets not emptied after the lists were removed", "err", err)
+			}
+		}
+		return
 	}
 	m := blocklist.New(cfg.Guard.Blocklists, blocklist.Options{
 		StateDir: d.o.StateDir, Sink: sink, Log: d.log.With("component", "blocklist"),
