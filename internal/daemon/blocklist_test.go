@@ -60,6 +60,7 @@ guard:
     - name: drop
       file: %s
 `, authLog, list)), 0o600)
+	reload := make(chan struct{}, 1)
 	run := func(sink *fakeBlockSink) (Status, func()) {
 		sock := filepath.Join(dir, "moat.sock")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -67,7 +68,7 @@ guard:
 		go func() {
 			done <- Run(ctx, Options{ConfigPath: cfgPath, Explicit: true, Socket: sock, StateDir: filepath.Join(dir, "state"),
 				Log: slog.New(slog.DiscardHandler), Sets: &recordingSets{elems: map[netip.Prefix]bool{}},
-				CheckEvery: time.Hour, AuditEvery: time.Hour, blockSink: sink})
+				CheckEvery: time.Hour, AuditEvery: time.Hour, blockSink: sink, Reload: reload})
 		}()
 		var st Status
 		waitUntil(t, 20*time.Second, "the blocklist in moat status", func() bool {
@@ -114,4 +115,13 @@ guard:
 		t.Errorf("after restart: %+v", l)
 	}
 	var _ blocklist.Sink = sink
+
+	// The lists removed from the config: a reload empties the sets.
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf("guard:\n  jails:\n    sshd:\n      source: file\n      paths: [%s]\n", authLog)), 0o600)
+	_, before := sink2.get()
+	reload <- struct{}{}
+	waitUntil(t, 10*time.Second, "the sets emptied", func() bool {
+		last, n := sink2.get()
+		return n > before && last == "[]"
+	})
 }
