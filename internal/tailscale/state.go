@@ -296,7 +296,7 @@ func localOf(target, defaultScheme string) netip.AddrPort {
 	} else if a, err = netip.ParseAddr(host); err != nil {
 		return netip.AddrPort{} // a name: not resolved (never DNS for a verdict)
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(port))
+	return netip.AddrPortFrom(a.Unmap().WithZone(""), uint16(port))
 }
 
 // SecondPathMinKeyLife is how far away the node key's expiry must be for
