@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"go4.org/netipx"
 	"golang.org/x/sys/unix"
 
 	"github.com/moat-sh/moat/internal/blocklist"
@@ -236,5 +238,86 @@ func BenchmarkBlocklistLoad100k(b *testing.B) {
 	})
 	if err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestReplaceBlocklistMatchesKernel: random overlapping and adjacent
+// lists, IPv4 and IPv6, top of the address space included, replaced
+// several times; after each, the kernel's raw elements match exactly the
+// addresses the list names (read as the kernel matches them), and no
+// others.
+func TestReplaceBlocklistMatchesKernel(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "nft")
+	spec := goldenSpecs()["stage3"]
+	spec.Blocklists = true
+	err := inScratch(func() error {
+		ctx := context.Background()
+		if _, err := Replace(ctx, Render(spec), 64); err != nil {
+			return err
+		}
+		s, err := NewSets(64)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		rng := rand.New(rand.NewPCG(15, 3))
+		randPrefix := func() netip.Prefix {
+			if rng.IntN(4) == 0 {
+				var b [16]byte
+				b[0], b[1] = 0x20, 0x01
+				for i := 2; i < 16; i++ {
+					b[i] = byte(rng.IntN(4)) // a crowded space: overlaps
+				}
+				return netip.PrefixFrom(netip.AddrFrom16(b), 32+rng.IntN(97)).Masked()
+			}
+			a := netip.AddrFrom4([4]byte{byte(rng.IntN(3) * 127), byte(rng.IntN(4)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+			if rng.IntN(50) == 0 {
+				a = netip.AddrFrom4([4]byte{255, 255, 255, byte(rng.IntN(256))})
+			}
+			return netip.PrefixFrom(a, 8+rng.IntN(25)).Masked()
+		}
+		for round := range 4 {
+			var in []netip.Prefix
+			for range 300 + round*200 {
+				in = append(in, randPrefix())
+			}
+			if err := s.ReplaceBlocklist(ctx, in); err != nil {
+				return fmt.Errorf("round %d: %w", round, err)
+			}
+			var b netipx.IPSetBuilder
+			for _, p := range in {
+				b.AddPrefix(p)
+			}
+			want, _ := b.IPSet()
+			// Probe every range's edges and their neighbours, and random
+			// addresses.
+			var probe []netip.Addr
+			for _, r := range want.Ranges() {
+				for _, a := range []netip.Addr{r.From(), r.To(), r.From().Prev(), r.To().Next()} {
+					if a.IsValid() {
+						probe = append(probe, a)
+					}
+				}
+			}
+			for range 500 {
+				probe = append(probe, randPrefix().Addr())
+			}
+			got, err := s.Matches(ctx, KindBlock, probe)
+			if err != nil {
+				return err
+			}
+			bad := 0
+			for i, a := range probe {
+				if got[i] != want.Contains(a) && bad < 10 {
+					bad++
+					t.Errorf("round %d: %s: kernel %v, list %v", round, a, got[i], want.Contains(a))
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
