@@ -3,6 +3,8 @@ package audit
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"net/netip"
 	"strings"
 	"time"
@@ -22,10 +24,13 @@ func init() {
 		"tailscale funnel --https=PORT off (or tailscale funnel reset) unless the service is meant for the internet; if it is, list its port under firewall.public or put it behind the gateway", Anchors{}}
 	catalog["TS-003"] = def{LayerKernel, "Strict reverse-path filtering with Tailscale subnet routes", Medium,
 		"sysctl -w net.ipv4.conf.all.rp_filter=2 (loose) and persist it under /etc/sysctl.d/; with strict (1) filtering the kernel drops the subnet router's forwarded replies", Anchors{}}
+	catalog["TS-004"] = def{LayerExposure, "Tailscale node", Info,
+		"nothing to fix: what tailscaled says of this node (addresses, MagicDNS name, key expiry, routes, Serve and Funnel)", Anchors{}}
 	const na = "tailscaled is not running on this host (no local API socket, no tailscale command); under --root"
 	notApplicable["TS-001"] = na + "; not logged in to a tailnet"
 	notApplicable["TS-002"] = na
 	notApplicable["TS-003"] = na + "; no subnet routes advertised"
+	notApplicable["TS-004"] = na
 }
 
 // tsExpiryWarn is how close a node key's expiry must be for TS-001.
@@ -47,12 +52,12 @@ func checkTailscale(f *facts, o *out) {
 			if f.o.Root != "" && f.o.TailscaleSocket == "" {
 				why = "under --root: tailscaled's local API is read on the live host only"
 			}
-			for _, id := range []string{"TS-001", "TS-002", "TS-003"} {
+			for _, id := range []string{"TS-001", "TS-002", "TS-003", "TS-004"} {
 				o.na(id, why)
 			}
 			return
 		}
-		for _, id := range []string{"TS-001", "TS-002", "TS-003"} {
+		for _, id := range []string{"TS-001", "TS-002", "TS-003", "TS-004"} {
 			o.unknown(id, err)
 		}
 		return
@@ -61,6 +66,50 @@ func checkTailscale(f *facts, o *out) {
 	checkTailscaleExpiry(f, o, st, src)
 	checkTailscaleFunnel(f, o, st, src)
 	checkTailscaleRPFilter(f, o, st, src)
+	o.pass("TS-004", st.DNSName(), tailscaleInventory(st, src)...)
+}
+
+// tailscaleInventory is what tailscaled says of this node, for people.
+func tailscaleInventory(st *tailscale.State, src string) []string {
+	ev := []string{fmt.Sprintf("%s: %s, version %s", src, st.Status.BackendState, st.Status.Version)}
+	if ips := st.IPs(); len(ips) > 0 {
+		var s []string
+		for _, a := range ips {
+			s = append(s, a.String())
+		}
+		ev = append(ev, "addresses: "+strings.Join(s, ", "))
+	}
+	if n := st.DNSName(); n != "" {
+		ev = append(ev, "MagicDNS name: "+n)
+	}
+	if exp, disabled, ok := st.KeyExpiry(); ok {
+		if disabled {
+			ev = append(ev, "node key: expiry disabled")
+		} else {
+			ev = append(ev, "node key expires "+exp.UTC().Format(time.RFC3339))
+		}
+	}
+	if r := st.SubnetRoutes(); len(r) > 0 {
+		var s []string
+		for _, p := range r {
+			s = append(s, p.String())
+		}
+		ev = append(ev, "subnet routes advertised: "+strings.Join(s, ", "))
+	}
+	if st.AdvertisesExitNode() {
+		ev = append(ev, "offered as an exit node")
+	}
+	if st.Serve != nil {
+		for _, port := range slices.Sorted(maps.Keys(st.Serve.TCP)) {
+			if h := st.Serve.TCP[port]; h != nil {
+				ev = append(ev, fmt.Sprintf("Serve: tailnet port %d (https %v, http %v, forward %q)", port, h.HTTPS, h.HTTP, h.TCPForward))
+			}
+		}
+	}
+	for _, fn := range st.Funnels() {
+		ev = append(ev, "Funnel on: https://"+fn.HostPort)
+	}
+	return ev
 }
 
 // sshPublic says whether sshd is reachable from the internet (listening

@@ -87,6 +87,8 @@ func TestTailscaleKeyExpiry(t *testing.T) {
 	want(t, got, "TS-001", Fail, Critical, "sshd is not reachable from the internet")
 	want(t, got, "TS-001", Fail, Critical, "(in 8 days)")
 	want(t, got, "TS-002", Pass, 0, "no Funnel is on")
+	want(t, got, "TS-004", Pass, 0, "node key expires 2026-12-15T08:14:02Z")
+	want(t, got, "TS-004", Pass, 0, "MagicDNS name: vps.tail1234.ts.net")
 	if got["TS-003"].Status != NA {
 		t.Errorf("TS-003 without subnet routes: %s", got["TS-003"])
 	}
@@ -169,7 +171,7 @@ func TestTailscaleAbsent(t *testing.T) {
 			}
 		}
 	}
-	if n != 3 {
+	if n != 4 {
 		t.Errorf("%d TS results", n)
 	}
 }
