@@ -211,6 +211,7 @@ func (m *Manager) Refresh(ctx context.Context, name string) error {
 		m.mu.Lock()
 		l.notMod++
 		l.lastErr = ""
+		l.fromCache = false // the origin confirmed the copy in force
 		m.mu.Unlock()
 		return nil
 	}
