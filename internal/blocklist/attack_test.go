@@ -68,7 +68,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 	sk := &sink{}
-	m := New([]Source{{Name: "slow", URL: srv.URL}}, Options{Sink: sk, Feed: func(s Source) Feed {
+	m := New([]Source{{Name: "slow", URL: srv.URL}}, Options{Sink: sk, Log: quiet, Feed: func(s Source) Feed {
 		return &HTTPFeed{URL: s.URL, Client: srv.Client(), Timeout: 200 * time.Millisecond}
 	}})
 	if err := m.Refresh(context.Background(), "slow"); err == nil {
@@ -117,7 +117,7 @@ func TestEmptyDownloadRefused(t *testing.T) {
 // TestMetricsDocumented: every metric the manager exposes is in
 // docs/metrics.md.
 func TestMetricsDocumented(t *testing.T) {
-	m := New([]Source{{Name: "x", URL: "https://lists.example/x"}}, Options{Sink: &sink{}})
+	m := New([]Source{{Name: "x", URL: "https://lists.example/x"}}, Options{Sink: &sink{}, Log: quiet})
 	if err := m.Offer(context.Background(), "x", []byte("192.0.2.0/24\n"), Validators{}); err != nil {
 		t.Fatal(err)
 	}

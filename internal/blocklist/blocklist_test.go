@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -72,6 +73,8 @@ func TestParseRefusesWithLineNumber(t *testing.T) {
 		t.Errorf("over the entry bound: %v", err)
 	}
 }
+
+var quiet = slog.New(slog.DiscardHandler)
 
 // sink records what the manager loads.
 type sink struct {
@@ -149,7 +152,7 @@ func (p *publisher) lastRequest() http.Header {
 func newTestManager(t *testing.T, srv *httptest.Server, dir string, src Source, sk Sink, exempt []Exempt) *Manager {
 	t.Helper()
 	src = src.WithDefaults()
-	return New([]Source{src}, Options{StateDir: dir, Sink: sk,
+	return New([]Source{src}, Options{StateDir: dir, Sink: sk, Log: quiet,
 		Exempt: func() []Exempt { return exempt },
 		Feed: func(s Source) Feed {
 			if s.URL == "" {
@@ -347,7 +350,7 @@ func TestCarveOuts(t *testing.T) {
 func TestOfferRawBytes(t *testing.T) {
 	sk := &sink{}
 	var published []string
-	m := New([]Source{{Name: "shared", URL: "https://lists.example/x"}}, Options{StateDir: t.TempDir(), Sink: sk,
+	m := New([]Source{{Name: "shared", URL: "https://lists.example/x"}}, Options{StateDir: t.TempDir(), Sink: sk, Log: quiet,
 		Published: func(name string, data []byte, v Validators) { published = append(published, name) }})
 	ctx := context.Background()
 	if err := m.Offer(ctx, "shared", []byte("192.0.2.0/24\n"), Validators{ETag: `"a"`}); err != nil {
@@ -371,7 +374,7 @@ func TestOfferRawBytes(t *testing.T) {
 // loaded yet) is reported and marked for retry; the next load succeeds.
 func TestSinkFailureKeepsRetrying(t *testing.T) {
 	sk := &sink{err: errors.New("table inet moat has no blocklist sets")}
-	m := New([]Source{{Name: "x", URL: "https://lists.example/x"}}, Options{Sink: sk})
+	m := New([]Source{{Name: "x", URL: "https://lists.example/x"}}, Options{Sink: sk, Log: quiet})
 	ctx := context.Background()
 	if err := m.Offer(ctx, "x", []byte("192.0.2.0/24\n"), Validators{}); err == nil {
 		t.Fatal("sink failure not reported")
