@@ -42,10 +42,50 @@ func (s *Sets) ReplaceBlocklist(ctx context.Context, prefixes []netip.Prefix) er
 			ops = append(ops, elemOp{set: f.name, spans: chunk})
 		}
 	}
+	if n := len(v4) + len(v6); n > MaxBlockRanges {
+		return fmt.Errorf("the blocklists merge into %d ranges, more than %d: drop a list (or use a smaller variant of it)", n, MaxBlockRanges)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// One transaction is one sendmsg, which the socket's send buffer
+	// bounds: grow it to fit (root may force it past the sysctl limits).
+	if err := s.growSendBuffer(len(v4)*spanBytes4 + len(v6)*spanBytes6 + len(ops)*128); err != nil {
+		return fmt.Errorf("replace the blocklist sets: %w", err)
+	}
 	if err := s.transact(ctx, SetBlock4, ops); err != nil {
 		return fmt.Errorf("replace the blocklist sets: %w", err)
+	}
+	return nil
+}
+
+// MaxBlockRanges bounds the merged blocklists: one transaction of 4
+// million ranges is about 160 MiB of netlink messages.
+const MaxBlockRanges = 4 << 20
+
+// Encoded sizes of one interval (start and end element), IPv4 and IPv6.
+const (
+	spanBytes4 = 40
+	spanBytes6 = 64
+)
+
+// growSendBuffer makes the socket's send buffer hold need bytes in one
+// message; the kernel doubles what is asked and keeps the larger.
+func (s *Sets) growSendBuffer(need int) error {
+	if need <= socketBuffer {
+		return nil
+	}
+	raw, err := s.nl.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, need)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("netlink send buffer of %d bytes: %w", need, serr)
 	}
 	return nil
 }

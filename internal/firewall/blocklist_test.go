@@ -321,3 +321,36 @@ func TestReplaceBlocklistMatchesKernel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBlocklistBeyondSocketBuffer: 480,000 ranges (19 MB of netlink
+// messages, past the 8 MiB socket buffer that sendmsg would refuse) still
+// load in one transaction.
+func TestBlocklistBeyondSocketBuffer(t *testing.T) {
+	lab.RequireRoot(t)
+	lab.RequireTool(t, "nft")
+	spec := goldenSpecs()["stage3"]
+	spec.Blocklists = true
+	err := inScratch(func() error {
+		ctx := context.Background()
+		if _, err := Replace(ctx, Render(spec), 64); err != nil {
+			return err
+		}
+		s, err := NewSets(64)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		const n = 480_000
+		ps := make([]netip.Prefix, 0, n)
+		for i := range n {
+			a := uint32(0x01000000) + uint32(i)<<4
+			ps = append(ps, netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(a >> 24), byte(a >> 16), byte(a >> 8), byte(a)}), 30))
+		}
+		// The kernel acknowledged every message of the transaction;
+		// listing 480,000 elements back would take a minute.
+		return s.ReplaceBlocklist(ctx, ps)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
