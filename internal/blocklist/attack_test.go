@@ -72,7 +72,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		return &HTTPFeed{URL: s.URL, Client: srv.Client(), Timeout: 200 * time.Millisecond}
 	}})
 	if err := m.Refresh(context.Background(), "slow"); err == nil {
-		t.Fatal("a body that never ended was taken")
+		t.Fatalf("a body that never ended was taken: %s %+v", sk.last(), m.Status())
 	}
 	if sk.count() != 0 {
 		t.Error("a partial body was loaded")

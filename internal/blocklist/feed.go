@@ -103,6 +103,12 @@ func (f *HTTPFeed) Fetch(ctx context.Context, prev Validators) (Fetched, error) 
 	if err != nil {
 		return Fetched{}, err
 	}
+	// A body cut off by the time bound can end cleanly (the publisher's
+	// server, seeing the connection go, finishes its chunked answer): a
+	// copy read past the deadline is not trusted to be whole.
+	if err := ctx.Err(); err != nil {
+		return Fetched{}, fmt.Errorf("read the list: %w (timeout %s)", err, f.Timeout)
+	}
 	return Fetched{Data: data, Validators: Validators{ETag: resp.Header.Get("ETag"), LastModified: resp.Header.Get("Last-Modified")}}, nil
 }
 
