@@ -37,6 +37,10 @@ type Options struct {
 	PublicPorts []PortRange
 	// Domains are the gateway's sites, for the TLS checks.
 	Domains []string
+	// TailscaleSocket is tailscaled's local API (tailscale.DefaultSocket
+	// when empty; under Root only when set); TailscaleCLI the fallback
+	// command ("-" for none).
+	TailscaleSocket, TailscaleCLI string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Timeout bounds the whole run (default 20s).
@@ -72,7 +76,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	defer cancel()
 
 	f := newFacts(ctx, &o, host.New(o.Root))
-	layers := []func(*facts, *out){checkSSH, checkUsers, checkExposure, checkFirewall, checkUpdates, checkGuard, checkKernel, checkStability, checkTLS, checkBackups}
+	layers := []func(*facts, *out){checkSSH, checkUsers, checkExposure, checkFirewall, checkUpdates, checkGuard, checkKernel, checkStability, checkTLS, checkBackups, checkTailscale}
 	outs := make([]out, len(layers))
 	var wg sync.WaitGroup
 	for i, check := range layers {

@@ -66,9 +66,9 @@ func runBackups(t *testing.T, root string) []Result {
 	return out.results
 }
 
-// want asserts one result with this ID, subject and status, whose
+// wantBackup asserts one result with this ID, subject and status, whose
 // evidence contains ev.
-func want(t *testing.T, rs []Result, id, subject string, st Status, ev string) {
+func wantBackup(t *testing.T, rs []Result, id, subject string, st Status, ev string) {
 	t.Helper()
 	for _, r := range rs {
 		if r.ID == id && (subject == "*" || r.Subject == subject) && r.Status == st && (ev == "" || strings.Contains(strings.Join(r.Evidence, "\n"), ev)) {
@@ -91,10 +91,10 @@ func TestBackupNone(t *testing.T) {
 		"var/lib/dpkg/status":  {body: "Package: qemu-guest-agent\nStatus: install ok installed\nVersion: 1:7.2\n\n"},
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "", Fail, "none of restic")
-	want(t, rs, "BKP-001", "", Fail, "qemu-guest-agent")
-	want(t, rs, "BKP-002", "", NA, "no backup tool")
-	want(t, rs, "BKP-004", "", NA, "no backup tool")
+	wantBackup(t, rs, "BKP-001", "", Fail, "none of restic")
+	wantBackup(t, rs, "BKP-001", "", Fail, "qemu-guest-agent")
+	wantBackup(t, rs, "BKP-002", "", NA, "no backup tool")
+	wantBackup(t, rs, "BKP-004", "", NA, "no backup tool")
 }
 
 func TestBackupResticRecent(t *testing.T) {
@@ -108,11 +108,11 @@ func TestBackupResticRecent(t *testing.T) {
 			"2026-12-05T03:00:01+00:00 start\n2026-12-05T03:00:05+00:00 snapshot 1a2b3c4d saved\n"},
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "restic", Pass, "systemd: restic-backup.timer")
-	want(t, rs, "BKP-002", "restic", Pass, "2026-12-05T03:00:05Z")
-	want(t, rs, "BKP-003", "sftp:backup@10.0.0.5:/srv/restic", Pass, "remote")
-	want(t, rs, "BKP-004", "/etc/restic/env", Pass, "0600")
-	want(t, rs, "BKP-004", "/etc/restic/password", Pass, "0600")
+	wantBackup(t, rs, "BKP-001", "restic", Pass, "systemd: restic-backup.timer")
+	wantBackup(t, rs, "BKP-002", "restic", Pass, "2026-12-05T03:00:05Z")
+	wantBackup(t, rs, "BKP-003", "sftp:backup@10.0.0.5:/srv/restic", Pass, "remote")
+	wantBackup(t, rs, "BKP-004", "/etc/restic/env", Pass, "0600")
+	wantBackup(t, rs, "BKP-004", "/etc/restic/password", Pass, "0600")
 }
 
 func TestBackupResticStaleSameDiskReadable(t *testing.T) {
@@ -126,10 +126,10 @@ func TestBackupResticStaleSameDiskReadable(t *testing.T) {
 			host.Disk{Device: "/dev/vda15", Mountpoint: "/boot/efi", FSType: "vfat"}),
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "restic", Pass, "cron: /etc/cron.d/restic")
-	want(t, rs, "BKP-002", "restic", Fail, "240h0m0s ago")
-	want(t, rs, "BKP-003", "/var/backups/restic", Fail, "same disk as /home, /etc")
-	want(t, rs, "BKP-004", "/root/.restic-pw", Fail, "mode 0644")
+	wantBackup(t, rs, "BKP-001", "restic", Pass, "cron: /etc/cron.d/restic")
+	wantBackup(t, rs, "BKP-002", "restic", Fail, "240h0m0s ago")
+	wantBackup(t, rs, "BKP-003", "/var/backups/restic", Fail, "same disk as /home, /etc")
+	wantBackup(t, rs, "BKP-004", "/root/.restic-pw", Fail, "mode 0644")
 	for _, r := range rs {
 		if r.ID == "BKP-004" && r.Status == Fail && !strings.Contains(r.Fix, "chmod 600 /root/.restic-pw") {
 			t.Errorf("fix should name the file: %s", r.Fix)
@@ -155,8 +155,8 @@ func TestBackupDiskSeparation(t *testing.T) {
 					host.Disk{Device: tc.backup, Mountpoint: "/mnt/backup", FSType: "ext4"}),
 			})
 			rs := runBackups(t, root)
-			want(t, rs, "BKP-003", "/mnt/backup/restic", tc.want, tc.backup)
-			want(t, rs, "BKP-002", "restic", Pass, "/mnt/backup/restic/snapshots")
+			wantBackup(t, rs, "BKP-003", "/mnt/backup/restic", tc.want, tc.backup)
+			wantBackup(t, rs, "BKP-002", "restic", Pass, "/mnt/backup/restic/snapshots")
 		})
 	}
 }
@@ -169,11 +169,11 @@ func TestBackupBorgmatic(t *testing.T) {
 		"root/.config/borg/keys/backup_example_net__host":        {body: "BORG_KEY ...", mode: 0o600},
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "borg", Pass, "systemd: borgmatic.timer")
-	want(t, rs, "BKP-002", "borg", Pass, "manifest-timestamp")
-	want(t, rs, "BKP-003", "ssh://borg@backup.example.net/./host", Pass, "remote")
-	want(t, rs, "BKP-004", "/etc/borgmatic/config.yaml", Fail, "mode 0644")
-	want(t, rs, "BKP-004", "/root/.config/borg/keys/backup_example_net__host", Pass, "")
+	wantBackup(t, rs, "BKP-001", "borg", Pass, "systemd: borgmatic.timer")
+	wantBackup(t, rs, "BKP-002", "borg", Pass, "manifest-timestamp")
+	wantBackup(t, rs, "BKP-003", "ssh://borg@backup.example.net/./host", Pass, "remote")
+	wantBackup(t, rs, "BKP-004", "/etc/borgmatic/config.yaml", Fail, "mode 0644")
+	wantBackup(t, rs, "BKP-004", "/root/.config/borg/keys/backup_example_net__host", Pass, "")
 }
 
 func TestBackupOldBorgmaticFormatUnscheduled(t *testing.T) {
@@ -181,9 +181,9 @@ func TestBackupOldBorgmaticFormatUnscheduled(t *testing.T) {
 		"etc/borgmatic/config.yaml": {body: "location:\n  source_directories: [/home]\n  repositories: [/mnt/usb/borg]\nstorage:\n  encryption_passcommand: cat /root/.borg-pw\n"},
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "borg", Fail, "nothing runs it")
-	want(t, rs, "BKP-002", "", NA, "borg: no log")
-	want(t, rs, "BKP-004", "", NA, "no credential file")
+	wantBackup(t, rs, "BKP-001", "borg", Fail, "nothing runs it")
+	wantBackup(t, rs, "BKP-002", "", NA, "borg: no log")
+	wantBackup(t, rs, "BKP-004", "", NA, "no credential file")
 }
 
 func TestBackupRsnapshotLog(t *testing.T) {
@@ -194,9 +194,9 @@ func TestBackupRsnapshotLog(t *testing.T) {
 		".fixture/df.json":      disks(t, host.Disk{Device: "/dev/sda1", Mountpoint: "/"}, host.Disk{Device: "/dev/sdb1", Mountpoint: "/backup"}),
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-001", "rsnapshot", Pass, "cron")
-	want(t, rs, "BKP-002", "rsnapshot", Fail, "2026-11-20T03:31:40")
-	want(t, rs, "BKP-003", "/backup/snapshots/", Pass, "/dev/sdb1")
+	wantBackup(t, rs, "BKP-001", "rsnapshot", Pass, "cron")
+	wantBackup(t, rs, "BKP-002", "rsnapshot", Fail, "2026-11-20T03:31:40")
+	wantBackup(t, rs, "BKP-003", "/backup/snapshots/", Pass, "/dev/sdb1")
 }
 
 func TestBackupDuplicityAndTimeshift(t *testing.T) {
@@ -208,11 +208,11 @@ func TestBackupDuplicityAndTimeshift(t *testing.T) {
 		"timeshift/snapshots/2026-12-01_04-00-01/info.json": {},
 	})
 	rs := runBackups(t, root)
-	want(t, rs, "BKP-002", "duplicity", Pass, "2026-12-05T03:00:01Z")
-	want(t, rs, "BKP-003", "sftp://u@backup.example.net//srv/dup", Pass, "")
-	want(t, rs, "BKP-001", "timeshift", Pass, "timeshift: daily")
-	want(t, rs, "BKP-002", "timeshift", Fail, "2026-12-01")
-	want(t, rs, "BKP-003", "", NA, "UUID=0b3c-11")
+	wantBackup(t, rs, "BKP-002", "duplicity", Pass, "2026-12-05T03:00:01Z")
+	wantBackup(t, rs, "BKP-003", "sftp://u@backup.example.net//srv/dup", Pass, "")
+	wantBackup(t, rs, "BKP-001", "timeshift", Pass, "timeshift: daily")
+	wantBackup(t, rs, "BKP-002", "timeshift", Fail, "2026-12-01")
+	wantBackup(t, rs, "BKP-003", "", NA, "UUID=0b3c-11")
 }
 
 // A password written into a repository URL never reaches the report.

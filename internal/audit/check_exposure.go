@@ -326,13 +326,21 @@ func checkExposure(f *facts, o *out) {
 			sensitive   bool
 			ev          []string
 			reach       reach
+			funnel      bool // published by Tailscale Funnel: TS-002 judges it
 		}
 		var groups []*group
 		index := map[string]*group{}
+		funnel := f.funnelExposed()
 		for _, l := range ls {
 			scope := host.ClassifyAddr(l.Addr.Addr(), vpn)
-			inventory = append(inventory, fmt.Sprintf("%s [%s]", describeListener(l), scope))
-			if scope != host.ScopeWildcard && scope != host.ScopePublic {
+			how, viaFunnel := funnel[l.Addr.Port()]
+			viaFunnel = viaFunnel && l.Proto == "tcp"
+			if viaFunnel {
+				inventory = append(inventory, fmt.Sprintf("%s [%s, public through Tailscale Funnel]", describeListener(l), scope))
+			} else {
+				inventory = append(inventory, fmt.Sprintf("%s [%s]", describeListener(l), scope))
+			}
+			if scope != host.ScopeWildcard && scope != host.ScopePublic && !viaFunnel {
 				continue
 			}
 			if l.Process == "docker-proxy" {
@@ -350,7 +358,12 @@ func checkExposure(f *facts, o *out) {
 				groups = append(groups, g)
 			}
 			g.ev = append(g.ev, fmt.Sprintf("%s listens on %s%s", describeListener(l), scope, v6onlyText(l)))
-			g.reach = mergeReach(g.reach, f.reachable(l))
+			if viaFunnel {
+				g.funnel = true
+				g.reach = mergeReach(g.reach, reach{ok: true, certain: true, why: how})
+			} else {
+				g.reach = mergeReach(g.reach, f.reachable(l))
+			}
 		}
 		var exp1, exp2, exp3 int
 		for _, g := range groups {
@@ -367,7 +380,7 @@ func checkExposure(f *facts, o *out) {
 			case g.sensitive:
 				o.fail("EXP-002", subject, append([]string{g.name + " is bound beyond loopback"}, ev...)...)
 				exp2++
-			case g.reach.ok && g.port != sshPort && !f.o.declaredPublic(g.proto, g.port):
+			case g.reach.ok && g.port != sshPort && !f.o.declaredPublic(g.proto, g.port) && !g.funnel:
 				o.fail("EXP-003", subject, ev...)
 				exp3++
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/ruleset"
 	"github.com/moat-sh/moat/internal/sshd"
+	"github.com/moat-sh/moat/internal/tailscale"
 )
 
 // Addresses standing for "someone on the internet" and "a VPN peer" when
@@ -50,6 +51,7 @@ type facts struct {
 	virt       func() (host.Virt, error)
 	sshd       func() (*sshdFacts, error)
 	sshVersion func() (sshd.Version, error)
+	tailscale  func() (*tailscale.State, error)
 }
 
 func newFacts(ctx context.Context, o *Options, h *host.Host) *facts {
@@ -66,6 +68,7 @@ func newFacts(ctx context.Context, o *Options, h *host.Host) *facts {
 	f.ruleset = sync.OnceValues(f.loadRuleset)
 	f.sshVersion = sync.OnceValues(func() (sshd.Version, error) { return sshd.Runner{}.Version(ctx) })
 	f.sshd = sync.OnceValues(f.loadSSHD)
+	f.tailscale = sync.OnceValues(f.loadTailscale)
 	return f
 }
 

@@ -198,6 +198,7 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 	s.Source = c.File
 	s.SSH = firewall.SSH{Port: uint16(c.SSH.Port), Exposure: c.SSH.Exposure, RateLimit: c.SSH.RateLimit}
 	s.VPN = c.VPN
+	s.Blocklists = c.Guard.IsEnabled() && len(c.Guard.Blocklists) > 0
 	for _, a := range c.Host.Admin.Sources {
 		s.Admin = append(s.Admin, a.Prefix)
 	}

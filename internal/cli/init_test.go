@@ -103,3 +103,17 @@ func copyDir(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestConfigCheckDefaultMissing: with no file named and none at the
+// default path, config check agrees with moat run (built-in defaults),
+// and says so.
+func TestConfigCheckDefaultMissing(t *testing.T) {
+	if _, err := os.Stat(config.DefaultPath); err == nil {
+		t.Skipf("%s exists on this host", config.DefaultPath)
+	}
+	t.Setenv("MOAT_CONFIG", "")
+	var out, errb bytes.Buffer
+	if code := Main([]string{"config", "check"}, nil, &out, &errb); code != ExitOK || !strings.Contains(errb.String(), "not found; moat run would use the built-in defaults") {
+		t.Errorf("exit %d, %q %q", code, out.String(), errb.String())
+	}
+}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/blocklist"
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/gateway"
@@ -58,6 +59,10 @@ type Options struct {
 
 	// reloadFaults make a reload's parts fail (tests).
 	reloadFaults *reloadFaults
+	// blockSink replaces the kernel's blocklist sets (tests).
+	blockSink blocklist.Sink
+	// tailscaleSocket replaces tailscaled's local API socket (tests).
+	tailscaleSocket string
 }
 
 // reloadFaults break the parts of a reload that cannot be broken by a
@@ -85,6 +90,7 @@ type Daemon struct {
 	audits auditFile   // the audit history, parsed once per change
 	h      *host.Host
 	start  time.Time
+	blocks blocklists // guard.blocklists (daemon/blocklist.go)
 
 	reloading sync.Mutex // one reload at a time (SIGHUP, the control socket)
 
@@ -194,10 +200,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
+	d.goRun(ctx, "tailscale", d.watchTailscale) // daemon/tailscale.go
 	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
+	d.startBlocklists(ctx, cfg)
+	defer d.blocks.close()
+	d.reg.MustRegister(blocklistMetrics{d})
 	d.goRun(ctx, "ban events", d.forwardBanEvents)
 	d.goRun(ctx, "expiry", d.expireLoop)
 	if cfg.Alerts.Metrics != "" {
@@ -465,6 +475,7 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	d.statusPageReloaded(d.cfg, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
+	d.startBlocklists(ctx, cfg)
 	d.mon.requestAudit() // did the new config drift?
 	d.log.Info("config reloaded", "config", cfg.File)
 	return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/blocklist"
 	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
@@ -41,6 +42,9 @@ type Status struct {
 	Dropped   uint64       `json:"ban_events_dropped"`
 
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
+
+	// Blocklists are guard.blocklists' lists; null when none run.
+	Blocklists *blocklist.Status `json:"blocklists,omitempty"`
 
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
@@ -90,6 +94,7 @@ func (d *Daemon) statusWith(ctx context.Context, fw func(context.Context) (*fire
 		Bans:   d.store.Len(), Jails: d.jailStatuses(), Notifiers: d.disp.Health(), Dropped: d.enf.Dropped(),
 		Conditions: d.mon.conditions()}
 	st.Firewall, st.FWError = fw(ctx)
+	st.Blocklists = d.blocklistStatus()
 	if d.gw != nil {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
@@ -195,6 +200,8 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	if st.Running && len(st.Jails) == 0 {
 		fmt.Fprintln(w, "  no jails running (guard disabled)")
 	}
+
+	writeBlocklists(w, st.Blocklists, now)
 
 	if g := st.Gateway; g != nil {
 		fmt.Fprintf(w, "\nGATEWAY  http %s, https %s\n", g.HTTP, g.HTTPS)

@@ -53,6 +53,7 @@ func (d *Daemon) ensureBanSets(ctx context.Context, cfg *config.Config) {
 	spec := firewall.SpecFrom(cfg.Firewall)
 	spec.Source = cfg.File
 	spec.VPN = cfg.VPN
+	spec.Blocklists = cfg.Guard.IsEnabled() && len(cfg.Guard.Blocklists) > 0
 	spec.Admin = adminPrefixes(cfg)
 	spec.Geo.Mode = "" // geo ranges are resolved by moat apply firewall
 	created, err := firewall.EnsureBanSets(ctx, &spec)

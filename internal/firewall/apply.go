@@ -18,6 +18,9 @@ type liveTable struct {
 	// bansKept: ban4 and ban6 exist with the definition moat renders, so
 	// re-declaring them is a no-op and they keep their elements.
 	bansKept bool
+	// blocksKept: block4 and block6 exist as moat renders them; a table
+	// that declares them again keeps their elements.
+	blocksKept bool
 	// other: objects of kinds moat does not render (quotas, flowtables,
 	// …); only replacing the whole table removes them reliably.
 	other bool
@@ -64,6 +67,13 @@ func parseLive(data []byte) (*liveTable, error) {
 			return nil, fmt.Errorf("parse nft json: %s: %w", o.kind, err)
 		}
 		lt.objects = append(lt.objects, object{o.kind, v.Name})
+		if o.kind == "set" && (v.Name == SetBlock4 || v.Name == SetBlock6) {
+			want := `"ipv4_addr"`
+			if v.Name == SetBlock6 {
+				want = `"ipv6_addr"`
+			}
+			banOK[v.Name] = string(v.Type) == want && slices.Equal(v.Flags, []string{"interval"})
+		}
 		if o.kind == "set" && (v.Name == SetBan4 || v.Name == SetBan6) {
 			want := `"ipv4_addr"`
 			if v.Name == SetBan6 {
@@ -75,6 +85,7 @@ func parseLive(data []byte) (*liveTable, error) {
 		}
 	}
 	lt.bansKept = banOK[SetBan4] && banOK[SetBan6]
+	lt.blocksKept = banOK[SetBlock4] && banOK[SetBlock6]
 	return lt, nil
 }
 
@@ -130,6 +141,10 @@ func ApplyScript(table string, live *liveTable) string {
 		return b.String()
 	}
 	keep := map[object]bool{{"set", SetBan4}: true, {"set", SetBan6}: true}
+	if live.blocksKept && strings.Contains(table, "\tset "+SetBlock4+" {") {
+		keep[object{"set", SetBlock4}] = true
+		keep[object{"set", SetBlock6}] = true
+	}
 	for _, c := range declaredCounters(table) {
 		keep[object{"counter", c}] = true
 	}
@@ -186,7 +201,7 @@ func Replace(ctx context.Context, table string, v6Prefix int) (*Replaced, error)
 		return nil, err
 	}
 	res := &Replaced{Incremental: live.incremental()}
-	var bans []Element
+	var bans, blocks []Element
 	var sets *Sets
 	if live.exists && !res.Incremental {
 		// The ban sets go with the table: read them first.
@@ -196,6 +211,11 @@ func Replace(ctx context.Context, table string, v6Prefix int) (*Replaced, error)
 		defer sets.Close()
 		if bans, err = sets.Bans(ctx); err != nil {
 			return nil, fmt.Errorf("save bans before replacing the table: %w", err)
+		}
+		if live.blocksKept && strings.Contains(table, "\tset "+SetBlock4+" {") {
+			if blocks, err = sets.Blocklisted(ctx); err != nil {
+				return nil, fmt.Errorf("save the blocklists before replacing the table: %w", err)
+			}
 		}
 	}
 	script := ApplyScript(table, live)
@@ -219,6 +239,11 @@ func Replace(ctx context.Context, table string, v6Prefix int) (*Replaced, error)
 			return res, fmt.Errorf("restore %d bans after replacing the table: %w", len(bans), err)
 		}
 		res.RestoredBans = len(bans)
+	}
+	if len(blocks) > 0 {
+		if err := sets.ReplaceBlocklist(ctx, prefixesOf(blocks)); err != nil {
+			return res, fmt.Errorf("restore the blocklists after replacing the table: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -112,6 +112,9 @@ func (r *renderer) prepare() {
 	}
 	r.rate = s.SSH.Exposure.Public() && s.SSH.RateLimit.N > 0 && s.SSH.RateLimit.Per > 0 && !s.BansOnly
 	r.counters = []string{ReasonBan}
+	if s.Blocklists {
+		r.counters = append(r.counters, ReasonBlocklist)
+	}
 	if !s.BansOnly {
 		r.counters = append(r.counters, ReasonInvalid)
 	}
@@ -158,6 +161,12 @@ func (r *renderer) objects() {
 	// ranges come merged.
 	r.set(SetBan4, "ipv4_addr", "interval,timeout", nil)
 	r.set(SetBan6, "ipv6_addr", "interval,timeout", nil)
+	if r.s.Blocklists {
+		// Filled by moat run from guard.blocklists, replaced whole at
+		// each refresh (Sets.ReplaceBlocklist).
+		r.set(SetBlock4, "ipv4_addr", "interval", nil)
+		r.set(SetBlock6, "ipv6_addr", "interval", nil)
+	}
 	if r.s.Geo.Mode != "" {
 		r.set(SetGeo4, "ipv4_addr", "interval", r.geo4)
 		r.set(SetGeo6, "ipv6_addr", "interval", r.geo6)
@@ -381,6 +390,10 @@ func (r *renderer) guard() {
 	r.exemptions()
 	r.line(2, `ip saddr @%s counter name "%s" drop comment "banned"`, SetBan4, counterName(ReasonBan))
 	r.line(2, `ip6 saddr @%s counter name "%s" drop comment "banned"`, SetBan6, counterName(ReasonBan))
+	if r.s.Blocklists {
+		r.line(2, `ip saddr @%s counter name "%s" drop comment "blocklist"`, SetBlock4, counterName(ReasonBlocklist))
+		r.line(2, `ip6 saddr @%s counter name "%s" drop comment "blocklist"`, SetBlock6, counterName(ReasonBlocklist))
+	}
 	r.line(1, "}")
 	if r.s.Geo.Mode != "" {
 		r.b.WriteByte('\n')

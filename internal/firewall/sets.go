@@ -25,6 +25,9 @@ type Kind string
 const (
 	KindBan Kind = "ban" // ban4, ban6
 	KindGeo Kind = "geo" // geo4, geo6
+	// KindBlock is the blocklists' sets (block4, block6): written whole
+	// by ReplaceBlocklist.
+	KindBlock Kind = "block"
 )
 
 func (k Kind) names() (v4, v6 string, err error) {
@@ -33,6 +36,8 @@ func (k Kind) names() (v4, v6 string, err error) {
 		return SetBan4, SetBan6, nil
 	case KindGeo:
 		return SetGeo4, SetGeo6, nil
+	case KindBlock:
+		return SetBlock4, SetBlock6, nil
 	}
 	return "", "", fmt.Errorf("unknown set kind %q", k)
 }
@@ -536,7 +541,7 @@ func (s *Sets) normalize(kind Kind, elems []Element) []Element {
 
 func (s *Sets) set(name string) *nftables.Set {
 	key := nftables.TypeIPAddr
-	if name == SetBan6 || name == SetGeo6 {
+	if name == SetBan6 || name == SetGeo6 || name == SetBlock6 {
 		key = nftables.TypeIP6Addr
 	}
 	return &nftables.Set{Table: s.table, Name: name, Interval: true, HasTimeout: true, KeyType: key}

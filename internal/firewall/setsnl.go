@@ -27,6 +27,11 @@ type elemOp struct {
 	// start element is already there (a wider ban from the same address)
 	// would silently take the new end and shrink.
 	spans []span // timeouts ignored for deletes
+	// set names the op's set when it is not the transaction's (a
+	// transaction over several sets); flush deletes every element of it
+	// (a DELSETELEM without an element list) and ignores spans.
+	set   string
+	flush bool
 }
 
 // span is one interval as the kernel holds it: a start element, and the
@@ -138,8 +143,15 @@ func (s *Sets) transact(ctx context.Context, set string, ops []elemOp) error {
 		if o.del {
 			typ, flags = unix.NFT_MSG_DELSETELEM, netlink.Request|netlink.Acknowledge
 		}
-		body, err := encodeElems(set, o.spans, !o.del)
-		if err != nil {
+		name := set
+		if o.set != "" {
+			name = o.set
+		}
+		var body []byte
+		var err error
+		if o.flush {
+			body = encodeFlush(name)
+		} else if body, err = encodeElems(name, o.spans, !o.del); err != nil {
 			return err
 		}
 		msgs = append(msgs, netlink.Message{Header: netlink.Header{Type: netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | typ), Flags: flags}, Data: body})

@@ -40,6 +40,9 @@ type Spec struct {
 	Geo Geo
 	// LogDrops logs dropped packets, rate-limited.
 	LogDrops bool
+	// Blocklists renders the blocklist sets (block4, block6) and their
+	// drop rules beside the ban sets: guard.blocklists is not empty.
+	Blocklists bool
 	// BanIPv6Prefix is the prefix length IPv6 bans widen to; it also keys
 	// the SSH rate limit of IPv6 sources.
 	BanIPv6Prefix int

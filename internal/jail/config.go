@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moat-sh/moat/internal/blocklist"
 	"github.com/moat-sh/moat/internal/schema"
 )
 
@@ -23,6 +24,9 @@ type Config struct {
 	Jails map[string]Jail `yaml:"jails"`
 	// Filters defines filters by name for jails to use.
 	Filters map[string]Filter `yaml:"filters"`
+	// Blocklists are shared lists of networks to drop (internal/blocklist),
+	// loaded into their own sets beside the ban sets.
+	Blocklists []blocklist.Source `yaml:"blocklists"`
 }
 
 // Jail is one jail: a filter over a log source and the ban arithmetic.
@@ -106,6 +110,9 @@ func (c Config) Validate() error {
 	// Filter names, modes and user regexes are the filter layer's to judge:
 	// internal/config checks them with internal/filter, which compiles them
 	// exactly as the daemon will.
+	if err := blocklist.Validate(c.Blocklists); err != nil {
+		errs = append(errs, err)
+	}
 	for name, f := range c.Filters {
 		if len(f.Regex) == 0 {
 			errs = append(errs, schema.Errorf("filters."+name+".regex", "a filter needs at least one regex"))

@@ -1,0 +1,481 @@
+package blocklist
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"go4.org/netipx"
+
+	"github.com/moat-sh/moat/internal/change"
+)
+
+// Sink holds what the lists block: the firewall's blocklist sets.
+type Sink interface {
+	// ReplaceBlocklist makes the sets hold exactly prefixes (IPv4 and
+	// IPv6, not overlapping), in one transaction: never empty between
+	// the old contents and the new.
+	ReplaceBlocklist(ctx context.Context, prefixes []netip.Prefix) error
+}
+
+// Exempt is a network never blocked, whatever a list says, and why.
+type Exempt struct {
+	Prefix netip.Prefix
+	Why    string // "vpn", "admin", "guard.ignore", "host", …
+}
+
+// Options are a Manager's inputs besides its sources.
+type Options struct {
+	// StateDir keeps the last good copy of each list, under blocklists/.
+	StateDir string
+	Sink     Sink
+	// Exempt is asked at every load: the host's addresses may change.
+	Exempt func() []Exempt
+	// Feed picks a list's feed (nil: HTTPFeed for url, FileFeed for
+	// file).
+	Feed func(Source) Feed
+	// Published, when set, is handed every list fetched from its origin
+	// and parsed: a fleet distributes those bytes, and the other hosts
+	// hand them to Offer.
+	Published func(name string, data []byte, v Validators)
+	Now       func() time.Time
+	Log       *slog.Logger
+}
+
+// Manager keeps the lists loaded and refreshed.
+type Manager struct {
+	o     Options
+	lists []*list // in config order
+
+	applyMu sync.Mutex // one load into the sink at a time
+
+	mu       sync.Mutex
+	applied  time.Time
+	applyErr string
+	ranges   int
+	kernel   int // prefixes handed to the sink
+	carved   []Carve
+	nCarved  int
+	pending  bool // a load failed and is retried
+}
+
+type list struct {
+	src  Source
+	feed Feed
+
+	// guarded by Manager.mu
+	prefixes           []netip.Prefix
+	v4, v6             int
+	val                Validators
+	loaded, fromCache  bool
+	lastFetch, changed time.Time
+	lastErr            string
+	lastErrAt          time.Time
+	fetches, notMod    uint64
+	changes            uint64
+	failures           uint64
+	next               time.Time
+}
+
+// Carve is a list's entry overlapping a network never blocked: that part
+// of it is left out of the sets.
+type Carve struct {
+	List   string       `json:"list"`
+	Entry  netip.Prefix `json:"entry"`
+	Exempt netip.Prefix `json:"exempt"`
+	Why    string       `json:"why"`
+}
+
+// maxCarves bounds the carve-outs kept for status.
+const maxCarves = 100
+
+// New returns a Manager for srcs (validated; defaults filled here).
+func New(srcs []Source, o Options) *Manager {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Exempt == nil {
+		o.Exempt = func() []Exempt { return nil }
+	}
+	m := &Manager{o: o}
+	for _, s := range srcs {
+		s = s.WithDefaults()
+		var f Feed
+		switch {
+		case o.Feed != nil:
+			f = o.Feed(s)
+		case s.URL != "":
+			f = &HTTPFeed{URL: s.URL, MaxBytes: s.MaxBytes, Timeout: time.Duration(s.Timeout)}
+		default:
+			f = &FileFeed{Path: s.File, MaxBytes: s.MaxBytes}
+		}
+		m.lists = append(m.lists, &list{src: s, feed: f})
+	}
+	return m
+}
+
+func (m *Manager) list(name string) *list {
+	for _, l := range m.lists {
+		if l.src.Name == name {
+			return l
+		}
+	}
+	return nil
+}
+
+// Run loads the cached copies, then refreshes each list on its schedule
+// until ctx ends. A failed load into the sink is retried every minute.
+func (m *Manager) Run(ctx context.Context) error {
+	m.LoadCache(ctx)
+	now := m.o.Now()
+	m.mu.Lock()
+	for _, l := range m.lists {
+		l.next = now // fetch at start: the cache may be old
+	}
+	m.mu.Unlock()
+	for {
+		now := m.o.Now()
+		wait := time.Hour
+		var due []*list
+		m.mu.Lock()
+		for _, l := range m.lists {
+			if !l.next.After(now) {
+				due = append(due, l)
+			} else {
+				wait = min(wait, l.next.Sub(now))
+			}
+		}
+		pending := m.pending
+		m.mu.Unlock()
+		for _, l := range due {
+			if ctx.Err() != nil {
+				return nil
+			}
+			_ = m.Refresh(ctx, l.src.Name)
+		}
+		if pending && len(due) == 0 {
+			_ = m.Load(ctx)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		if pending {
+			wait = min(wait, time.Minute)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Refresh fetches list name now; on a good new copy it is cached and
+// loaded. On any failure the copy loaded before stays in force.
+func (m *Manager) Refresh(ctx context.Context, name string) error {
+	l := m.list(name)
+	if l == nil {
+		return fmt.Errorf("no blocklist %q", name)
+	}
+	m.mu.Lock()
+	prev := l.val
+	if !l.loaded {
+		prev = Validators{} // nothing loaded: a 304 would leave nothing
+	}
+	m.mu.Unlock()
+	got, err := l.feed.Fetch(ctx, prev)
+	now := m.o.Now()
+	m.mu.Lock()
+	l.fetches++
+	l.lastFetch = now
+	l.next = now.Add(time.Duration(l.src.Refresh))
+	m.mu.Unlock()
+	if err != nil {
+		return m.failed(l, now, fmt.Errorf("fetch %s: %w", l.src.Where(), err))
+	}
+	if got.NotModified {
+		m.mu.Lock()
+		l.notMod++
+		l.lastErr = ""
+		l.fromCache = false // the origin confirmed the copy in force
+		m.mu.Unlock()
+		return nil
+	}
+	if err := m.take(ctx, l, got.Data, got.Validators, false); err != nil {
+		return m.failed(l, now, err)
+	}
+	if m.o.Published != nil {
+		m.o.Published(name, got.Data, got.Validators)
+	}
+	return nil
+}
+
+// Offer loads bytes for list name that came from elsewhere than its own
+// feed (a fleet's shared store): parsed, cached and loaded exactly as a
+// fetch's, refused whole when a line is malformed.
+func (m *Manager) Offer(ctx context.Context, name string, data []byte, v Validators) error {
+	l := m.list(name)
+	if l == nil {
+		return fmt.Errorf("no blocklist %q in guard.blocklists", name)
+	}
+	if int64(len(data)) > l.src.MaxBytes {
+		return m.failed(l, m.o.Now(), fmt.Errorf("%w: %d bytes offered, bound %d", ErrTooLarge, len(data), l.src.MaxBytes))
+	}
+	if err := m.take(ctx, l, data, v, false); err != nil {
+		return m.failed(l, m.o.Now(), err)
+	}
+	return nil
+}
+
+// failed records err on l (whose loaded copy stays) and returns it. A
+// failure retries sooner than the schedule, but not before 15 minutes.
+func (m *Manager) failed(l *list, now time.Time, err error) error {
+	m.mu.Lock()
+	l.failures++
+	l.lastErr = err.Error()
+	l.lastErrAt = now
+	l.next = now.Add(min(time.Duration(l.src.Refresh), 15*time.Minute))
+	m.mu.Unlock()
+	m.o.Log.Warn("blocklist not refreshed; the copy loaded before stays", "list", l.src.Name, "err", err)
+	return err
+}
+
+// take parses data as l's new copy and, when it parses, caches and loads
+// it. fromCache marks data read back from the cache (not written again).
+func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, fromCache bool) error {
+	ps, err := Parse(bytes.NewReader(data), MaxEntries)
+	if err != nil {
+		return fmt.Errorf("list %s refused, nothing of it applied: %w", l.src.Name, err)
+	}
+	if len(ps) == 0 && l.src.URL != "" {
+		// A publisher's glitch (an empty 200, a truncated file) must not
+		// lift every block; a file the operator empties is taken.
+		return fmt.Errorf("list %s refused: the copy from %s holds no networks (to drop a list, remove it from guard.blocklists)", l.src.Name, l.src.Where())
+	}
+	if !fromCache && m.o.StateDir != "" {
+		if err := m.writeCache(l, data, v); err != nil {
+			// Enforcing the new copy matters more than caching it.
+			m.o.Log.Warn("blocklist not cached; a restart without network falls back to the older copy", "list", l.src.Name, "err", err)
+		}
+	}
+	v4 := 0
+	for _, p := range ps {
+		if p.Addr().Is4() {
+			v4++
+		}
+	}
+	m.mu.Lock()
+	l.prefixes, l.v4, l.v6 = ps, v4, len(ps)-v4
+	l.val, l.loaded, l.fromCache = v, true, fromCache
+	if !fromCache {
+		l.changes++
+		l.changed = m.o.Now()
+		l.lastErr = ""
+	}
+	m.mu.Unlock()
+	return m.Load(ctx)
+}
+
+// Load hands the union of every loaded list, without the exempt
+// networks, to the sink in one replacement.
+func (m *Manager) Load(ctx context.Context) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
+	var b netipx.IPSetBuilder
+	m.mu.Lock()
+	snap := make([]*list, 0, len(m.lists))
+	for _, l := range m.lists {
+		if l.loaded {
+			for _, p := range l.prefixes {
+				b.AddPrefix(p)
+			}
+			snap = append(snap, &list{src: l.src, prefixes: l.prefixes})
+		}
+	}
+	m.mu.Unlock()
+	var carved []Carve
+	n := 0
+	for _, e := range m.o.Exempt() {
+		if !e.Prefix.IsValid() {
+			continue
+		}
+		e.Prefix = e.Prefix.Masked()
+		for _, l := range snap {
+			for _, p := range l.prefixes {
+				if p.Overlaps(e.Prefix) {
+					n++
+					if len(carved) < maxCarves {
+						carved = append(carved, Carve{List: l.src.Name, Entry: p, Exempt: e.Prefix, Why: e.Why})
+					}
+				}
+			}
+		}
+		b.RemovePrefix(e.Prefix)
+	}
+	set, err := b.IPSet()
+	if err != nil {
+		return fmt.Errorf("merge blocklists: %w", err)
+	}
+	ps := set.Prefixes()
+	var serr error
+	if m.o.Sink != nil {
+		serr = m.o.Sink.ReplaceBlocklist(ctx, ps)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.carved, m.nCarved = carved, n
+	if serr != nil {
+		m.applyErr = serr.Error()
+		m.pending = true
+		return fmt.Errorf("load blocklists into the firewall: %w", serr)
+	}
+	m.applyErr, m.pending = "", false
+	m.applied = m.o.Now()
+	m.ranges = len(set.Ranges())
+	m.kernel = len(ps)
+	if n > 0 {
+		m.o.Log.Warn("blocklist entries overlap networks never blocked; those parts are left out", "entries", n, "first", carved[0].Entry.String()+" ("+carved[0].List+") overlaps "+carved[0].Exempt.String()+" ("+carved[0].Why+")")
+	}
+	return nil
+}
+
+// cacheHeader starts a cached copy: a comment to the parser, so the file
+// parses as the list it holds, and the metadata on the same line.
+const cacheHeader = "# moat blocklist cache "
+
+type cacheMeta struct {
+	Where      string     `json:"where"`
+	Validators Validators `json:"validators"`
+	Fetched    time.Time  `json:"fetched"`
+}
+
+func (m *Manager) cachePath(name string) string {
+	return filepath.Join(m.o.StateDir, "blocklists", name+".list")
+}
+
+func (m *Manager) writeCache(l *list, data []byte, v Validators) error {
+	meta, err := json.Marshal(cacheMeta{Where: l.src.Where(), Validators: v, Fetched: m.o.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(m.o.StateDir, "blocklists"), 0o700); err != nil {
+		return err
+	}
+	buf := make([]byte, 0, len(cacheHeader)+len(meta)+1+len(data))
+	buf = append(append(append(append(buf, cacheHeader...), meta...), '\n'), data...)
+	return change.WriteAtomic(m.cachePath(l.src.Name), buf, 0o600)
+}
+
+// LoadCache loads the last good copy of every list that has one from the
+// same origin, so a restart without network still enforces them.
+func (m *Manager) LoadCache(ctx context.Context) {
+	if m.o.StateDir == "" {
+		return
+	}
+	found := false
+	for _, l := range m.lists {
+		data, err := os.ReadFile(m.cachePath(l.src.Name))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			m.o.Log.Warn("blocklist cache not read", "list", l.src.Name, "err", err)
+			continue
+		}
+		head, _, _ := bytes.Cut(data, []byte("\n"))
+		var meta cacheMeta
+		js, ok := bytes.CutPrefix(head, []byte(cacheHeader))
+		if !ok || json.Unmarshal(js, &meta) != nil || meta.Where != l.src.Where() {
+			continue // another origin's copy, or not moat's
+		}
+		ps, err := Parse(bytes.NewReader(data), MaxEntries)
+		if err != nil {
+			m.o.Log.Warn("blocklist cache refused", "list", l.src.Name, "err", err)
+			continue
+		}
+		v4 := 0
+		for _, p := range ps {
+			if p.Addr().Is4() {
+				v4++
+			}
+		}
+		m.mu.Lock()
+		l.prefixes, l.v4, l.v6 = ps, v4, len(ps)-v4
+		l.val, l.loaded, l.fromCache, l.changed = meta.Validators, true, true, meta.Fetched
+		m.mu.Unlock()
+		found = true
+	}
+	if found {
+		if err := m.Load(ctx); err != nil {
+			m.o.Log.Warn("cached blocklists not loaded; retried", "err", err)
+		}
+	}
+}
+
+// ListStatus is one list in `moat status`.
+type ListStatus struct {
+	Name    string `json:"name"`
+	Source  string `json:"source"`
+	Loaded  bool   `json:"loaded"`
+	Entries int    `json:"entries"`
+	IPv4    int    `json:"ipv4"`
+	IPv6    int    `json:"ipv6"`
+	// FromCache: the copy loaded is the cached one, not fetched by this
+	// run yet.
+	FromCache   bool      `json:"from_cache"`
+	LastRefresh time.Time `json:"last_refresh,omitzero"`
+	LastChange  time.Time `json:"last_change,omitzero"`
+	NextRefresh time.Time `json:"next_refresh,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	Fetches     uint64    `json:"fetches"`
+	NotModified uint64    `json:"not_modified"`
+	Changes     uint64    `json:"changes"`
+	Failures    uint64    `json:"failures"`
+}
+
+// Status is the blocklists in `moat status`.
+type Status struct {
+	Lists []ListStatus `json:"lists"`
+	// Ranges are the merged address ranges blocked; Prefixes the set
+	// elements loaded for them.
+	Ranges   int       `json:"ranges"`
+	Prefixes int       `json:"prefixes"`
+	Loaded   time.Time `json:"loaded,omitzero"`
+	// LoadError: the last load into the firewall failed (retried).
+	LoadError string `json:"load_error,omitempty"`
+	// Carved are entries overlapping networks never blocked (the first
+	// 100 of CarvedTotal).
+	Carved      []Carve `json:"carved,omitempty"`
+	CarvedTotal int     `json:"carved_total"`
+}
+
+// Status reports every list.
+func (m *Manager) Status() Status {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := Status{Ranges: m.ranges, Prefixes: m.kernel, Loaded: m.applied, LoadError: m.applyErr,
+		Carved: slices.Clone(m.carved), CarvedTotal: m.nCarved, Lists: []ListStatus{}}
+	for _, l := range m.lists {
+		st.Lists = append(st.Lists, ListStatus{Name: l.src.Name, Source: l.src.Where(), Loaded: l.loaded,
+			Entries: len(l.prefixes), IPv4: l.v4, IPv6: l.v6, FromCache: l.fromCache,
+			LastRefresh: l.lastFetch, LastChange: l.changed, NextRefresh: l.next,
+			LastError: l.lastErr, LastErrorAt: l.lastErrAt,
+			Fetches: l.fetches, NotModified: l.notMod, Changes: l.changes, Failures: l.failures})
+	}
+	return st
+}
