@@ -187,6 +187,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.met = newMetrics(d)
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
+	d.goRun(ctx, "vpn watch", d.runVPNWatch)
 	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err

@@ -42,6 +42,9 @@ type Status struct {
 
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
 
+	// VPN is the WireGuard interface moat manages; null without one.
+	VPN *VPNStatus `json:"vpn,omitempty"`
+
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
 	AuditError string        `json:"audit_error,omitempty"`
@@ -91,6 +94,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 	}
 	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
+	st.VPN = vpnStatus(cfg.VPN.WireGuard)
 	return st
 }
 
@@ -191,6 +195,8 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	if st.Running && len(st.Jails) == 0 {
 		fmt.Fprintln(w, "  no jails running (guard disabled)")
 	}
+
+	writeVPN(w, st.VPN, now)
 
 	if g := st.Gateway; g != nil {
 		fmt.Fprintf(w, "\nGATEWAY  http %s, https %s\n", g.HTTP, g.HTTPS)

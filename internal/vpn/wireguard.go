@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"regexp"
 	"slices"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -37,8 +38,22 @@ type WireGuard struct {
 	Endpoint string `yaml:"endpoint,omitempty"`
 	// DNS is written into client configs (optional).
 	DNS []string `yaml:"dns,omitempty"`
+	// AdminSilence is how long no admin peer may go without a handshake
+	// before an alert says the way in may be broken (default 7d).
+	AdminSilence schema.Duration `yaml:"admin_silence,omitempty"`
 	// Peers are the devices allowed in.
 	Peers []Peer `yaml:"peers"`
+}
+
+// DefaultAdminSilence is AdminSilence's default.
+const DefaultAdminSilence = 7 * 24 * time.Hour
+
+// Silence is AdminSilence with its default.
+func (w *WireGuard) Silence() time.Duration {
+	if w.AdminSilence <= 0 {
+		return DefaultAdminSilence
+	}
+	return w.AdminSilence.D()
 }
 
 // Peer is one WireGuard peer.

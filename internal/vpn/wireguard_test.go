@@ -282,3 +282,47 @@ func TestAdminHandshakeSecondPath(t *testing.T) {
 		t.Fatal("interface down passed")
 	}
 }
+
+func TestWatchTellsEachThingOnce(t *testing.T) {
+	pk := key(t).PublicKey()
+	w := testWG(t)
+	w.Peers = []Peer{{Name: "laptop", PublicKey: pk.String()}}
+	var wt Watch
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	kinds := func(ns []Notice) []string {
+		var out []string
+		for _, n := range ns {
+			out = append(out, n.Kind)
+		}
+		return out
+	}
+	if got := kinds(wt.Observe(w, nil, now)); len(got) != 1 || got[0] != NoticeDown {
+		t.Fatalf("down: %v", got)
+	}
+	if got := wt.Observe(w, nil, now.Add(time.Minute)); len(got) != 0 {
+		t.Fatalf("down twice told twice: %v", got)
+	}
+	ep := &net.UDPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40000}
+	dev := &wgtypes.Device{Peers: []wgtypes.Peer{{PublicKey: pk, Endpoint: ep, LastHandshakeTime: now.Add(2 * time.Minute)}}}
+	if got := kinds(wt.Observe(w, dev, now.Add(2*time.Minute))); len(got) != 2 || got[0] != NoticeUp || got[1] != NoticeNewEndpoint {
+		t.Fatalf("up with a first endpoint: %v", got)
+	}
+	// Same address, another port (NAT): nothing new.
+	dev.Peers[0].Endpoint = &net.UDPAddr{IP: net.ParseIP("198.51.100.7"), Port: 40001}
+	if got := wt.Observe(w, dev, now.Add(3*time.Minute)); len(got) != 0 {
+		t.Fatalf("a new port alone alerted: %v", kinds(got))
+	}
+	dev.Peers[0].Endpoint = &net.UDPAddr{IP: net.ParseIP("203.0.113.9"), Port: 40001}
+	got := wt.Observe(w, dev, now.Add(4*time.Minute))
+	if len(got) != 1 || got[0].Kind != NoticeNewEndpoint || !strings.Contains(got[0].Text, "never used before") {
+		t.Fatalf("new endpoint: %+v", got)
+	}
+	// Eight days of silence: told once, and again only after a handshake.
+	later := now.Add(8 * 24 * time.Hour)
+	if got := kinds(wt.Observe(w, dev, later)); len(got) != 1 || got[0] != NoticeSilence {
+		t.Fatalf("silence: %v", got)
+	}
+	if got := wt.Observe(w, dev, later.Add(time.Hour)); len(got) != 0 {
+		t.Fatalf("silence told twice: %v", kinds(got))
+	}
+}
