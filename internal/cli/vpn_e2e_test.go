@@ -108,6 +108,12 @@ vpn:
 		t.Fatalf("plan does not show the new peer:\n%s", plan)
 	}
 	mustOK(op, "apply", "-c", cfg, "--yes")
+	// Stage vpn now, the laptop not connected yet: refused, saying why.
+	setExposure(t, cfg, "vpn")
+	if o, code := x.run(op, "apply", "-c", cfg, "--yes"); code != ExitUsage || !strings.Contains(o, "has ever completed a handshake") {
+		t.Fatalf("stage vpn before any admin-peer handshake: exit %d\n%q", code, o)
+	}
+	setExposure(t, cfg, "public")
 
 	// 4. The laptop brings the printed config up.
 	x.admin.Start(t, x.bin, "vpn", "up", "--client", laptopConf, "--interface", wgLaptop)
