@@ -192,10 +192,14 @@ func runVPNInit(e *env, args []string) int {
 		return code
 	}
 	path := config.Path(f.config)
-	c, code, ok := loadConfig(e, f)
-	if !ok {
-		return code
-	}
+	c := config.Default()
+	if _, err := os.Stat(path); err == nil {
+		var code int
+		var ok bool
+		if c, code, ok = loadConfig(e, f); !ok {
+			return code
+		}
+	} // a missing moat.yaml is started with the wireguard section alone
 	keys := vpn.Keys{Root: f.root}
 	if w := c.VPN.WireGuard; w != nil {
 		key, _, err := keys.EnsurePrivate(w.Name())

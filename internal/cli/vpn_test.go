@@ -204,3 +204,39 @@ func TestVPNPeerCommandsRefuseMistakes(t *testing.T) {
 		t.Fatal("remove left the peer")
 	}
 }
+
+func TestVPNInitIPv6AndAddIPv6(t *testing.T) {
+	dir := t.TempDir()
+	cfg, root := filepath.Join(dir, "moat.yaml"), filepath.Join(dir, "root")
+	if o, e, c := runMoat(t, "vpn", "init", "-c", cfg, "--root", root, "--ipv6", "--endpoint", "203.0.113.5:51820"); c != 0 {
+		t.Fatalf("init: %s %s", o, e)
+	}
+	c0, err := config.Load(cfg, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := c0.VPN.WireGuard
+	if len(w.Address) != 2 || !w.Address[0].Addr().Is4() || !w.Address[1].Addr().Is6() || w.Address[1].Bits() != 64 {
+		t.Fatalf("addresses: %v", w.Address)
+	}
+	o, e, c := runMoat(t, "vpn", "add", "laptop", "--ipv6", "-c", cfg, "--root", root, "--no-qr")
+	if c != 0 {
+		t.Fatal(e)
+	}
+	cc, err := vpn.ParseClientConfig(o[strings.Index(o, "[Interface]"):strings.Index(o, "\nNext:")])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cc.Address) != 2 || !cc.Address[1].Addr().Is6() || len(cc.AllowedIPs) != 2 {
+		t.Fatalf("client: %+v", cc)
+	}
+	if !w.Address[1].Subnet().Contains(cc.Address[1].Addr()) {
+		t.Fatalf("%v outside %v", cc.Address[1], w.Address[1])
+	}
+	// The VPN's ranges now hold both subnets: the firewall, the gateway's
+	// allow: [vpn] and the guard's ignore list see the peers.
+	c1, _ := config.Load(cfg, true)
+	if !c1.VPN.Contains(cc.Address[0].Addr()) || !c1.VPN.Contains(cc.Address[1].Addr()) {
+		t.Fatalf("vpn ranges %v miss the peer", c1.VPN.Prefixes())
+	}
+}
