@@ -16,29 +16,42 @@ import (
 	"github.com/moat-sh/moat/internal/vpn"
 )
 
-// TestE2EWireGuardRecipe follows the README recipe "From no VPN to SSH
-// over WireGuard only" step by step, with wireguard-go (userspace, over
-// /dev/net/tun) on both ends: CI has no WireGuard kernel module.
-//
-// vps and laptop share the "public" link (eth0); an attacker reaches vps
-// over a second public link (eth1). moat runs on vps inside SSH sessions,
-// as the operator would run it; the laptop brings the printed client
-// config up with `moat vpn up --client`.
-func TestE2EWireGuardRecipe(t *testing.T) {
+// wgLab is the recipe's starting point: sshd on vps, moat.yaml at stage
+// public, then (steps 1 and 2) moat vpn init, moat vpn up and moat apply.
+type wgLab struct {
+	*e2e
+	attacker        *lab.Host
+	cfg             string
+	wgVPS, wgLaptop string
+	vpsVPNAddr      string
+	op              *ssh.Client
+}
+
+func (x *wgLab) mustOK(c *ssh.Client, args ...string) string {
+	x.t.Helper()
+	o, code := x.run(c, args...)
+	if code != 0 {
+		x.t.Fatalf("moat %s: exit %d\n%s", strings.Join(args, " "), code, o)
+	}
+	return o
+}
+
+func newWGLab(t *testing.T) *wgLab {
 	lab.RequireRoot(t)
 	_, err := os.Stat("/dev/net/tun")
 	lab.Require(t, err == nil, "needs /dev/net/tun for wireguard-go")
-	x := newE2E(t)
+	x := &wgLab{e2e: newE2E(t)}
 	// The e2e lab's stand-in VPN is a veth named wg0: this test brings a
 	// real one up instead.
 	x.vps.MustRun(t, "ip", "link", "del", "wg0")
-	attacker := x.lab.Host("attacker")
-	x.lab.Link(x.vps, "eth1", attacker, "eth0", []string{"203.0.113.1/24"}, []string{"203.0.113.2/24"})
+	x.attacker = x.lab.Host("attacker")
+	x.lab.Link(x.vps, "eth1", x.attacker, "eth0", []string{"203.0.113.1/24"}, []string{"203.0.113.2/24"})
 
 	// Interface names are global to the machine through wireguard-go's
 	// UAPI sockets (/var/run/wireguard/NAME.sock), not per namespace.
 	suffix := fmt.Sprint(os.Getpid() % 100000)
-	wgVPS, wgLaptop := "wgv"+suffix, "wgl"+suffix
+	x.wgVPS, x.wgLaptop = "wgv"+suffix, "wgl"+suffix
+	x.cfg = x.e2e.cfg
 	cfg := x.cfg
 	os.WriteFile(cfg, []byte(`host:
   admin:
@@ -57,46 +70,57 @@ vpn:
   interfaces: []
   ranges: []
 `), 0o644)
-	pub := vpsPublic + ":22"
-	if err := attackerLogin(attacker, "203.0.113.1:22", x.rootKey); err != nil && !strings.Contains(err.Error(), "unable to authenticate") {
+	if err := attackerLogin(x.attacker, "203.0.113.1:22", x.rootKey); err != nil && !strings.Contains(err.Error(), "unable to authenticate") {
 		t.Fatalf("before the recipe the attacker should reach sshd: %v", err)
 	}
-	op := x.mustClient(pub, "root", x.rootKey)
-	defer op.Close()
-	mustOK := func(c *ssh.Client, args ...string) string {
-		t.Helper()
-		o, code := x.run(c, args...)
-		if code != 0 {
-			t.Fatalf("moat %s: exit %d\n%s", strings.Join(args, " "), code, o)
-		}
-		return o
-	}
+	x.op = x.mustClient(vpsPublic+":22", "root", x.rootKey)
+	t.Cleanup(func() { x.op.Close() })
 
 	// 1. moat vpn init: keys, an address, a port, vpn.wireguard in moat.yaml.
-	o := mustOK(op, "vpn", "init", "-c", cfg, "--interface", wgVPS, "--endpoint", vpsPublic+":51820")
+	o := x.mustOK(x.op, "vpn", "init", "-c", cfg, "--interface", x.wgVPS, "--endpoint", vpsPublic+":51820")
 	c, err := config.Load(cfg, true)
 	if err != nil || c.VPN.WireGuard == nil {
 		t.Fatalf("moat.yaml after vpn init: %v\n%s", err, o)
 	}
 	w := c.VPN.WireGuard
-	vpsVPNAddr := w.Address[0].Addr().String()
-	if fi, err := os.Stat(filepath.Join(x.root, vpn.StateDir, wgVPS+".key")); err != nil || fi.Mode().Perm() != 0o600 {
+	x.vpsVPNAddr = w.Address[0].Addr().String()
+	if fi, err := os.Stat(filepath.Join(x.root, vpn.StateDir, x.wgVPS+".key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("private key: %v %v", err, fi)
 	}
-	// The interface moat's host facts read under --root: eth0, eth1 and the
-	// new WireGuard interface.
+	// The interfaces moat's host facts read under --root: eth0, eth1 and
+	// the new WireGuard interface.
 	os.WriteFile(filepath.Join(x.root, ".fixture/interfaces.json"), []byte(fmt.Sprintf(`[{"name":"eth0","index":2,"mtu":1500,"flags":["up","running"],"addrs":["198.51.100.1/24"]},
  {"name":"eth1","index":4,"mtu":1500,"flags":["up","running"],"addrs":["203.0.113.1/24"]},
- {"name":%q,"index":3,"mtu":1420,"flags":["up","running"],"addrs":[%q]}]`, wgVPS, w.Address[0].String())), 0o644)
+ {"name":%q,"index":3,"mtu":1420,"flags":["up","running"],"addrs":[%q]}]`, x.wgVPS, w.Address[0].String())), 0o644)
 
 	// 2. moat vpn up (moat-vpn.service in the recipe), then moat apply
 	// opens the UDP port through the normal transaction.
 	x.vps.Start(t, x.bin, "vpn", "up", "-c", cfg, "--root", x.root)
-	waitFor(t, 10*time.Second, "the vps interface", func() bool { _, err := x.vps.Run(context.Background(), "ip", "addr", "show", wgVPS); return err == nil })
-	o = mustOK(op, "apply", "-c", cfg, "--yes")
+	waitFor(t, 10*time.Second, "the vps interface", func() bool {
+		_, err := x.vps.Run(context.Background(), "ip", "addr", "show", x.wgVPS)
+		return err == nil
+	})
+	o = x.mustOK(x.op, "apply", "-c", cfg, "--yes")
 	if !strings.Contains(string(x.vps.MustRun(t, "nft", "list", "table", "inet", "moat")), "51820") {
 		t.Fatalf("the firewall does not open UDP 51820:\n%s", o)
 	}
+	return x
+}
+
+// TestE2EWireGuardRecipe follows the README recipe "From no VPN to SSH
+// over WireGuard only" step by step, with wireguard-go (userspace, over
+// /dev/net/tun) on both ends: CI has no WireGuard kernel module.
+//
+// vps and laptop share the "public" link (eth0); an attacker reaches vps
+// over a second public link (eth1). moat runs on vps inside SSH sessions,
+// as the operator would run it; the laptop brings the printed client
+// config up with `moat vpn up --client`.
+func TestE2EWireGuardRecipe(t *testing.T) {
+	x := newWGLab(t)
+	cfg, op, attacker, wgVPS, wgLaptop, vpsVPNAddr := x.cfg, x.op, x.attacker, x.wgVPS, x.wgLaptop, x.vpsVPNAddr
+	pub := vpsPublic + ":22"
+	mustOK := x.mustOK
+	var o string
 
 	// 3. moat vpn add laptop: config, QR code, then apply puts it on live.
 	laptopConf := filepath.Join(filepath.Dir(x.root), "laptop.conf")
@@ -229,4 +253,30 @@ func waitFor(t *testing.T, within time.Duration, what string, ok func() bool) {
 		}
 	}
 	t.Fatalf("%s: not within %s", what, within)
+}
+
+// TestE2EWireGuardPeerChangeRollsBack: a peer change is part of the
+// transaction like any other: unconfirmed, it is undone on the live
+// interface, not only in the files.
+func TestE2EWireGuardPeerChangeRollsBack(t *testing.T) {
+	x := newWGLab(t)
+	x.mustOK(x.op, "vpn", "add", "laptop", "-c", x.cfg, "--no-qr")
+	done := make(chan struct{})
+	var out string
+	var code int
+	go func() {
+		defer close(done)
+		out, code = x.run(x.op, "apply", "-c", x.cfg, "--confirm", "3s")
+	}()
+	x.waiting(done, &out)
+	if dev, err := vpn.Show(x.wgVPS); err != nil || len(dev.Peers) != 1 {
+		t.Fatalf("during the window the peer should be on %s: %v %+v", x.wgVPS, err, dev)
+	}
+	<-done
+	if code != ExitRollback {
+		t.Fatalf("apply without confirm: exit %d\n%s", code, out)
+	}
+	if dev, err := vpn.Show(x.wgVPS); err != nil || len(dev.Peers) != 0 {
+		t.Fatalf("after the rollback %s still has peers: %v %+v", x.wgVPS, err, dev)
+	}
 }
