@@ -271,6 +271,9 @@ func runStatus(e *env, args []string) int {
 		// know, and exit 1 so scripts notice the guard is down.
 		st = daemon.OfflineStatus(ctx, *state, err)
 		code = ExitRuntime
+		if c, err := config.Load(config.Path(f.config), f.explicitConfig()); err == nil {
+			st.VPN = daemon.ReadVPNStatus(c.VPN.WireGuard)
+		}
 	}
 	if *asJSON {
 		if c := printJSON(e, st); c != ExitOK {

@@ -42,8 +42,18 @@ const vpnUsage = `Usage: moat vpn SUBCOMMAND [flags]
 `
 
 // vpnSecondPaths are the checks that prove a second working path into
-// the VPN before SSH moves behind it; each VPN moat knows adds its own.
-// The Tailscale check registers here from its own file.
+// the VPN before SSH moves behind it; each VPN moat knows adds its own
+// from its own file, returning nil when c does not use that VPN. The
+// Tailscale one (key expiry disabled or more than 30 days away) is
+//
+//	func init() {
+//		vpnSecondPaths = append(vpnSecondPaths, func(c *config.Config, root string) harden.PathCheck {
+//			if !slices.Contains(c.VPN.Interfaces, "tailscale0") {
+//				return nil
+//			}
+//			return func(ctx context.Context) (string, error) { return tailscale.SecondPath(ctx, …) }
+//		})
+//	}
 var vpnSecondPaths []func(c *config.Config, root string) harden.PathCheck
 
 func init() {

@@ -94,7 +94,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 	}
 	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
-	st.VPN = vpnStatus(cfg.VPN.WireGuard)
+	st.VPN = ReadVPNStatus(cfg.VPN.WireGuard)
 	return st
 }
 

@@ -31,8 +31,9 @@ type VPNStatus struct {
 	Peers     []vpn.PeerStatus `json:"peers"`
 }
 
-// vpnStatus reads the managed WireGuard interface; nil without one.
-func vpnStatus(w *vpn.WireGuard) *VPNStatus {
+// ReadVPNStatus reads the managed WireGuard interface; nil without one.
+// It needs no daemon: `moat status` shows it offline too.
+func ReadVPNStatus(w *vpn.WireGuard) *VPNStatus {
 	if w == nil {
 		return nil
 	}
