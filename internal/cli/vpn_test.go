@@ -240,3 +240,21 @@ func TestVPNInitIPv6AndAddIPv6(t *testing.T) {
 		t.Fatalf("vpn ranges %v miss the peer", c1.VPN.Prefixes())
 	}
 }
+
+func TestVPNInitRefusesAClashingAddress(t *testing.T) {
+	dir := t.TempDir()
+	cfg, root := filepath.Join(dir, "moat.yaml"), filepath.Join(dir, "root")
+	// 127.0.0.0/8 is on lo, on every host; 172.17.0.0/16 is Docker's
+	// default bridge even before Docker creates it.
+	for _, a := range []string{"127.0.0.5/24", "172.17.5.1/24"} {
+		if _, e, c := runMoat(t, "vpn", "init", "-c", cfg, "--root", root, "--address", a); c != ExitUsage || !strings.Contains(e, "overlaps") {
+			t.Errorf("--address %s: exit %d %s", a, c, e)
+		}
+	}
+	if _, err := os.Stat(cfg); err == nil {
+		t.Error("a refused init wrote moat.yaml")
+	}
+	if _, err := os.Stat(filepath.Join(root, vpn.StateDir)); err == nil {
+		t.Error("a refused init wrote keys")
+	}
+}
