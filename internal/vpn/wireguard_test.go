@@ -326,3 +326,14 @@ func TestWatchTellsEachThingOnce(t *testing.T) {
 		t.Fatalf("silence told twice: %v", kinds(got))
 	}
 }
+
+func TestConfigNeedsTheInterfaceListed(t *testing.T) {
+	c := Config{WireGuard: testWG(t)}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "not listed") {
+		t.Fatalf("wg0 missing from vpn.interfaces: %v", err)
+	}
+	c.Interfaces = []string{"wg0"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
