@@ -177,6 +177,13 @@ func TestE2EWireGuardRecipe(t *testing.T) {
 	if o, code := x.run(overVPN, "vpn", "peers", "-c", cfg); code != 0 || !strings.Contains(o, "phone") || !strings.Contains(o, "ago") {
 		t.Errorf("vpn peers: %d\n%s", code, o)
 	}
+	// moat status shows the VPN block (here without a daemon: read live).
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	st, _ := x.vps.Run(sctx, x.bin, "status", "-c", cfg, "--socket", filepath.Join(t.TempDir(), "none.sock"), "--state", t.TempDir())
+	if !strings.Contains(string(st), "VPN  WireGuard "+wgVPS+" up") || !strings.Contains(string(st), "handshake ") {
+		t.Errorf("moat status lacks the VPN block:\n%s", st)
+	}
 
 	// 7. Removing the last admin peer with a handshake, SSH being
 	// VPN-only, is refused; with --force it goes through and cuts the
