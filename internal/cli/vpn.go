@@ -385,7 +385,7 @@ func newPeerKeys(e *env, f *flags, c *config.Config, w *vpn.WireGuard, p *vpn.Pe
 			return cc, ExitUsage, false
 		}
 	}
-	psk, err := vpn.Keys{Root: f.root}.NewPreshared(p.Name)
+	psk, err := vpn.Keys{Root: f.root}.NewPreshared(p.PublicKey)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat vpn %s: %v\n", verb, err)
 		return cc, ExitRuntime, false
@@ -439,7 +439,7 @@ func finishPeer(e *env, f *flags, c *config.Config, w *vpn.WireGuard, p vpn.Peer
 		return ExitUsage
 	}
 	if err := saveWireGuard(config.Path(f.config), w); err != nil {
-		vpn.Keys{Root: f.root}.RemovePreshared(p.Name)
+		vpn.Keys{Root: f.root}.RemovePreshared(p.PublicKey)
 		fmt.Fprintf(e.stderr, "moat vpn %s: %v\n", verb, err)
 		return ExitRuntime
 	}
@@ -594,8 +594,8 @@ func runVPNRemove(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat vpn remove: %v\n", err)
 		return ExitRuntime
 	}
-	// The preshared key is kept: a rollback of the apply that removes the
-	// peer puts it back, key and all. vpn add NAME again replaces it.
+	// The preshared key is kept: until moat apply, the peer is still on
+	// the interface, and a rollback of that apply puts it back.
 	fmt.Fprintf(e.stdout, "peer %s removed from %s\nNext: moat apply takes it off %s live (its tunnel ends then).\n", name, config.Path(f.config), w.Name())
 	return ExitOK
 }
@@ -690,7 +690,16 @@ func runVPNUp(e *env, args []string) int {
 			fmt.Fprintf(e.stderr, "moat vpn up: %v (run moat vpn init)\n", err)
 			return ExitRuntime
 		}
-		if peers, err = w.Desired(keys); err != nil {
+		// The peers last confirmed, not moat.yaml's: an edit not applied
+		// yet must not take effect at boot behind the transaction's back.
+		from := *w
+		applied, ok, err := vpn.AppliedPeers(f.root, w.Name())
+		if err != nil {
+			e.log.Warn("applied peers unreadable: using moat.yaml's", "err", err)
+		} else if ok {
+			from.Peers = applied
+		}
+		if peers, err = from.Desired(keys); err != nil {
 			fmt.Fprintf(e.stderr, "moat vpn up: %v\n", err)
 			return ExitRuntime
 		}

@@ -25,6 +25,7 @@ type wgLab struct {
 	wgVPS, wgLaptop string
 	vpsVPNAddr      string
 	op              *ssh.Client
+	vpnUp           *lab.Proc // moat vpn up on vps
 }
 
 func (x *wgLab) mustOK(c *ssh.Client, args ...string) string {
@@ -95,11 +96,7 @@ vpn:
 
 	// 2. moat vpn up (moat-vpn.service in the recipe), then moat apply
 	// opens the UDP port through the normal transaction.
-	x.vps.Start(t, x.bin, "vpn", "up", "-c", cfg, "--root", x.root)
-	waitFor(t, 10*time.Second, "the vps interface", func() bool {
-		_, err := x.vps.Run(context.Background(), "ip", "addr", "show", x.wgVPS)
-		return err == nil
-	})
+	x.startVPN()
 	o = x.mustOK(x.op, "apply", "-c", cfg, "--yes")
 	if !strings.Contains(string(x.vps.MustRun(t, "nft", "list", "table", "inet", "moat")), "51820") {
 		t.Fatalf("the firewall does not open UDP 51820:\n%s", o)
@@ -115,6 +112,40 @@ vpn:
 // over a second public link (eth1). moat runs on vps inside SSH sessions,
 // as the operator would run it; the laptop brings the printed client
 // config up with `moat vpn up --client`.
+// startVPN starts moat vpn up on vps, as moat-vpn.service does at boot.
+func (x *wgLab) startVPN() {
+	x.t.Helper()
+	x.vpnUp = x.vps.Start(x.t, x.bin, "vpn", "up", "-c", x.cfg, "--root", x.root)
+	waitFor(x.t, 10*time.Second, "the vps interface", func() bool {
+		out, err := x.vps.Run(context.Background(), "ip", "addr", "show", x.wgVPS)
+		return err == nil && strings.Contains(string(out), x.vpsVPNAddr)
+	})
+}
+
+// restartVPN is a reboot as far as the interface is concerned.
+func (x *wgLab) restartVPN() {
+	x.t.Helper()
+	x.vpnUp.Stop()
+	waitFor(x.t, 10*time.Second, "the vps interface gone", func() bool {
+		_, err := x.vps.Run(context.Background(), "ip", "link", "show", x.wgVPS)
+		return err != nil
+	})
+	x.startVPN()
+}
+
+func livePeers(t *testing.T, iface string) int {
+	t.Helper()
+	var n int
+	waitFor(t, 5*time.Second, "reading "+iface, func() bool {
+		dev, err := vpn.Show(iface)
+		if err == nil {
+			n = len(dev.Peers)
+		}
+		return err == nil
+	})
+	return n
+}
+
 func TestE2EWireGuardRecipe(t *testing.T) {
 	x := newWGLab(t)
 	cfg, op, attacker, wgVPS, wgLaptop, vpsVPNAddr := x.cfg, x.op, x.attacker, x.wgVPS, x.wgLaptop, x.vpsVPNAddr
@@ -285,5 +316,15 @@ func TestE2EWireGuardPeerChangeRollsBack(t *testing.T) {
 	}
 	if dev, err := vpn.Show(x.wgVPS); err != nil || len(dev.Peers) != 0 {
 		t.Fatalf("after the rollback %s still has peers: %v %+v", x.wgVPS, err, dev)
+	}
+	// A reboot brings up what was confirmed, not what moat.yaml says now.
+	x.restartVPN()
+	if n := livePeers(t, x.wgVPS); n != 0 {
+		t.Fatalf("after a reboot the rolled-back peer is on %s (%d peers)", x.wgVPS, n)
+	}
+	x.mustOK(x.op, "apply", "-c", x.cfg, "--yes")
+	x.restartVPN()
+	if n := livePeers(t, x.wgVPS); n != 1 {
+		t.Fatalf("after a reboot the confirmed peer is not on %s (%d peers)", x.wgVPS, n)
 	}
 }

@@ -201,7 +201,7 @@ func (w *WireGuard) PeerConfig(p Peer, keys Keys) (wgtypes.PeerConfig, error) {
 		return wgtypes.PeerConfig{}, fmt.Errorf("peer %s: %w", p.Name, err)
 	}
 	pc := wgtypes.PeerConfig{PublicKey: pub, ReplaceAllowedIPs: true}
-	psk, ok, err := keys.Preshared(p.Name)
+	psk, ok, err := keys.Preshared(p.PublicKey)
 	if err != nil {
 		return pc, fmt.Errorf("peer %s: %w", p.Name, err)
 	}

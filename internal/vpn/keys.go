@@ -20,9 +20,13 @@ func (k Keys) dir() string { return filepath.Join(k.Root, StateDir) }
 // PrivatePath is the interface's private key file.
 func (k Keys) PrivatePath(iface string) string { return filepath.Join(k.dir(), iface+".key") }
 
-// PresharedPath is a peer's preshared key file.
-func (k Keys) PresharedPath(peer string) string {
-	return filepath.Join(k.dir(), "peers", peer+".psk")
+// PresharedPath is the preshared key file of the peer with public key
+// pub. Files are named by the key, not the peer's name: a rotated peer's
+// old key keeps its own, so what was applied (and a rollback to it) still
+// finds the right one.
+func (k Keys) PresharedPath(pub string) string {
+	name := strings.NewReplacer("/", "_", "+", "-", "=", "").Replace(pub)
+	return filepath.Join(k.dir(), "peers", name+".psk")
 }
 
 // Private reads the interface's private key.
@@ -30,10 +34,10 @@ func (k Keys) Private(iface string) (wgtypes.Key, error) {
 	return readKey(k.PrivatePath(iface))
 }
 
-// Preshared reads a peer's preshared key; ok is false when the peer has
-// none.
-func (k Keys) Preshared(peer string) (wgtypes.Key, bool, error) {
-	key, err := readKey(k.PresharedPath(peer))
+// Preshared reads the preshared key of the peer with public key pub; ok
+// is false when it has none.
+func (k Keys) Preshared(pub string) (wgtypes.Key, bool, error) {
+	key, err := readKey(k.PresharedPath(pub))
 	if errors.Is(err, fs.ErrNotExist) {
 		return wgtypes.Key{}, false, nil
 	}
@@ -55,18 +59,19 @@ func (k Keys) EnsurePrivate(iface string) (wgtypes.Key, bool, error) {
 	return key, true, writeKey(k.PrivatePath(iface), key)
 }
 
-// NewPreshared makes and stores a fresh preshared key for peer.
-func (k Keys) NewPreshared(peer string) (wgtypes.Key, error) {
+// NewPreshared makes and stores a fresh preshared key for the peer with
+// public key pub.
+func (k Keys) NewPreshared(pub string) (wgtypes.Key, error) {
 	key, err := wgtypes.GenerateKey()
 	if err != nil {
 		return key, fmt.Errorf("generate a preshared key: %w", err)
 	}
-	return key, writeKey(k.PresharedPath(peer), key)
+	return key, writeKey(k.PresharedPath(pub), key)
 }
 
-// RemovePreshared forgets a peer's preshared key.
-func (k Keys) RemovePreshared(peer string) error {
-	err := os.Remove(k.PresharedPath(peer))
+// RemovePreshared forgets a preshared key.
+func (k Keys) RemovePreshared(pub string) error {
+	err := os.Remove(k.PresharedPath(pub))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

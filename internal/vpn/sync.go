@@ -1,6 +1,7 @@
 package vpn
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -119,6 +120,18 @@ func MakeStep(ctx context.Context, in StepInput) (*change.Step, error) {
 		return nil, nil
 	}
 	st := &change.Step{Layer: "vpn"}
+	// The peer set for boot, written on confirm: moat vpn up starts from
+	// it, so neither an edit never applied nor a change rolled back takes
+	// effect at the next boot.
+	data, err := appliedJSON(w)
+	if err != nil {
+		return nil, err
+	}
+	if cur, err := change.ReadCurrent(in.Keys.Root, AppliedPath(w.Name())); err != nil {
+		return nil, err
+	} else if !bytes.Equal(cur, data) {
+		st.Final = append(st.Final, change.File{Path: AppliedPath(w.Name()), Data: data, Mode: 0o600})
+	}
 	live := in.Live
 	if live == nil {
 		live = Show
@@ -229,4 +242,40 @@ func (sp savedPeer) config() (wgtypes.PeerConfig, error) {
 		pc.AllowedIPs = append(pc.AllowedIPs, ipNet(p))
 	}
 	return pc, nil
+}
+
+// AppliedPath is where the confirmed peer set of iface is kept for boot.
+func AppliedPath(iface string) string { return StateDir + "/" + iface + ".peers.json" }
+
+// applied is the file at AppliedPath: no secrets (preshared keys stay in
+// their own files, named by public key), so plan may show its diff.
+type applied struct {
+	WrittenBy string `json:"written_by"`
+	Peers     []Peer `json:"peers"`
+}
+
+func appliedJSON(w *WireGuard) ([]byte, error) {
+	a := applied{WrittenBy: "moat apply (on confirm), from vpn.wireguard.peers: moat vpn up configures these", Peers: w.Peers}
+	if a.Peers == nil {
+		a.Peers = []Peer{}
+	}
+	b, err := json.MarshalIndent(a, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// AppliedPeers reads the confirmed peer set of iface under root; ok is
+// false when none was ever confirmed.
+func AppliedPeers(root, iface string) (peers []Peer, ok bool, err error) {
+	b, err := change.ReadCurrent(root, AppliedPath(iface))
+	if err != nil || b == nil {
+		return nil, false, err
+	}
+	var a applied
+	if err := json.Unmarshal(b, &a); err != nil {
+		return nil, false, fmt.Errorf("%s: %w (moat apply writes it again)", AppliedPath(iface), err)
+	}
+	return a.Peers, true, nil
 }

@@ -7,6 +7,8 @@ import (
 	"image/png"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -335,5 +337,39 @@ func TestConfigNeedsTheInterfaceListed(t *testing.T) {
 	c.Interfaces = []string{"wg0"}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestMakeStepWritesTheBootPeerSetOnConfirmOnly(t *testing.T) {
+	root := t.TempDir()
+	w := testWG(t)
+	pk := key(t).PublicKey()
+	w.Peers = []Peer{{Name: "laptop", PublicKey: pk.String(), Addresses: []schema.CIDR{schema.MustCIDR("10.9.8.2")}}}
+	down := func(string) (*wgtypes.Device, error) { return nil, ErrNoDevice }
+	st, err := MakeStep(t.Context(), StepInput{WireGuard: w, Keys: Keys{Root: root}, Live: down})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Files) != 0 || len(st.Final) != 1 || st.Final[0].Path != AppliedPath("wg0") || st.Final[0].Mode != 0o600 {
+		t.Fatalf("the boot peer set must be a Final file (written on confirm): files %v final %v", st.Files, st.Final)
+	}
+	if strings.Contains(string(st.Final[0].Data), "preshared") {
+		t.Fatal("the boot peer set holds secrets; plan would print them")
+	}
+	// Once written, and the interface already as configured: nothing to do.
+	p := filepath.Join(root, AppliedPath("wg0"))
+	os.MkdirAll(filepath.Dir(p), 0o700)
+	os.WriteFile(p, st.Final[0].Data, 0o600)
+	ka := time.Duration(0)
+	live := func(string) (*wgtypes.Device, error) {
+		return &wgtypes.Device{Peers: []wgtypes.Peer{{PublicKey: pk, AllowedIPs: []net.IPNet{ipn("10.9.8.2/32")}, PersistentKeepaliveInterval: ka}}}, nil
+	}
+	st, err = MakeStep(t.Context(), StepInput{WireGuard: w, Keys: Keys{Root: root}, Live: live})
+	if err != nil || !st.Empty() {
+		t.Fatalf("nothing changed, yet the step is %+v (%v)", st, err)
+	}
+	peers, ok, err := AppliedPeers(root, "wg0")
+	if err != nil || !ok || len(peers) != 1 || peers[0].PublicKey != pk.String() {
+		t.Fatalf("applied peers: %v %v %v", peers, ok, err)
 	}
 }
