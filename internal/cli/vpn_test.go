@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -256,5 +257,26 @@ func TestVPNInitRefusesAClashingAddress(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, vpn.StateDir)); err == nil {
 		t.Error("a refused init wrote keys")
+	}
+}
+
+func TestVPNPeersJSONWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	cfg, root := filepath.Join(dir, "moat.yaml"), filepath.Join(dir, "root")
+	iface := fmt.Sprintf("wgt%d", os.Getpid()%100000) // no such interface here
+	if _, e, c := runMoat(t, "vpn", "init", "-c", cfg, "--root", root, "--interface", iface, "--address", "10.77.1.1/24", "--endpoint", "203.0.113.5:51820"); c != 0 {
+		t.Fatal(e)
+	}
+	if _, e, c := runMoat(t, "vpn", "add", "laptop", "-c", cfg, "--root", root, "--no-qr"); c != 0 {
+		t.Fatal(e)
+	}
+	o, e, c := runMoat(t, "vpn", "peers", "--json", "-c", cfg, "--root", root)
+	if c != 0 {
+		t.Fatalf("%d %s", c, e)
+	}
+	for _, want := range []string{`"interface": "` + iface + `"`, `"up": false`, `"name": "laptop"`, `"live": false`, `"admin": true`} {
+		if !strings.Contains(o, want) {
+			t.Errorf("%s missing:\n%s", want, o)
+		}
 	}
 }
