@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/vpn"
 )
@@ -94,23 +96,9 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 		d.mu.Lock()
 		w := d.cfg.VPN.WireGuard
 		d.mu.Unlock()
-		if w != nil {
-			dev, err := vpn.Show(w.Name())
-			if err != nil && !errors.Is(err, vpn.ErrNoDevice) {
-				d.log.Warn("read the WireGuard interface", "iface", w.Name(), "err", err)
-			} else {
-				now := time.Now()
-				learnt := false
-				for _, n := range wt.Observe(w, dev, now) {
-					learnt = learnt || n.Kind == vpn.NoticeNewEndpoint
-					d.disp.Notify(alert.VPN{What: n.Kind, Interface: w.Name(), Peer: n.Peer, Endpoint: n.Endpoint,
-						Text: n.Text, Critical: n.Critical, Time: now}.Event())
-				}
-				if learnt {
-					if b, err := json.Marshal(&wt); err == nil {
-						writeStateFile(path, b)
-					}
-				}
+		if w != nil && vpnPoll(w, &wt, vpn.Show, d.disp.Notify, d.log.Warn, time.Now()) {
+			if b, err := json.Marshal(&wt); err == nil {
+				writeStateFile(path, b)
 			}
 		}
 		select {
@@ -119,6 +107,23 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// vpnPoll reads the interface once and notifies what the watch finds; it
+// reports whether the watch learnt an endpoint (to be saved).
+func vpnPoll(w *vpn.WireGuard, wt *vpn.Watch, show func(string) (*wgtypes.Device, error), notify func(alert.Event), warn func(string, ...any), now time.Time) bool {
+	dev, err := show(w.Name())
+	if err != nil && !errors.Is(err, vpn.ErrNoDevice) {
+		warn("read the WireGuard interface", "iface", w.Name(), "err", err)
+		return false
+	}
+	learnt := false
+	for _, n := range wt.Observe(w, dev, now) {
+		learnt = learnt || n.Kind == vpn.NoticeNewEndpoint
+		notify(alert.VPN{What: n.Kind, Interface: w.Name(), Peer: n.Peer, Endpoint: n.Endpoint,
+			Text: n.Text, Critical: n.Critical, Time: now}.Event())
+	}
+	return learnt
 }
 
 // writeStateFile writes a small state file atomically, root-only.
