@@ -21,6 +21,7 @@ import (
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 func init() {
@@ -272,7 +273,7 @@ func runStatus(e *env, args []string) int {
 		st = daemon.OfflineStatus(ctx, *state, err)
 		code = ExitRuntime
 		if c, err := config.Load(config.Path(f.config), f.explicitConfig()); err == nil {
-			st.VPN = daemon.ReadVPNStatus(c.VPN.WireGuard)
+			st.VPN = vpn.ReadStatus(c.VPN.WireGuard)
 		}
 	}
 	if *asJSON {

@@ -18,6 +18,7 @@ import (
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 // Status is `moat status`: every layer's state on one screen. From a
@@ -43,7 +44,7 @@ type Status struct {
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
 
 	// VPN is the WireGuard interface moat manages; null without one.
-	VPN *VPNStatus `json:"vpn,omitempty"`
+	VPN *vpn.InterfaceStatus `json:"vpn,omitempty"`
 
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
@@ -94,7 +95,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 	}
 	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
-	st.VPN = ReadVPNStatus(cfg.VPN.WireGuard)
+	st.VPN = vpn.ReadStatus(cfg.VPN.WireGuard)
 	return st
 }
 

@@ -24,36 +24,8 @@ const VPNSeenFile = "vpn-endpoints.json"
 // vpnPollEvery is how often the daemon reads the WireGuard interface.
 const vpnPollEvery = 30 * time.Second
 
-// VPNStatus is the VPN block of `moat status`.
-type VPNStatus struct {
-	Interface string           `json:"interface"`
-	Up        bool             `json:"up"`
-	Error     string           `json:"error,omitempty"`
-	Port      int              `json:"listen_port,omitempty"`
-	Peers     []vpn.PeerStatus `json:"peers"`
-}
-
-// ReadVPNStatus reads the managed WireGuard interface; nil without one.
-// It needs no daemon: `moat status` shows it offline too.
-func ReadVPNStatus(w *vpn.WireGuard) *VPNStatus {
-	if w == nil {
-		return nil
-	}
-	st := &VPNStatus{Interface: w.Name(), Port: w.Port()}
-	dev, err := vpn.Show(w.Name())
-	if err != nil && !errors.Is(err, vpn.ErrNoDevice) {
-		st.Error = err.Error()
-	}
-	st.Up = dev != nil
-	st.Peers = w.Status(dev)
-	if st.Peers == nil {
-		st.Peers = []vpn.PeerStatus{}
-	}
-	return st
-}
-
 // writeVPN renders the VPN block.
-func writeVPN(w io.Writer, v *VPNStatus, now time.Time) {
+func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
 	if v == nil {
 		return
 	}

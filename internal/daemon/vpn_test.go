@@ -17,7 +17,7 @@ import (
 
 func TestStatusShowsTheVPNBlock(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := Status{Running: true, VPN: &VPNStatus{Interface: "wg0", Up: true, Port: 51820, Peers: []vpn.PeerStatus{
+	st := Status{Running: true, VPN: &vpn.InterfaceStatus{Interface: "wg0", Up: true, Port: 51820, Peers: []vpn.PeerStatus{
 		{Name: "laptop", Addresses: []string{"10.9.8.2/32"}, Admin: true, Live: true, LastHandshake: now.Add(-90 * time.Second)},
 		{Name: "phone", Addresses: []string{"10.9.8.3/32"}, Admin: true, Live: false},
 	}}}
