@@ -56,7 +56,7 @@ type Route struct {
 }
 
 // Events are the event kinds a route may name.
-var Events = []string{"login", "ban", "unban", "drift", "cert", "disk", "memory", "reboot", "change", "lifecycle", "test"}
+var Events = []string{"login", "ban", "unban", "drift", "cert", "disk", "memory", "reboot", "change", "lifecycle", "test", "vpn"}
 
 // Default is the alerts section's defaults.
 func Default() Config { return Config{Digest: schema.Duration(5 * 60e9)} }

@@ -18,6 +18,7 @@ import (
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/harden"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 func init() {
@@ -48,7 +49,8 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 	live := host.New("")
 	op := live.Operator(os.Getpid(), os.Getenv)
 	tx := &transaction{cfg: c, root: f.root, live: live, session: op.Conn.String()}
-	opt := harden.Options{Root: f.root, Session: tx.session, Operator: operatorUser(op, os.Getenv), Force: force}
+	opt := harden.Options{Root: f.root, Session: tx.session, Operator: operatorUser(op, os.Getenv), Force: force,
+		SecondPaths: secondPaths(c, f.root)}
 	if k, ok := host.New(f.root).SessionKeyOf(ctx, op.Conn); ok {
 		opt.OperatorKey = k.Fingerprint
 	}
@@ -65,6 +67,11 @@ func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, i
 	tx.refusals = append(tx.refusals, refusals...)
 	if fw != nil {
 		tx.steps = append(tx.steps, fw)
+	}
+	if st, err := vpnStep(ctx, c, f.root); err != nil {
+		tx.refusals = append(tx.refusals, "vpn: "+err.Error())
+	} else if st != nil {
+		tx.steps = append(tx.steps, st)
 	}
 	return tx, 0, true
 }
@@ -233,7 +240,7 @@ func runApply(e *env, args []string) int {
 		fmt.Fprintln(e.stdout, "nothing to change: every layer is as moat.yaml says")
 		return ExitOK
 	}
-	if *force && tx.cfg.SSH.Exposure == "vpn" && tx.ssh.VPNLogin == "" {
+	if *force && tx.cfg.SSH.Exposure == "vpn" && (tx.ssh.VPNLogin == "" || tx.ssh.Forced) {
 		fmt.Fprint(e.stderr, breakGlass)
 	}
 	exe, err := os.Executable()
@@ -329,11 +336,13 @@ func testHold() func(string) {
 }
 
 const breakGlass = `
---force: SSH will be reachable over the VPN only, and no VPN login was seen.
+--force: SSH will be reachable over the VPN only, and moat could not prove the VPN lets you in
+(no VPN login seen, or no second working path: a recent admin-peer handshake, a Tailscale key far from expiry).
 If the VPN does not let you in, break glass:
   1. open your provider's web console (serial / VNC / "rescue console") and log in as root;
   2. run: moat rollback        (restores sshd and the firewall as they were)
-     or, after the change was confirmed: set ssh.exposure: vpn+public in moat.yaml and run moat apply --yes
+     or, after the change was confirmed: moat expose ssh public
+     (or set ssh.exposure: vpn+public in moat.yaml and run moat apply --yes)
 Keep that console open in another tab until moat confirm has run.
 
 `
@@ -420,6 +429,9 @@ func notifier(e *env) func(change.Notice) {
 func changeHandlers(e *env) change.Handlers {
 	h := harden.Handlers(e.log)
 	for k, v := range firewallHandlers() {
+		h[k] = v
+	}
+	for k, v := range vpn.Handlers() {
 		h[k] = v
 	}
 	return h

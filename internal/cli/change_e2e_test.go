@@ -68,6 +68,7 @@ type e2e struct {
 	deployKey  ssh.Signer
 	sshd       *lab.Proc
 	sshdLog    string
+	lab        *lab.Lab // for tests that add hosts (an attacker)
 }
 
 const (
@@ -83,6 +84,7 @@ func newE2EWith(t *testing.T, hook func(netnsEtc string)) *e2e {
 	lab.RequireTool(t, "sshd", "ssh-keygen", "nft")
 	x := &e2e{t: t, bin: builtMoat(t)}
 	l := lab.New(t)
+	x.lab = l
 	x.vps, x.admin = l.Host("vps"), l.Host("admin")
 	l.Link(x.vps, "eth0", x.admin, "eth0", []string{vpsPublic + "/24"}, []string{"198.51.100.2/24"})
 	l.Link(x.vps, "wg0", x.admin, "wg0", []string{vpsVPN + "/24"}, []string{"10.8.0.2/24"})

@@ -15,6 +15,7 @@ import (
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/schema"
 )
 
 // layerCommand is one layer's `moat plan LAYER` or `moat apply LAYER`.
@@ -199,6 +200,9 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 	s.SSH = firewall.SSH{Port: uint16(c.SSH.Port), Exposure: c.SSH.Exposure, RateLimit: c.SSH.RateLimit}
 	s.VPN = c.VPN
 	s.Blocklists = c.Guard.IsEnabled() && len(c.Guard.Blocklists) > 0
+	if p, ok := wireGuardPort(c); ok && !slices.ContainsFunc(s.Public, func(q schema.PortSpec) bool { return q.Contains("udp", p.From) }) {
+		s.Public = append(s.Public, p) // peers must reach the VPN from anywhere
+	}
 	for _, a := range c.Host.Admin.Sources {
 		s.Admin = append(s.Admin, a.Prefix)
 	}

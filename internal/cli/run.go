@@ -21,6 +21,7 @@ import (
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 func init() {
@@ -271,6 +272,9 @@ func runStatus(e *env, args []string) int {
 		// know, and exit 1 so scripts notice the guard is down.
 		st = daemon.OfflineStatus(ctx, *state, err)
 		code = ExitRuntime
+		if c, err := config.Load(config.Path(f.config), f.explicitConfig()); err == nil {
+			st.VPN = vpn.ReadStatus(c.VPN.WireGuard)
+		}
 	}
 	if *asJSON {
 		if c := printJSON(e, st); c != ExitOK {

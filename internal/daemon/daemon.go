@@ -201,6 +201,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	d.goRun(ctx, "tailscale", d.watchTailscale) // daemon/tailscale.go
+	d.goRun(ctx, "vpn watch", d.runVPNWatch)
 	d.checkStore(time.Now())
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err

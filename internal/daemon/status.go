@@ -19,6 +19,7 @@ import (
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 // Status is `moat status`: every layer's state on one screen. From a
@@ -45,6 +46,8 @@ type Status struct {
 
 	// Blocklists are guard.blocklists' lists; null when none run.
 	Blocklists *blocklist.Status `json:"blocklists,omitempty"`
+	// VPN is the WireGuard interface moat manages; null without one.
+	VPN *vpn.InterfaceStatus `json:"vpn,omitempty"`
 
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
@@ -100,6 +103,7 @@ func (d *Daemon) statusWith(ctx context.Context, fw func(context.Context) (*fire
 	}
 	st.Audit, st.AuditError = d.audits.lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
+	st.VPN = vpn.ReadStatus(cfg.VPN.WireGuard)
 	return st
 }
 
@@ -202,6 +206,7 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 	}
 
 	writeBlocklists(w, st.Blocklists, now)
+	writeVPN(w, st.VPN, now)
 
 	if g := st.Gateway; g != nil {
 		fmt.Fprintf(w, "\nGATEWAY  http %s, https %s\n", g.HTTP, g.HTTPS)

@@ -39,7 +39,16 @@ type Options struct {
 	Force bool
 	// SSHD is the sshd binary; "" finds it.
 	SSHD string
+	// SecondPaths prove a working way back in over the VPN other than
+	// this session (a recent WireGuard admin-peer handshake, a Tailscale
+	// node key far from expiry). When any are given, ssh.exposure vpn
+	// needs one of them to pass (or --force).
+	SecondPaths []PathCheck
 }
+
+// PathCheck checks one VPN's second working path: the evidence when it
+// holds, else an error saying what is missing.
+type PathCheck func(ctx context.Context) (evidence string, err error)
 
 // Plan is what applying the host layers would do.
 type Plan struct {
@@ -67,6 +76,12 @@ type SSHPlan struct {
 	// VPNLogin is the evidence that a login over the VPN works, "" if none
 	// was found.
 	VPNLogin string
+	// SecondPath is the evidence of a second working path into the VPN,
+	// "" if none was asked for or found.
+	SecondPath string
+	// Forced is set when --force let ssh.exposure vpn past a missing
+	// proof: apply prints the break-glass recipe.
+	Forced bool
 }
 
 // Moved reports whether the port changes.

@@ -73,8 +73,19 @@ func planSSHD(ctx context.Context, f *facts, in Input, admin *adminPlan, p *Plan
 		msg := "ssh.exposure vpn closes SSH to the internet, and no login over the VPN has been seen yet: log in once over the VPN (stage vpn+public) first, or apply with --force"
 		if f.opt.Force {
 			st.Warnings = append(st.Warnings, msg+" (--force given: going ahead)")
+			p.SSH.Forced = true
 		} else {
 			p.Refusals = append(p.Refusals, msg)
+		}
+	}
+	if exp == "vpn" {
+		if msg := secondPath(ctx, f.opt.SecondPaths, &p.SSH); msg != "" {
+			if f.opt.Force {
+				st.Warnings = append(st.Warnings, msg+" (--force given: going ahead)")
+				p.SSH.Forced = true
+			} else {
+				p.Refusals = append(p.Refusals, msg)
+			}
 		}
 	}
 
@@ -373,4 +384,23 @@ func supportedAlgorithms(ctx context.Context) (kex, ciphers, macs []string) {
 	wg.Go(func() { macs, _ = sshd.Query(ctx, "mac") })
 	wg.Wait()
 	return kex, ciphers, macs
+}
+
+// secondPath runs the VPNs' second-path checks: one passing is enough
+// (its evidence goes into sp); none passing returns the refusal naming
+// every reason.
+func secondPath(ctx context.Context, checks []PathCheck, sp *SSHPlan) string {
+	if len(checks) == 0 {
+		return ""
+	}
+	var why []string
+	for _, c := range checks {
+		ev, err := c(ctx)
+		if err == nil {
+			sp.SecondPath = ev
+			return ""
+		}
+		why = append(why, err.Error())
+	}
+	return "ssh.exposure vpn needs a second working path into the VPN, and none was found: " + strings.Join(why, "; ") + " (or apply with --force, which prints the break-glass recipe)"
 }

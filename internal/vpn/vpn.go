@@ -5,6 +5,7 @@ package vpn
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/moat-sh/moat/internal/schema"
@@ -22,6 +23,8 @@ type Config struct {
 	Interfaces []string `yaml:"interfaces"`
 	// Ranges are the source ranges the VPN's peers use.
 	Ranges []schema.CIDR `yaml:"ranges"`
+	// WireGuard is an interface moat manages itself (moat vpn init).
+	WireGuard *WireGuard `yaml:"wireguard"`
 }
 
 // Default is the config of a host with Tailscale, the common case; init
@@ -41,13 +44,19 @@ func (c Config) Validate() error {
 			errs = append(errs, schema.Errorf(indexPath("interfaces", i), "%v", err))
 		}
 	}
+	if w := c.WireGuard; w != nil {
+		errs = append(errs, schema.Under("wireguard", w.Validate()))
+		if !slices.Contains(c.Interfaces, w.Name()) {
+			errs = append(errs, schema.Errorf("interfaces", "the WireGuard interface %s is not listed: add it, so the firewall, sshd and the gateway treat it as the VPN", w.Name()))
+		}
+	}
 	return joinErrs(errs)
 }
 
 // Contains reports whether a is in one of the VPN ranges.
 func (c Config) Contains(a netip.Addr) bool {
 	a = a.Unmap()
-	for _, r := range c.Ranges {
+	for _, r := range c.Prefixes() {
 		if r.Contains(a) {
 			return true
 		}
@@ -55,11 +64,33 @@ func (c Config) Contains(a netip.Addr) bool {
 	return false
 }
 
-// Prefixes returns the ranges as netip prefixes.
+// Prefixes returns the VPN's source ranges: vpn.ranges, and the managed
+// WireGuard interface's subnets and its peers' addresses (a network
+// routed through a peer included). This is the one answer the firewall,
+// the gateway's allow: [vpn] and the guard's ignore list all use.
 func (c Config) Prefixes() []netip.Prefix {
-	out := make([]netip.Prefix, len(c.Ranges))
-	for i, r := range c.Ranges {
-		out[i] = r.Prefix
+	out := make([]netip.Prefix, 0, len(c.Ranges))
+	add := func(p netip.Prefix) {
+		p = p.Masked()
+		for _, o := range out {
+			if o.Bits() <= p.Bits() && o.Contains(p.Addr()) {
+				return
+			}
+		}
+		out = append(out, p)
+	}
+	for _, r := range c.Ranges {
+		add(r.Prefix)
+	}
+	if w := c.WireGuard; w != nil {
+		for _, s := range w.Subnets() {
+			add(s)
+		}
+		for _, p := range w.Peers {
+			for _, a := range p.Addresses {
+				add(a.Prefix)
+			}
+		}
 	}
 	return out
 }

@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.zx2c4.com/wireguard/wgctrl/wgtypes"
+
+	"github.com/moat-sh/moat/internal/alert"
+	"github.com/moat-sh/moat/internal/vpn"
+)
+
+// VPNSeenFile keeps the endpoints each WireGuard peer came from, so a
+// restart does not announce every peer as new.
+const VPNSeenFile = "vpn-endpoints.json"
+
+// vpnPollEvery is how often the daemon reads the WireGuard interface.
+const vpnPollEvery = 30 * time.Second
+
+// writeVPN renders the VPN block.
+func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
+	if v == nil {
+		return
+	}
+	state := "up"
+	if !v.Up {
+		state = "DOWN (systemctl start moat-vpn, or moat vpn up)"
+	}
+	if v.Error != "" {
+		state = "not read: " + v.Error
+	}
+	fmt.Fprintf(w, "\nVPN  WireGuard %s %s, UDP %d, %d peer(s)\n", v.Interface, state, v.Port, len(v.Peers))
+	for _, p := range v.Peers {
+		hs := "no handshake yet"
+		switch {
+		case !p.Live && v.Up:
+			hs = "not on the interface (moat apply)"
+		case !p.LastHandshake.IsZero():
+			hs = "handshake " + now.Sub(p.LastHandshake).Round(time.Second).String() + " ago"
+		}
+		role := ""
+		if p.Admin {
+			role = " admin"
+		}
+		fmt.Fprintf(w, "  %-14s %-18s %s%s\n", p.Name, strings.Join(p.Addresses, ","), hs, role)
+	}
+}
+
+// runVPNWatch polls the WireGuard interface and raises the VPN alerts:
+// interface down, a peer from a new endpoint, admin peers silent for
+// vpn.wireguard.admin_silence. It follows config reloads.
+func (d *Daemon) runVPNWatch(ctx context.Context) error {
+	path := filepath.Join(d.o.StateDir, VPNSeenFile)
+	var wt vpn.Watch
+	if b, err := os.ReadFile(path); err == nil {
+		json.Unmarshal(b, &wt)
+	}
+	t := time.NewTicker(vpnPollEvery)
+	defer t.Stop()
+	for {
+		d.mu.Lock()
+		w := d.cfg.VPN.WireGuard
+		d.mu.Unlock()
+		if w != nil && vpnPoll(w, &wt, vpn.Show, d.disp.Notify, d.log.Warn, time.Now()) {
+			if b, err := json.Marshal(&wt); err == nil {
+				writeStateFile(path, b)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// vpnPoll reads the interface once and notifies what the watch finds; it
+// reports whether the watch learnt an endpoint (to be saved).
+func vpnPoll(w *vpn.WireGuard, wt *vpn.Watch, show func(string) (*wgtypes.Device, error), notify func(alert.Event), warn func(string, ...any), now time.Time) bool {
+	dev, err := show(w.Name())
+	if err != nil && !errors.Is(err, vpn.ErrNoDevice) {
+		warn("read the WireGuard interface", "iface", w.Name(), "err", err)
+		return false
+	}
+	learnt := false
+	for _, n := range wt.Observe(w, dev, now) {
+		learnt = learnt || n.Kind == vpn.NoticeNewEndpoint
+		notify(alert.VPN{What: n.Kind, Interface: w.Name(), Peer: n.Peer, Endpoint: n.Endpoint,
+			Text: n.Text, Critical: n.Critical, Time: now}.Event())
+	}
+	return learnt
+}
+
+// writeStateFile writes a small state file atomically, root-only.
+func writeStateFile(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".vpn-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
