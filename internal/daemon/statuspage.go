@@ -50,7 +50,7 @@ func (p *statusPage) Snapshot(ctx context.Context, now time.Time) (*statuspage.D
 	if err := p.follow(ctx, now); err != nil {
 		return nil, err
 	}
-	data := &statuspage.Data{Status: st, Bans: p.win.View(now), VPN: statusPageVPN(p.d)}
+	data := &statuspage.Data{Status: st, Bans: p.win.View(now), VPN: statusPageVPN(&st)}
 	h, version, err := p.d.audits.versioned(p.d.o.StateDir)
 	if err != nil {
 		// The rest of the page stands; the status carries the error.
@@ -95,10 +95,21 @@ func (p *statusPage) follow(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// statusPageVPN is the VPN layer's interface and peers for the page: nil
-// ("no VPN layer data") until the daemon runs the VPN layer; that layer's
-// wiring fills a statuspage.VPNView here.
-func statusPageVPN(*Daemon) *statuspage.VPNView { return nil }
+// statusPageVPN is the WireGuard interface and peers of the status, as the
+// page shows them; nil ("no VPN layer data") when moat manages none.
+func statusPageVPN(st *Status) *statuspage.VPNView {
+	if st == nil || st.VPN == nil {
+		return nil
+	}
+	v := &statuspage.VPNView{Interface: st.VPN.Interface, Peers: []statuspage.Peer{}}
+	for _, p := range st.VPN.Peers {
+		v.Peers = append(v.Peers, statuspage.Peer{
+			Name: p.Name, Addresses: p.Addresses, Endpoint: p.Endpoint, LastHandshake: p.LastHandshake,
+			RxBytes: uint64(max(p.RxBytes, 0)), TxBytes: uint64(max(p.TxBytes, 0)),
+		})
+	}
+	return v
+}
 
 // auditView is the drift audit's history for the page: the score over
 // time (thinned to what a chart shows) and the last run's high and
