@@ -17,6 +17,7 @@ import (
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
+	"github.com/moat-sh/moat/internal/preflight"
 )
 
 func init() {
@@ -50,10 +51,20 @@ func runGateway(e *env, args []string) int {
 		return code
 	}
 	path := config.Path(f.config)
-	c, err := config.Load(path, true)
+	// The same judgement as config check and run: same words, same exit.
+	c, warnings, err := preflight.Load(path, true, preflight.Options{GeoPath: *geoPath})
+	for _, w := range warnings {
+		fmt.Fprintln(e.stderr, w.String())
+	}
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return ExitUsage
+	}
+	if metrics != "" {
+		if err := c.MetricsAddr(metrics); err != nil {
+			fmt.Fprintf(e.stderr, "moat gateway serve: --metrics: %v\n", err)
+			return ExitUsage
+		}
 	}
 	if c.Gateway == nil {
 		fmt.Fprintf(e.stderr, "moat gateway %s: %s has no gateway section\n", sub, path)

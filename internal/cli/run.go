@@ -21,6 +21,7 @@ import (
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/schema"
 )
 
 func init() {
@@ -71,8 +72,9 @@ func runRun(e *env, args []string) int {
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
-		if _, ok := err.(interface{ Unwrap() []error }); ok {
-			return ExitUsage // config errors
+		var cerr schema.Errors
+		if errors.As(err, &cerr) {
+			return ExitUsage // config errors, as config check says them
 		}
 		return ExitRuntime
 	}

@@ -105,7 +105,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.StateDir == "" {
 		o.StateDir = "/var/lib/moat"
 	}
-	cfg, err := config.Load(o.ConfigPath, o.Explicit)
+	cfg, err := loadConfig(o)
 	if err != nil {
 		return err
 	}
@@ -274,11 +274,7 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		src, err := logwatch.NewJournal(logwatch.JournalConfig{Name: "journal:" + name, Matches: matches, Store: store, Log: d.log})
 		return src, "journal: " + strings.Join(matches, " "), err
 	case "file":
-		for _, p := range paths {
-			if why := guard.UntrustedWriter(p); why != "" {
-				d.log.Warn("a local user can write this jail's log, and so get any address banned: make it root's, mode 0640", "jail", name, "path", p, "why", why)
-			}
-		}
+		// Who may write paths: loadConfig warned (internal/preflight).
 		if len(paths) != 1 {
 			return fanIn(name, paths, store, d.log)
 		}
@@ -350,7 +346,7 @@ func sourceKey(j jail.Jail) string {
 func (d *Daemon) reload(ctx context.Context) error {
 	d.reloading.Lock()
 	defer d.reloading.Unlock()
-	cfg, err := config.Load(d.o.ConfigPath, d.o.Explicit)
+	cfg, err := loadConfig(d.o)
 	if err != nil {
 		return err
 	}
