@@ -11,6 +11,9 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)
+# apache2-utils: the gateway's htpasswd reader is tested against files the
+# real htpasswd writes ($apr1$, {SHA}, bcrypt).
+pkgs+=(apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -106,3 +106,20 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 		}
 	}
 }
+
+// TestConfigCheckWarnsWeakHtpasswd: an htpasswd file from nginx ($apr1$)
+// is accepted, and config check says to recreate it with bcrypt.
+func TestConfigCheckWarnsWeakHtpasswd(t *testing.T) {
+	dir := t.TempDir()
+	ht := filepath.Join(dir, "users")
+	os.WriteFile(ht, []byte("alice:$apr1$zYe3sPXc$kV3a0O/ULVFAW58UxU7rB.\n"), 0o600)
+	path := filepath.Join(dir, "moat.yaml")
+	os.WriteFile(path, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n          basic_auth:\n            htpasswd: "+ht+"\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := Main([]string{"config", "check", path}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "warning: gateway: htpasswd entries weaker than bcrypt") || !strings.Contains(errb.String(), "htpasswd -B") || !strings.Contains(out.String(), "1 warning") {
+		t.Errorf("stdout %q\nstderr %q", out.String(), errb.String())
+	}
+}
