@@ -39,6 +39,15 @@ type Notifier struct {
 	TLS      string   `yaml:"tls"`  // starttls, tls, none
 	Username string   `yaml:"username"`
 	Password string   `yaml:"password"`
+	// Auth is the SMTP AUTH mechanism: auto (default: XOAUTH2 when a
+	// token is set, else PLAIN or LOGIN, whichever the server offers),
+	// plain, login or xoauth2.
+	Auth string `yaml:"auth"`
+	// TokenFile and TokenEnv hold an OAuth 2 access token for XOAUTH2,
+	// read at every send (a token lives an hour; whatever refreshes it
+	// rewrites the file or the environment).
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
 	From     string   `yaml:"from"`
 	To       []string `yaml:"to"`
 }
@@ -110,6 +119,24 @@ func (c Config) Validate() error {
 				if _, err := parseAddress(t); err != nil {
 					add(fmt.Sprintf("%s.to[%d]", p, j), "%v", err)
 				}
+			}
+			if n.Auth != "" {
+				if err := schema.OneOf(n.Auth, "auto", "plain", "login", "xoauth2"); err != nil {
+					add(p+".auth", "%v", err)
+				}
+			}
+			hasToken := n.TokenFile != "" || n.TokenEnv != ""
+			switch {
+			case n.TokenFile != "" && n.TokenEnv != "":
+				add(p+".token_file", "set token_file or token_env, not both")
+			case hasToken && (n.Auth == "plain" || n.Auth == "login"):
+				add(p+".auth", "a token is for auth: xoauth2; plain and login use the password")
+			case hasToken && n.Password != "":
+				add(p+".password", "set password (PLAIN, LOGIN) or a token (XOAUTH2), not both")
+			case n.Auth == "xoauth2" && !hasToken:
+				add(p+".auth", "xoauth2 needs token_file or token_env")
+			case (hasToken || n.Auth != "") && n.Username == "":
+				add(p+".username", "SMTP AUTH needs the username")
 			}
 			if host, _, err := net.SplitHostPort(n.SMTP); err == nil && n.TLS == "none" && n.Username != "" && !isLoopback(host) {
 				add(p+".tls", "tls: none would send the password in clear text to %s: use starttls or tls (none only for a relay on loopback)", host)

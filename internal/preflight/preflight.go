@@ -122,6 +122,20 @@ func Check(c *config.Config, o Options) ([]Warning, schema.Errors) {
 		}
 	}
 
+	// An XOAUTH2 token read at send time: said now, not at the first alert.
+	for _, name := range slices.Sorted(maps.Keys(c.Alerts.Notifiers)) {
+		n := c.Alerts.Notifiers[name]
+		at := "alerts.notifiers." + name
+		if n.TokenFile != "" {
+			if _, err := os.ReadFile(n.TokenFile); err != nil {
+				warn(c.Place(at+".token_file", fmt.Errorf("%v: e-mail alerts fail until the token is there", err)))
+			}
+		}
+		if n.TokenEnv != "" && os.Getenv(n.TokenEnv) == "" {
+			warn(c.Place(at+".token_env", fmt.Errorf("$%s is empty here: e-mail alerts fail unless the daemon's environment sets it", n.TokenEnv)))
+		}
+	}
+
 	// Logs a local user can write let that user get any address banned.
 	jails := guard.Jails(c)
 	for _, name := range slices.Sorted(maps.Keys(jails)) {
