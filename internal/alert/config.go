@@ -35,10 +35,10 @@ type Notifier struct {
 	Secret string `yaml:"secret"`
 	ChatID string `yaml:"chat_id"`
 	// Email.
-	SMTP     string   `yaml:"smtp"` // host:port
-	TLS      string   `yaml:"tls"`  // starttls, tls, none
-	Username string   `yaml:"username"`
-	Password string   `yaml:"password"`
+	SMTP     string `yaml:"smtp"` // host:port
+	TLS      string `yaml:"tls"`  // starttls, tls, none
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
 	// Auth is the SMTP AUTH mechanism: auto (default: XOAUTH2 when a
 	// token is set, else PLAIN or LOGIN, whichever the server offers),
 	// plain, login or xoauth2.
@@ -46,10 +46,10 @@ type Notifier struct {
 	// TokenFile and TokenEnv hold an OAuth 2 access token for XOAUTH2,
 	// read at every send (a token lives an hour; whatever refreshes it
 	// rewrites the file or the environment).
-	TokenFile string `yaml:"token_file"`
-	TokenEnv  string `yaml:"token_env"`
-	From     string   `yaml:"from"`
-	To       []string `yaml:"to"`
+	TokenFile string   `yaml:"token_file"`
+	TokenEnv  string   `yaml:"token_env"`
+	From      string   `yaml:"from"`
+	To        []string `yaml:"to"`
 }
 
 // Route sends events matching Events (all when empty) at MinSeverity

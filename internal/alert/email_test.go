@@ -74,7 +74,7 @@ type smtpServer struct {
 	pass     string
 	mechs    string // advertised AUTH mechanisms; "LOGIN PLAIN" when empty
 	token    string // accepted XOAUTH2 token
-	dataCode int // reply to the end of DATA; 250 when 0
+	dataCode int    // reply to the end of DATA; 250 when 0
 	sessions chan mailSession
 }
 
