@@ -28,7 +28,7 @@ const gatewayUsage = `Usage:
   moat gateway check [-c FILE] [--geo FILE]
       validate the gateway section and load what it names (certificates,
       htpasswd files) without binding ports; exit 0 or 2
-  moat gateway serve [-c FILE] [--geo FILE] [--metrics ADDR]
+  moat gateway serve [-c FILE] [--geo FILE] [--metrics ADDR] [--log-format text|json|auto]
       run only the gateway, without the guard, firewall or alerts: for
       debugging and benchmarks. Failures (honeypots, auth, rate limits) are
       only counted in the metrics, nobody is banned: 'moat run' is the way
@@ -44,11 +44,21 @@ func runGateway(e *env, args []string) int {
 	f := newFlags(e, "gateway "+sub, "gateway "+sub+" [-c FILE] [--geo FILE]")
 	geoPath := f.String("geo", "", "country mmdb `file` for geo policies (default: firewall.geo.database)")
 	metrics := ""
+	var logFormat *string
 	if sub == "serve" {
 		f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on `addr` (loopback or VPN only)")
+		logFormat = logFormatFlag(f)
 	}
 	if code, ok := f.parse(args[1:]); !ok {
 		return code
+	}
+	if logFormat != nil {
+		log, err := daemonLogger(e.stderr, *logFormat)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat gateway serve: %v\n", err)
+			return ExitUsage
+		}
+		e.log = log
 	}
 	path := config.Path(f.config)
 	// The same judgement as config check and run: same words, same exit.

@@ -38,12 +38,19 @@ func socketFlag(f *flags) *string {
 }
 
 func runRun(e *env, args []string) int {
-	f := newFlags(e, "run", "run [-c FILE] [--state DIR] [--socket PATH]")
+	f := newFlags(e, "run", "run [-c FILE] [--state DIR] [--socket PATH] [--log-format text|json|auto]")
 	state := f.String("state", "/var/lib/moat", "state `dir` (moat.db: bans, history, log positions)")
 	sock := socketFlag(f)
+	logFormat := logFormatFlag(f)
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
+	log, err := daemonLogger(e.stderr, *logFormat)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
+		return ExitUsage
+	}
+	e.log = log
 	// One daemon per state directory, for its whole life: a second one
 	// would reconcile, expire and tail the same logs into the same store.
 	lock, err := ban.LockStateDir(*state)

@@ -1,0 +1,55 @@
+// Package term says what a command may do with its output stream: whether
+// it is a terminal, whether colour is wanted there (NO_COLOR, TERM=dumb,
+// not a terminal: no colour), and how to show progress on it (a rewriting
+// line on a terminal, plain lines elsewhere). One helper for every command
+// that colours: audit, status, plan, apply, the daemon's text logs.
+package term
+
+import (
+	"io"
+	"os"
+)
+
+// IsTerminal reports whether w is a character device (a terminal).
+func IsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// Colour reports whether colour escapes may be written to w: a terminal
+// that is not TERM=dumb, and NO_COLOR (https://no-color.org) unset or
+// empty.
+func Colour(w io.Writer) bool {
+	return colourAllowed(os.Getenv) && IsTerminal(w)
+}
+
+func colourAllowed(getenv func(string) string) bool {
+	return getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
+}
+
+// Palette colours text when On, and returns it unchanged otherwise, so
+// callers write one code path.
+type Palette struct{ On bool }
+
+// For is the palette for w.
+func For(w io.Writer) Palette { return Palette{On: Colour(w)} }
+
+func (p Palette) wrap(code, s string) string {
+	if !p.On || s == "" {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// Bold, Dim, Red, Green, Yellow, Cyan and BoldRed colour s.
+func (p Palette) Bold(s string) string    { return p.wrap("1", s) }
+func (p Palette) Dim(s string) string     { return p.wrap("2", s) }
+func (p Palette) Red(s string) string     { return p.wrap("31", s) }
+func (p Palette) Green(s string) string   { return p.wrap("32", s) }
+func (p Palette) Yellow(s string) string  { return p.wrap("33", s) }
+func (p Palette) Cyan(s string) string    { return p.wrap("36", s) }
+func (p Palette) BoldRed(s string) string { return p.wrap("1;31", s) }
