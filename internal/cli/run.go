@@ -22,6 +22,7 @@ import (
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 func init() {
@@ -61,6 +62,9 @@ func runRun(e *env, args []string) int {
 	defer lock.Release()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *logFormat != "json" && isTerminal(e.stderr) {
+		ctx = term.WithOutput(ctx, e.stderr) // progress lines (ban restore) for a person only
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -32,6 +32,7 @@ import (
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/term"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
@@ -134,7 +135,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log, KernelGrace: ban.DefaultKernelGrace})
 	d.queue = newBanQueue(d.enf, o.Log)
-	if r, err := d.enf.Reconcile(ctx); err != nil {
+	restore := term.Begin(ctx, "restoring bans into the kernel") // a terminal only: see cli run
+	r, err := d.enf.Reconcile(ctx)
+	restore.Done(fmt.Sprintf("%d restored, %d refreshed, %d adopted", r.Added, r.Refreshed, r.Adopted))
+	if err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
 	} else {
 		d.log.Info("bans reconciled", "result", fmt.Sprintf("%+v", r))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // SwapFile is the swapfile moat manages.
@@ -163,6 +164,9 @@ func makeSwapfile(ctx context.Context, path string, size uint64) error {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return err
 	}
+	// dd on a filesystem without fallocate writes every byte: minutes.
+	p := term.Begin(ctx, "creating swap file "+path)
+	defer p.Done("done")
 	if err := run(ctx, 5*time.Minute, []string{"fallocate", "--length", strconv.FormatUint(size, 10), path}); err != nil {
 		mib := strconv.FormatUint((size+(1<<20)-1)>>20, 10)
 		if err := run(ctx, 30*time.Minute, []string{"dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=" + mib, "status=none"}); err != nil {

@@ -1,6 +1,7 @@
 package term
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"sync"
@@ -119,4 +120,23 @@ func (p *Progress) Done(result string) {
 		return
 	}
 	fmt.Fprintln(p.w, line)
+}
+
+type outKey struct{}
+
+// WithOutput returns ctx carrying w as the stream for progress lines, so
+// a slow step deep in a layer (apt-get install, writing a swap file) can
+// show progress without its callers passing a writer down.
+func WithOutput(ctx context.Context, w io.Writer) context.Context {
+	return context.WithValue(ctx, outKey{}, w)
+}
+
+// Begin starts a progress line on ctx's output (WithOutput); with none it
+// returns a Progress that shows nothing.
+func Begin(ctx context.Context, label string) *Progress {
+	w, _ := ctx.Value(outKey{}).(io.Writer)
+	if w == nil {
+		return &Progress{done: true} // Update and Done do nothing
+	}
+	return Start(w, label)
 }

@@ -2,6 +2,7 @@ package term
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -82,4 +83,18 @@ func TestProgress(t *testing.T) {
 		t.Errorf("not a terminal: %q", got)
 	}
 	p.Done("again") // harmless
+}
+
+// TestBeginWithoutOutput: a layer's slow step without an output on its
+// context (the daemon under systemd, tests) shows nothing.
+func TestBeginWithoutOutput(t *testing.T) {
+	p := Begin(context.Background(), "apt-get install x")
+	p.Update("y")
+	p.Done("installed")
+	var b bytes.Buffer
+	q := Begin(WithOutput(context.Background(), &b), "quick")
+	q.Done("done")
+	if b.Len() != 0 {
+		t.Errorf("a step under the threshold printed %q", b.String())
+	}
 }
