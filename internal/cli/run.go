@@ -291,6 +291,8 @@ func runStatus(e *env, args []string) int {
 		}
 		return code
 	}
-	st.WriteText(e.stdout, time.Now())
+	cw := colourStatus(e.stdout)
+	st.WriteText(cw, time.Now())
+	cw.Flush()
 	return code
 }

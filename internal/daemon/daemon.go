@@ -32,10 +32,10 @@ import (
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/guard"
-	"github.com/moat-sh/moat/internal/term"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // Options configure a daemon run.
