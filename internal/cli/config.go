@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/preflight"
@@ -12,7 +15,9 @@ const configUsage = `Usage: moat config check [FILE] [-c FILE]
 Validates moat.yaml the way 'moat run' and 'moat gateway check' will: the
 same errors and warnings, in the same words, with the same exit code (0 ok,
 2 invalid). FILE defaults to -c, then $MOAT_CONFIG, then ` + config.DefaultPath + `.
-A missing file is an error, never replaced by another.`
+A missing FILE (or -c, or $MOAT_CONFIG) is an error, never replaced by
+another; a missing ` + config.DefaultPath + ` is the built-in defaults, as for
+moat run.`
 
 func runConfig(e *env, args []string) int {
 	if len(args) == 0 || args[0] != "check" {
@@ -32,6 +37,18 @@ func runConfig(e *env, args []string) int {
 		flagPath = f.Arg(0)
 	}
 	path := config.Path(flagPath)
+	explicit := flagPath != "" || f.explicitConfig()
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if !explicit {
+			// As moat run does: no file at the default path is the
+			// built-in defaults, which are valid.
+			fmt.Fprintf(e.stderr, "moat config check: %s: not found; moat run would use the built-in defaults (write a starter with: moat init -o %s)\n", path, path)
+			fmt.Fprintln(e.stdout, "built-in defaults: ok")
+			return ExitOK
+		}
+		fmt.Fprintf(e.stderr, "%s: not found (write a starter with: moat init -o %s)\n", path, path)
+		return ExitUsage
+	}
 	c, warnings, err := preflight.Load(path, true, preflight.Options{})
 	for _, w := range warnings {
 		fmt.Fprintln(e.stderr, w.String())

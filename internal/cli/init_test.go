@@ -184,11 +184,19 @@ func TestConfigCheckFile(t *testing.T) {
 		if !strings.HasPrefix(errb.String(), missing+": not found") || strings.Contains(errb.String(), config.DefaultPath) {
 			t.Errorf("%v: says %q", args, errb.String())
 		}
-		if !strings.Contains(errb.String(), "man 5 moat.yaml") || strings.Contains(errb.String(), "examples/moat.yaml for") {
-			t.Errorf("footer: %q", errb.String())
+		if strings.Contains(errb.String(), "is not valid") || !strings.Contains(errb.String(), "moat init -o "+missing) {
+			t.Errorf("a missing file is not an invalid one: %q", errb.String())
 		}
 	}
 	if code := Main([]string{"config", "check", good, missing}, nil, &out, &errb); code != ExitUsage {
 		t.Errorf("two files: exit %d", code)
+	}
+	// An invalid file gets the footer naming where every key is described.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("guard:\n  jails:\n    sshd:\n      logpath: /var/log/auth.log\n"), 0o600)
+	errb.Reset()
+	if code := Main([]string{"config", "check", bad}, nil, &out, &errb); code != ExitUsage ||
+		!strings.Contains(errb.String(), "man 5 moat.yaml") || !strings.Contains(errb.String(), config.ExamplePath) || !strings.Contains(errb.String(), `did you mean "paths"?`) {
+		t.Errorf("invalid file: exit %d, %q", code, errb.String())
 	}
 }
