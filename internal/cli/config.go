@@ -8,6 +8,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/preflight"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 const configUsage = `Usage: moat config check [FILE] [-c FILE]
@@ -50,11 +51,12 @@ func runConfig(e *env, args []string) int {
 		return ExitUsage
 	}
 	c, warnings, err := preflight.Load(path, true, preflight.Options{})
+	pal := term.For(e.stderr)
 	for _, w := range warnings {
-		fmt.Fprintln(e.stderr, w.String())
+		fmt.Fprintln(e.stderr, pal.Yellow(w.String()))
 	}
 	if err != nil {
-		fmt.Fprintln(e.stderr, err)
+		fmt.Fprintln(e.stderr, pal.Red(err.Error()))
 		fmt.Fprintf(e.stderr, "moat config check: %s is not valid (%s)\n", path, config.Reference)
 		return ExitUsage
 	}
