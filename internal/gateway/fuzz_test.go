@@ -21,6 +21,7 @@ func FuzzParseHtpasswd(f *testing.F) {
 	f.Add([]byte("x:$apr1$a$b\n"))
 	f.Add([]byte("x:$apr1$zYe3sPXc$kV3a0O/ULVFAW58UxU7rB.\n"))
 	f.Add([]byte("y:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n"))
+	f.Add([]byte("z:$5$salt$" + strings.Repeat("a", 43) + "\nw:$6$rounds=1000$s$" + strings.Repeat("b", 86) + "\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := parseHtpasswd(data)
 		if err != nil {

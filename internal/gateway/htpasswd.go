@@ -22,7 +22,7 @@ type htpasswd struct {
 
 // credential is one user's stored hash, in one of the schemes read.
 type credential struct {
-	scheme string // "bcrypt", "apr1" or "sha"
+	scheme string // "bcrypt", "shacrypt", "apr1" or "sha"
 	hash   []byte
 }
 
@@ -31,8 +31,9 @@ const maxHtpasswdBytes = 1 << 20
 
 // parseHtpasswd reads "user:hash" lines as written by Apache's htpasswd.
 // Blank lines and lines starting with # are skipped. bcrypt ($2a$, $2b$,
-// $2y$, htpasswd -B) is the scheme to use; MD5-crypt ($apr1$, htpasswd's
-// old default, still nginx's usual) and {SHA} (htpasswd -s) are read too,
+// $2y$, htpasswd -B) is the scheme to use; SHA-crypt ($5$, $6$: htpasswd
+// -2, -5), MD5-crypt ($apr1$, htpasswd's old default, still nginx's
+// usual) and {SHA} (htpasswd -s) are read too,
 // so a file carried over from nginx works, and are listed in weak for a
 // warning. DES crypt (htpasswd -d: only the first 8 characters count) and
 // plain text are refused, with their line, rather than silently never
@@ -74,6 +75,12 @@ func parseHtpasswd(data []byte) (*htpasswd, error) {
 			}
 			h.users[user] = credential{"apr1", []byte(hash)}
 			h.weak = append(h.weak, user)
+		case strings.HasPrefix(hash, "$5$"), strings.HasPrefix(hash, "$6$"):
+			if _, _, _, _, err := parseSHACrypt(hash); err != nil {
+				return nil, fmt.Errorf("line %d: user %q: %v", n, user, err)
+			}
+			h.users[user] = credential{"shacrypt", []byte(hash)}
+			h.weak = append(h.weak, user)
 		case strings.HasPrefix(hash, "{SHA}"):
 			if sum, err := base64.StdEncoding.DecodeString(hash[len("{SHA}"):]); err != nil || len(sum) != sha1.Size {
 				return nil, fmt.Errorf("line %d: user %q: malformed {SHA} hash", n, user)
@@ -81,7 +88,7 @@ func parseHtpasswd(data []byte) (*htpasswd, error) {
 			h.users[user] = credential{"sha", []byte(hash)}
 			h.weak = append(h.weak, user)
 		default:
-			return nil, fmt.Errorf("line %d: user %q: only bcrypt, $apr1$ and {SHA} entries are read (not DES crypt, SHA-crypt $5$/$6$ or plain text): recreate the entry with htpasswd -B", n, user)
+			return nil, fmt.Errorf("line %d: user %q: only bcrypt, SHA-crypt ($5$, $6$), $apr1$ and {SHA} entries are read (not DES crypt or plain text): recreate the entry with htpasswd -B", n, user)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -102,6 +109,12 @@ func (c credential) verify(pass []byte) bool {
 	case "apr1":
 		salt, _, _ := strings.Cut(string(c.hash[len("$apr1$"):]), "$")
 		return subtle.ConstantTimeCompare(apr1(pass, []byte(salt)), c.hash) == 1
+	case "shacrypt":
+		magic, rounds, explicit, salt, err := parseSHACrypt(string(c.hash))
+		if err != nil {
+			return false
+		}
+		return subtle.ConstantTimeCompare(shaCrypt(magic, rounds, explicit, salt, pass), c.hash) == 1
 	case "sha":
 		sum := sha1.Sum(pass)
 		want := "{SHA}" + base64.StdEncoding.EncodeToString(sum[:])

@@ -182,7 +182,7 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 		}
 		if len(b.weak) > 0 {
 			// Read so a file from nginx works; said so it gets replaced.
-			g.log.Warn("htpasswd entries weaker than bcrypt ($apr1$ MD5 or {SHA}): recreate them with htpasswd -B", "file", rc.BasicAuth.Htpasswd, "users", strings.Join(b.weak, ","))
+			g.log.Warn("htpasswd entries weaker than bcrypt (SHA-crypt, $apr1$ MD5 or {SHA}): recreate them with htpasswd -B", "file", rc.BasicAuth.Htpasswd, "users", strings.Join(b.weak, ","))
 		}
 		r.basic = b
 	}
