@@ -264,11 +264,8 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		case j.Filter == "sshd":
 			c := logwatch.ChooseSSHD(d.h)
 			kind, paths, matches = string(c.Kind), c.Paths, c.Matches
-			if c.Kind == logwatch.KindFile {
-				d.log.Warn("sshd's log source is a file", "jail", name, "why", c.Reason)
-			} else {
-				d.log.Info("sshd's log source", "jail", name, "why", c.Reason)
-			}
+			// A file source was warned about by loadConfig (preflight).
+			d.log.Info("sshd's log source", "jail", name, "kind", string(c.Kind), "why", c.Reason)
 		default:
 			return nil, "", fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/guard"
+	"github.com/moat-sh/moat/internal/logwatch"
 	"github.com/moat-sh/moat/internal/schema"
 )
 
@@ -138,6 +139,22 @@ func Check(c *config.Config, o Options) ([]Warning, schema.Errors) {
 
 	// Logs a local user can write let that user get any address banned.
 	jails := guard.Jails(c)
+	for _, name := range slices.Sorted(maps.Keys(jails)) {
+		j := jails[name]
+		if j.Filter != "sshd" || j.Source != "auto" || len(j.Paths) > 0 || len(j.Journal) > 0 {
+			continue
+		}
+		// Where moat run will read sshd's log (the journal where journald
+		// runs): a file trusts every local user.
+		if ch := logwatch.ChooseSSHD(nil); ch.Kind == logwatch.KindFile {
+			err := fmt.Errorf("sshd's log source is a file: %s", ch.Reason)
+			if _, written := c.Guard.Jails[name]; written {
+				warn(c.Place("guard.jails."+name, err))
+			} else { // the built-in jail: no line to point at
+				warn(schema.Errors{{Pos: schema.Pos{File: c.File}, Path: "guard.jails." + name, Msg: err.Error()}})
+			}
+		}
+	}
 	for _, name := range slices.Sorted(maps.Keys(jails)) {
 		for i, p := range jails[name].Paths {
 			if why := guard.UntrustedWriter(p); why != "" {

@@ -39,15 +39,23 @@ func TestWarningsArePlaced(t *testing.T) {
 	if err != nil || c == nil {
 		t.Fatalf("load: %v", err)
 	}
-	if len(warns) != 1 {
-		t.Fatalf("warnings %v", warns)
-	}
 	want := path + ":7:19: warning: alerts.notifiers.mail.token_file: open " + dir + "/none"
-	if got := warns[0].String(); !strings.HasPrefix(got, want) {
-		t.Errorf("got  %s\nwant %s…", got, want)
+	found := false
+	for _, w := range warns {
+		found = found || strings.HasPrefix(w.String(), want)
 	}
-	// Defaults (no file) need nothing from the host.
-	if warns, errs := Check(config.Default(), Options{}); len(warns)+len(errs) != 0 {
-		t.Errorf("defaults: %v %v", warns, errs)
+	if !found {
+		t.Errorf("got  %v\nwant %s…", warns, want)
+	}
+	// Defaults (no file) need nothing from the host; the only warning they
+	// may get is where sshd's log comes from on this host.
+	warns, errs := Check(config.Default(), Options{})
+	for _, w := range warns {
+		if w.Path != "guard.jails.sshd" {
+			t.Errorf("defaults: %v", w)
+		}
+	}
+	if len(errs) != 0 {
+		t.Errorf("defaults: %v", errs)
 	}
 }
