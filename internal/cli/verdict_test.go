@@ -123,3 +123,20 @@ func TestConfigCheckWarnsWeakHtpasswd(t *testing.T) {
 		t.Errorf("stdout %q\nstderr %q", out.String(), errb.String())
 	}
 }
+
+// TestMetricsAddressOneRule: `gateway serve --metrics` and alerts.metrics
+// are judged by one rule, in the same words.
+func TestMetricsAddressOneRule(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.yaml")
+	os.WriteFile(a, []byte("alerts:\n  metrics: 192.168.1.5:9469\n"), 0o600)
+	g := filepath.Join(dir, "g.yaml")
+	os.WriteFile(g, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n"), 0o600)
+	var out, e1, e2 bytes.Buffer
+	c1 := Main([]string{"config", "check", a}, nil, &out, &e1)
+	c2 := Main([]string{"gateway", "serve", "-c", g, "--metrics", "192.168.1.5:9469"}, nil, &out, &e2)
+	const words = "metrics must bind to loopback or an address in vpn.ranges, not 192.168.1.5"
+	if c1 != ExitUsage || c2 != ExitUsage || !strings.Contains(e1.String(), words) || !strings.Contains(e2.String(), words) {
+		t.Errorf("config check: %d %q\ngateway serve: %d %q", c1, e1.String(), c2, e2.String())
+	}
+}
