@@ -255,6 +255,11 @@ func (c *Config) validateFilters(doc *schema.Doc) schema.Errors {
 			continue
 		}
 		modes, ok := filter.Modes(j.Filter)
+		if base, mode, found := strings.Cut(j.Filter, "[mode="); !ok && found {
+			// fail2ban's filter = sshd[mode=aggressive].
+			place(p+".filter", fmt.Errorf("unknown filter %q: write filter: %s and mode: %s (fail2ban's %s)", j.Filter, base, strings.TrimSuffix(mode, "]"), j.Filter))
+			continue
+		}
 		if !ok {
 			place(p+".filter", fmt.Errorf("unknown filter %q: expected a built-in (%s) or one defined under guard.filters", j.Filter, strings.Join(filter.Builtins(), ", ")))
 			continue

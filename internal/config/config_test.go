@@ -125,16 +125,17 @@ func TestFail2banHabitsInMoatYAML(t *testing.T) {
 		return "guard:\n  jails:\n    sshd:\n      " + line + "\n"
 	}
 	for in, want := range map[string]string{
-		jail("logpath: /var/log/auth.log"): `did you mean "paths"?`,
-		jail("ignoreip: 127.0.0.1/8"):      "guard.ignore",
-		"guard:\n  ignoreip: [10.0.0.1]\n": `did you mean "ignore"?`,
-		jail("port: ssh"):                  "a jail takes no port",
-		jail("bantime = -1"):               `"bantime: permanent"`,
-		jail("bantime: -1"):                "bantime: permanent",
-		jail("backend: systemd"):           `did you mean "source"?`,
-		jail("banaction: nftables"):        "banaction has no equivalent",
-		jail("findTime: 5m"):               `did you mean "findtime"?`,
-		"guard:\n  maxretry: 3\n":          "guard.jails.NAME.maxretry",
+		jail("logpath: /var/log/auth.log"):    `did you mean "paths"?`,
+		jail("ignoreip: 127.0.0.1/8"):         "guard.ignore",
+		"guard:\n  ignoreip: [10.0.0.1]\n":    `did you mean "ignore"?`,
+		jail("port: ssh"):                     "a jail takes no port",
+		jail("bantime = -1"):                  `"bantime: permanent"`,
+		jail("bantime: -1"):                   "bantime: permanent",
+		jail("backend: systemd"):              `did you mean "source"?`,
+		jail("banaction: nftables"):           "banaction has no equivalent",
+		jail("findTime: 5m"):                  `did you mean "findtime"?`,
+		"guard:\n  maxretry: 3\n":             "guard.jails.NAME.maxretry",
+		jail("filter: sshd[mode=aggressive]"): "write filter: sshd and mode: aggressive",
 	} {
 		_, err := Parse("moat.yaml", []byte(in))
 		if err == nil || !strings.Contains(err.Error(), want) {
