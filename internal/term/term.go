@@ -35,6 +35,19 @@ func colourAllowed(getenv func(string) string) bool {
 	return getenv("NO_COLOR") == "" && getenv("TERM") != "dumb"
 }
 
+// The escape sequences, for writers that compose their own lines (the
+// audit report); others use a Palette.
+const (
+	SGRReset   = "\x1b[0m"
+	SGRBold    = "\x1b[1m"
+	SGRDim     = "\x1b[2m"
+	SGRRed     = "\x1b[31m"
+	SGRGreen   = "\x1b[32m"
+	SGRYellow  = "\x1b[33m"
+	SGRCyan    = "\x1b[36m"
+	SGRBoldRed = "\x1b[1;31m"
+)
+
 // Palette colours text when On, and returns it unchanged otherwise, so
 // callers write one code path.
 type Palette struct{ On bool }
@@ -46,14 +59,14 @@ func (p Palette) wrap(code, s string) string {
 	if !p.On || s == "" {
 		return s
 	}
-	return "\x1b[" + code + "m" + s + "\x1b[0m"
+	return code + s + SGRReset
 }
 
 // Bold, Dim, Red, Green, Yellow, Cyan and BoldRed colour s.
-func (p Palette) Bold(s string) string    { return p.wrap("1", s) }
-func (p Palette) Dim(s string) string     { return p.wrap("2", s) }
-func (p Palette) Red(s string) string     { return p.wrap("31", s) }
-func (p Palette) Green(s string) string   { return p.wrap("32", s) }
-func (p Palette) Yellow(s string) string  { return p.wrap("33", s) }
-func (p Palette) Cyan(s string) string    { return p.wrap("36", s) }
-func (p Palette) BoldRed(s string) string { return p.wrap("1;31", s) }
+func (p Palette) Bold(s string) string    { return p.wrap(SGRBold, s) }
+func (p Palette) Dim(s string) string     { return p.wrap(SGRDim, s) }
+func (p Palette) Red(s string) string     { return p.wrap(SGRRed, s) }
+func (p Palette) Green(s string) string   { return p.wrap(SGRGreen, s) }
+func (p Palette) Yellow(s string) string  { return p.wrap(SGRYellow, s) }
+func (p Palette) Cyan(s string) string    { return p.wrap(SGRCyan, s) }
+func (p Palette) BoldRed(s string) string { return p.wrap(SGRBoldRed, s) }
