@@ -12,7 +12,7 @@ import (
 
 // TestOneVerdict attacks "one validation path": for configs that are
 // broken in ways only the host shows (or across sections), `moat config
-// check`, `moat run` and `moat gateway check` must give the same exit code
+// check`, `moat run` and `moat gateway check|serve` must give the same exit code
 // and the same words. Every config here fails, so run never starts.
 func TestOneVerdict(t *testing.T) {
 	dir := t.TempDir()
@@ -55,6 +55,7 @@ func TestOneVerdict(t *testing.T) {
 			}
 			if tc.gateway {
 				verdicts["gateway check"] = []string{"gateway", "check", "-c", path}
+				verdicts["gateway serve"] = []string{"gateway", "serve", "-c", path}
 			}
 			var first []string
 			var firstName string
