@@ -517,6 +517,10 @@ func TestEmailAuthMechanisms(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "refused the token") || !strings.Contains(err.Error(), `"status":"401"`) || !isPermanent(err) {
 		t.Errorf("rejected token: %v", err)
 	}
+	// The error is logged and shown by moat alert test: never the token.
+	if err != nil && (strings.Contains(err.Error(), "ya29.tok3n") || strings.Contains(err.Error(), b64("user=u@x\x01auth=Bearer ya29.tok3n\x01\x01"))) {
+		t.Errorf("the token leaks into the error: %v", err)
+	}
 
 	// Never in clear text: a server without STARTTLS, or tls: none to a
 	// non-loopback name, gets no credentials (validation refuses the latter
