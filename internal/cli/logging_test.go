@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"unsafe"
+
+	"github.com/moat-sh/moat/internal/lab"
 )
 
 // openPTY opens a pseudo-terminal pair: what a daemon started by hand in
@@ -20,19 +22,19 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("no /dev/ptmx: %v", err)
+		lab.Require(t, false, fmt.Sprintf("needs /dev/ptmx: %v", err))
 	}
 	var n uint32
 	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
-		t.Skipf("TIOCGPTN: %v", e)
+		lab.Require(t, false, fmt.Sprintf("TIOCGPTN: %v", e))
 	}
 	var unlock int32
 	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
-		t.Skipf("TIOCSPTLCK: %v", e)
+		lab.Require(t, false, fmt.Sprintf("TIOCSPTLCK: %v", e))
 	}
 	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
-		t.Skipf("open pts: %v", err)
+		lab.Require(t, false, fmt.Sprintf("open pts: %v", err))
 	}
 	t.Cleanup(func() { s.Close(); m.Close() })
 	return m, s
