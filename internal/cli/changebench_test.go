@@ -37,7 +37,7 @@ func BenchmarkApplyToWaiting(b *testing.B) {
 	b.Setenv("SSH_CONNECTION", "198.51.100.7 40000 203.0.113.10 22")
 	root, cfg := changeFixture(b)
 	exe, _ := os.Executable()
-	e := &env{stdout: io.Discard, stderr: io.Discard, log: commandLogger(io.Discard)}
+	e := &env{stdout: io.Discard, stderr: io.Discard, log: newLogger(io.Discard)}
 	ctx := context.Background()
 	store := change.NewStore(root)
 	for b.Loop() {

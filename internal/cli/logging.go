@@ -24,6 +24,10 @@ func commandLogger(w io.Writer) *slog.Logger {
 	return slog.New(newHumanHandler(w, slog.LevelWarn, false))
 }
 
+// newLogger is commandLogger under the name other files of the package
+// (the command tree's) call it by.
+func newLogger(w io.Writer) *slog.Logger { return commandLogger(w) }
+
 // logFormatFlag adds --log-format to a daemon command.
 func logFormatFlag(f *flags) *string {
 	return f.String("log-format", "auto", "log `format`: text (for people), json (for collectors), or auto: text on a terminal, json otherwise")
