@@ -20,6 +20,9 @@ pkgs+=(zsh fish)
 pkgs+=(git)
 # chromium: the status page's browser test (headless, driven by chromedp).
 pkgs+=(chromium)
+# apache2-utils: the gateway's htpasswd reader is tested against files the
+# real htpasswd writes ($apr1$, {SHA}, bcrypt).
+pkgs+=(apache2-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"os"
 	"strings"
 	"time"
 )
@@ -25,6 +26,8 @@ type email struct {
 	mode     string // starttls, tls, none
 	user     string
 	password string
+	mech     string // auto, plain, login, xoauth2
+	token    func() (string, error)
 	from     *mail.Address
 	to       []*mail.Address
 	helo     string
@@ -50,6 +53,29 @@ func newEmail(n Notifier, o *Options) (*email, error) {
 		m.to = append(m.to, a)
 	}
 	m.tls = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
+	m.mech = or(n.Auth, "auto")
+	switch {
+	case n.TokenFile != "":
+		path := n.TokenFile
+		m.token = func() (string, error) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", fmt.Errorf("XOAUTH2 token: %w", err)
+			}
+			return strings.TrimSpace(string(b)), nil
+		}
+	case n.TokenEnv != "":
+		name := n.TokenEnv
+		m.token = func() (string, error) {
+			if v := strings.TrimSpace(os.Getenv(name)); v != "" {
+				return v, nil
+			}
+			return "", fmt.Errorf("XOAUTH2 token: $%s is empty", name)
+		}
+	}
+	if m.token != nil && m.mech == "auto" {
+		m.mech = "xoauth2"
+	}
 	return m, nil
 }
 
@@ -177,26 +203,73 @@ func (m *email) session(conn net.Conn, e Event) (Reply, error) {
 	return r, nil
 }
 
-// auth sends AUTH PLAIN, and only over TLS or to a server on loopback:
-// a password never crosses a network in clear text.
+// auth authenticates with the configured mechanism, or with auto the
+// best the server advertises (PLAIN, then LOGIN; XOAUTH2 when a token is
+// set), and only over TLS or to a server on loopback: a password or token
+// never crosses a network in clear text.
 func (m *email) auth(c *smtpConn) error {
 	if m.mode == "none" && !isLoopback(m.host) {
-		return permanent(errors.New("refusing to send the SMTP password in clear text: set tls: starttls or tls"))
+		return permanent(errors.New("refusing to send SMTP credentials in clear text: set tls: starttls or tls"))
 	}
 	mechs, ok := c.ext["AUTH"]
-	if !ok || !hasWord(mechs, "PLAIN") {
-		return permanent(fmt.Errorf("the server offers no AUTH PLAIN (it offers %q)", mechs))
+	if !ok {
+		return permanent(errors.New("the server offers no AUTH: remove username, or use a server that authenticates"))
 	}
-	cred := base64.StdEncoding.EncodeToString([]byte("\x00" + m.user + "\x00" + m.password))
-	if _, _, err := c.cmd(235, "AUTH PLAIN %s", cred); err != nil {
+	mech := strings.ToUpper(m.mech)
+	if mech == "AUTO" {
+		for _, w := range []string{"PLAIN", "LOGIN"} {
+			if hasWord(mechs, w) {
+				mech = w
+				break
+			}
+		}
+		if mech == "AUTO" {
+			return permanent(fmt.Errorf("the server offers AUTH %s, none of which moat speaks with a password (PLAIN, LOGIN); for XOAUTH2 set token_file or token_env", mechs))
+		}
+	} else if !hasWord(mechs, mech) {
+		return permanent(fmt.Errorf("the server offers no AUTH %s (it offers %q): set auth to one of those", mech, mechs))
+	}
+	var err error
+	switch mech {
+	case "PLAIN":
+		_, _, err = c.cmd(235, "AUTH PLAIN %s", b64("\x00"+m.user+"\x00"+m.password))
+	case "LOGIN":
+		// RFC-less but universal: 334 asks for the user name, then the
+		// password, each base64.
+		if _, _, err = c.cmd(334, "AUTH LOGIN"); err == nil {
+			if _, _, err = c.cmd(334, "%s", b64(m.user)); err == nil {
+				_, _, err = c.cmd(235, "%s", b64(m.password))
+			}
+		}
+	case "XOAUTH2":
+		tok, terr := m.token()
+		if terr != nil {
+			return terr
+		}
+		var r Reply
+		var msg string
+		r, msg, err = c.cmd(235, "AUTH XOAUTH2 %s", b64("user="+m.user+"\x01auth=Bearer "+tok+"\x01\x01"))
+		if r.Code == 334 {
+			// A failure comes as a 334 challenge carrying a JSON status; the
+			// client answers with an empty line and gets the final 535.
+			detail, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(msg))
+			_, _, err = c.cmd(235, "")
+			if err != nil {
+				return permanent(fmt.Errorf("AUTH XOAUTH2: the server refused the token for %s (%s): refresh the token", m.user, clean(string(detail), replyExcerpt, false)))
+			}
+		}
+	}
+	if err != nil {
 		var se *sendError
 		if errors.As(err, &se) && se.reply.Code == 535 {
-			return permanent(fmt.Errorf("AUTH: the server refused the username or password (%s)", se.reply))
+			return permanent(fmt.Errorf("AUTH %s: the server refused the username or password (%s)", mech, se.reply))
 		}
-		return fmt.Errorf("AUTH: %w", err)
+		return fmt.Errorf("AUTH %s: %w", mech, err)
 	}
 	return nil
 }
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 // tlsError wraps a failed handshake; a certificate moat does not trust
 // will not become trusted by retrying.

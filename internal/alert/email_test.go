@@ -18,6 +18,8 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,8 @@ type mailSession struct {
 	tls      bool // the envelope came over TLS
 	authUser string
 	authPass string
+	mech     string   // the AUTH mechanism that succeeded
+	exchange []string // every line the client sent in AUTH exchanges, in order
 	from     string
 	to       []string
 	data     string
@@ -68,7 +72,9 @@ type smtpServer struct {
 	auth     bool   // offer AUTH PLAIN and require it
 	user     string // accepted credentials
 	pass     string
-	dataCode int // reply to the end of DATA; 250 when 0
+	mechs    string // advertised AUTH mechanisms; "LOGIN PLAIN" when empty
+	token    string // accepted XOAUTH2 token
+	dataCode int    // reply to the end of DATA; 250 when 0
 	sessions chan mailSession
 }
 
@@ -117,7 +123,7 @@ func (s *smtpServer) serve(c net.Conn) {
 				ext = append(ext, "250-STARTTLS")
 			}
 			if s.auth {
-				ext = append(ext, "250-AUTH LOGIN PLAIN")
+				ext = append(ext, "250-AUTH "+or(s.mechs, "LOGIN PLAIN"))
 			}
 			ext = append(ext, "250 SIZE 10240000")
 			for _, l := range ext {
@@ -132,14 +138,51 @@ func (s *smtpServer) serve(c net.Conn) {
 			c, sess.tls = tc, true
 			tp = textproto.NewConn(tc)
 		case "AUTH":
+			sess.exchange = append(sess.exchange, line)
 			mech, cred, _ := strings.Cut(arg, " ")
-			raw, err := base64.StdEncoding.DecodeString(cred)
-			parts := strings.Split(string(raw), "\x00")
-			if !strings.EqualFold(mech, "PLAIN") || err != nil || len(parts) != 3 || parts[1] != s.user || parts[2] != s.pass {
+			mech = strings.ToUpper(mech)
+			if !hasWord(or(s.mechs, "LOGIN PLAIN"), mech) {
+				reply("504 5.5.4 Unrecognized authentication type")
+				continue
+			}
+			ok := false
+			switch mech {
+			case "PLAIN":
+				raw, err := base64.StdEncoding.DecodeString(cred)
+				parts := strings.Split(string(raw), "\x00")
+				if ok = err == nil && len(parts) == 3 && parts[1] == s.user && parts[2] == s.pass; ok {
+					sess.authUser, sess.authPass = parts[1], parts[2]
+				}
+			case "LOGIN":
+				ask := func(prompt string) string {
+					reply("334 %s", base64.StdEncoding.EncodeToString([]byte(prompt)))
+					l, _ := tp.ReadLine()
+					sess.exchange = append(sess.exchange, l)
+					raw, _ := base64.StdEncoding.DecodeString(l)
+					return string(raw)
+				}
+				u := ask("Username:")
+				p := ask("Password:")
+				if ok = u == s.user && p == s.pass; ok {
+					sess.authUser, sess.authPass = u, p
+				}
+			case "XOAUTH2":
+				raw, _ := base64.StdEncoding.DecodeString(cred)
+				if ok = string(raw) == "user="+s.user+"\x01auth=Bearer "+s.token+"\x01\x01"; ok {
+					sess.authUser = s.user
+				} else {
+					// As Gmail and Office 365 do: a JSON status in a 334,
+					// then 535 after the client's empty line.
+					reply("334 %s", base64.StdEncoding.EncodeToString([]byte(`{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}`)))
+					l, _ := tp.ReadLine()
+					sess.exchange = append(sess.exchange, l)
+				}
+			}
+			if !ok {
 				reply("535 5.7.8 Authentication credentials invalid")
 				continue
 			}
-			sess.authUser, sess.authPass, authed = parts[1], parts[2], true
+			sess.mech, authed = mech, true
 			reply("235 2.7.0 Authentication successful")
 		case "MAIL":
 			if !authed {
@@ -298,7 +341,7 @@ func TestEmailFailures(t *testing.T) {
 		{"untrusted certificate", &smtpServer{cert: cert, starttls: true}, Notifier{TLS: "starttls"}, otherPool, true, "not trusted"},
 		{"wrong password", &smtpServer{cert: cert, starttls: true, auth: true, user: "u", pass: "right"},
 			Notifier{TLS: "starttls", Username: "u", Password: "wrong"}, pool, true, "refused the username or password"},
-		{"no AUTH offered", &smtpServer{cert: cert, starttls: true}, Notifier{TLS: "starttls", Username: "u", Password: "p"}, pool, true, "no AUTH PLAIN"},
+		{"no AUTH offered", &smtpServer{cert: cert, starttls: true}, Notifier{TLS: "starttls", Username: "u", Password: "p"}, pool, true, "offers no AUTH"},
 		{"greylisted", &smtpServer{dataCode: 451}, Notifier{TLS: "none"}, nil, false, "SMTP 451"},
 		{"rejected", &smtpServer{dataCode: 554}, Notifier{TLS: "none"}, nil, true, "SMTP 554"},
 	}
@@ -396,4 +439,128 @@ func FuzzEmailHeaders(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestEmailAuthMechanisms checks the exact AUTH exchanges against a server
+// that speaks each mechanism (as Office 365 offers LOGIN and XOAUTH2 but
+// not PLAIN), the choice from the advertised list, and the refusals: a
+// forced mechanism the server lacks, a wrong password, a rejected token
+// (with the server's JSON status), and never credentials in clear text.
+func TestEmailAuthMechanisms(t *testing.T) {
+	cert, pool := selfSigned(t)
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("ya29.tok3n\n"), 0o600)
+	t.Setenv("MOAT_TEST_SMTP_TOKEN", "env-tok3n")
+	e := stamped(Event{Kind: KindTest, Severity: Info, Title: "test"})
+	cases := []struct {
+		name     string
+		mechs    string
+		n        Notifier
+		wantMech string
+		exchange []string
+		err      string
+	}{
+		{"auto prefers PLAIN", "LOGIN PLAIN", Notifier{Username: "u@x", Password: "pw"}, "PLAIN",
+			[]string{"AUTH PLAIN " + b64("\x00u@x\x00pw")}, ""},
+		{"auto falls back to LOGIN (Office 365)", "LOGIN XOAUTH2", Notifier{Username: "u@x", Password: "pw"}, "LOGIN",
+			[]string{"AUTH LOGIN", b64("u@x"), b64("pw")}, ""},
+		{"forced LOGIN", "PLAIN LOGIN", Notifier{Username: "u@x", Password: "pw", Auth: "login"}, "LOGIN",
+			[]string{"AUTH LOGIN", b64("u@x"), b64("pw")}, ""},
+		{"XOAUTH2 from a file", "LOGIN XOAUTH2", Notifier{Username: "u@x", TokenFile: tokenFile}, "XOAUTH2",
+			[]string{"AUTH XOAUTH2 " + b64("user=u@x\x01auth=Bearer ya29.tok3n\x01\x01")}, ""},
+		{"XOAUTH2 from the environment", "XOAUTH2 PLAIN", Notifier{Username: "u@x", TokenEnv: "MOAT_TEST_SMTP_TOKEN", Auth: "xoauth2"}, "XOAUTH2",
+			[]string{"AUTH XOAUTH2 " + b64("user=u@x\x01auth=Bearer env-tok3n\x01\x01")}, ""},
+		{"forced mechanism not offered", "PLAIN", Notifier{Username: "u@x", Password: "pw", Auth: "login"}, "", nil, "offers no AUTH LOGIN"},
+		{"token but no XOAUTH2", "PLAIN LOGIN", Notifier{Username: "u@x", TokenFile: tokenFile}, "", nil, "offers no AUTH XOAUTH2"},
+		{"nothing moat speaks", "CRAM-MD5 GSSAPI", Notifier{Username: "u@x", Password: "pw"}, "", nil, "none of which moat speaks"},
+		{"wrong password, LOGIN", "LOGIN", Notifier{Username: "u@x", Password: "nope"}, "", nil, "AUTH LOGIN: the server refused the username or password"},
+		{"expired token", "XOAUTH2", Notifier{Username: "u@x", TokenEnv: "MOAT_TEST_SMTP_TOKEN_UNSET_X"}, "", nil, "$MOAT_TEST_SMTP_TOKEN_UNSET_X is empty"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := &smtpServer{cert: cert, starttls: true, auth: true, mechs: tc.mechs, user: "u@x", pass: "pw", token: "ya29.tok3n"}
+			if tc.n.TokenEnv == "MOAT_TEST_SMTP_TOKEN" {
+				srv.token = "env-tok3n"
+			}
+			n := tc.n
+			n.Type, n.SMTP, n.TLS, n.From, n.To = "email", startSMTP(t, srv), "starttls", "moat@x", []string{"ops@x"}
+			_, err := sendTo(t, n, Options{RootCAs: pool, Host: "vps1"}, e)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				// A missing token may be written by its refresher meanwhile:
+				// retried. A refusal will not change by retrying.
+				if isPermanent(err) == strings.Contains(tc.err, "is empty") {
+					t.Errorf("%v: permanent = %v", err, isPermanent(err))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := srv.next(t)
+			if !m.tls || m.mech != tc.wantMech {
+				t.Errorf("mechanism %q over TLS %v; want %s over TLS", m.mech, m.tls, tc.wantMech)
+			}
+			if strings.Join(m.exchange, "\n") != strings.Join(tc.exchange, "\n") {
+				t.Errorf("AUTH exchange:\n got %q\nwant %q", m.exchange, tc.exchange)
+			}
+		})
+	}
+
+	// A rejected token: the 334 JSON status is answered with an empty line
+	// and the error names the refresh.
+	srv := &smtpServer{cert: cert, starttls: true, auth: true, mechs: "XOAUTH2", user: "u@x", token: "fresh"}
+	n := Notifier{Type: "email", SMTP: startSMTP(t, srv), TLS: "starttls", Username: "u@x", TokenFile: tokenFile, From: "moat@x", To: []string{"ops@x"}}
+	_, err := sendTo(t, n, Options{RootCAs: pool, Host: "vps1"}, e)
+	if err == nil || !strings.Contains(err.Error(), "refused the token") || !strings.Contains(err.Error(), `"status":"401"`) || !isPermanent(err) {
+		t.Errorf("rejected token: %v", err)
+	}
+	// The error is logged and shown by moat alert test: never the token.
+	if err != nil && (strings.Contains(err.Error(), "ya29.tok3n") || strings.Contains(err.Error(), b64("user=u@x\x01auth=Bearer ya29.tok3n\x01\x01"))) {
+		t.Errorf("the token leaks into the error: %v", err)
+	}
+
+	// Never in clear text: a server without STARTTLS, or tls: none to a
+	// non-loopback name, gets no credentials (validation refuses the latter
+	// too).
+	plain := &smtpServer{cert: cert, auth: true, mechs: "LOGIN XOAUTH2", user: "u@x", pass: "pw"}
+	n = Notifier{Type: "email", SMTP: startSMTP(t, plain), TLS: "starttls", Username: "u@x", Password: "pw", From: "moat@x", To: []string{"ops@x"}}
+	if _, err := sendTo(t, n, Options{RootCAs: pool, Host: "vps1"}, e); err == nil || !strings.Contains(err.Error(), "no STARTTLS") {
+		t.Errorf("no STARTTLS: %v", err)
+	}
+	c := Config{Notifiers: map[string]Notifier{"m": {Type: "email", SMTP: "smtp.example.com:25", TLS: "none", Username: "u@x", TokenFile: tokenFile, From: "moat@x", To: []string{"ops@x"}}}}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "clear text") {
+		t.Errorf("tls: none with a token to a remote server: %v", err)
+	}
+}
+
+// TestEmailAuthConfig: the auth settings that cannot work are refused
+// when the config is checked, not at the first alert.
+func TestEmailAuthConfig(t *testing.T) {
+	base := Notifier{Type: "email", SMTP: "smtp.example.com:587", From: "moat@x", To: []string{"ops@x"}}
+	for name, tc := range map[string]struct {
+		mod  func(*Notifier)
+		want string
+	}{
+		"unknown mechanism":    {func(n *Notifier) { n.Username, n.Password, n.Auth = "u", "p", "cram-md5" }, "auth"},
+		"xoauth2 no token":     {func(n *Notifier) { n.Username, n.Auth = "u", "xoauth2" }, "xoauth2 needs token_file or token_env"},
+		"token and password":   {func(n *Notifier) { n.Username, n.Password, n.TokenFile = "u", "p", "/t" }, "not both"},
+		"token with plain":     {func(n *Notifier) { n.Username, n.Auth, n.TokenEnv = "u", "plain", "T" }, "a token is for auth: xoauth2"},
+		"token without user":   {func(n *Notifier) { n.TokenEnv = "T" }, "needs the username"},
+		"file and environment": {func(n *Notifier) { n.Username, n.TokenFile, n.TokenEnv = "u", "/t", "T" }, "not both"},
+	} {
+		n := base
+		tc.mod(&n)
+		err := Config{Notifiers: map[string]Notifier{"m": n}}.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+func isPermanent(err error) bool {
+	var se *sendError
+	return errors.As(err, &se) && se.permanent
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // SchemaVersion names the JSON report's schema (docs/audit-json.md).
@@ -172,9 +174,9 @@ func palette(on bool) colors {
 	if !on {
 		return colors{}
 	}
-	return colors{
-		bold: "\x1b[1m", dim: "\x1b[2m", reset: "\x1b[0m",
-		sev: [5]string{"\x1b[2m", "\x1b[36m", "\x1b[33m", "\x1b[31m", "\x1b[1;31m"},
+	return colors{ // internal/term's, the one set every command uses
+		bold: term.SGRBold, dim: term.SGRDim, reset: term.SGRReset,
+		sev: [5]string{term.SGRDim, term.SGRCyan, term.SGRYellow, term.SGRRed, term.SGRBoldRed},
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // RunOptions drive Run: moat apply's whole flow once the layers are
@@ -110,6 +112,7 @@ func (s *Store) Run(ctx context.Context, opt RunOptions) (*Manifest, error) {
 	if out == nil {
 		out = io.Discard
 	}
+	ctx = term.WithOutput(ctx, out) // slow steps show progress (internal/term)
 	if !slices.ContainsFunc(opt.Steps, func(s *Step) bool { return !s.Empty() }) {
 		return nil, nil
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/audit"
 	"github.com/moat-sh/moat/internal/daemon"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 func runAudit(e *env, args []string) int {
@@ -64,7 +65,7 @@ func runAudit(e *env, args []string) int {
 	case *asSARIF:
 		err = rep.WriteSARIF(e.stdout)
 	default:
-		err = rep.WriteText(e.stdout, audit.TextOptions{Color: !*noColor && os.Getenv("NO_COLOR") == "" && isTerminal(e.stdout), Verbose: *verbose})
+		err = rep.WriteText(e.stdout, audit.TextOptions{Color: !*noColor && term.Colour(e.stdout), Verbose: *verbose})
 	}
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat audit: write report: %v\n", err)

@@ -120,7 +120,9 @@ func runPlan(e *env, args []string) int {
 	if !ok {
 		return code
 	}
-	writePlan(e.stdout, tx)
+	cw := colourPlan(e.stdout)
+	writePlan(cw, tx)
+	cw.Flush()
 	if len(tx.refusals) > 0 {
 		fmt.Fprintln(e.stdout, "\napply would refuse:")
 		for _, r := range tx.refusals {
@@ -249,9 +251,11 @@ func runApply(e *env, args []string) int {
 		return ExitRuntime
 	}
 	sd, _ := tx.live.SystemdPID1()
+	out := colourApply(e.stdout)
+	defer out.Flush()
 	opt := change.RunOptions{
 		Steps: tx.steps, Window: *window, Yes: *yes, Session: tx.session, Config: tx.cfg.File,
-		Moat: exe, SystemdPID1: sd, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e), Out: e.stdout,
+		Moat: exe, SystemdPID1: sd, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e), Out: out,
 		Hint: "ssh", AfterStep: testHold(),
 		Probe: &change.ProbePlan{Targets: probeTargets(tx), User: tx.ssh.ProbeUser, PerTarget: 5 * time.Second,
 			Serving: func(ctx context.Context) bool { return harden.SSHDRunning(ctx, f.root) }},

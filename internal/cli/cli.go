@@ -93,7 +93,7 @@ func usage(w io.Writer) {
 // Main runs moat with args (without the program name) and returns the exit
 // code.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: newLogger(stderr)}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, log: commandLogger(stderr)} // daemons replace it (logging.go)
 	if len(args) == 0 {
 		usage(stderr)
 		return ExitUsage
@@ -121,15 +121,6 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "moat: unknown command %q\n\n", name)
 	usage(stderr)
 	return ExitUsage
-}
-
-// newLogger logs text on a terminal and JSON otherwise.
-func newLogger(w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
-	if isTerminal(w) {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 func isTerminal(w io.Writer) bool {

@@ -17,6 +17,7 @@ import (
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/geo"
+	"github.com/moat-sh/moat/internal/preflight"
 )
 
 func init() {
@@ -27,7 +28,7 @@ const gatewayUsage = `Usage:
   moat gateway check [-c FILE] [--geo FILE]
       validate the gateway section and load what it names (certificates,
       htpasswd files) without binding ports; exit 0 or 2
-  moat gateway serve [-c FILE] [--geo FILE] [--metrics ADDR]
+  moat gateway serve [-c FILE] [--geo FILE] [--metrics ADDR] [--log-format text|json|auto]
       run only the gateway, without the guard, firewall or alerts: for
       debugging and benchmarks. Failures (honeypots, auth, rate limits) are
       only counted in the metrics, nobody is banned: 'moat run' is the way
@@ -43,17 +44,37 @@ func runGateway(e *env, args []string) int {
 	f := newFlags(e, "gateway "+sub, "gateway "+sub+" [-c FILE] [--geo FILE]")
 	geoPath := f.String("geo", "", "country mmdb `file` for geo policies (default: firewall.geo.database)")
 	metrics := ""
+	var logFormat *string
 	if sub == "serve" {
 		f.StringVar(&metrics, "metrics", "", "serve Prometheus metrics on `addr` (loopback or VPN only)")
+		logFormat = logFormatFlag(f)
 	}
 	if code, ok := f.parse(args[1:]); !ok {
 		return code
 	}
+	if logFormat != nil {
+		log, err := daemonLogger(e.stderr, *logFormat)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "moat gateway serve: %v\n", err)
+			return ExitUsage
+		}
+		e.log = log
+	}
 	path := config.Path(f.config)
-	c, err := config.Load(path, true)
+	// The same judgement as config check and run: same words, same exit.
+	c, warnings, err := preflight.Load(path, true, preflight.Options{GeoPath: *geoPath})
+	for _, w := range warnings {
+		fmt.Fprintln(e.stderr, w.String())
+	}
 	if err != nil {
 		fmt.Fprintln(e.stderr, err)
 		return ExitUsage
+	}
+	if metrics != "" {
+		if err := c.MetricsAddr(metrics); err != nil {
+			fmt.Fprintf(e.stderr, "moat gateway serve: --metrics: %v\n", err)
+			return ExitUsage
+		}
 	}
 	if c.Gateway == nil {
 		fmt.Fprintf(e.stderr, "moat gateway %s: %s has no gateway section\n", sub, path)

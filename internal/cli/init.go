@@ -2,10 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -18,9 +21,22 @@ import (
 )
 
 func runInit(e *env, args []string) int {
-	f := newFlags(e, "init", "init [--root DIR] > /etc/moat/moat.yaml").withRoot()
+	f := newFlags(e, "init", "init [-o FILE [--force]] [--root DIR]").withRoot()
+	out := f.String("o", "", "write the starter to `file` (its directory is made, mode 0700) instead of printing it")
+	force := f.Bool("force", false, "with -o: replace an existing file")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	if *force && *out == "" {
+		fmt.Fprintln(e.stderr, "moat init: --force needs -o FILE")
+		return ExitUsage
+	}
+	if *out != "" && !*force {
+		// Before looking at the host: a refusal should be quick and clear.
+		if _, err := os.Lstat(*out); err == nil {
+			fmt.Fprintf(e.stderr, "moat init: %s exists; not overwritten (check it with: moat config check %s; or replace it with --force)\n", *out, *out)
+			return ExitUsage
+		}
 	}
 	s := inspect(context.Background(), host.New(f.root), os.Getenv)
 	var b strings.Builder
@@ -31,11 +47,67 @@ func runInit(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat init: generated config does not validate (a bug; please report it):\n%v\n", err)
 		return ExitRuntime
 	}
-	io.WriteString(e.stdout, b.String())
 	for _, n := range s.notes {
 		fmt.Fprintln(e.stderr, "moat init: "+n)
 	}
+	if *out == "" {
+		io.WriteString(e.stdout, b.String())
+		return ExitOK
+	}
+	if err := writeStarter(*out, []byte(b.String()), *force); err != nil {
+		fmt.Fprintf(e.stderr, "moat init: %v\n", err)
+		if errors.Is(err, fs.ErrExist) {
+			return ExitUsage
+		}
+		return ExitRuntime
+	}
+	fmt.Fprintf(e.stdout, "moat init: wrote %s; review it, then: moat config check %s\n", *out, *out)
 	return ExitOK
+}
+
+// writeStarter writes the starter config at path, mode 0600 (it names the
+// admin user and the operator's address), making its directory with mode
+// 0700 when missing. Without force an existing file is kept, also one
+// that appears while init runs: the new file is linked into place, which
+// fails where a file exists, instead of renamed over it.
+func writeStarter(path string, data []byte, force bool) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("make %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".moat-init-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if force {
+		err = os.Rename(tmp.Name(), path)
+	} else if err = os.Link(tmp.Name(), path); errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%s exists; not overwritten (replace it with --force): %w", path, fs.ErrExist)
+	}
+	if err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
 }
 
 // noAdmin is said on stderr and in the YAML, where it cannot be missed.
@@ -173,7 +245,7 @@ func inspect(ctx context.Context, h *host.Host, getenv func(string) string) *sta
 func (s *starter) write(b *strings.Builder) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("# moat.yaml, written by moat init from what it found on this host.")
-	p("# Review it, then: moat config check -c FILE; moat audit; moat plan.")
+	p("# Review it, then: moat config check FILE; moat audit; moat plan.")
 	p("")
 	p("host:")
 	p("  admin:")

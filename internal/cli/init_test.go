@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -104,6 +105,101 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
+// TestInitOutput attacks `moat init -o`: the directory is made private,
+// the file loads, and an existing config (the operator's work) is never
+// replaced without --force.
+func TestInitOutput(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc", "moat")
+	path := filepath.Join(dir, "moat.yaml")
+	root := "../audit/testdata/hosts/redis-open"
+	var out, errb bytes.Buffer
+	if code := Main([]string{"init", "--root", root, "-o", path}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("directory: %v %v, want mode 0700", fi.Mode(), err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("file: %v %v, want mode 0600", fi, err)
+	}
+	if _, err := config.Load(path, true); err != nil {
+		t.Fatalf("written starter does not load: %v", err)
+	}
+	// The operator edits it; a second init must not lose that.
+	mine := []byte("# mine\nssh:\n  port: 2222\n")
+	os.WriteFile(path, mine, 0o600)
+	errb.Reset()
+	if code := Main([]string{"init", "--root", root, "-o", path}, nil, &out, &errb); code != ExitUsage {
+		t.Fatalf("overwrite without --force: exit %d, want 2", code)
+	}
+	if !strings.Contains(errb.String(), "exists; not overwritten") {
+		t.Errorf("refusal says %q", errb.String())
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, mine) {
+		t.Fatalf("existing config changed without --force")
+	}
+	// The race: a file appearing between the check and the write is kept.
+	race := filepath.Join(dir, "race.yaml")
+	os.WriteFile(race, mine, 0o600)
+	if err := writeStarter(race, []byte("x: 1\n"), false); !errors.Is(err, fs.ErrExist) {
+		t.Fatalf("writeStarter over an existing file: %v", err)
+	}
+	if got, _ := os.ReadFile(race); !bytes.Equal(got, mine) {
+		t.Fatal("writeStarter replaced an existing file")
+	}
+	if code := Main([]string{"init", "--root", root, "-o", path, "--force"}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("--force: exit %d", code)
+	}
+	if got, _ := os.ReadFile(path); bytes.Equal(got, mine) {
+		t.Fatal("--force did not replace the file")
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".moat-init-") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+// TestConfigCheckFile attacks the old stumble: `moat config check FILE`
+// checks FILE (never /etc/moat/moat.yaml), and a missing FILE is "not
+// found", exit 2.
+func TestConfigCheckFile(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.yaml")
+	os.WriteFile(good, []byte("ssh:\n  port: 2222\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := Main([]string{"config", "check", good}, nil, &out, &errb); code != ExitOK || !strings.HasPrefix(out.String(), good+": ok") {
+		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errb.String())
+	}
+	missing := filepath.Join(dir, "x.yaml")
+	for _, args := range [][]string{{"config", "check", missing}, {"config", "check", "-c", missing}} {
+		out.Reset()
+		errb.Reset()
+		code := Main(args, nil, &out, &errb)
+		if code != ExitUsage || out.Len() != 0 {
+			t.Fatalf("%v: exit %d, out %q", args, code, out.String())
+		}
+		if !strings.HasPrefix(errb.String(), missing+": not found") || strings.Contains(errb.String(), config.DefaultPath) {
+			t.Errorf("%v: says %q", args, errb.String())
+		}
+		if strings.Contains(errb.String(), "is not valid") || !strings.Contains(errb.String(), "moat init -o "+missing) {
+			t.Errorf("a missing file is not an invalid one: %q", errb.String())
+		}
+	}
+	if code := Main([]string{"config", "check", good, missing}, nil, &out, &errb); code != ExitUsage {
+		t.Errorf("two files: exit %d", code)
+	}
+	// An invalid file gets the footer naming where every key is described.
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("guard:\n  jails:\n    sshd:\n      logpath: /var/log/auth.log\n"), 0o600)
+	errb.Reset()
+	if code := Main([]string{"config", "check", bad}, nil, &out, &errb); code != ExitUsage ||
+		!strings.Contains(errb.String(), "man 5 moat.yaml") || !strings.Contains(errb.String(), config.ExamplePath) || !strings.Contains(errb.String(), `did you mean "paths"?`) {
+		t.Errorf("invalid file: exit %d, %q", code, errb.String())
+	}
+}
 // TestConfigCheckDefaultMissing: with no file named and none at the
 // default path, config check agrees with moat run (built-in defaults),
 // and says so.

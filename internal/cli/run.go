@@ -22,6 +22,8 @@ import (
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
 	"github.com/moat-sh/moat/internal/vpn"
+	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 func init() {
@@ -38,12 +40,19 @@ func socketFlag(f *flags) *string {
 }
 
 func runRun(e *env, args []string) int {
-	f := newFlags(e, "run", "run [-c FILE] [--state DIR] [--socket PATH]")
+	f := newFlags(e, "run", "run [-c FILE] [--state DIR] [--socket PATH] [--log-format text|json|auto]")
 	state := f.String("state", "/var/lib/moat", "state `dir` (moat.db: bans, history, log positions)")
 	sock := socketFlag(f)
+	logFormat := logFormatFlag(f)
 	if code, ok := f.parse(args); !ok {
 		return code
 	}
+	log, err := daemonLogger(e.stderr, *logFormat)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
+		return ExitUsage
+	}
+	e.log = log
 	// One daemon per state directory, for its whole life: a second one
 	// would reconcile, expire and tail the same logs into the same store.
 	lock, err := ban.LockStateDir(*state)
@@ -54,6 +63,9 @@ func runRun(e *env, args []string) int {
 	defer lock.Release()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if *logFormat != "json" && isTerminal(e.stderr) {
+		ctx = term.WithOutput(ctx, e.stderr) // progress lines (ban restore) for a person only
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -72,8 +84,9 @@ func runRun(e *env, args []string) int {
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat run: %v\n", err)
-		if _, ok := err.(interface{ Unwrap() []error }); ok {
-			return ExitUsage // config errors
+		var cerr schema.Errors
+		if errors.As(err, &cerr) {
+			return ExitUsage // config errors, as config check says them
 		}
 		return ExitRuntime
 	}
@@ -282,6 +295,8 @@ func runStatus(e *env, args []string) int {
 		}
 		return code
 	}
-	st.WriteText(e.stdout, time.Now())
+	cw := colourStatus(e.stdout)
+	st.WriteText(cw, time.Now())
+	cw.Flush()
 	return code
 }

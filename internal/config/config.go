@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -26,6 +29,13 @@ import (
 // DefaultPath is where moat looks for its config.
 const DefaultPath = "/etc/moat/moat.yaml"
 
+// ExamplePath is where the package installs the example with every key
+// commented; `man 5 moat.yaml` describes the same keys.
+const ExamplePath = "/usr/share/doc/moat/examples/moat.yaml"
+
+// Reference says where a user finds every key, for error footers.
+const Reference = "every key is described in 'man 5 moat.yaml' and " + ExamplePath
+
 // EnvPath names the environment variable that overrides DefaultPath.
 const EnvPath = "MOAT_CONFIG"
 
@@ -43,6 +53,19 @@ type Config struct {
 
 	// File is where the config came from ("" for built-in defaults).
 	File string `yaml:"-"`
+
+	doc *schema.Doc // where each key was written, for Place
+}
+
+// Place positions an error about the key at path (a FieldError inside err
+// adds to the path) at the place it was written, so checks made after
+// parsing (internal/preflight's, against the host) still name
+// file:line:col.
+func (c *Config) Place(path string, err error) schema.Errors {
+	if c.doc == nil {
+		return schema.Errors{{Pos: schema.Pos{File: c.File}, Path: path, Msg: err.Error()}}
+	}
+	return c.doc.Place(path, err)
 }
 
 // Default returns the built-in config: safe with no file at all.
@@ -73,11 +96,16 @@ func Path(flag string) string {
 // path is not an error: moat then runs on defaults (Config.File == "").
 func Load(path string, explicit bool) (*Config, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) && !explicit {
-		return Default(), nil
+	if errors.Is(err, fs.ErrNotExist) {
+		if !explicit {
+			return Default(), nil
+		}
+		// Said the same way by every command, as a config error (exit 2):
+		// a named file that is missing is never replaced by another.
+		return nil, schema.Errors{{Pos: schema.Pos{File: path}, Msg: "not found (write a starter with: moat init -o " + path + ")"}}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, schema.Errors{{Pos: schema.Pos{File: path}, Msg: fmt.Sprintf("cannot read: %v", errors.Unwrap(err))}}
 	}
 	c, err := Parse(path, data)
 	if err != nil {
@@ -94,7 +122,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.File = file
+	c.File, c.doc = file, doc
 	if c.Gateway != nil {
 		c.Gateway.Defaults()
 	}
@@ -146,6 +174,61 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			}
 		}
 	}
+	if c.Alerts.Metrics != "" {
+		if err := c.MetricsAddr(c.Alerts.Metrics); err != nil {
+			errs = append(errs, doc.Place("alerts.metrics", err)...)
+		}
+	}
+	errs = append(errs, c.validateSources(doc)...)
+	return errs
+}
+
+// MetricsAddr checks a metrics listen address (alerts.metrics, or `moat
+// gateway serve --metrics`): loopback, or inside vpn.ranges, as
+// docs/metrics.md promises. A private address is not enough: on many VPS
+// the provider's private network reaches other customers.
+func (c *Config) MetricsAddr(addr string) error {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("expected host:port like 127.0.0.1:9469, found %q", addr)
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return fmt.Errorf("expected an address, not a name, in %q (like 127.0.0.1:9469)", addr)
+	}
+	a = a.Unmap()
+	if a.IsLoopback() {
+		return nil
+	}
+	for _, p := range c.VPN.Prefixes() {
+		if p.Contains(a) {
+			return nil
+		}
+	}
+	if len(c.VPN.Ranges) == 0 {
+		return fmt.Errorf("metrics must bind to loopback or an address in vpn.ranges, not %s (vpn.ranges is empty): they would tell others what moat sees", a)
+	}
+	return fmt.Errorf("metrics must bind to loopback or an address in vpn.ranges, not %s: they would tell others what moat sees", a)
+}
+
+// validateSources refuses a jail that `moat run` could not give a log
+// source: auto with neither paths nor journal matches, except for sshd
+// (moat finds its log) and the gateway jail fed by the gateway itself.
+func (c *Config) validateSources(doc *schema.Doc) schema.Errors {
+	var errs schema.Errors
+	for _, name := range slices.Sorted(maps.Keys(c.Guard.Jails)) {
+		j := jail.JailDefaults(name, c.Guard.Jails[name])
+		if j.Enabled != nil && !*j.Enabled {
+			continue
+		}
+		if j.Source != "auto" || len(j.Paths) > 0 || len(j.Journal) > 0 || j.Filter == "sshd" {
+			continue
+		}
+		if name == "gateway" && j.Filter == "gateway" && c.Gateway != nil {
+			continue
+		}
+		errs = append(errs, doc.Place("guard.jails."+name, fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name))...)
+	}
 	return errs
 }
 
@@ -181,6 +264,11 @@ func (c *Config) validateFilters(doc *schema.Doc) schema.Errors {
 			continue
 		}
 		modes, ok := filter.Modes(j.Filter)
+		if base, mode, found := strings.Cut(j.Filter, "[mode="); !ok && found {
+			// fail2ban's filter = sshd[mode=aggressive].
+			place(p+".filter", fmt.Errorf("unknown filter %q: write filter: %s and mode: %s (fail2ban's %s)", j.Filter, base, strings.TrimSuffix(mode, "]"), j.Filter))
+			continue
+		}
 		if !ok {
 			place(p+".filter", fmt.Errorf("unknown filter %q: expected a built-in (%s) or one defined under guard.filters", j.Filter, strings.Join(filter.Builtins(), ", ")))
 			continue

@@ -116,3 +116,40 @@ func TestPathPrecedence(t *testing.T) {
 		t.Errorf("default: %s", p)
 	}
 }
+
+// TestFail2banHabitsInMoatYAML checks the habit hints against moat's real
+// sections (internal/schema's table test uses their shape): if a key is
+// renamed in internal/jail, the hint must follow.
+func TestFail2banHabitsInMoatYAML(t *testing.T) {
+	jail := func(line string) string {
+		return "guard:\n  jails:\n    sshd:\n      " + line + "\n"
+	}
+	for in, want := range map[string]string{
+		jail("logpath: /var/log/auth.log"):    `did you mean "paths"?`,
+		jail("ignoreip: 127.0.0.1/8"):         "guard.ignore",
+		"guard:\n  ignoreip: [10.0.0.1]\n":    `did you mean "ignore"?`,
+		jail("port: ssh"):                     "a jail takes no port",
+		jail("bantime = -1"):                  `"bantime: permanent"`,
+		jail("bantime: -1"):                   "bantime: permanent",
+		jail("backend: systemd"):              `did you mean "source"?`,
+		jail("banaction: nftables"):           "banaction has no equivalent",
+		jail("findTime: 5m"):                  `did you mean "findtime"?`,
+		"guard:\n  maxretry: 3\n":             "guard.jails.NAME.maxretry",
+		jail("filter: sshd[mode=aggressive]"): "write filter: sshd and mode: aggressive",
+	} {
+		_, err := Parse("moat.yaml", []byte(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", in, err, want)
+		}
+	}
+	c, err := Parse("moat.yaml", []byte(jail("bantime: permanent")))
+	if err != nil {
+		t.Fatalf("bantime: permanent: %v", err)
+	}
+	if c.Guard.Jails["sshd"].BanTime != schema.Permanent {
+		t.Errorf("bantime %v", c.Guard.Jails["sshd"].BanTime)
+	}
+	if _, err := Parse("moat.yaml", []byte("gateway:\n  limits:\n    header_timeout: permanent\n")); err == nil {
+		t.Error("permanent accepted for a timeout")
+	}
+}

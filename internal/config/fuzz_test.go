@@ -14,6 +14,10 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add([]byte("ssh: {port: 22, exposure: vpn}\nvpn: {interfaces: [wg0]}\n"))
 	f.Add([]byte("a: &x {b: *x}\n"))
+	// fail2ban habits: INI pasted, INI lines in YAML, foreign keys.
+	f.Add([]byte("[DEFAULT]\nbantime = -1\n[sshd]\nenabled = true\nport = ssh\nlogpath = %(sshd_log)s\n"))
+	f.Add([]byte("guard:\n  jails:\n    sshd:\n      bantime = 604800\n"))
+	f.Add([]byte("guard:\n  ignoreip: 127.0.0.1/8 ::1\n  jails:\n    sshd: {logpath: x, bantime.increment: true, findTime: 5m, bantime: permanent}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("f.yaml", data)
 		if (c == nil) == (err == nil) {

@@ -54,7 +54,9 @@ func (d *Daemon) handlers(s *control.Server) {
 			if err != nil {
 				return nil, err
 			}
-			dur = v.D()
+			if v != schema.Permanent { // 0: until unbanned
+				dur = v.D()
+			}
 		}
 		reason := a.Reason
 		if reason == "" {

@@ -36,6 +36,7 @@ import (
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/jail"
 	"github.com/moat-sh/moat/internal/logwatch"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // Options configure a daemon run.
@@ -114,7 +115,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.StateDir == "" {
 		o.StateDir = "/var/lib/moat"
 	}
-	cfg, err := config.Load(o.ConfigPath, o.Explicit)
+	cfg, err := loadConfig(o)
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	d.enf = ban.NewEnforcer(store, sets, ban.EnforcerOptions{Log: o.Log, KernelGrace: ban.DefaultKernelGrace})
 	d.queue = newBanQueue(d.enf, o.Log)
-	if r, err := d.enf.Reconcile(ctx); err != nil {
+	restore := term.Begin(ctx, "restoring bans into the kernel") // a terminal only: see cli run
+	r, err := d.enf.Reconcile(ctx)
+	restore.Done(fmt.Sprintf("%d restored, %d refreshed, %d adopted", r.Added, r.Refreshed, r.Adopted))
+	if err != nil {
 		d.log.Warn("reconcile bans with the kernel; bans stay in the store and are retried", "err", err)
 	} else {
 		d.log.Info("bans reconciled", "result", fmt.Sprintf("%+v", r))
@@ -279,11 +283,8 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		case j.Filter == "sshd":
 			c := logwatch.ChooseSSHD(d.h)
 			kind, paths, matches = string(c.Kind), c.Paths, c.Matches
-			if c.Kind == logwatch.KindFile {
-				d.log.Warn("sshd's log source is a file", "jail", name, "why", c.Reason)
-			} else {
-				d.log.Info("sshd's log source", "jail", name, "why", c.Reason)
-			}
+			// A file source was warned about by loadConfig (preflight).
+			d.log.Info("sshd's log source", "jail", name, "kind", string(c.Kind), "why", c.Reason)
 		default:
 			return nil, "", fmt.Errorf("no log source: set guard.jails.%s.paths or journal", name)
 		}
@@ -293,11 +294,7 @@ func (d *Daemon) sourceFor(name string, j jail.Jail) (logwatch.Source, string, e
 		src, err := logwatch.NewJournal(logwatch.JournalConfig{Name: "journal:" + name, Matches: matches, Store: store, Log: d.log})
 		return src, "journal: " + strings.Join(matches, " "), err
 	case "file":
-		for _, p := range paths {
-			if why := guard.UntrustedWriter(p); why != "" {
-				d.log.Warn("a local user can write this jail's log, and so get any address banned: make it root's, mode 0640", "jail", name, "path", p, "why", why)
-			}
-		}
+		// Who may write paths: loadConfig warned (internal/preflight).
 		if len(paths) != 1 {
 			return fanIn(name, paths, store, d.log)
 		}
@@ -371,7 +368,7 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	defer d.reloading.Unlock()
 	d.sd.reloading()
 	defer func() { d.sd.reloaded(err) }()
-	cfg, err := config.Load(d.o.ConfigPath, d.o.Explicit)
+	cfg, err := loadConfig(d.o)
 	if err != nil {
 		return err
 	}

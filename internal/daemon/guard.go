@@ -72,7 +72,7 @@ func (p *pipeline) enforce(ctx context.Context, decs []jail.Decision) {
 		p.bans = append(p.bans, ban.Ban{
 			Prefix: d.Prefix, Jail: d.Jail, Origin: ban.OriginAuto,
 			Reason:  fmt.Sprintf("%d failures", d.Failures),
-			Created: d.At, Expires: d.At.Add(d.BanTime),
+			Created: d.At, Expires: d.Until(),
 			Failures: d.Failures, Offence: d.Offence,
 		})
 	}

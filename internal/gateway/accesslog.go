@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -43,6 +44,11 @@ func openAccessLog(path string, lost prometheus.Counter) (*accessLog, error) {
 	if path == "stdout" {
 		l.out = os.Stdout
 	} else {
+		// The directory too (/var/log/moat on a fresh host), as moat
+		// config check promised it could be.
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("open access log: %w (check moat may create the directory)", err)
+		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 		if err != nil {
 			return nil, fmt.Errorf("open access log: %w (check the directory exists and moat may write it)", err)

@@ -38,8 +38,10 @@ const (
 
 type basicAuth struct {
 	challenge []string // WWW-Authenticate value
-	users     map[string][]byte
-	dummy     []byte
+	users     map[string]credential
+	dummy     credential // for unknown users: as slow as a known one
+	slowAll   []byte     // with bcrypt in the file, weak entries also pay for one (see check)
+	weak      []string   // users with entries weaker than bcrypt, for a warning
 	fails     *limiter
 	slots     chan struct{} // the gateway's bcrypt slots
 	now       func() int64  // monotonic ns: the budget's and the cache's clock
@@ -62,7 +64,7 @@ func newBasicAuth(cfg *BasicAuth, slots chan struct{}, now func() int64) (*basic
 	b := &basicAuth{
 		challenge: []string{`Basic realm="` + cfg.Realm + `", charset="UTF-8"`},
 		users:     h.users,
-		dummy:     dummyHash(h.cost),
+		weak:      h.weak,
 		fails:     newLimiter(authFailPerSecond, authFailBurst, limiterCapacity),
 		slots:     slots,
 		now:       now,
@@ -71,7 +73,25 @@ func newBasicAuth(cfg *BasicAuth, slots chan struct{}, now func() int64) (*basic
 	if _, err := rand.Read(b.salt[:]); err != nil {
 		return nil, fmt.Errorf("basic auth salt: %w", err)
 	}
+	// A wrong user name must take as long as a wrong password: the dummy
+	// is bcrypt at the file's highest cost when it has bcrypt entries, and
+	// then a weak entry pays for a bcrypt comparison too; otherwise the
+	// dummy is an $apr1$ entry.
+	if h.cost > 0 {
+		b.dummy = credential{"bcrypt", dummyHash(h.cost)}
+		if len(h.weak) > 0 {
+			b.slowAll = b.dummy.hash
+		}
+	} else {
+		b.dummy = credential{"apr1", apr1(randomBytes(16), []byte("dummysal"))}
+	}
 	return b, nil
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
 }
 
 var (
@@ -136,14 +156,17 @@ func (b *basicAuth) check(w http.ResponseWriter, r *http.Request, client netip.A
 		plain(w, http.StatusServiceUnavailable)
 		return authBusy, user, false
 	}
-	hash, known := b.users[user]
+	cred, known := b.users[user]
 	if !known {
-		hash = b.dummy
+		cred = b.dummy
 	}
-	err := bcrypt.CompareHashAndPassword(hash, []byte(pass))
+	match := cred.verify([]byte(pass))
+	if b.slowAll != nil && cred.scheme != "bcrypt" {
+		bcrypt.CompareHashAndPassword(b.slowAll, []byte(pass))
+	}
 	b.hashes.Add(1)
 	<-b.slots
-	if known && err == nil {
+	if known && match {
 		b.fails.refund(client)
 		b.remember(key, now)
 		return authOK, user, false

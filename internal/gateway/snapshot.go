@@ -180,6 +180,10 @@ func (g *Gateway) buildRoute(cfg Config, s *site, rc Route) (*route, error) {
 		if err != nil {
 			return nil, fmt.Errorf("basic_auth: %w", err)
 		}
+		if len(b.weak) > 0 {
+			// Read so a file from nginx works; said so it gets replaced.
+			g.log.Warn("htpasswd entries weaker than bcrypt (SHA-crypt, $apr1$ MD5 or {SHA}): recreate them with htpasswd -B", "file", rc.BasicAuth.Htpasswd, "users", strings.Join(b.weak, ","))
+		}
 		r.basic = b
 	}
 	timeout := cfg.Limits.UpstreamTimeout.D()

@@ -275,8 +275,9 @@ func TestParseHtpasswd(t *testing.T) {
 		t.Fatalf("%v %+v", err, h)
 	}
 	for name, bad := range map[string]string{
-		"md5":       "alice:$apr1$abc$defghijklmnopqrstuv\n",
-		"sha":       "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+		"md5 short": "alice:$apr1$abc$defghijklmnopqrstuv\n",
+		"sha short": "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG3\n",
+		"des crypt": "alice:rOc2u8h1GvTYk\n",
 		"plain":     "alice:secret\n",
 		"no colon":  "alice\n",
 		"no user":   ":" + string(h4) + "\n",

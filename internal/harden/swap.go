@@ -14,6 +14,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // SwapFile is the swapfile moat manages.
@@ -154,7 +155,7 @@ func mustJSON(v any) json.RawMessage {
 
 // makeSwapfile allocates the file (fallocate, or dd where the filesystem
 // cannot: mkswap refuses files with holes), makes it 0600 and a swap area.
-func makeSwapfile(ctx context.Context, path string, size uint64) error {
+func makeSwapfile(ctx context.Context, path string, size uint64) (err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", path, err)
@@ -163,6 +164,15 @@ func makeSwapfile(ctx context.Context, path string, size uint64) error {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return err
 	}
+	// dd on a filesystem without fallocate writes every byte: minutes.
+	p := term.Begin(ctx, "creating swap file "+path)
+	defer func() {
+		if err != nil {
+			p.Done("failed")
+			return
+		}
+		p.Done("done")
+	}()
 	if err := run(ctx, 5*time.Minute, []string{"fallocate", "--length", strconv.FormatUint(size, 10), path}); err != nil {
 		mib := strconv.FormatUint((size+(1<<20)-1)>>20, 10)
 		if err := run(ctx, 30*time.Minute, []string{"dd", "if=/dev/zero", "of=" + path, "bs=1M", "count=" + mib, "status=none"}); err != nil {

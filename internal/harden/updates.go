@@ -12,6 +12,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/host"
+	"github.com/moat-sh/moat/internal/term"
 )
 
 // Where apt's periodic jobs and unattended-upgrades read their settings.
@@ -113,9 +114,13 @@ func installPackage(ctx context.Context, name string) error {
 	cmd := exec.CommandContext(ctx, "apt-get", "install", "--yes", "--quiet", "--no-install-recommends", name)
 	cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 	cmd.WaitDelay = 10 * time.Second
+	// apt takes seconds to minutes: a progress line, on the apply's output.
+	p := term.Begin(ctx, "apt-get install "+name)
 	if out, err := cmd.CombinedOutput(); err != nil {
+		p.Done("failed")
 		return fmt.Errorf("apt-get install %s: %w: %s (hint: run apt-get update, or set host.updates.unattended: false)", name, err, lastLines(out, 3))
 	}
+	p.Done("installed")
 	return nil
 }
 

@@ -128,7 +128,7 @@ func Install(root string, l Layout, f Files) ([]Step, error) {
 	} else if f.Config != nil {
 		data, err := f.Config()
 		if err != nil {
-			return steps, fmt.Errorf("starter config: %w (write one with: moat init > %s)", err, ConfigPath)
+			return steps, fmt.Errorf("starter config: %w (write one with: moat init -o %s)", err, ConfigPath)
 		}
 		if err := change.WriteAtomic(cfg, data, 0o600); err != nil {
 			return steps, err

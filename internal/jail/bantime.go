@@ -3,6 +3,8 @@ package jail
 import (
 	"math"
 	"time"
+
+	"github.com/moat-sh/moat/internal/schema"
 )
 
 // IsEnabled reports whether bantime grows for repeat offenders (on by
@@ -25,4 +27,13 @@ func (j Jail) BanTimeFor(previous int) time.Duration {
 		return limit
 	}
 	return time.Duration(d)
+}
+
+// Until is when the decision's ban ends: the zero time for a permanent
+// one (bantime: permanent), which never ends.
+func (d Decision) Until() time.Time {
+	if d.BanTime >= time.Duration(schema.Permanent) {
+		return time.Time{}
+	}
+	return d.At.Add(d.BanTime)
 }

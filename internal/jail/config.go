@@ -49,7 +49,7 @@ type Jail struct {
 	// MaxRetry failures within FindTime ban for BanTime.
 	MaxRetry int             `yaml:"maxretry"`
 	FindTime schema.Duration `yaml:"findtime"`
-	BanTime  schema.Duration `yaml:"bantime"`
+	BanTime  schema.Duration `yaml:"bantime,permanent"` // or permanent
 	// Increment grows BanTime for repeat offenders: bantime × factor^(bans
 	// before), capped at Max.
 	Increment Increment `yaml:"increment"`
@@ -145,7 +145,7 @@ func (c Config) Validate() error {
 		if j.Increment.Factor < 1 {
 			errs = append(errs, schema.Errorf(p+".increment.factor", "expected at least 1, found %g", j.Increment.Factor))
 		}
-		if j.Increment.Max < j.BanTime {
+		if j.Increment.Max < j.BanTime && j.BanTime != schema.Permanent {
 			errs = append(errs, schema.Errorf(p+".increment.max", "the maximum bantime %s is below the bantime %s", j.Increment.Max, j.BanTime))
 		}
 	}

@@ -67,7 +67,7 @@ func (p *Replayer) ObserveAll(evs []Event, dst []Decision) []Decision {
 		if !ok {
 			continue
 		}
-		p.r.until[d.Prefix] = d.At.Add(d.BanTime)
+		p.r.until[d.Prefix] = d.Until()
 		p.r.count[d.Prefix]++
 		p.bans = append(p.bans, d)
 		dst = append(dst, d)
@@ -101,7 +101,7 @@ func (r *replayState) PreviousBans(p netip.Prefix) int {
 // replayed, by its widened prefix or alone.
 func (r *replayState) Contains(a netip.Addr) bool {
 	for _, p := range [2]netip.Prefix{r.widen(a), netip.PrefixFrom(a, a.BitLen())} {
-		if u, ok := r.until[p]; ok && r.now.Before(u) {
+		if u, ok := r.until[p]; ok && (u.IsZero() || r.now.Before(u)) {
 			return true
 		}
 	}

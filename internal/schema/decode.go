@@ -75,7 +75,7 @@ func Decode(file string, data []byte, out any) (*Doc, error) {
 		if err.Error() == "EOF" {
 			return doc, nil // an empty file is the all-defaults config
 		}
-		return nil, Errors{syntaxError(file, err)}
+		return nil, Errors{syntaxError(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
@@ -89,6 +89,13 @@ func Decode(file string, data []byte, out any) (*Doc, error) {
 		}
 		n = n.Content[0]
 	}
+	if n.Kind != yaml.MappingNode {
+		for _, l := range strings.Split(string(data), "\n") {
+			if h := iniFile(l); h != "" {
+				return nil, Errors{{Pos: Pos{file, n.Line, n.Column}, Msg: "expected a mapping of keys, found " + kindName(n) + h}}
+			}
+		}
+	}
 	d.value("", n, reflect.ValueOf(out).Elem())
 	if len(d.errs) > 0 {
 		return nil, d.errs
@@ -96,7 +103,7 @@ func Decode(file string, data []byte, out any) (*Doc, error) {
 	return doc, nil
 }
 
-func syntaxError(file string, err error) *Error {
+func syntaxError(file string, data []byte, err error) *Error {
 	// yaml.v3 reports "yaml: line N: msg" without a column.
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 0
@@ -104,6 +111,17 @@ func syntaxError(file string, err error) *Error {
 		if i := strings.Index(rest, ":"); i > 0 {
 			if n, err := strconv.Atoi(rest[:i]); err == nil {
 				line, msg = n, strings.TrimSpace(rest[i+1:])
+			}
+		}
+	}
+	// fail2ban's INI: the line named, or the one before (YAML reports
+	// "could not find expected ':'" on the line after).
+	lines := strings.Split(string(data), "\n")
+	for _, l := range []int{line, line - 1} {
+		if l >= 1 && l <= len(lines) {
+			if h := iniFile(lines[l-1]); h != "" {
+				msg += h
+				break
 			}
 		}
 	}
@@ -247,7 +265,11 @@ func (d *decoder) structValue(path string, n *yaml.Node, v reflect.Value) {
 		return // an empty section keeps its defaults
 	}
 	if n.Kind != yaml.MappingNode {
-		d.fail(path, n, "expected a mapping of keys, found %s", kindName(n))
+		hint := ""
+		if n.Kind == yaml.ScalarNode {
+			hint = iniHint(n.Value)
+		}
+		d.fail(path, n, "expected a mapping of keys, found %s%s", kindName(n), hint)
 		return
 	}
 	fields := fieldsOf(v.Type())
@@ -265,12 +287,25 @@ func (d *decoder) structValue(path string, n *yaml.Node, v reflect.Value) {
 		seen[k.Value] = true
 		idx, ok := fields[k.Value]
 		if !ok {
-			d.fail(joinPath(path, k.Value), k, "unknown key %q%s", k.Value, suggest(k.Value, fields))
+			hint := habitHint(k.Value, fields)
+			if hint == "" {
+				hint = suggest(k.Value, fields)
+			}
+			d.fail(joinPath(path, k.Value), k, "unknown key %q%s", k.Value, hint)
 			continue
+		}
+		f := v.Type().Field(idx)
+		if val.Kind == yaml.ScalarNode && val.Value == "permanent" && f.Type == durationType {
+			if _, opts, _ := strings.Cut(f.Tag.Get("yaml"), ","); !strings.Contains(","+opts+",", ",permanent,") {
+				d.fail(joinPath(path, k.Value), val, "expected a duration like 10m or 7d; permanent is only for a jail's bantime")
+				continue
+			}
 		}
 		d.value(joinPath(path, k.Value), val, v.Field(idx))
 	}
 }
+
+var durationType = reflect.TypeFor[Duration]()
 
 // fieldsOf maps yaml key names to struct field indexes.
 func fieldsOf(t reflect.Type) map[string]int {

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -147,11 +148,24 @@ func (c *CIDR) UnmarshalNode(n *yaml.Node) error {
 // Duration is a time span written like 30s, 10m, 1h30m, 7d or 2w.
 type Duration time.Duration
 
-// ParseDuration accepts time.ParseDuration's units plus d (24h) and w (7d).
+// Permanent is the Duration written "permanent": a ban that never ends.
+// Only fields tagged `yaml:"name,permanent"` accept it (the decoder
+// refuses it elsewhere); consumers test for it before adding it to a time.
+const Permanent = Duration(math.MaxInt64)
+
+// ParseDuration accepts time.ParseDuration's units plus d (24h) and w
+// (7d), and "permanent" (see Permanent).
 func ParseDuration(s string) (Duration, error) {
 	bad := fmt.Errorf("expected a duration like 30s, 10m, 1h or 7d, found %q", s)
+	if strings.HasPrefix(s, "-") {
+		// fail2ban's bantime = -1.
+		bad = fmt.Errorf("expected a duration like 30s, 10m, 1h or 7d, found %q (a ban that never ends is bantime: permanent)", s)
+	}
 	if s == "" {
 		return 0, bad
+	}
+	if s == "permanent" {
+		return Permanent, nil
 	}
 	var total time.Duration
 	rest := s
@@ -213,6 +227,9 @@ func (d *Duration) UnmarshalNode(n *yaml.Node) error {
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string {
+	if d == Permanent {
+		return "permanent"
+	}
 	t := time.Duration(d)
 	if t != 0 && t%(24*time.Hour) == 0 {
 		return fmt.Sprintf("%dd", t/(24*time.Hour))
