@@ -197,13 +197,8 @@ func (c *Config) MetricsAddr(addr string) error {
 		return fmt.Errorf("expected an address, not a name, in %q (like 127.0.0.1:9469)", addr)
 	}
 	a = a.Unmap()
-	if a.IsLoopback() {
+	if c.VPN.AllowedSource(a) { // the status page's rule too
 		return nil
-	}
-	for _, p := range c.VPN.Prefixes() {
-		if p.Contains(a) {
-			return nil
-		}
 	}
 	if len(c.VPN.Ranges) == 0 {
 		return fmt.Errorf("metrics must bind to loopback or an address in vpn.ranges, not %s (vpn.ranges is empty): they would tell others what moat sees", a)
