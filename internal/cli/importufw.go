@@ -1,0 +1,3 @@
+package cli
+
+func runImportUFW(e *env, args []string) int { return ExitUsage }
