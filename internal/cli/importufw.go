@@ -1,3 +1,48 @@
 package cli
 
-func runImportUFW(e *env, args []string) int { return ExitUsage }
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/moat-sh/moat/internal/ufwimport"
+)
+
+func runImportUFW(e *env, args []string) int {
+	f := newFlags(e, "import ufw", "import ufw [FILE|-] [--root DIR]").withRoot()
+	if code, ok := f.parse(args); !ok {
+		return code
+	}
+	if f.NArg() > 1 {
+		fmt.Fprint(e.stderr, importUsage)
+		return ExitUsage
+	}
+	apps, err := ufwimport.ReadApps(filepath.Join(f.root, "/etc/ufw/applications.d"))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat import ufw: %v\n", err)
+		return ExitRuntime
+	}
+	var in ufwimport.Input
+	switch name := f.Arg(0); name {
+	case "":
+		in, err = ufwimport.ReadHost(f.root)
+	default:
+		var data []byte
+		if name == "-" {
+			data, err = io.ReadAll(io.LimitReader(e.stdin, 8<<20))
+			name = "standard input"
+		} else {
+			data, err = os.ReadFile(name)
+		}
+		if err == nil {
+			in, err = ufwimport.ReadFile(name, data, apps)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat import ufw: %v\n", err)
+		return ExitUsage
+	}
+	fmt.Fprint(e.stdout, ufwimport.Translate(in))
+	return ExitOK
+}
