@@ -29,7 +29,7 @@ type quickFlags struct {
 }
 
 func newQuickFlags(e *env, name, synopsis string) *quickFlags {
-	f := &quickFlags{flags: newFlags(e, name, synopsis+" [-c FILE] [--dry-run | --no-apply] [--yes] [--confirm 120s]")}
+	f := &quickFlags{flags: newFlags(e, name, synopsis+" [-c FILE] [--dry-run | --no-apply] [--yes] [--confirm 120s] [--root DIR]").withRoot()}
 	f.dryRun = f.Bool("dry-run", false, "print the edit and the plan; change nothing")
 	f.noApply = f.Bool("no-apply", false, "edit moat.yaml and print the plan; do not apply")
 	f.yes = f.Bool("yes", false, "passed to moat apply: confirm at once if its self-probe passes")
@@ -111,7 +111,7 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		if !quickEditPlans {
 			return ExitOK
 		}
-		return planDraft(e, path, out)
+		return planDraft(e, f.root, path, out)
 	}
 	if err := change.WriteAtomic(path, out, st.Mode().Perm()); err != nil {
 		fmt.Fprintf(e.stderr, "moat %s: write %s: %v (it is untouched)\n", q.verb, path, err)
@@ -120,11 +120,15 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	if !quickEditPlans {
 		return ExitOK
 	}
+	plan := []string{"-c", path}
+	if f.root != "" {
+		plan = append(plan, "--root", f.root)
+	}
 	if *f.noApply {
 		fmt.Fprintln(e.stdout)
-		return runPlan(e, []string{"-c", path})
+		return runPlan(e, plan)
 	}
-	args := []string{"-c", path}
+	args := append([]string(nil), plan...)
 	if *f.yes {
 		args = append(args, "--yes")
 	}
@@ -135,7 +139,7 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		args = append(args, "--confirm", *f.window)
 	}
 	fmt.Fprintln(e.stdout)
-	if code := runPlan(e, []string{"-c", path}); code != ExitOK {
+	if code := runPlan(e, plan); code != ExitOK {
 		restore(e, q.verb, path, src, st.Mode().Perm())
 		return code
 	}
@@ -159,7 +163,7 @@ func restore(e *env, verb, path string, src []byte, mode fs.FileMode) {
 
 // planDraft prints the plan of the edited config without writing it
 // over the real one: a private copy beside nothing, removed after.
-func planDraft(e *env, path string, data []byte) int {
+func planDraft(e *env, root, path string, data []byte) int {
 	tmp, err := os.CreateTemp("", "moat-draft-*.yaml")
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat: %v\n", err)
@@ -173,7 +177,11 @@ func planDraft(e *env, path string, data []byte) int {
 	}
 	tmp.Close()
 	fmt.Fprintf(e.stdout, "\n--dry-run: %s is untouched; the plan with the edit:\n", path)
-	return runPlan(e, []string{"-c", tmp.Name()})
+	args := []string{"-c", tmp.Name()}
+	if root != "" {
+		args = append(args, "--root", root)
+	}
+	return runPlan(e, args)
 }
 
 // target is where a port goes: public, vpn, or allow from a source.
