@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,10 +50,14 @@ func Parse(src []byte) (*Doc, error) {
 		d.root = &yaml.Node{Kind: yaml.MappingNode, Line: len(d.lines) + 1, Column: 1}
 	case n.Kind == yaml.DocumentNode && len(n.Content) == 1 && n.Content[0].Kind == yaml.MappingNode:
 		d.root = n.Content[0]
-	case n.Kind == yaml.DocumentNode && len(n.Content) == 1 && n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null":
+	case n.Kind == yaml.DocumentNode && len(n.Content) == 1 && n.Content[0].Kind == yaml.ScalarNode && n.Content[0].Tag == "!!null" &&
+		n.Content[0].Value == "" && n.Content[0].Anchor == "" && n.Content[0].Style == 0:
 		d.root = &yaml.Node{Kind: yaml.MappingNode, Line: len(d.lines) + 1, Column: 1}
 	default:
 		return nil, fmt.Errorf("the file is not a YAML mapping: %w", ErrByHand)
+	}
+	if d.root.Anchor != "" || d.root.Tag != "!!map" && d.root.Tag != "" {
+		return nil, fmt.Errorf("the file's mapping has an anchor or a tag: %w", ErrByHand)
 	}
 	if d.root.Style&yaml.FlowStyle != 0 {
 		return nil, fmt.Errorf("the file is one flow mapping: %w", ErrByHand)
@@ -211,10 +216,10 @@ func scalarEnd(l []byte, off int, n *yaml.Node) (int, error) {
 	return end, nil
 }
 
-// SetScalar sets the scalar at path (a mapping key's value) to value,
+// setScalar sets the scalar at path (a mapping key's value) to value,
 // written as YAML text (quote it if needed). Missing mappings on the way
 // are added at the end of their parent.
-func (d *Doc) SetScalar(path []string, value string) ([]byte, error) {
+func (d *Doc) setScalar(path []string, value string) ([]byte, error) {
 	key, v, err := d.find(path)
 	if err != nil {
 		return nil, err
@@ -302,10 +307,10 @@ func (d *Doc) insertKey(path []string, body []string, inline bool) ([]byte, erro
 	return d.splice(at+1, at, lines), nil
 }
 
-// Append adds an item to the sequence at path: item is its YAML text, one
+// appendItem adds an item to the sequence at path: item is its YAML text, one
 // line for a scalar or several for a block mapping (without the "- ").
 // A missing sequence is created as a block sequence.
-func (d *Doc) Append(path []string, item []string) ([]byte, error) {
+func (d *Doc) appendItem(path []string, item []string) ([]byte, error) {
 	key, v, err := d.find(path)
 	if err != nil {
 		return nil, err
@@ -406,9 +411,9 @@ func (d *Doc) flowSpan(v *yaml.Node) (open, close int, err error) {
 	return 0, 0, fmt.Errorf("the list's ']' is not on its line: %w", ErrByHand)
 }
 
-// Remove deletes item i of the sequence at path. A block list left empty
+// remove deletes item i of the sequence at path. A block list left empty
 // becomes [] (an empty list, never null, which would mean "the default").
-func (d *Doc) Remove(path []string, i int) ([]byte, error) {
+func (d *Doc) remove(path []string, i int) ([]byte, error) {
 	key, v, err := d.find(path)
 	if err != nil {
 		return nil, err
@@ -499,9 +504,9 @@ func Quote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// SetList writes a list of scalars (YAML text) at path, which must be
+// setList writes a list of scalars (YAML text) at path, which must be
 // absent: an empty list is written [], never left null.
-func (d *Doc) SetList(path []string, items []string) ([]byte, error) {
+func (d *Doc) setList(path []string, items []string) ([]byte, error) {
 	_, v, err := d.find(path)
 	if err != nil {
 		return nil, err
@@ -517,4 +522,74 @@ func (d *Doc) SetList(path []string, items []string) ([]byte, error) {
 		body[i] = "- " + it
 	}
 	return d.insertKey(path, body, false)
+}
+
+// SetScalar sets the scalar at path (a mapping key's value) to value,
+// YAML text. Missing mappings on the way are added.
+func (d *Doc) SetScalar(path []string, value string) ([]byte, error) {
+	out, err := d.setScalar(path, value)
+	return d.verify(out, err, func(d2 *Doc) bool {
+		v := d2.Get(path...)
+		if v == nil {
+			return false
+		}
+		var got, want any
+		return v.Decode(&got) == nil && yaml.Unmarshal([]byte(value), &want) == nil && reflect.DeepEqual(got, want)
+	})
+}
+
+// Append adds item (YAML text: one line for a scalar, several for a
+// block mapping, without the "- ") to the list at path, creating it.
+func (d *Doc) Append(path []string, item []string) ([]byte, error) {
+	before := 0
+	if v := d.Get(path...); v != nil {
+		before = len(v.Content)
+	}
+	out, err := d.appendItem(path, item)
+	return d.verify(out, err, func(d2 *Doc) bool {
+		v := d2.Get(path...)
+		return v != nil && v.Kind == yaml.SequenceNode && len(v.Content) == before+1
+	})
+}
+
+// Remove deletes item i of the list at path; a block list left empty
+// becomes [] (never null, which would read as "the default").
+func (d *Doc) Remove(path []string, i int) ([]byte, error) {
+	before := 0
+	if v := d.Get(path...); v != nil {
+		before = len(v.Content)
+	}
+	out, err := d.remove(path, i)
+	return d.verify(out, err, func(d2 *Doc) bool {
+		v := d2.Get(path...)
+		return v != nil && v.Kind == yaml.SequenceNode && len(v.Content) == before-1
+	})
+}
+
+// SetList writes a list of scalars (YAML text) at path, which must be
+// absent; an empty list is written [].
+func (d *Doc) SetList(path []string, items []string) ([]byte, error) {
+	out, err := d.setList(path, items)
+	return d.verify(out, err, func(d2 *Doc) bool {
+		v := d2.Get(path...)
+		return v != nil && v.Kind == yaml.SequenceNode && len(v.Content) == len(items)
+	})
+}
+
+// verify re-reads an edit's output: it must parse, keep every top-level
+// key, and show the edit; otherwise the file's shape fooled the editor.
+func (d *Doc) verify(out []byte, err error, took func(*Doc) bool) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
+	d2, perr := Parse(out)
+	if perr != nil || !took(d2) {
+		return nil, fmt.Errorf("the edit does not read back as intended: %w", ErrByHand)
+	}
+	for i := 0; i+1 < len(d.root.Content); i += 2 {
+		if d2.Get(d.root.Content[i].Value) == nil {
+			return nil, fmt.Errorf("the edit loses %s: %w", d.root.Content[i].Value, ErrByHand)
+		}
+	}
+	return out, nil
 }
