@@ -179,6 +179,8 @@ func TestImportCustomFilterAndActions(t *testing.T) {
 		"backreference",
 		"- 8443/tcp",
 		"- 9000-9010/tcp",
+		"ignoreip 203.0.113.50: jail myapp only; moat's guard.ignore holds for every jail",
+		"# recidive: not imported: moat's jails have recidive built in",
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("import lacks %q:\n%s", want, y)
@@ -301,6 +303,9 @@ func TestDifferentialFail2banClient(t *testing.T) {
 				if strings.Join(f.ignoreip, " ") != strings.Join(j.IgnoreIP, " ") {
 					t.Errorf("jail %s: fail2ban ignoreip %v, ours %v", name, f.ignoreip, j.IgnoreIP)
 				}
+				if f.increment != j.Increment.Enabled || f.maxtime != j.Increment.MaxTime {
+					t.Errorf("jail %s: fail2ban bantime.increment %v maxtime %v, ours %v %v", name, f.increment, f.maxtime, j.Increment.Enabled, j.Increment.MaxTime)
+				}
 				if f.backend != j.Backend {
 					t.Errorf("jail %s: fail2ban backend %q, ours %q", name, f.backend, j.Backend)
 				}
@@ -314,11 +319,13 @@ type f2bJail struct {
 	maxretry          int
 	findtime, bantime time.Duration
 	ignoreip          []string
+	increment         bool
+	maxtime           time.Duration
 }
 
 var (
 	dumpAdd = regexp.MustCompile(`^\['add', '([^']+)', '([^']+)'\]$`)
-	dumpSet = regexp.MustCompile(`^\['set', '([^']+)', '(maxretry|findtime|bantime)', '?(-?[^']*?)'?\]$`)
+	dumpSet = regexp.MustCompile(`^\['set', '([^']+)', '(maxretry|findtime|bantime|bantime\.increment|bantime\.maxtime)', '?(-?[^']*?)'?\]$`)
 	dumpIgn = regexp.MustCompile(`^\['set', '([^']+)', 'addignoreip'((?:, '[^']*')*)\]$`)
 )
 
@@ -347,6 +354,14 @@ func dumpFail2ban(t *testing.T, dir string) map[string]*f2bJail {
 			switch m[2] {
 			case "maxretry":
 				j.maxretry, _ = strconv.Atoi(m[3])
+			case "bantime.increment":
+				j.increment = m[3] == "True"
+			case "bantime.maxtime":
+				s, err := ParseTime(m[3])
+				if err != nil {
+					t.Fatalf("fail2ban dumped %s = %q: %v", m[2], m[3], err)
+				}
+				j.maxtime = Seconds(s)
 			case "findtime", "bantime":
 				s, err := ParseTime(m[3])
 				if err != nil {

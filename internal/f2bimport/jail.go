@@ -12,10 +12,8 @@ import (
 // Jail is one fail2ban jail, its options read and interpolated as
 // fail2ban reads them.
 type Jail struct {
-	Name    string
-	Enabled bool
-	// Local is true when a jail.local or jail.d file sets the jail's own
-	// options (not only [DEFAULT]): the operator wrote it.
+	Name      string
+	Enabled   bool
 	Backend   string
 	Filter    string            // filter file name, without options
 	FilterOpt map[string]string // its [k=v] options (mode=aggressive)

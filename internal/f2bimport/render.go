@@ -46,6 +46,7 @@ func Import(o Options) (*Result, error) {
 	for i := range r.Jails {
 		w.jail(&r.Jails[i])
 	}
+	w.narrowIgnores()
 	r.YAML = w.render(r)
 	return r, nil
 }
@@ -81,6 +82,8 @@ type writer struct {
 	sshNote  string
 	disabled []string
 	top      []string // comments at the top
+
+	ignoreSets []ignoreSet
 }
 
 func (w *writer) note(format string, a ...any) { w.top = append(w.top, fmt.Sprintf(format, a...)) }
@@ -99,6 +102,10 @@ func (w *writer) jail(j *Jail) {
 	}
 	if len(j.Errors) > 0 {
 		out.skip = "fail2ban itself cannot read this jail"
+		return
+	}
+	if j.Name == "recidive" || j.Filter == "recidive" {
+		out.skip = "moat's jails have recidive built in: increment (on by default) grows the bantime of repeat offenders, increment.max caps it"
 		return
 	}
 	fname := j.Filter
@@ -171,6 +178,30 @@ func (w *writer) jail(j *Jail) {
 	}
 	w.jailPorts(j)
 	w.jailIgnore(j)
+	w.ignoreSets = append(w.ignoreSets, ignoreSet{j.Name, j.IgnoreIP})
+}
+
+type ignoreSet struct {
+	jail string
+	ips  []string
+}
+
+// narrowIgnores names the ignoreip entries that only some jails had:
+// moat's guard.ignore holds for every jail.
+func (w *writer) narrowIgnores() {
+	for _, set := range w.ignoreSets {
+		for _, ip := range set.ips {
+			var without []string
+			for _, other := range w.ignoreSets {
+				if !slices.Contains(other.ips, ip) {
+					without = append(without, other.jail)
+				}
+			}
+			if len(without) > 0 {
+				w.note("ignoreip %s: jail %s only; moat's guard.ignore holds for every jail (also %s)", ip, set.jail, strings.Join(without, ", "))
+			}
+		}
+	}
 }
 
 // source writes where the jail reads; false when it cannot say.
