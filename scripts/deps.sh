@@ -11,6 +11,9 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)
+# ufw: moat import ufw's test writes rules with the real ufw into a scratch
+# root and reads its status in a throwaway network namespace.
+pkgs+=(ufw)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

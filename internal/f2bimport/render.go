@@ -476,8 +476,8 @@ func (w *writer) jailPorts(j *Jail) {
 		return
 	}
 	for _, s := range specs {
-		if s.Proto == "tcp" && s.From == s.To && (s.From == 80 || s.From == 443) {
-			continue
+		if s.Proto == "tcp" && s.From == s.To && (s.From == 80 || s.From == 443 || s.From == 22) {
+			continue // 80 and 443 are listed anyway; SSH's port is moat's own (ssh.exposure)
 		}
 		dup := false
 		for _, p := range w.ports {
@@ -546,6 +546,10 @@ func (w *writer) render(r *Result) string {
 		p("    - 80/tcp")
 		p("    - 443/tcp")
 		for _, pt := range w.ports {
+			if what := datastore(pt.spec); what != "" {
+				p("    # - %s   # %s: %s; moat keeps those off the internet: list it under firewall.vpn or firewall.allow", pt.spec, oneLine(pt.why), what)
+				continue
+			}
 			p("    - %s   # %s", pt.spec, oneLine(pt.why))
 		}
 	}
@@ -679,4 +683,21 @@ func oneLine(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// datastores are ports no fail2ban jail should have made public.
+var datastores = map[uint16]string{
+	3306: "MySQL", 5432: "PostgreSQL", 1433: "SQL Server", 6379: "Redis", 27017: "MongoDB",
+	11211: "memcached", 9200: "Elasticsearch", 10000: "Webmin", 2812: "Monit web interface",
+}
+
+// datastore names the database or admin interface a single port is.
+func datastore(s schema.PortSpec) string {
+	if s.From != s.To {
+		return ""
+	}
+	if what, ok := datastores[s.From]; ok {
+		return "a " + what + " port"
+	}
+	return ""
 }

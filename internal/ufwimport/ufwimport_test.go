@@ -139,13 +139,19 @@ func TestDifferentialRealUFW(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The OpenSSH and Nginx profiles come with openssh-server and nginx.
-	for _, app := range []string{"openssh-server", "nginx"} {
-		data, err := os.ReadFile(filepath.Join("/etc/ufw/applications.d", app))
-		lab.Require(t, err == nil, "needs ufw's application profile "+app+" (openssh-server and nginx-light are in scripts/deps.sh)")
-		if err := os.WriteFile(filepath.Join(root, "etc/ufw/applications.d", app), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	// The OpenSSH profile comes with openssh-server; Nginx's profile
+	// (nginx-common's) is written here as that package ships it.
+	data, err := os.ReadFile("/etc/ufw/applications.d/openssh-server")
+	lab.Require(t, err == nil, "needs ufw's application profile openssh-server (openssh-server is in scripts/deps.sh)")
+	if err := os.WriteFile(filepath.Join(root, "etc/ufw/applications.d/openssh-server"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	nginx, err := os.ReadFile("testdata/root/etc/ufw/applications.d/nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc/ufw/applications.d/nginx"), nginx, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	// Start from the package's own files (its postinst copies them to
 	// /etc/ufw), whatever this host's ufw holds.
