@@ -81,8 +81,10 @@ func ParseINI(name string, data []byte) (*File, error) {
 		}
 		flush()
 		value = strings.TrimSpace(value)
-		if value[0] == '[' && strings.HasSuffix(value, "]") && len(value) > 2 {
-			curName = value[1 : len(value)-1]
+		// A header is "[" up to the line's last "]", as configparser's
+		// greedy \[(.+)\] reads it ("[sshd] # note" is [sshd]).
+		if end := strings.LastIndexByte(value, ']'); value[0] == '[' && end > 1 {
+			curName = value[1:end]
 			if curName == "DEFAULT" {
 				cur = f.Defaults
 			} else {

@@ -9,6 +9,10 @@ import (
 // maxDepth is Python configparser's interpolation depth limit.
 const maxDepth = 10
 
+// maxValue bounds an interpolated value: ten levels of references, each
+// repeated, would otherwise grow without end.
+const maxValue = 1 << 20
+
 // ErrNoOption is returned for an option neither the section, the vars
 // nor [DEFAULT] define.
 var ErrNoOption = errors.New("no such option")
@@ -135,6 +139,9 @@ func (c *Config) interpolate(section, option, v string, vars map[string]string, 
 				return "", err
 			}
 			b.WriteString(sub)
+			if b.Len() > maxValue {
+				return "", fmt.Errorf("[%s] %s: interpolates to more than %d bytes", section, option, maxValue)
+			}
 			v = v[end+2:]
 		default:
 			return "", fmt.Errorf("[%s] %s: '%%' must be followed by '%%' or '(' in %q", section, option, clip(v))
