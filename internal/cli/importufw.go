@@ -6,13 +6,26 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/moat-sh/moat/internal/config"
+
 	"github.com/moat-sh/moat/internal/ufwimport"
 )
 
 func runImportUFW(e *env, args []string) int {
-	f := newFlags(e, "import ufw", "import ufw [FILE|-] [--root DIR]").withRoot()
+	f := newFlags(e, "import ufw", "import ufw [FILE|-] [--root DIR] [--ssh-port N]").withRoot()
+	sshPort := f.Uint("ssh-port", 0, "sshd's port, which moat opens itself (default: ssh.port of the config, else 22)")
 	if code, ok := f.parse(args); !ok {
 		return code
+	}
+	if *sshPort > 65535 {
+		fmt.Fprintf(e.stderr, "moat import ufw: --ssh-port %d: expected a port from 1 to 65535\n", *sshPort)
+		return ExitUsage
+	}
+	if *sshPort == 0 {
+		*sshPort = 22
+		if c, err := config.Load(config.Path(f.config), f.explicitConfig()); err == nil {
+			*sshPort = uint(c.SSH.Port)
+		}
 	}
 	if f.NArg() > 1 {
 		fmt.Fprint(e.stderr, importUsage)
@@ -43,6 +56,7 @@ func runImportUFW(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat import ufw: %v\n", err)
 		return ExitUsage
 	}
+	in.SSHPort = uint16(*sshPort)
 	fmt.Fprint(e.stdout, ufwimport.Translate(in))
 	return ExitOK
 }

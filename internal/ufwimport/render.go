@@ -187,6 +187,9 @@ func (r *render) rule(ru Rule, ssh uint16) {
 				continue
 			}
 			if r.once("public " + s.String()) {
+				if what, ok := datastores[s.From]; ok && s.From == s.To {
+					why = strings.TrimPrefix(why+"; ", "; ") + what + " open to everyone, as ufw had it: consider firewall.vpn or firewall.allow"
+				}
 				r.public = append(r.public, item{s, why})
 			}
 		}
@@ -267,6 +270,10 @@ func (r *render) yaml(in Input) string {
 	for _, n := range r.notes {
 		p("# %s", n)
 	}
+	if in.SSHPort != 0 && in.SSHPort != 22 {
+		p("ssh:")
+		p("  port: %d   # sshd's port: moat opens it itself, as ssh.exposure says", in.SSHPort)
+	}
 	if len(r.ifaces) > 0 {
 		p("vpn:")
 		p("  interfaces: [%s]", strings.Join(quoteAll(r.ifaces), ", "))
@@ -326,4 +333,10 @@ func quoteAll(ss []string) []string {
 		out[i] = "'" + strings.ReplaceAll(s, "'", "''") + "'"
 	}
 	return out
+}
+
+// datastores are ports that are rarely meant to be public.
+var datastores = map[uint16]string{
+	3306: "MySQL", 5432: "PostgreSQL", 1433: "SQL Server", 6379: "Redis", 27017: "MongoDB",
+	11211: "memcached", 9200: "Elasticsearch", 2375: "the Docker API", 2376: "the Docker API",
 }

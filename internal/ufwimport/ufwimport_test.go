@@ -218,3 +218,14 @@ func TestMalformedRulesSayWhere(t *testing.T) {
 		t.Error("status without a Status: line accepted")
 	}
 }
+
+func TestSSHPortIsMoatsOwn(t *testing.T) {
+	rs, err := ReadRules(strings.NewReader("### tuple ### allow tcp 2222 0.0.0.0/0 any 0.0.0.0/0 in\n### tuple ### limit tcp 22 0.0.0.0/0 any 0.0.0.0/0 in\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := parse(t, Input{Rules: rs, SSHPort: 2222})
+	if c.SSH.Port != 2222 || len(c.Firewall.Public) != 1 || c.Firewall.Public[0].String() != "22/tcp" {
+		t.Errorf("ssh.port %d, public %v: want 2222 as sshd's, 22 an ordinary port", c.SSH.Port, c.Firewall.Public)
+	}
+}
