@@ -181,6 +181,7 @@ func TestImportCustomFilterAndActions(t *testing.T) {
 		"- 9000-9010/tcp",
 		"ignoreip 203.0.113.50: jail myapp only; moat's guard.ignore holds for every jail",
 		"# recidive: not imported: moat's jails have recidive built in",
+		"filter.d/nginx-http-auth.local customises fail2ban's nginx-http-auth filter",
 	} {
 		if !strings.Contains(y, want) {
 			t.Errorf("import lacks %q:\n%s", want, y)

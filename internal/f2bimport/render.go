@@ -3,6 +3,7 @@ package f2bimport
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -122,6 +123,11 @@ func (w *writer) jail(j *Jail) {
 	builtin := false
 	if modes, ok := filter.Modes(fname); ok {
 		builtin = true
+		for _, l := range []string{fname + ".local", fname + ".d"} {
+			if _, err := os.Stat(filepath.Join(w.o.Dir, "filter.d", l)); err == nil {
+				comment("filter.d/%s customises fail2ban's %s filter; moat runs its own (moat filter test %s LOG shows what it finds)", l, fname, fname)
+			}
+		}
 		if fname != j.Name {
 			add("filter: %s", fname)
 		}
@@ -468,7 +474,7 @@ func (w *writer) jailPorts(j *Jail) {
 	if j.Filter == "sshd" || j.Name == "sshd" {
 		if len(specs) == 1 && specs[0].From == specs[0].To && specs[0].Proto == "tcp" {
 			if p := specs[0].From; p != 22 {
-				w.sshPort, w.sshNote = p, fmt.Sprintf("jail %s guards port %s", j.Name, j.Ports)
+				w.sshPort, w.sshNote = p, fmt.Sprintf("jail %s guards port %s: sshd's port (moat apply moves sshd if it listens elsewhere)", j.Name, j.Ports)
 			}
 		} else if len(specs) > 1 {
 			w.note("jail %s guards several ports (%s): set ssh.port to the one sshd listens on", j.Name, j.Ports)
