@@ -15,9 +15,9 @@ import (
 )
 
 func init() {
-	register(command{"allow", "allow PORT [--from vpn|CIDR]: open a port in moat.yaml, then plan and apply", 40, runAllow})
-	register(command{"deny", "deny PORT: close a port in moat.yaml, then plan and apply", 41, runDeny})
-	register(command{"expose", "expose ssh public|vpn+public|vpn: stage SSH's exposure in moat.yaml, then plan and apply", 42, runExpose})
+	register(command{"allow", "allow PORT [--from vpn|CIDR]: open a port in moat.yaml, then plan and apply", 35, runAllow})
+	register(command{"deny", "deny PORT: close a port in moat.yaml, then plan and apply", 36, runDeny})
+	register(command{"expose", "expose ssh public|vpn+public|vpn: stage SSH's exposure in moat.yaml, then plan and apply", 37, runExpose})
 }
 
 // quickFlags are the flags every quick edit takes: where the config is,
