@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,6 +113,11 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 			return ExitOK
 		}
 		return planDraft(e, f.root, path, out)
+	}
+	// Someone else's edit since we read it is not overwritten.
+	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, src) {
+		fmt.Fprintf(e.stderr, "moat %s: %s changed while this edit was prepared; run it again (it is untouched)\n", q.verb, path)
+		return ExitRuntime
 	}
 	if err := change.WriteAtomic(path, out, st.Mode().Perm()); err != nil {
 		fmt.Fprintf(e.stderr, "moat %s: write %s: %v (it is untouched)\n", q.verb, path, err)
