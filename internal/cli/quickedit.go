@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"reflect"
 
 	"github.com/moat-sh/moat/internal/change"
@@ -58,7 +59,13 @@ var quickEditPlans = true
 
 func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	path := config.Path(f.config)
-	st, err := os.Stat(path)
+	// A moat.yaml that is a link (to a checkout, say) is edited where it
+	// points, and stays a link.
+	file := path
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		file = real
+	}
+	st, err := os.Stat(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.stderr, "moat %s: %s not found (hint: moat init > %s writes a starter)\n", q.verb, path, path)
 		return ExitUsage
@@ -67,7 +74,7 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		fmt.Fprintf(e.stderr, "moat %s: %v\n", q.verb, err)
 		return ExitRuntime
 	}
-	src, err := os.ReadFile(path)
+	src, err := os.ReadFile(file)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat %s: %v\n", q.verb, err)
 		return ExitRuntime
@@ -115,11 +122,11 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		return planDraft(e, f.root, path, out)
 	}
 	// Someone else's edit since we read it is not overwritten.
-	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, src) {
+	if now, err := os.ReadFile(file); err != nil || !bytes.Equal(now, src) {
 		fmt.Fprintf(e.stderr, "moat %s: %s changed while this edit was prepared; run it again (it is untouched)\n", q.verb, path)
 		return ExitRuntime
 	}
-	if err := change.WriteAtomic(path, out, st.Mode().Perm()); err != nil {
+	if err := change.WriteAtomic(file, out, st.Mode().Perm()); err != nil {
 		fmt.Fprintf(e.stderr, "moat %s: write %s: %v (it is untouched)\n", q.verb, path, err)
 		return ExitRuntime
 	}
@@ -146,13 +153,13 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	}
 	fmt.Fprintln(e.stdout)
 	if code := runPlan(e, plan); code != ExitOK {
-		restore(e, q.verb, path, src, st.Mode().Perm())
+		restore(e, q.verb, file, src, st.Mode().Perm())
 		return code
 	}
 	fmt.Fprintln(e.stdout)
 	code := runApply(e, args)
 	if code != ExitOK {
-		restore(e, q.verb, path, src, st.Mode().Perm())
+		restore(e, q.verb, file, src, st.Mode().Perm())
 	}
 	return code
 }

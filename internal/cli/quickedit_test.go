@@ -167,3 +167,29 @@ func TestQuickEditMissingFile(t *testing.T) {
 		t.Errorf("exit %d: %s", code, errb.String())
 	}
 }
+
+// TestQuickEditFollowsALink: a moat.yaml that links elsewhere is edited
+// where it points and stays a link.
+func TestQuickEditFollowsALink(t *testing.T) {
+	quickEditPlans = false
+	t.Cleanup(func() { quickEditPlans = true })
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.yaml")
+	if err := os.WriteFile(real, []byte(quickConfig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "moat.yaml")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := Main([]string{"allow", "8080/tcp", "-c", link}, nil, &out, &errb); code != ExitOK {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if st, err := os.Lstat(link); err != nil || st.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("moat.yaml is no longer a link: %v", err)
+	}
+	if data, _ := os.ReadFile(real); !strings.Contains(string(data), "8080/tcp") {
+		t.Errorf("the link's target was not edited:\n%s", data)
+	}
+}
