@@ -16,6 +16,8 @@ type Filter struct {
 	IgnoreRegex  []string
 	JournalMatch []string // one entry per line, words separated by spaces
 	MaxLines     string
+	DatePattern  string // "" for fail2ban's default
+	Journal      bool   // read from the journal: lines carry no date
 }
 
 // ReadFilter reads filter.d/name under dir with the jail's options
@@ -79,6 +81,10 @@ func ReadFilter(dir, name string, opts map[string]string, backend string) (*Filt
 	if f.MaxLines, err = get("maxlines"); err != nil {
 		return nil, err
 	}
+	if f.DatePattern, err = get("datepattern"); err != nil {
+		return nil, err
+	}
+	f.Journal = strings.HasPrefix(backend, "systemd")
 	return f, nil
 }
 

@@ -45,7 +45,7 @@ func FuzzTranslate(f *testing.F) {
 	f.Add(`^user (?!`+"`"+`)<F-USER>x</F-USER> from <ADDR>`, `^<F-MLFID>x</F-MLFID><F-CONTENT>.+</F-CONTENT>$`)
 	f.Add(`relay=\[(?:IPv6:<IP6>|<IP4>)\]\Z{,3}`, "")
 	f.Fuzz(func(t *testing.T, re, pref string) {
-		fl := &Filter{FailRegex: []string{re}, IgnoreRegex: []string{re}, PrefRegex: pref}
+		fl := &Filter{FailRegex: []string{re}, IgnoreRegex: []string{re}, PrefRegex: pref, DatePattern: pref}
 		for _, tr := range TranslateFail(fl) {
 			if tr.Skip == "" {
 				if _, err := filter.Compile("fuzz", filter.Custom{Regex: []string{tr.Regex}}, filter.Options{}); err != nil {

@@ -14,6 +14,11 @@ import (
 // message carries none.
 const datePrefix = `(?:(?:[A-Z][a-z]{2} +\d{1,2} \d\d:\d\d:\d\d|\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?|\[[^\]]*\]) *)?`
 
+// bracketStamp stands where fail2ban left "[]" after cutting a
+// bracketed stamp ([Sun Jun 09 07:57:47 2013], [10/Oct/2000:13:55:36
+// -0700]): brackets holding a time of day.
+const bracketStamp = `\[[^\]]*\d\d:\d\d:\d\d[^\]]*\]`
+
 var (
 	fTagOpen  = regexp.MustCompile(`<F-([A-Za-z0-9_]+)>`)
 	fTagClose = regexp.MustCompile(`</F-[A-Za-z0-9_]+>`)
@@ -38,7 +43,7 @@ func TranslateFail(f *Filter) []Translated {
 	var out []Translated
 	for _, r := range f.FailRegex {
 		t := Translated{From: r}
-		t.Regex, t.Skip = translate(r, f.PrefRegex, true)
+		t.Regex, t.Skip = translate(r, f, true)
 		if t.Skip == "" {
 			if _, err := filter.Compile("import", filter.Custom{Regex: []string{t.Regex}}, filter.Options{}); err != nil {
 				t.Regex, t.Skip = "", "moat cannot compile it: "+err.Error()
@@ -55,7 +60,7 @@ func TranslateIgnore(f *Filter) []Translated {
 	var out []Translated
 	for _, r := range f.IgnoreRegex {
 		t := Translated{From: r}
-		t.Regex, t.Skip = translate(r, f.PrefRegex, false)
+		t.Regex, t.Skip = translate(r, f, false)
 		if t.Skip == "" {
 			if _, err := regexp.Compile(`^(?:` + t.Regex + `)$`); err != nil {
 				t.Regex, t.Skip = "", "moat cannot compile it: "+err.Error()
@@ -79,7 +84,8 @@ var unsupported = []struct{ seq, why string }{
 
 var backref = regexp.MustCompile(`\\[1-9]`)
 
-func translate(r, pref string, fail bool) (string, string) {
+func translate(r string, f *Filter, fail bool) (string, string) {
+	pref := f.PrefRegex
 	switch {
 	case strings.Contains(r, "<SKIPLINES>"):
 		return "", "it spans several lines (<SKIPLINES>); moat matches one line at a time"
@@ -138,11 +144,37 @@ func translate(r, pref string, fail bool) (string, string) {
 	} else {
 		body = strings.ReplaceAll(body, "<HOST>", `[0-9A-Fa-f:.]+`)
 	}
-	// fail2ban cuts the timestamp and searches; moat matches whole lines.
-	if strings.HasPrefix(body, "^") {
-		body = datePrefix + body[1:]
-	} else {
-		body = ".*?" + body
+	// fail2ban cuts the timestamp and searches; moat matches whole lines:
+	// the date goes back where the filter's datepattern says it stands.
+	date, anchored, known := "", false, false
+	switch strings.TrimSpace(f.DatePattern) {
+	case "", "{^LN-BEG}", "{DATE}":
+		// fail2ban's default templates: the generic prefix stands for them.
+	default:
+		date, anchored, known = DateRegex(f.DatePattern)
+	}
+	lead := strings.HasPrefix(body, "^")
+	body = strings.TrimLeft(body, "^") // Python reads ^^ as ^
+	switch {
+	case known && anchored:
+		if f.Journal {
+			date = "(?:" + date + ")?" // a journal message carries none
+		}
+		if lead {
+			body = date + body
+		} else {
+			body = date + ".*?" + body
+		}
+	case known && strings.Contains(body, `\[\]`):
+		// The stamp stood between brackets fail2ban left empty.
+		body = strings.Replace(body, `\[\]`, `\[`+date+`\]`, 1)
+		if !lead {
+			body = ".*?" + body
+		}
+	case lead:
+		body = datePrefix + strings.Replace(body, `\[\]`, bracketStamp, 1)
+	default:
+		body = ".*?" + strings.Replace(body, `\[\]`, bracketStamp, 1)
 	}
 	if !strings.HasSuffix(body, "$") || strings.HasSuffix(body, `\$`) {
 		body += ".*"

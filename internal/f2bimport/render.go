@@ -28,6 +28,15 @@ type Result struct {
 	YAML  string
 	Files []string // the fail2ban files read, in fail2ban's order
 	Jails []Jail   // every jail, enabled or not
+	// Filters names, for each user filter written, the fail2ban filter
+	// and options it was translated from.
+	Filters map[string]FilterSource
+}
+
+// FilterSource is a fail2ban filter as a jail names it.
+type FilterSource struct {
+	Name string
+	Opts map[string]string
 }
 
 // maxMaxRetry is jail's bound on maxretry.
@@ -49,11 +58,18 @@ func Import(o Options) (*Result, error) {
 	}
 	w.narrowIgnores()
 	r.YAML = w.render(r)
+	r.Filters = map[string]FilterSource{}
+	for key, uf := range w.filters {
+		if len(uf.regex) > 0 && len(uf.usedBy) > 0 {
+			r.Filters[key] = uf.src
+		}
+	}
 	return r, nil
 }
 
 type userFilter struct {
 	from, sig     string
+	src           FilterSource
 	regex, ignore []string
 	notes         []string
 	usedBy        []string
@@ -385,7 +401,7 @@ func (w *writer) userFilter(name string, j *Jail) (string, *userFilter, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	uf := &userFilter{from: "filter.d/" + name, sig: sig}
+	uf := &userFilter{from: "filter.d/" + name, sig: sig, src: FilterSource{Name: name, Opts: j.FilterOpt}}
 	if len(j.FilterOpt) > 0 {
 		uf.from += "[" + optString(j.FilterOpt) + "]"
 	}
