@@ -54,6 +54,10 @@ func DateRegex(dp string) (re string, anchored, ok bool) {
 				i += len("TAI64N") - 1
 			case c == '{':
 				return "", false, false // another template: unknown here
+			case c == '(' && (i+1 >= len(line) || line[i+1] != '?' || strings.HasPrefix(line[i:], "(?P<")):
+				// A group: fail2ban cuts only what it matched, and the
+				// rest stays in the line; the generic handling fits better.
+				return "", false, false
 			case c == '\\' && i+1 < len(line):
 				b.WriteString(line[i : i+2])
 				i++

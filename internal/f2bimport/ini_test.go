@@ -1,6 +1,7 @@
 package f2bimport
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,6 +120,29 @@ func TestParseTime(t *testing.T) {
 	for _, bad := range []string{"", "abc", "10x", "1h+", "--", "1e400", "%(x)s"} {
 		if _, err := ParseTime(bad); err == nil {
 			t.Errorf("ParseTime(%q) accepted", bad)
+		}
+	}
+}
+
+func TestDateRegex(t *testing.T) {
+	for _, tc := range []struct {
+		dp, line     string
+		ok, anchored bool
+	}{
+		{"^t=%Y-%m-%dT%H:%M:%S%z", "t=2020-10-19T17:44:33+0200", true, true},
+		{"{^LN-BEG}Epoch", "[1387288694]", true, true},
+		{"^%b %d, %ExY %I:%M:%S %p", "apr 15, 2013 8:34:08 PM", true, true},
+		{"%d/%b[^/]*/%Y:%H:%M:%S %z", "02/sept./2015:00:11:31 +0200", true, false},
+		{"^[^\\[]*\\[({DATE})", "", false, false},
+		{"{^LN-BEG}%Q", "", false, false},
+	} {
+		re, anch, ok := DateRegex(tc.dp)
+		if ok != tc.ok || anch != tc.anchored {
+			t.Errorf("%q: ok %v anchored %v, want %v %v", tc.dp, ok, anch, tc.ok, tc.anchored)
+			continue
+		}
+		if ok && !regexp.MustCompile("(?i)^(?:"+re+")$").MatchString(tc.line) {
+			t.Errorf("%q → %s does not match %q", tc.dp, re, tc.line)
 		}
 	}
 }
