@@ -264,6 +264,9 @@ func TestImportEveryShippedJail(t *testing.T) {
 	if imported < len(r.Jails)/2 {
 		t.Errorf("only %d of %d shipped jails imported", imported, len(r.Jails))
 	}
+	// The same import (translating ~90 filters is the slow part) against
+	// fail2ban-regex.
+	t.Run("DifferentialFail2banRegex", func(t *testing.T) { differentialFail2banRegex(t, dir, r, c) })
 }
 
 // TestDifferentialFail2banClient compares the jails, their state and

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/lab"
 )
@@ -20,32 +21,16 @@ import (
 // its test suite.
 const sampleLogs = "/usr/lib/python3/dist-packages/fail2ban/tests/files/logs"
 
-// TestDifferentialFail2banRegex runs every filter the import translates
+// differentialFail2banRegex (run by TestImportEveryShippedJail, on its
+// import) runs every filter the import translates
 // over fail2ban's own sample log for it, once with fail2ban-regex and once
 // with moat's filter code: moat must find no address fail2ban does not
 // (a translation must never widen what bans), and the share of
 // fail2ban's addresses it finds is reported.
-func TestDifferentialFail2banRegex(t *testing.T) {
+func differentialFail2banRegex(t *testing.T, dir string, r *Result, c *config.Config) {
 	lab.RequireTool(t, "fail2ban-regex")
 	_, err := os.Stat(sampleLogs)
 	lab.Require(t, err == nil, "needs fail2ban's sample logs under "+sampleLogs+" (Debian's fail2ban package)")
-	dir := packageTree(t)
-	if err := os.WriteFile(filepath.Join(dir, "jail.d", "zz-all.local"), []byte("[DEFAULT]\nenabled = true\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	cfg, err := Read(dir, "jail")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, j := range Jails(cfg) {
-		for _, p := range j.LogPaths {
-			p = strings.NewReplacer("*", "x", "?", "x").Replace(p)
-			_ = os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755)
-			_ = os.WriteFile(filepath.Join(root, p), nil, 0o644)
-		}
-	}
-	r, c := importDir(t, dir, root)
 	names := make([]string, 0, len(r.Filters))
 	for n := range r.Filters {
 		names = append(names, n)
