@@ -23,6 +23,9 @@ pkgs+=(chromium)
 # apache2-utils: the gateway's htpasswd reader is tested against files the
 # real htpasswd writes ($apr1$, {SHA}, bcrypt).
 pkgs+=(apache2-utils)
+# ufw: moat import ufw's test writes rules with the real ufw into a scratch
+# root and reads its status in a throwaway network namespace.
+pkgs+=(ufw)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
