@@ -185,16 +185,21 @@ func (w *writer) jail(j *Jail) {
 		add("findtime: %s", fmtDur(j.FindTime))
 	}
 	ban := j.BanTime
-	if ban < 0 {
-		ban = 365 * 24 * time.Hour
-		add("bantime: %s   # fail2ban: -1 (for ever); a jail's bans expire in moat: a year here (moat ban ADDR bans for good)", fmtDur(ban))
-	} else if ban == 0 {
-		ban = time.Hour
+	switch {
+	case ban < 0:
+		add("bantime: permanent   # fail2ban: -1 (for ever)")
+		if j.Increment.Enabled {
+			comment("bantime.increment: nothing to grow, the bans are permanent")
+		}
+		add("increment:")
+		add("  enabled: false")
+	case ban == 0:
 		add("bantime: 1h   # fail2ban: 0")
-	} else {
+		w.increment(j, time.Hour, add, comment)
+	default:
 		add("bantime: %s", fmtDur(ban))
+		w.increment(j, ban, add, comment)
 	}
-	w.increment(j, ban, add, comment)
 	for _, a := range j.Actions {
 		comment("%s", actionNote(a.Name))
 	}
