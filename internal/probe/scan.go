@@ -343,3 +343,14 @@ func RangeList(ports []uint16) string {
 	}
 	return b.String()
 }
+
+// Connect is one TCP connect to ap, as the scan makes it: Open, Closed (a
+// RST), or Filtered (an ICMP unreachable, or no answer within timeout).
+// moat apply's self-probe asks it of each address it can reach.
+func Connect(ctx context.Context, dial DialFunc, ap netip.AddrPort, timeout time.Duration) State {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	st, _, _ := connectOnce(ctx, dial, ap, timeout)
+	return st
+}
