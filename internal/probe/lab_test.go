@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -297,6 +298,11 @@ func (w *world) nmap(t *testing.T, args ...string) nmapScan {
 	if err != nil {
 		t.Fatalf("nmap %v: %v\n%s", args, err, out)
 	}
+	return parseNmapXML(t, out)
+}
+
+func parseNmapXML(t *testing.T, out []byte) nmapScan {
+	t.Helper()
 	var doc struct {
 		Hosts []struct {
 			Ports struct {
@@ -522,4 +528,53 @@ func TestProbeLab(t *testing.T) {
 			t.Errorf("no summary:\n%s", out)
 		}
 	})
+}
+
+// TestProbeBenchVersusNmap is bench/probe.sh's measurement, not a CI test
+// (it needs MOAT_PROBE_BENCH=1): a full 65,535-port TCP connect scan of
+// each lab host by moat probe and by nmap -sT -p- -T4, one after the
+// other in the same run, with wall time, the ratio, peak RSS, and whether
+// the open/closed/filtered verdicts agree port for port.
+func TestProbeBenchVersusNmap(t *testing.T) {
+	if os.Getenv("MOAT_PROBE_BENCH") != "1" {
+		t.Skip("a benchmark: bench/probe.sh runs it (MOAT_PROBE_BENCH=1)")
+	}
+	lab.RequireTool(t, "nmap")
+	w := newWorld(t)
+	run := func(args ...string) ([]byte, time.Duration, int64) {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", w.attacker.Netns()}, args...)...)
+		t0 := time.Now()
+		out, err := cmd.Output()
+		took := time.Since(t0)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		var rss int64
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			rss = ru.Maxrss // KiB
+		}
+		return out, took, rss
+	}
+	targets := []string{vpsV4, openV4}
+	if s := os.Getenv("MOAT_PROBE_BENCH_TARGETS"); s != "" {
+		targets = strings.Split(s, ",")
+	}
+	for _, target := range targets {
+		mOut, mTook, mRSS := run(w.bin, "probe", "--json", "--no-udp", "--ports", "all", target)
+		nOut, nTook, nRSS := run("nmap", "-sT", "-p-", "-T4", "-n", "-Pn", "-oX", "-", target)
+		var r probe.Report
+		if err := json.Unmarshal(mOut, &r); err != nil {
+			t.Fatal(err)
+		}
+		h := r.Hosts[0]
+		n := parseNmapXML(t, nOut)
+		agree := slices.Equal(n.open(), h.Open) && n.count("closed") == h.ClosedCount && n.count("filtered") == h.FilteredCount
+		fmt.Printf("target %s: moat probe %.1fs (scan %.1fs, %d attempts, peak RSS %d MiB) | nmap -sT -p- -T4 %.1fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
+			target, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, mRSS/1024, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())
+		fmt.Printf("  verdicts: moat open %v, %d closed, %d filtered | nmap open %v, %d closed, %d filtered | agree: %v\n",
+			h.Open, h.ClosedCount, h.FilteredCount, n.open(), n.count("closed"), n.count("filtered"), agree)
+		if !agree {
+			t.Errorf("%s: verdicts differ", target)
+		}
+	}
 }
