@@ -11,6 +11,10 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)
+# moat probe's lab test: nmap is the peer it is checked against; the
+# unprotected host runs redis-server without a password and nginx's
+# default site.
+pkgs+=(nmap redis-server nginx-light)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
