@@ -578,3 +578,16 @@ func TestProbeBenchVersusNmap(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeShow prints moat probe's text report for both lab hosts, as the
+// README shows it (MOAT_PROBE_SHOW=1; not a CI test).
+func TestProbeShow(t *testing.T) {
+	if os.Getenv("MOAT_PROBE_SHOW") != "1" {
+		t.Skip("prints the README's example: MOAT_PROBE_SHOW=1")
+	}
+	w := newWorld(t)
+	for _, args := range [][]string{{"vps.test", "-c", w.vpsCfg}, {openV4, "-c", w.vpsCfg}} {
+		out, _ := w.attacker.Run(context.Background(), w.bin, append([]string{"probe"}, args...)...)
+		fmt.Printf("$ moat probe %s\n%s\n", strings.Join(args, " "), out)
+	}
+}

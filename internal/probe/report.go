@@ -119,8 +119,10 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	b.WriteString("\nWHAT AN ATTACKER SEES\n")
+	fmt.Fprintf(&b, "  TCP connect scan: %d ports on %d address(es) in %s (%d attempts, %d retries)\n",
+		r.Ports, len(r.Hosts), r.Scan.Took.Round(100*time.Millisecond), r.Scan.Attempts, r.Scan.Retries)
 	for _, h := range r.Hosts {
-		fmt.Fprintf(&b, "  %s  tcp: %d open, %d closed, %d filtered (of %d ports, scanned in %s)\n", h.Addr, len(h.Open), h.ClosedCount, h.FilteredCount, r.Ports, r.Scan.Took.Round(100*time.Millisecond))
+		fmt.Fprintf(&b, "  %s  tcp: %d open, %d closed, %d filtered\n", h.Addr, len(h.Open), h.ClosedCount, h.FilteredCount)
 		if h.Unscanned > 0 {
 			fmt.Fprintf(&b, "      %d ports not scanned: the time limit ran out\n", h.Unscanned)
 		}
@@ -131,21 +133,19 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 			}
 			b.WriteString(strings.TrimRight(line, " ") + "\n")
 		}
-	}
-	for _, u := range r.UDP {
-		if u.State == "open" {
-			fmt.Fprintf(&b, "  %s  udp/%-5d open  %-13s %s\n", u.Addr, u.Port, u.Service, u.Answer)
-		}
-	}
-	if len(r.UDP) > 0 {
 		var quiet []string
 		for _, u := range r.UDP {
-			if u.State != "open" {
+			if u.Addr != h.Addr {
+				continue
+			}
+			if u.State == "open" {
+				fmt.Fprintf(&b, "    udp/%-5d  open  %-13s %s\n", u.Port, u.Service, u.Answer)
+			} else {
 				quiet = append(quiet, fmt.Sprintf("%d %s", u.Port, u.State))
 			}
 		}
 		if len(quiet) > 0 {
-			fmt.Fprintf(&b, "  udp: %s\n", strings.Join(slices.Compact(quiet), ", "))
+			fmt.Fprintf(&b, "    udp: %s\n", strings.Join(quiet, ", "))
 		}
 	}
 	for _, l := range r.Layers {
