@@ -158,10 +158,32 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 		rtt   = newRTT(maxTO)
 		lim   = newBucket(rate, max(workers/8, 1), now)
 	)
+	// Timing probes, as nmap sends them: now and then a port known to
+	// answer is dialled again, so the wait follows the round trip as it is
+	// now, not as it was in the first burst (on a host that drops
+	// everything else, the first few answers are the only ones).
+	var (
+		known    atomic.Pointer[netip.AddrPort]
+		attempts atomic.Int64
+	)
+	timing := func() {
+		ap := known.Load()
+		if ap == nil || lim.wait(ctx) != nil {
+			return
+		}
+		atomic.AddInt64(&stats.Attempts, 1)
+		t0 := now()
+		if _, answered, _ := connectOnce(ctx, dial, *ap, maxTO); answered {
+			rtt.sample(now().Sub(t0))
+		}
+	}
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for j := range jobs {
+				if attempts.Add(1)%timingEvery == 0 {
+					timing()
+				}
 				st := Filtered
 				for try := 0; try <= retries; try++ {
 					if lim.wait(ctx) != nil {
@@ -178,6 +200,8 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
 					if answered {
 						rtt.sample(now().Sub(t0))
+						ap := netip.AddrPortFrom(out[j.host].Addr, j.port)
+						known.Store(&ap)
 					}
 					if final || ctx.Err() != nil {
 						break
@@ -212,6 +236,9 @@ feed:
 	}
 	return out, stats, nil
 }
+
+// timingEvery is how many ports pass between two timing probes.
+const timingEvery = 256
 
 // connectOnce tries one TCP handshake. answered is whether the host
 // itself answered (SYN-ACK or RST), which times a round trip; final is
