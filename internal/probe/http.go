@@ -103,7 +103,7 @@ func (p *Prober) get(ctx context.Context, c *http.Client, scheme string, ap neti
 	var times []time.Duration
 	var body []byte
 	for i := 0; i < max(n, 1); i++ {
-		u := scheme + "://" + urlHost(host, ap) + path
+		u := scheme + "://" + urlHost(scheme, host, ap) + path
 		req, err := http.NewRequestWithContext(ctx, "GET", u, nil)
 		if err != nil {
 			a.Error = err.Error()
@@ -146,12 +146,17 @@ func (p *Prober) get(ctx context.Context, c *http.Client, scheme string, ap neti
 	return a, body
 }
 
-func urlHost(host string, ap netip.AddrPort) string {
+// urlHost is the URL's host, which sets Host (and SNI): the port only
+// when it is not the scheme's own, as a browser sends it.
+func urlHost(scheme, host string, ap netip.AddrPort) string {
 	if host == "" {
 		host = ap.Addr().String()
 		if ap.Addr().Is6() {
 			host = "[" + host + "]"
 		}
+	}
+	if (scheme == "http" && ap.Port() == 80) || (scheme == "https" && ap.Port() == 443) {
+		return host
 	}
 	return fmt.Sprintf("%s:%d", host, ap.Port())
 }
@@ -249,7 +254,7 @@ func (p *Prober) probeHTTP(ctx context.Context, ap netip.AddrPort, overTLS bool)
 }
 
 func (p *Prober) headOf(ctx context.Context, c *http.Client, scheme string, ap netip.AddrPort, host string) http.Header {
-	req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+urlHost(host, ap)+"/", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", scheme+"://"+urlHost(scheme, host, ap)+"/", nil)
 	if err != nil {
 		return nil
 	}
