@@ -159,4 +159,3 @@ func resultFor(rs []finding.Result, id string) finding.Result {
 	}
 	return finding.Result{}
 }
-
