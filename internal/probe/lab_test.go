@@ -37,8 +37,9 @@ import (
 //     gateway with a site app.test and a route /admin allowed from the
 //     VPN only, sshd listening on every address.
 //   - open (203.0.113.1, 2001:db8:2::1): sshd with passwords, redis-server
-//     on 0.0.0.0 without a password, nginx's default site on 80, and a
-//     Docker-style DNAT of 8080 to a "container" address.
+//     on 0.0.0.0 without a password, memcached on an unusual port, nginx's
+//     default site on 80, and a Docker-style DNAT of 8080 to a "container"
+//     address.
 const (
 	vpsV4, vpsV6   = "198.51.100.1", "2001:db8:1::1"
 	openV4, openV6 = "203.0.113.1", "2001:db8:2::1"
@@ -84,7 +85,7 @@ func newWorld(t *testing.T) *world {
 		t.Skip("end to end")
 	}
 	lab.RequireRoot(t)
-	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx")
+	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached")
 	w := &world{bin: moatBinary(t)}
 	l := lab.New(t)
 	vps, open, attacker := l.Host("vps"), l.Host("open"), l.Host("attacker")
@@ -163,6 +164,9 @@ gateway:
 	os.MkdirAll(redisDir, 0o755)
 	redis := open.Start(t, "redis-server", "--port", "6379", "--bind", "0.0.0.0", "::", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", redisDir)
 	waitListen(t, open, redis, 6379)
+	// memcached on a port that does not say so: found by what it answers.
+	mc := open.Start(t, "memcached", "-u", "nobody", "-l", "0.0.0.0", "-p", "9211", "-U", "0")
+	waitListen(t, open, mc, 9211)
 	nginxDir := filepath.Join(dir, "nginx")
 	os.MkdirAll(nginxDir, 0o755)
 	nginxConf := filepath.Join(nginxDir, "nginx.conf")
@@ -403,10 +407,10 @@ func TestProbeLab(t *testing.T) {
 	t.Run("unprotected", func(t *testing.T) {
 		r, raw := w.probeJSON(t, openV4, "--ports", labRange)
 		h := r.Hosts[0]
-		if want := []uint16{22, 80, 6379, 8080}; !slices.Equal(h.Open, want) {
+		if want := []uint16{22, 80, 6379, 8080, 9211}; !slices.Equal(h.Open, want) {
 			t.Fatalf("open ports %v, want %v\n%s", h.Open, want, raw)
 		}
-		want := map[uint16]string{22: "ssh", 80: "http", 6379: "redis", 8080: "http"}
+		want := map[uint16]string{22: "ssh", 80: "http", 6379: "redis", 8080: "http", 9211: "memcached"}
 		for _, s := range r.Services {
 			if want[s.Port] != s.Name {
 				t.Errorf("tcp/%d: service %q, want %q", s.Port, s.Name, want[s.Port])
@@ -414,6 +418,7 @@ func TestProbeLab(t *testing.T) {
 		}
 		for _, c := range []struct{ id, subject string }{
 			{"PR-DS-001", "tcp/6379"},   // redis without a password: critical
+			{"PR-DS-001", "tcp/9211"},   // memcached: no authentication at all
 			{"PR-SSH-002", "tcp/22"},    // passwords offered
 			{"PR-HTTP-002", "tcp/80"},   // nginx's default site answers any Host
 			{"PR-HTTP-001", "tcp/80"},   // Server: nginx/1.22.1
@@ -437,7 +442,7 @@ func TestProbeLab(t *testing.T) {
 			t.Errorf("closed/filtered: nmap %d/%d, moat %d/%d", n.count("closed"), n.count("filtered"), h.ClosedCount, h.FilteredCount)
 		}
 		// Service names, where nmap read them (not its port-table guess).
-		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,80,6379,8080", openV4)
+		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,80,6379,8080,9211", openV4)
 		compared := 0
 		for _, np := range sv.Ports {
 			if np.Method != "probed" {

@@ -229,12 +229,75 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
+	s.verify(ctx, dial, out, lim, maxTO, retries, &stats)
 	stats.SRTT = rtt.srttValue()
 	stats.Took = now().Sub(start)
 	if err := ctx.Err(); err != nil {
 		return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
 	}
 	return out, stats, nil
+}
+
+// verifyMax bounds the ports a verification pass tries again.
+const verifyMax = 4096
+
+// verify tries each filtered port again with the longest wait, when the
+// host answers on most ports and only a few were silent: on a loaded
+// machine a RST can reach the scanner after the adaptive wait (the
+// goroutine, not the packet, is late), and one slow answer must not turn
+// a closed port into a filtered one. A host that drops nearly everything
+// (the protected case) has too many silent ports to need it.
+func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *bucket, maxTO time.Duration, retries int, stats *ScanStats) {
+	type job struct {
+		h *HostPorts
+		p uint16
+	}
+	var todo []job
+	for _, h := range hosts {
+		f := h.Ports(Filtered)
+		if len(f) == 0 || len(f) > verifyMax || len(f) > len(h.ports)/2 {
+			continue
+		}
+		for _, p := range f {
+			todo = append(todo, job{h, p})
+		}
+	}
+	if len(todo) == 0 || ctx.Err() != nil {
+		return
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	jobs := make(chan job)
+	for range min(len(todo), max(s.Workers, 1), 256) {
+		wg.Go(func() {
+			for j := range jobs {
+				for try := 0; try <= retries; try++ {
+					if lim.wait(ctx) != nil {
+						break
+					}
+					atomic.AddInt64(&stats.Attempts, 1)
+					atomic.AddInt64(&stats.Retries, 1)
+					st, _, final := connectOnce(ctx, dial, netip.AddrPortFrom(j.h.Addr, j.p), maxTO)
+					if final {
+						mu.Lock()
+						j.h.states[j.p] = st
+						mu.Unlock()
+						break
+					}
+				}
+			}
+		})
+	}
+	for _, j := range todo {
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
 }
 
 // timingEvery is how many ports pass between two timing probes.
