@@ -194,7 +194,10 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					if try > 0 {
 						atomic.AddInt64(&stats.Retries, 1)
 					}
-					to := rtt.timeout(minTO)
+					// Each retry waits twice as long (RFC 6298 backoff): a
+					// late answer on a loaded machine gets a second, longer
+					// chance before the port is called filtered.
+					to := min(rtt.timeout(minTO)<<try, maxTO)
 					t0 := now()
 					var answered, final bool
 					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
