@@ -37,7 +37,8 @@ import (
 //     gateway with a site app.test and a route /admin allowed from the
 //     VPN only, sshd listening on every address.
 //   - open (203.0.113.1, 2001:db8:2::1): sshd with passwords, redis-server
-//     on 0.0.0.0 without a password, memcached on an unusual port, nginx's
+//     on 0.0.0.0 without a password, PostgreSQL with trust authentication,
+//     memcached on an unusual port, nginx's
 //     default site on 80, and a Docker-style DNAT of 8080 to a "container"
 //     address.
 const (
@@ -164,6 +165,19 @@ gateway:
 	os.MkdirAll(redisDir, 0o755)
 	redis := open.Start(t, "redis-server", "--port", "6379", "--bind", "0.0.0.0", "::", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", redisDir)
 	waitListen(t, open, redis, 6379)
+	// PostgreSQL with trust authentication on every address: anyone who
+	// names the user postgres is in.
+	pgDir := filepath.Join(dir, "pg")
+	os.MkdirAll(pgDir, 0o755)
+	// The test's temporary directories are root's alone: let the
+	// postgres user through to its own.
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	open.MustRun(t, "chown", "postgres:postgres", pgDir)
+	open.MustRun(t, "runuser", "-u", "postgres", "--", postgresBin(t, "initdb"), "-D", filepath.Join(pgDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+	pg := open.Start(t, "runuser", "-u", "postgres", "--", postgresBin(t, "postgres"), "-D", filepath.Join(pgDir, "data"),
+		"-c", "listen_addresses=*", "-p", "5432", "-c", "unix_socket_directories="+pgDir, "-c", "fsync=off")
+	waitListen(t, open, pg, 5432)
 	// memcached on a port that does not say so: found by what it answers.
 	mc := open.Start(t, "memcached", "-u", "nobody", "-l", "0.0.0.0", "-p", "9211", "-U", "0")
 	waitListen(t, open, mc, 9211)
@@ -216,6 +230,16 @@ http {
 `)
 	open.MustRun(t, "nft", "-f", filepath.Join(dir, "dnat.nft"))
 	return w
+}
+
+// postgresBin finds a PostgreSQL server program (Debian keeps them under
+// /usr/lib/postgresql/VERSION/bin).
+func postgresBin(t *testing.T, name string) string {
+	t.Helper()
+	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	lab.Require(t, len(m) > 0, "needs PostgreSQL's "+name+" (apt-get install postgresql)")
+	slices.Sort(m)
+	return m[len(m)-1]
 }
 
 func waitListen(t *testing.T, h *lab.Host, p *lab.Proc, port int) {
@@ -407,10 +431,10 @@ func TestProbeLab(t *testing.T) {
 	t.Run("unprotected", func(t *testing.T) {
 		r, raw := w.probeJSON(t, openV4, "--ports", labRange)
 		h := r.Hosts[0]
-		if want := []uint16{22, 80, 6379, 8080, 9211}; !slices.Equal(h.Open, want) {
+		if want := []uint16{22, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) {
 			t.Fatalf("open ports %v, want %v\n%s", h.Open, want, raw)
 		}
-		want := map[uint16]string{22: "ssh", 80: "http", 6379: "redis", 8080: "http", 9211: "memcached"}
+		want := map[uint16]string{22: "ssh", 80: "http", 5432: "postgresql", 6379: "redis", 8080: "http", 9211: "memcached"}
 		for _, s := range r.Services {
 			if want[s.Port] != s.Name {
 				t.Errorf("tcp/%d: service %q, want %q", s.Port, s.Name, want[s.Port])
@@ -419,6 +443,7 @@ func TestProbeLab(t *testing.T) {
 		for _, c := range []struct{ id, subject string }{
 			{"PR-DS-001", "tcp/6379"},   // redis without a password: critical
 			{"PR-DS-001", "tcp/9211"},   // memcached: no authentication at all
+			{"PR-DS-001", "tcp/5432"},   // PostgreSQL with trust
 			{"PR-SSH-002", "tcp/22"},    // passwords offered
 			{"PR-HTTP-002", "tcp/80"},   // nginx's default site answers any Host
 			{"PR-HTTP-001", "tcp/80"},   // Server: nginx/1.22.1
@@ -442,7 +467,7 @@ func TestProbeLab(t *testing.T) {
 			t.Errorf("closed/filtered: nmap %d/%d, moat %d/%d", n.count("closed"), n.count("filtered"), h.ClosedCount, h.FilteredCount)
 		}
 		// Service names, where nmap read them (not its port-table guess).
-		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,80,6379,8080,9211", openV4)
+		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,80,5432,6379,8080,9211", openV4)
 		compared := 0
 		for _, np := range sv.Ports {
 			if np.Method != "probed" {

@@ -193,15 +193,21 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		}
 		return true
 	case "mongodb":
-		b, err := p.exchange(ctx, ap, mongoCommand("listDatabases", "admin"), p.bannerWait(), 64<<10)
+		// hello answers anyone (it is how drivers connect); listDatabases
+		// answers only without authentication.
+		b, err := p.exchange(ctx, ap, mongoCommand("hello", "admin"), p.bannerWait(), 64<<10)
 		if err != nil {
 			return false
 		}
-		r, ok := ParseMongoReply(b)
-		if !ok {
+		if _, ok := ParseMongoReply(b); !ok {
 			return false
 		}
 		s.Name, s.Product = "mongodb", "MongoDB"
+		b, err = p.exchange(ctx, ap, mongoCommand("listDatabases", "admin"), p.bannerWait(), 64<<10)
+		r, ok := ParseMongoReply(b)
+		if err != nil || !ok {
+			return true
+		}
 		ds := &DatastoreInfo{}
 		if r.OK {
 			ds.Unauthenticated = true
