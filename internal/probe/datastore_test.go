@@ -127,4 +127,3 @@ func TestDatastoresWithoutAuthentication(t *testing.T) {
 		})
 	}
 }
-
