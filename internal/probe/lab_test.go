@@ -175,6 +175,17 @@ gateway:
 	os.Chmod(filepath.Dir(dir), 0o755)
 	open.MustRun(t, "chown", "postgres:postgres", pgDir)
 	open.MustRun(t, "runuser", "-u", "postgres", "--", postgresBin(t, "initdb"), "-D", filepath.Join(pgDir, "data"), "-A", "trust", "-U", "postgres", "--no-sync")
+	// initdb's trust covers loopback only; the hurried operator opens it
+	// to the world (a line copied from a forum answer).
+	hba := filepath.Join(pgDir, "data", "pg_hba.conf")
+	prev, err := os.ReadFile(hba)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(hba, append(prev, "host all all 0.0.0.0/0 trust\nhost all all ::/0 trust\n"...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	open.MustRun(t, "chown", "postgres:postgres", hba)
 	pg := open.Start(t, "runuser", "-u", "postgres", "--", postgresBin(t, "postgres"), "-D", filepath.Join(pgDir, "data"),
 		"-c", "listen_addresses=*", "-p", "5432", "-c", "unix_socket_directories="+pgDir, "-c", "fsync=off")
 	waitListen(t, open, pg, 5432)
