@@ -187,32 +187,37 @@ func TestRunDialsOnlyTheTarget(t *testing.T) {
 }
 
 func TestBucketPacesAttempts(t *testing.T) {
-	// With a frozen clock every token past the burst waits one interval
-	// more than the one before: the schedule, not the wall clock, is
-	// checked.
+	// With a frozen clock the burst is due at once and every token after
+	// it one interval later than the one before: the schedule, not the
+	// wall clock, is checked.
 	now := time.Unix(1000, 0)
 	b := newBucket(1000, 4, func() time.Time { return now })
-	var slots []time.Time
+	var delays []time.Duration
 	for range 10 {
-		b.mu.Lock()
-		if floor := now.Add(-time.Duration(b.burst) * b.interval); b.next.Before(floor) {
-			b.next = floor
-		}
-		slots = append(slots, b.next)
-		b.next = b.next.Add(b.interval)
-		b.mu.Unlock()
+		delays = append(delays, b.reserve())
 	}
 	ready := 0
-	for _, s := range slots {
-		if !s.After(now) {
+	for _, d := range delays {
+		if d <= 0 {
 			ready++
 		}
 	}
 	if ready != 5 { // the burst, and the one due now
-		t.Errorf("%d tokens ready at once, want 5", ready)
+		t.Errorf("%d tokens ready at once, want 5 (%v)", ready, delays)
 	}
-	if d := slots[9].Sub(slots[8]); d != time.Millisecond {
+	if d := delays[9] - delays[8]; d != time.Millisecond {
 		t.Errorf("spacing %v, want 1ms", d)
+	}
+	// Time passing refills at most the burst.
+	now = now.Add(time.Hour)
+	ready = 0
+	for range 10 {
+		if b.reserve() <= 0 {
+			ready++
+		}
+	}
+	if ready != 5 {
+		t.Errorf("after an idle hour %d tokens ready, want the burst (5)", ready)
 	}
 }
 

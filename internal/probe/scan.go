@@ -389,20 +389,25 @@ func newBucket(rate float64, burst int, now func() time.Time) *bucket {
 	return &bucket{interval: time.Duration(float64(time.Second) / rate), burst: burst, now: now}
 }
 
-// wait takes a token, sleeping until one is there.
-func (b *bucket) wait(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+// reserve takes the next token and returns how long until it is due.
+func (b *bucket) reserve() time.Duration {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	now := b.now()
 	if floor := now.Add(-time.Duration(b.burst) * b.interval); b.next.Before(floor) {
 		b.next = floor
 	}
 	at := b.next
 	b.next = b.next.Add(b.interval)
-	b.mu.Unlock()
-	d := at.Sub(now)
+	return at.Sub(now)
+}
+
+// wait takes a token, sleeping until one is there.
+func (b *bucket) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := b.reserve()
 	if d <= 0 {
 		return nil
 	}
