@@ -61,6 +61,10 @@ func runProbe(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "moat probe: --workers: expected 1 to 10000")
 		return ExitUsage
 	}
+	if *retries < 0 || *retries > 10 {
+		fmt.Fprintln(e.stderr, "moat probe: --retries: expected 0 to 10")
+		return ExitUsage
+	}
 	ports, err := probe.ParsePorts(*portsFlag)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat probe: %v\n", err)
