@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/moat-sh/moat/internal/finding"
+	"github.com/moat-sh/moat/internal/sshd"
 )
 
 // Layers of the probe's report, in order.
@@ -177,6 +178,17 @@ func judgeSSH(s *Service, subject string, in *Intent, add func(finding.Result)) 
 		pq.Status, pq.Evidence, pq.Fix = finding.Fail, []string{"KEXINIT: " + strings.Join(i.Kex, ",")}, "upgrade OpenSSH (9.0+ offers sntrup761x25519-sha512, 9.9+ mlkem768x25519-sha256)"
 	}
 	add(pq)
+	hk := finding.Result{ID: "PR-SSH-006", Layer: LayerSSH, Severity: finding.Medium, Subject: subject, Title: "SSH offers a weak host key algorithm", Status: finding.Pass}
+	var weakHK []string
+	for _, a := range i.HostKeyTypes {
+		if sshd.WeakHostKeyAlgorithm(a) {
+			weakHK = append(weakHK, a)
+		}
+	}
+	if len(weakHK) > 0 {
+		hk.Status, hk.Evidence, hk.Fix = finding.Fail, []string{"KEXINIT host key algorithms: " + strings.Join(weakHK, ", ")}, "offer ed25519 (and rsa-sha2-*) host keys only: moat apply writes the drop-in"
+	}
+	add(hk)
 	tp := finding.Result{ID: "PR-SSH-005", Layer: LayerSSH, Severity: finding.Medium, Subject: subject, Title: "SSH is open to Terrapin (CVE-2023-48795)", Status: finding.Pass}
 	if i.Terrapin {
 		tp.Status, tp.Evidence, tp.Fix = finding.Fail, []string{"no strict key exchange announced, and chacha20-poly1305 or CBC+EtM offered"}, "upgrade OpenSSH (Debian 12: 1:9.2p1-2+deb12u2 or later)"
