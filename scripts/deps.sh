@@ -13,8 +13,8 @@ pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo opens
 pkgs+=(fail2ban)
 # moat probe's lab test: nmap is the peer it is checked against; the
 # unprotected host runs redis-server without a password, PostgreSQL with
-# trust, memcached and nginx's default site.
-pkgs+=(nmap redis-server nginx-light memcached postgresql)
+# trust, memcached, dnsmasq on UDP 53 and nginx's default site.
+pkgs+=(nmap redis-server nginx-light memcached postgresql dnsmasq-base)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

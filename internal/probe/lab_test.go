@@ -38,7 +38,7 @@ import (
 //     VPN only, sshd listening on every address.
 //   - open (203.0.113.1, 2001:db8:2::1): sshd with passwords, redis-server
 //     on 0.0.0.0 without a password, PostgreSQL with trust authentication,
-//     memcached on an unusual port, nginx's
+//     memcached on an unusual port, dnsmasq on UDP 53, nginx's
 //     default site on 80, and a Docker-style DNAT of 8080 to a "container"
 //     address.
 const (
@@ -86,7 +86,7 @@ func newWorld(t *testing.T) *world {
 		t.Skip("end to end")
 	}
 	lab.RequireRoot(t)
-	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached")
+	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached", "dnsmasq")
 	w := &world{bin: moatBinary(t)}
 	l := lab.New(t)
 	vps, open, attacker := l.Host("vps"), l.Host("open"), l.Host("attacker")
@@ -189,6 +189,10 @@ gateway:
 	pg := open.Start(t, "runuser", "-u", "postgres", "--", postgresBin(t, "postgres"), "-D", filepath.Join(pgDir, "data"),
 		"-c", "listen_addresses=*", "-p", "5432", "-c", "unix_socket_directories="+pgDir, "-c", "fsync=off")
 	waitListen(t, open, pg, 5432)
+	// A DNS server on every address (dnsmasq, no upstream): UDP 53
+	// answers anyone.
+	open.Start(t, "dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--port=53", "--bind-interfaces",
+		"--listen-address="+openV4, "--user=root", "--pid-file="+filepath.Join(dir, "dnsmasq.pid"), "--address=/plant.test/192.0.2.53")
 	// memcached on a port that does not say so: found by what it answers.
 	mc := open.Start(t, "memcached", "-u", "nobody", "-l", "0.0.0.0", "-p", "9211", "-U", "0")
 	waitListen(t, open, mc, 9211)
@@ -405,6 +409,8 @@ func sameService(moat string, n nmapPort) bool {
 	switch name {
 	case "tcpwrapped":
 		name = "unknown"
+	case "domain":
+		name = "dns"
 	}
 	return moat == name
 }
@@ -442,10 +448,10 @@ func TestProbeLab(t *testing.T) {
 	t.Run("unprotected", func(t *testing.T) {
 		r, raw := w.probeJSON(t, openV4, "--ports", labRange)
 		h := r.Hosts[0]
-		if want := []uint16{22, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) {
+		if want := []uint16{22, 53, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) {
 			t.Fatalf("open ports %v, want %v\n%s", h.Open, want, raw)
 		}
-		want := map[uint16]string{22: "ssh", 80: "http", 5432: "postgresql", 6379: "redis", 8080: "http", 9211: "memcached"}
+		want := map[uint16]string{22: "ssh", 53: "dns", 80: "http", 5432: "postgresql", 6379: "redis", 8080: "http", 9211: "memcached"}
 		for _, s := range r.Services {
 			if want[s.Port] != s.Name {
 				t.Errorf("tcp/%d: service %q, want %q", s.Port, s.Name, want[s.Port])
@@ -465,6 +471,17 @@ func TestProbeLab(t *testing.T) {
 				t.Errorf("%s [%s] not reported\n%s", c.id, c.subject, raw)
 			}
 		}
+		// UDP: the DNS server answers; nothing else listens on UDP.
+		udp := map[uint16]string{}
+		for _, u := range r.UDP {
+			udp[u.Port] = u.State
+		}
+		if udp[53] != "open" || udp[123] != "closed" || udp[51820] != "closed" {
+			t.Errorf("UDP states %v, want 53 open and the rest closed", udp)
+		}
+		if !failed(r, "PR-PORT-003", "udp/53") {
+			t.Errorf("the DNS server on udp/53 is not reported\n%s", raw)
+		}
 		if worst, _ := r.Worst(); worst != finding.Critical {
 			t.Errorf("worst finding %v, want critical", worst)
 		}
@@ -478,7 +495,7 @@ func TestProbeLab(t *testing.T) {
 			t.Errorf("closed/filtered: nmap %d/%d, moat %d/%d", n.count("closed"), n.count("filtered"), h.ClosedCount, h.FilteredCount)
 		}
 		// Service names, where nmap read them (not its port-table guess).
-		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,80,5432,6379,8080,9211", openV4)
+		sv := w.nmap(t, "-sT", "-sV", "--version-light", "-T4", "-p", "22,53,80,5432,6379,8080,9211", openV4)
 		compared := 0
 		for _, np := range sv.Ports {
 			if np.Method != "probed" {

@@ -217,6 +217,19 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		}
 		s.Datastore = ds
 		return true
+	case "dns":
+		// DNS over TCP: the UDP query with a two-byte length in front.
+		q := dnsQuery()
+		b, err := p.exchange(ctx, ap, append([]byte{byte(len(q) >> 8), byte(len(q))}, q...), p.bannerWait(), 4096)
+		if err != nil || len(b) < 2 {
+			return false
+		}
+		what, ok := parseDNSAnswer(b[2:])
+		if !ok {
+			return false
+		}
+		s.Name, s.Banner = "dns", what
+		return true
 	case "memcached":
 		b, err := p.exchange(ctx, ap, []byte("stats\r\n"), p.bannerWait(), 16<<10)
 		if err != nil {
@@ -300,7 +313,7 @@ func mongoCommand(cmd, db string) []byte {
 
 // portHints name the service a port usually carries: it is tried first.
 var portHints = map[uint16]string{
-	21: "ftp", 22: "ssh", 25: "smtp", 110: "pop3", 143: "imap", 465: "tls", 587: "smtp", 993: "tls", 995: "tls",
+	21: "ftp", 22: "ssh", 53: "dns", 25: "smtp", 110: "pop3", 143: "imap", 465: "tls", 587: "smtp", 993: "tls", 995: "tls",
 	80: "http", 443: "tls", 8080: "http", 8443: "tls", 3306: "mysql", 5432: "postgresql", 6379: "redis",
 	27017: "mongodb", 11211: "memcached", 9200: "elasticsearch", 2375: "docker", 2376: "tls", 2379: "etcd",
 }
