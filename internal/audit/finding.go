@@ -10,8 +10,6 @@ import "github.com/moat-sh/moat/internal/finding"
 type (
 	// Severity ranks a finding. The zero value is Info.
 	Severity = finding.Severity
-	// Status is the outcome of one check.
-	Status = finding.Status
 	// Anchors tie a check to outside benchmarks.
 	Anchors = finding.Anchors
 	// Result is one check's outcome on this host. A check may report
@@ -32,14 +30,6 @@ const (
 // ParseSeverity parses a severity name.
 func ParseSeverity(s string) (Severity, error) { return finding.ParseSeverity(s) }
 
-// Check outcomes.
-const (
-	Pass    = finding.Pass    // checked, fine
-	Fail    = finding.Fail    // a finding
-	NA      = finding.NA      // does not apply to this host
-	Unknown = finding.Unknown // could not be read (e.g. not root): not scored
-)
-
 // Layer names group checks.
 const (
 	LayerSSH       = "ssh"
@@ -55,3 +45,14 @@ const (
 
 // Layers in report order.
 var Layers = []string{LayerSSH, LayerUsers, LayerExposure, LayerFirewall, LayerUpdates, LayerGuard, LayerKernel, LayerStability, LayerTLS}
+
+// Status is the outcome of one check.
+type Status = finding.Status
+
+// Check outcomes.
+const (
+	Pass    = finding.Pass    // checked, fine
+	Fail    = finding.Fail    // a finding
+	NA      = finding.NA      // does not apply to this host
+	Unknown = finding.Unknown // could not be read (e.g. not root): not scored
+)
