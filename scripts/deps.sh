@@ -8,6 +8,10 @@ set -euo pipefail
 # tests run by hand (no systemd as PID 1 needed); fail2ban-regex and lynis
 # are only for the benchmarks (bench/*.sh install them).
 pkgs=(openssh-server openssh-client nftables iproute2 iptables procps sudo openssl curl ca-certificates make systemd jq)
+# moat probe's lab test: nmap is the peer it is checked against; the
+# unprotected host runs redis-server without a password, PostgreSQL with
+# trust, memcached, dnsmasq on UDP 53 and nginx's default site.
+pkgs+=(nmap redis-server nginx-light memcached postgresql dnsmasq-base)
 # fail2ban: the audit's differential test compares its reading of jail files
 # with fail2ban-client -d.
 pkgs+=(fail2ban)

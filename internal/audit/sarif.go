@@ -1,95 +1,13 @@
 package audit
 
 import (
-	"encoding/json"
 	"io"
+
+	"github.com/moat-sh/moat/internal/finding"
 )
 
 // WriteSARIF writes the findings as SARIF 2.1.0, for code-scanning UIs.
 // Each check ID is a rule; each failed result is a SARIF result.
 func (r *Report) WriteSARIF(w io.Writer) error {
-	type msg struct {
-		Text string `json:"text"`
-	}
-	type rule struct {
-		ID               string            `json:"id"`
-		ShortDescription msg               `json:"shortDescription"`
-		Help             msg               `json:"help"`
-		Properties       map[string]string `json:"properties,omitempty"`
-	}
-	type location struct {
-		PhysicalLocation struct {
-			ArtifactLocation struct {
-				URI string `json:"uri"`
-			} `json:"artifactLocation"`
-		} `json:"physicalLocation"`
-	}
-	type result struct {
-		RuleID    string     `json:"ruleId"`
-		Level     string     `json:"level"`
-		Message   msg        `json:"message"`
-		Locations []location `json:"locations,omitempty"`
-	}
-	var rules []rule
-	seen := map[string]bool{}
-	var results []result
-	for _, x := range r.Results {
-		if !x.Finding() {
-			continue
-		}
-		if !seen[x.ID] {
-			seen[x.ID] = true
-			props := map[string]string{"layer": x.Layer, "severity": x.Severity.String()}
-			if x.Anchors.CIS != "" {
-				props["cis"] = x.Anchors.CIS
-			}
-			if x.Anchors.Lynis != "" {
-				props["lynis"] = x.Anchors.Lynis
-			}
-			rules = append(rules, rule{ID: x.ID, ShortDescription: msg{x.Title}, Help: msg{x.Fix}, Properties: props})
-		}
-		text := x.Title
-		if x.Subject != "" {
-			text += " [" + x.Subject + "]"
-		}
-		for _, e := range x.Evidence {
-			text += "\n" + e
-		}
-		res := result{RuleID: x.ID, Level: sarifLevel(x.Severity), Message: msg{text}}
-		var loc location
-		loc.PhysicalLocation.ArtifactLocation.URI = "host://" + r.Host + "/" + x.Layer
-		res.Locations = []location{loc}
-		results = append(results, res)
-	}
-	doc := map[string]any{
-		"$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-		"version": "2.1.0",
-		"runs": []any{map[string]any{
-			"tool": map[string]any{"driver": map[string]any{
-				"name": "moat", "version": r.Version, "informationUri": "https://github.com/moat-sh/moat",
-				"rules": rules,
-			}},
-			"results": nonNil(results),
-		}},
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(doc)
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func sarifLevel(s Severity) string {
-	switch s {
-	case Critical, High:
-		return "error"
-	case Medium:
-		return "warning"
-	}
-	return "note"
+	return finding.WriteSARIF(w, finding.SARIFRun{Version: r.Version, Host: r.Host, Results: r.Results})
 }

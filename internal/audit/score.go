@@ -1,57 +1,12 @@
 package audit
 
-import "math"
+import "github.com/moat-sh/moat/internal/finding"
 
-// Score is a layer's or the host's score, 0 to 100.
-//
-// The formula: every pass or fail result weighs by its check's severity
-// (critical 10, high 6, medium 3, low 1, info 0). A layer scores
-// 100 × passed weight ÷ evaluated weight, rounded down; results that are
-// n/a or unknown are not evaluated. The overall score is the same ratio over
-// every layer's results together, so a layer with more at stake counts more.
-// A layer with nothing evaluated scores -1 (shown as "–").
-type Score struct {
-	Layer  string `json:"layer"`
-	Score  int    `json:"score"`
-	Passed int    `json:"passed"`
-	Failed int    `json:"failed"`
-}
+// Score is a layer's or the host's score, 0 to 100 (the formula:
+// finding.Scores).
+type Score = finding.Score
 
 // Scores computes per-layer scores (in Layers order) and the overall score.
 func Scores(results []Result) (layers []Score, overall int) {
-	type acc struct{ got, total, passed, failed int }
-	by := map[string]*acc{}
-	var all acc
-	for _, r := range results {
-		a := by[r.Layer]
-		if a == nil {
-			a = &acc{}
-			by[r.Layer] = a
-		}
-		w := r.Severity.weight()
-		switch r.Status {
-		case Pass:
-			a.got += w
-			a.total += w
-			a.passed++
-			all.got += w
-			all.total += w
-		case Fail:
-			a.total += w
-			a.failed++
-			all.total += w
-		}
-	}
-	ratio := func(a acc) int {
-		if a.total == 0 {
-			return -1
-		}
-		return int(math.Floor(100 * float64(a.got) / float64(a.total)))
-	}
-	for _, l := range Layers {
-		if a, ok := by[l]; ok {
-			layers = append(layers, Score{Layer: l, Score: ratio(*a), Passed: a.passed, Failed: a.failed})
-		}
-	}
-	return layers, ratio(all)
+	return finding.Scores(results, Layers)
 }

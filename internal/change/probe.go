@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/moat-sh/moat/internal/probe"
 	"github.com/moat-sh/moat/internal/sshd"
 )
 
@@ -67,12 +69,20 @@ func SelfProbe(ctx context.Context, dial sshd.DialFunc, targets []Target, user s
 	return out, errors.Join(errs...)
 }
 
+// probeOnce asks what moat probe asks from outside (internal/probe), of an
+// address the host can reach: the port's state, then what sshd offers.
 func probeOnce(ctx context.Context, dial sshd.DialFunc, addr, user string) ([]string, error) {
-	c, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("connect: %w", err)
+	if ap, err := netip.ParseAddrPort(addr); err == nil {
+		if st := probe.Connect(ctx, probe.DialFunc(dial), ap, 2*time.Second); st != probe.Open {
+			return nil, fmt.Errorf("connect: port %d is %s from here", ap.Port(), st)
+		}
+	} else {
+		c, err := dial(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("connect: %w", err)
+		}
+		c.Close()
 	}
-	c.Close()
 	var users []string
 	if user != "" {
 		users = []string{user}

@@ -1,0 +1,454 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// DialFunc opens a connection, like net.Dialer.DialContext.
+type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// State is what a port's answer says.
+type State uint8
+
+// Port states, as nmap names them.
+const (
+	Unscanned State = iota // the scan stopped before this port
+	Open                   // the handshake completed
+	Closed                 // a RST (or reject with tcp reset) answered
+	Filtered               // no answer after every try, or an ICMP unreachable
+)
+
+var stateNames = [...]string{"unscanned", "open", "closed", "filtered"}
+
+func (s State) String() string {
+	if int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "state(" + strconv.Itoa(int(s)) + ")"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Scan defaults: a full 65,535-port scan of a host that drops everything
+// takes about Retries+1 × MinTimeout × 65,535 ÷ Workers, or 65,535 ×
+// (Retries+1) ÷ Rate, whichever is longer.
+const (
+	DefaultRate       = 8000 // connection attempts per second
+	DefaultWorkers    = 1024
+	DefaultTimeout    = 1500 * time.Millisecond
+	DefaultMinTimeout = 200 * time.Millisecond
+	DefaultRetries    = 1
+)
+
+// Scanner runs TCP connect scans: no root, no raw packets, one full
+// handshake per open port (closed at once), nothing sent on it.
+type Scanner struct {
+	// Dial opens connections; nil is a plain net.Dialer.
+	Dial DialFunc
+	// Rate bounds connection attempts per second over the whole scan
+	// (token bucket, burst of Workers ÷ 8); 0 is DefaultRate.
+	Rate float64
+	// Workers bounds attempts in flight; 0 is DefaultWorkers.
+	Workers int
+	// Timeout is the longest wait for one attempt's answer; 0 is
+	// DefaultTimeout. Once answers have been seen the wait adapts to the
+	// measured round trip (like TCP's RTO), never below MinTimeout.
+	Timeout    time.Duration
+	MinTimeout time.Duration
+	// Retries is how many more attempts a port with no answer gets before
+	// it is called filtered; a RST or an open port needs one.
+	Retries int
+	// Now is the clock for round-trip measurement; nil is time.Now.
+	Now func() time.Time
+}
+
+// HostPorts is the scan of one address: the state of every scanned port.
+type HostPorts struct {
+	Addr   netip.Addr
+	states map[uint16]State
+	ports  []uint16
+}
+
+// State returns the port's state (Unscanned when it was not in the scan).
+func (h *HostPorts) State(p uint16) State { return h.states[p] }
+
+// Ports lists the ports in state s, ascending.
+func (h *HostPorts) Ports(s State) []uint16 {
+	var out []uint16
+	for _, p := range h.ports {
+		if h.states[p] == s {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Count is how many ports are in state s.
+func (h *HostPorts) Count(s State) int {
+	n := 0
+	for _, p := range h.ports {
+		if h.states[p] == s {
+			n++
+		}
+	}
+	return n
+}
+
+// ScanStats says what a scan cost.
+type ScanStats struct {
+	Attempts int64         `json:"attempts"`
+	Retries  int64         `json:"retries"`
+	SRTT     time.Duration `json:"srtt_ns"`
+	Took     time.Duration `json:"took_ns"`
+}
+
+// ScanTCP scans every port on every address. It returns when all are
+// done or ctx ends (the ports left are Unscanned, and the error says so).
+func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint16) ([]*HostPorts, ScanStats, error) {
+	now := s.Now
+	if now == nil {
+		now = time.Now
+	}
+	start := now()
+	dial := s.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	workers := s.Workers
+	if workers <= 0 {
+		workers = DefaultWorkers
+	}
+	rate := s.Rate
+	if rate <= 0 {
+		rate = DefaultRate
+	}
+	maxTO := s.Timeout
+	if maxTO <= 0 {
+		maxTO = DefaultTimeout
+	}
+	minTO := s.MinTimeout
+	if minTO <= 0 {
+		minTO = DefaultMinTimeout
+	}
+	minTO = min(minTO, maxTO)
+	retries := max(s.Retries, 0)
+
+	out := make([]*HostPorts, len(addrs))
+	for i, a := range addrs {
+		out[i] = &HostPorts{Addr: a, states: make(map[uint16]State, len(ports)), ports: ports}
+	}
+	type job struct {
+		host int
+		port uint16
+	}
+	jobs := make(chan job)
+	var (
+		mu    sync.Mutex
+		stats ScanStats
+		rtt   = newRTT(maxTO)
+		lim   = newBucket(rate, max(workers/8, 1), now)
+	)
+	// Timing probes, as nmap sends them: now and then a port known to
+	// answer is dialled again, so the wait follows the round trip as it is
+	// now, not as it was in the first burst (on a host that drops
+	// everything else, the first few answers are the only ones).
+	var (
+		known    atomic.Pointer[netip.AddrPort]
+		attempts atomic.Int64
+	)
+	timing := func() {
+		ap := known.Load()
+		if ap == nil || lim.wait(ctx) != nil {
+			return
+		}
+		atomic.AddInt64(&stats.Attempts, 1)
+		t0 := now()
+		if _, answered, _ := connectOnce(ctx, dial, *ap, maxTO); answered {
+			rtt.sample(now().Sub(t0))
+		}
+	}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				if attempts.Add(1)%timingEvery == 0 {
+					timing()
+				}
+				st := Filtered
+				for try := 0; try <= retries; try++ {
+					if lim.wait(ctx) != nil {
+						st = Unscanned
+						break
+					}
+					atomic.AddInt64(&stats.Attempts, 1)
+					if try > 0 {
+						atomic.AddInt64(&stats.Retries, 1)
+					}
+					// Each retry waits twice as long (RFC 6298 backoff): a
+					// late answer on a loaded machine gets a second, longer
+					// chance before the port is called filtered.
+					to := min(rtt.timeout(minTO)<<try, maxTO)
+					t0 := now()
+					var answered, final bool
+					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
+					if answered {
+						rtt.sample(now().Sub(t0))
+						ap := netip.AddrPortFrom(out[j.host].Addr, j.port)
+						known.Store(&ap)
+					}
+					if final || ctx.Err() != nil {
+						break
+					}
+				}
+				if ctx.Err() != nil && st == Filtered {
+					st = Unscanned
+				}
+				mu.Lock()
+				out[j.host].states[j.port] = st
+				mu.Unlock()
+			}
+		})
+	}
+	// Interleave addresses so each sees the same pace.
+feed:
+	for _, p := range ports {
+		for h := range addrs {
+			select {
+			case jobs <- job{h, p}:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	s.verify(ctx, dial, out, lim, maxTO, retries, &stats)
+	stats.SRTT = rtt.srttValue()
+	stats.Took = now().Sub(start)
+	if err := ctx.Err(); err != nil {
+		return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
+	}
+	return out, stats, nil
+}
+
+// verifyMax bounds the ports a verification pass tries again.
+const verifyMax = 4096
+
+// verify tries each filtered port again with the longest wait, when the
+// host answers on most ports and only a few were silent: on a loaded
+// machine a RST can reach the scanner after the adaptive wait (the
+// goroutine, not the packet, is late), and one slow answer must not turn
+// a closed port into a filtered one. A host that drops nearly everything
+// (the protected case) has too many silent ports to need it.
+func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *bucket, maxTO time.Duration, retries int, stats *ScanStats) {
+	type job struct {
+		h *HostPorts
+		p uint16
+	}
+	var todo []job
+	for _, h := range hosts {
+		f := h.Ports(Filtered)
+		if len(f) == 0 || len(f) > verifyMax || len(f) > len(h.ports)/2 {
+			continue
+		}
+		for _, p := range f {
+			todo = append(todo, job{h, p})
+		}
+	}
+	if len(todo) == 0 || ctx.Err() != nil {
+		return
+	}
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+	)
+	jobs := make(chan job)
+	for range min(len(todo), max(s.Workers, 1), 256) {
+		wg.Go(func() {
+			for j := range jobs {
+				for try := 0; try <= retries; try++ {
+					if lim.wait(ctx) != nil {
+						break
+					}
+					atomic.AddInt64(&stats.Attempts, 1)
+					atomic.AddInt64(&stats.Retries, 1)
+					st, _, final := connectOnce(ctx, dial, netip.AddrPortFrom(j.h.Addr, j.p), maxTO)
+					if final {
+						mu.Lock()
+						j.h.states[j.p] = st
+						mu.Unlock()
+						break
+					}
+				}
+			}
+		})
+	}
+	for _, j := range todo {
+		select {
+		case jobs <- j:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// timingEvery is how many ports pass between two timing probes.
+const timingEvery = 256
+
+// connectOnce tries one TCP handshake. answered is whether the host
+// itself answered (SYN-ACK or RST), which times a round trip; final is
+// whether any answer came (no retry needed).
+func connectOnce(ctx context.Context, dial DialFunc, ap netip.AddrPort, timeout time.Duration) (st State, answered, final bool) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c, err := dial(cctx, "tcp", ap.String())
+	if err == nil {
+		// Linger 0: a RST instead of FIN, no TIME_WAIT on either side.
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetLinger(0)
+		}
+		c.Close()
+		return Open, true, true
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return Closed, true, true
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		// An ICMP unreachable (a reject rule, or a local firewall): nmap
+		// calls this filtered too. Not a retry case: it is an answer.
+		return Filtered, false, true
+	}
+	return Filtered, false, false
+}
+
+// rttEstimator keeps a smoothed round trip and its variation (RFC 6298)
+// over answered attempts.
+type rttEstimator struct {
+	mu         sync.Mutex
+	srtt, rvar time.Duration
+	seen       bool
+	max        time.Duration
+}
+
+func newRTT(maxTO time.Duration) *rttEstimator { return &rttEstimator{max: maxTO} }
+
+func (r *rttEstimator) sample(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seen {
+		r.srtt, r.rvar, r.seen = d, d/2, true
+		return
+	}
+	diff := r.srtt - d
+	if diff < 0 {
+		diff = -diff
+	}
+	r.rvar = (3*r.rvar + diff) / 4
+	r.srtt = (7*r.srtt + d) / 8
+}
+
+// timeout is the wait for one attempt: the longest until a round trip is
+// known, then srtt + 4×rttvar, doubled for headroom on a loaded machine,
+// within [minTO, max].
+func (r *rttEstimator) timeout(minTO time.Duration) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.seen {
+		return r.max
+	}
+	return min(max(2*(r.srtt+4*r.rvar), minTO), r.max)
+}
+
+func (r *rttEstimator) srttValue() time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.srtt
+}
+
+// bucket is a token bucket: rate tokens a second, at most burst at once.
+type bucket struct {
+	mu       sync.Mutex
+	next     time.Time
+	interval time.Duration
+	burst    int
+	now      func() time.Time
+}
+
+func newBucket(rate float64, burst int, now func() time.Time) *bucket {
+	return &bucket{interval: time.Duration(float64(time.Second) / rate), burst: burst, now: now}
+}
+
+// reserve takes the next token and returns how long until it is due.
+func (b *bucket) reserve() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if floor := now.Add(-time.Duration(b.burst) * b.interval); b.next.Before(floor) {
+		b.next = floor
+	}
+	at := b.next
+	b.next = b.next.Add(b.interval)
+	return at.Sub(now)
+}
+
+// wait takes a token, sleeping until one is there.
+func (b *bucket) wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d := b.reserve()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// RangeList writes ports as "1-21,23,25-79".
+func RangeList(ports []uint16) string {
+	var b strings.Builder
+	for i := 0; i < len(ports); {
+		j := i
+		for j+1 < len(ports) && ports[j+1] == ports[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(int(ports[i])))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(int(ports[j])))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// Connect is one TCP connect to ap, as the scan makes it: Open, Closed (a
+// RST), or Filtered (an ICMP unreachable, or no answer within timeout).
+// moat apply's self-probe asks it of each address it can reach.
+func Connect(ctx context.Context, dial DialFunc, ap netip.AddrPort, timeout time.Duration) State {
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	st, _, _ := connectOnce(ctx, dial, ap, timeout)
+	return st
+}
