@@ -15,6 +15,7 @@ import (
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/fleet"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/harden"
 	"github.com/moat-sh/moat/internal/jail"
@@ -37,6 +38,8 @@ type Config struct {
 	Guard    jail.Config       `yaml:"guard"`
 	Gateway  *gateway.Config   `yaml:"gateway"`
 	Alerts   alert.Config      `yaml:"alerts"`
+	// Fleet shares bans with other hosts (nil: this host alone).
+	Fleet *fleet.Config `yaml:"fleet"`
 
 	// File is where the config came from ("" for built-in defaults).
 	File string `yaml:"-"`
@@ -119,6 +122,12 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			key string
 			err error
 		}{"gateway", c.Gateway.Validate()})
+	}
+	if c.Fleet != nil {
+		sections = append(sections, struct {
+			key string
+			err error
+		}{"fleet", c.Fleet.Validate(c.VPN.Prefixes())})
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -81,6 +81,7 @@ type Daemon struct {
 	met    *metrics
 	mon    *monitor
 	h      *host.Host
+	fleet  *fleetRun // nil: not in a fleet
 	start  time.Time
 
 	reloading sync.Mutex // one reload at a time (SIGHUP, the control socket)
@@ -188,6 +189,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	d.checkStore(time.Now())
+	if err := d.startFleet(ctx, cfg); err != nil {
+		return err
+	}
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
@@ -502,6 +506,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 		case ev := <-d.enf.Events():
 			b := ev.Ban
 			d.met.banEvent(ev)
+			d.fleetEvent(ev)
 			switch ev.Kind {
 			case ban.EventBan:
 				dur := time.Duration(0)
@@ -509,7 +514,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 					dur = b.Expires.Sub(b.Created)
 				}
 				d.disp.Notify(alert.Ban{Jail: b.Jail, Addr: b.Prefix.String(), Failures: b.Failures, Duration: dur,
-					Manual: b.Origin != ban.OriginAuto, Reason: b.Reason, Time: ev.At}.Event())
+					Manual: b.Origin != ban.OriginAuto && !isFleet(b.Origin), Reason: b.Reason, Time: ev.At}.Event())
 			case ban.EventUnban, ban.EventExpire:
 				d.disp.Notify(alert.Unban{Jail: b.Jail, Addr: b.Prefix.String(), Manual: ev.Kind == ban.EventUnban, Time: ev.At}.Event())
 			}

@@ -55,7 +55,7 @@ type Client struct {
 	kick   chan struct{}
 	// resyncNow asks for Local again (after a reconnect).
 	resyncNow chan struct{}
-	ready  atomic.Bool
+	ready     atomic.Bool
 
 	tally Tally
 }
@@ -184,6 +184,9 @@ func (cl *Client) Pending() int {
 
 // Ready reports whether the stream and the consumer were set up.
 func (cl *Client) Ready() bool { return cl.ready.Load() }
+
+// Resync republishes Local soon (after ban events were dropped).
+func (cl *Client) Resync() { cl.requestResync() }
 
 func (cl *Client) requestResync() {
 	select {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/netip"
 	"net/url"
@@ -199,7 +200,8 @@ func (c Config) Validate(vpn []netip.Prefix) error {
 		if len(c.Hosts) == 0 {
 			add("hosts", "list every member's public NKEY (moat fleet keygen prints it): the embedded node admits those only")
 		}
-		for name, k := range c.Hosts {
+		for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
+			k := c.Hosts[name]
 			if !ValidToken(name) {
 				add("hosts."+name, "expected a host name of letters, digits, '-' or '_'")
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"time"
-
 )
 
 // Status is `moat fleet status`'s answer.
@@ -138,4 +137,3 @@ func (cl *Client) Status(ctx context.Context, node *Node) Status {
 	cl.o.Metrics.setStatus(s)
 	return s
 }
-
