@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -48,7 +49,7 @@ func StartNode(c Config, o NodeOptions) (*Node, error) {
 		return nil, fmt.Errorf("fleet: start NATS node: %w", err)
 	}
 	if o.Log != nil {
-		s.SetLoggerV2(natsLogger{o.Log}, false, false, false)
+		s.SetLoggerV2(newNATSLogger(o.Log), false, false, false)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(30 * time.Second) {
@@ -141,12 +142,43 @@ func splitHostPort(hp string) (string, int, error) {
 }
 
 // natsLogger sends the node's logs to slog: notices at debug (the node
-// is chatty), warnings and errors as such.
-type natsLogger struct{ log *slog.Logger }
+// is chatty), warnings and errors as such, each message format at most
+// once a minute (a route down is retried every second: a log flood).
+type natsLogger struct {
+	log  *slog.Logger
+	mu   *sync.Mutex
+	last map[string]time.Time
+}
+
+func newNATSLogger(log *slog.Logger) natsLogger {
+	return natsLogger{log: log, mu: &sync.Mutex{}, last: map[string]time.Time{}}
+}
+
+func (l natsLogger) limited(f string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if t, ok := l.last[f]; ok && now.Sub(t) < time.Minute {
+		return true
+	}
+	if len(l.last) > 1000 {
+		clear(l.last)
+	}
+	l.last[f] = now
+	return false
+}
 
 func (l natsLogger) Noticef(f string, a ...any) { l.log.Debug("nats: " + fmt.Sprintf(f, a...)) }
-func (l natsLogger) Warnf(f string, a ...any)   { l.log.Warn("nats: " + fmt.Sprintf(f, a...)) }
-func (l natsLogger) Fatalf(f string, a ...any)  { l.log.Error("nats: " + fmt.Sprintf(f, a...)) }
-func (l natsLogger) Errorf(f string, a ...any)  { l.log.Error("nats: " + fmt.Sprintf(f, a...)) }
-func (l natsLogger) Debugf(f string, a ...any)  {}
-func (l natsLogger) Tracef(f string, a ...any)  {}
+func (l natsLogger) Warnf(f string, a ...any) {
+	if !l.limited(f) {
+		l.log.Warn("nats: " + fmt.Sprintf(f, a...))
+	}
+}
+func (l natsLogger) Fatalf(f string, a ...any) { l.log.Error("nats: " + fmt.Sprintf(f, a...)) }
+func (l natsLogger) Errorf(f string, a ...any) {
+	if !l.limited(f) {
+		l.log.Error("nats: " + fmt.Sprintf(f, a...))
+	}
+}
+func (l natsLogger) Debugf(f string, a ...any) {}
+func (l natsLogger) Tracef(f string, a ...any) {}
