@@ -512,3 +512,70 @@ func readFile(t *testing.T, p string) string {
 	}
 	return string(b)
 }
+
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			var n int
+			fmt.Sscan(f[1], &n)
+			return n
+		}
+	}
+	return -1
+}
+
+// waitCount waits until lh holds at least n bans, polling every second
+// (the list is large).
+func (lh *labHost) waitCount(t *testing.T, d time.Duration, n int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < d {
+		if len(lh.bans(t)) >= n {
+			return time.Since(start)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Fatalf("host %s: fewer than %d bans after %s\n%s", lh.name, n, d, lh.output())
+	return 0
+}
+
+// TestLabFleetLoad is bench/fleet.sh's end-to-end half (skipped unless
+// MOAT_FLEET_BENCH_N is set): with C down, A's jail bans N addresses;
+// the time until B holds them all (decided, published, replicated,
+// applied to B's kernel set and store), the time C takes to catch up
+// once restarted, and each moat's resident memory with N fleet bans.
+func TestLabFleetLoad(t *testing.T) {
+	n := 0
+	fmt.Sscan(os.Getenv("MOAT_FLEET_BENCH_N"), &n)
+	if n <= 0 {
+		t.Skip("a benchmark: set MOAT_FLEET_BENCH_N (bench/fleet.sh does)")
+	}
+	_, hs, _ := newLab(t, false)
+	a, b, c := hs["a"], hs["b"], hs["c"]
+	for _, h := range []*labHost{a, b, c} {
+		h.start()
+	}
+	for _, h := range []*labHost{a, b, c} {
+		h.waitReady(t)
+	}
+	c.proc.Stop()
+	as, _ := addrs(0, n)
+	start := time.Now()
+	for i := 0; i < len(as); i += 5000 {
+		a.fail(t, as[i:min(i+5000, len(as))]...)
+	}
+	b.waitCount(t, 10*time.Minute, n)
+	el := time.Since(start)
+	fmt.Printf("FLEET-BENCH e2e_decisions %d in %.2fs: %.0f decisions/s (A's jail to B's kernel and store)\n", n, el.Seconds(), float64(n)/el.Seconds())
+	c.start()
+	cu := c.waitCount(t, 10*time.Minute, n)
+	fmt.Printf("FLEET-BENCH catchup %d decisions in %.2fs (from C's restart, including its cluster join)\n", n, cu.Seconds())
+	time.Sleep(2 * time.Second)
+	for _, h := range []*labHost{a, b, c} {
+		fmt.Printf("FLEET-BENCH rss host %s: %d MiB with %d bans\n", h.name, rssKiB(h.proc.Pid())/1024, n)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/moat-sh/moat/internal/lab"
 )
 
@@ -227,5 +229,27 @@ func TestLists(t *testing.T) {
 	// Another host's key is not ours to write.
 	if _, err := lists.kv.Put(ctx, "h1.drop", []byte("0.0.0.0/0\n")); err == nil {
 		t.Fatal("wrote a list under another origin")
+	}
+}
+
+// TestMetricsDocumented: every fleet metric is in docs/metrics.md.
+func TestMetricsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "metrics.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) < 8 {
+		t.Fatalf("gathered %d metrics", len(mfs))
+	}
+	for _, mf := range mfs {
+		if !strings.Contains(string(doc), "`"+mf.GetName()+"`") {
+			t.Errorf("%s is not in docs/metrics.md", mf.GetName())
+		}
 	}
 }
