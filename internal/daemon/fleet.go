@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync/atomic"
 	"time"
@@ -22,7 +23,13 @@ type fleetRun struct {
 	client  *fleet.Client
 	guard   *fleet.Guard
 	refused atomic.Uint64
-	lastLog atomic.Int64 // unix seconds of the last refusal logged
+	last    atomic.Pointer[fleetCheck] // the monitor's last status
+	lastLog atomic.Int64               // unix seconds of the last refusal logged
+}
+
+type fleetCheck struct {
+	st fleet.Status
+	at time.Time
 }
 
 // startFleet joins the fleet when cfg has one: the node and the client
@@ -208,6 +215,7 @@ func (d *Daemon) fleetMonitor(ctx context.Context) error {
 		}
 		now := time.Now()
 		st := f.client.Status(ctx, f.node)
+		f.last.Store(&fleetCheck{st: st, at: now})
 		if d.mon == nil {
 			continue
 		}
@@ -251,3 +259,49 @@ func (d *Daemon) fleetStatus(ctx context.Context) (any, error) {
 // isFleet: the ban came from another host; its alert is summarised with
 // the automatic ones, not sent at once like the operator's.
 func isFleet(o ban.Origin) bool { _, ok := o.FleetHost(); return ok }
+
+// FleetSummary is `moat status`'s fleet block.
+type FleetSummary struct {
+	Fleet   string `json:"fleet"`
+	Origin  string `json:"origin"`
+	Ready   bool   `json:"ready"`
+	Nodes   int    `json:"nodes"`
+	Quorum  bool   `json:"quorum"`
+	Lag     uint64 `json:"lag"`
+	Outbox  int    `json:"outbox"`
+	Refused uint64 `json:"refused"`
+	// Checked is when the figures were read (the monitor's last check).
+	Checked time.Time `json:"checked,omitzero"`
+}
+
+func (d *Daemon) fleetSummary() *FleetSummary {
+	f := d.fleet
+	if f == nil {
+		return nil
+	}
+	s := &FleetSummary{Fleet: f.cfg.Name, Origin: f.cfg.Origin(), Ready: f.client.Ready(),
+		Outbox: f.client.Pending(), Refused: f.refused.Load()}
+	if last := f.last.Load(); last != nil {
+		s.Nodes, s.Lag, s.Checked = len(last.st.Nodes), last.st.Lag, last.at
+		s.Quorum = last.st.Stream != nil && last.st.Stream.Quorum
+	}
+	return s
+}
+
+func (s *FleetSummary) writeText(w io.Writer) {
+	if s == nil {
+		return
+	}
+	state := "connecting"
+	switch {
+	case !s.Ready:
+	case s.Checked.IsZero():
+		state = "connected"
+	case s.Quorum:
+		state = "healthy"
+	default:
+		state = "NO QUORUM (bans stay local until it is back)"
+	}
+	fmt.Fprintf(w, "\nFLEET  %s as %s: %s\n", s.Fleet, s.Origin, state)
+	fmt.Fprintf(w, "  nodes %d, lag %d, outbox %d, refused %d (moat fleet status for more)\n", s.Nodes, s.Lag, s.Outbox, s.Refused)
+}

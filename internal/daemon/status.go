@@ -41,6 +41,8 @@ type Status struct {
 	Dropped   uint64       `json:"ban_events_dropped"`
 
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
+	// Fleet is the fleet block, from the last check (every 15s).
+	Fleet *FleetSummary `json:"fleet,omitempty"`
 
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
@@ -89,6 +91,7 @@ func (d *Daemon) status(ctx context.Context) Status {
 	if d.gw != nil {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
+	st.Fleet = d.fleetSummary()
 	st.Audit, st.AuditError = lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	return st
@@ -198,6 +201,8 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 			fmt.Fprintf(w, "  %-28s %s\n", c.Host, certText(c, now))
 		}
 	}
+
+	st.Fleet.writeText(w)
 
 	fmt.Fprint(w, "\nAUDIT  ")
 	switch a := st.Audit; {
