@@ -361,6 +361,9 @@ func (d *Daemon) reload(ctx context.Context) error {
 	if (d.gw != nil) != (cfg.Gateway != nil) {
 		return errors.New("gateway: adding or removing the gateway section needs a restart of moat run")
 	}
+	if err := fleetReloadable(d.cfg, cfg); err != nil {
+		return err
+	}
 
 	// Prepare: nothing changes yet.
 	opts := d.jailOptions(cfg)

@@ -2,9 +2,11 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
+	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -304,4 +306,13 @@ func (s *FleetSummary) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nFLEET  %s as %s: %s\n", s.Fleet, s.Origin, state)
 	fmt.Fprintf(w, "  nodes %d, lag %d, outbox %d, refused %d (moat fleet status for more)\n", s.Nodes, s.Lag, s.Outbox, s.Refused)
+}
+
+// fleetReloadable refuses a reload that changes the fleet section: the
+// node, the connection and the guard's trust are set up once.
+func fleetReloadable(old, cfg *config.Config) error {
+	if !reflect.DeepEqual(old.Fleet, cfg.Fleet) {
+		return errors.New("fleet: changing the fleet section needs a restart of moat run")
+	}
+	return nil
 }

@@ -386,6 +386,13 @@ func TestLabFleet(t *testing.T) {
 		for _, h := range []*labHost{b, c} {
 			waitFor(t, 10*time.Second, h.name+" lifts the unbanned address", func() bool { _, ok := h.bans(t)["198.18.0.1/32"]; return !ok })
 		}
+		// The operator's moat ban is shared too ("manual" in share).
+		if out, err := exec.Command(a.bin, "ban", "198.18.0.9", "--for", "10m", "--socket", a.sock).CombinedOutput(); err != nil {
+			t.Fatalf("moat ban: %v\n%s", err, out)
+		}
+		if got := b.waitBanned(t, 10*time.Second, "198.18.0.9/32")["198.18.0.9/32"]; got.Origin != "fleet:a" {
+			t.Fatalf("manual ban on B: %+v", got)
+		}
 		// 200 decisions: all arrive.
 		as, ps := addrs(1, 200)
 		start = time.Now()
@@ -471,6 +478,12 @@ func TestLabFleet(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		if _, ok := b.bans(t)["198.18.50.1/32"]; ok {
 			t.Fatal("A's decision crossed the partition")
+		}
+		// A says so: no quorum, its decision waiting in the outbox.
+		out, _ := exec.Command(a.bin, "fleet", "status", "--json", "--socket", a.sock).Output()
+		var st Status
+		if err := json.Unmarshal(out, &st); err != nil || (st.Stream != nil && st.Stream.Quorum) || st.Outbox == 0 {
+			t.Fatalf("A's fleet status during the partition: %s (%v)", out, err)
 		}
 		a.h.MustRun(t, "ip", "link", "set", "wg0", "up")
 		for _, h := range []*labHost{a, b, c} {
