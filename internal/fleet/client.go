@@ -241,7 +241,8 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 		// A new host starts from the current state: the latest decision
 		// per origin and prefix.
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
+		// One ack per applied batch (consumeLoop).
+		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 20000,
 		Replicas:      0,
@@ -376,36 +377,34 @@ func (cl *Client) done(subj string, d Decision) {
 type received struct {
 	msg jetstream.Msg
 	d   Decision
-	ok  bool
+	ok  bool // passed the parser and the guard
 }
 
-// consumeLoop hands the stream's decisions to Apply in batches and
-// acknowledges them once applied.
+// consumeLoop hands the stream's decisions to Apply in batches, in the
+// stream's order, and acknowledges each batch once it is applied with one
+// ack of its last message (the consumer acks all before it): refused and
+// own decisions go through the same queue, so no ack ever covers a
+// decision not yet applied.
 func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 	in := make(chan received, 4096)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d, err := ParseDecision(cl.cfg.Name, m.Subject(), m.Data())
+		ok := false
 		switch {
 		case err != nil:
 			cl.refuse(d, err)
-			m.Term()
-			return
 		case d.Origin == cl.cfg.Origin():
-			m.Ack()
-			return
-		}
-		if cl.o.Guard == nil {
-			err = errors.New("no guard")
-		} else {
-			err = cl.o.Guard.Check(d)
-		}
-		if err != nil {
-			cl.refuse(d, err)
-			m.Ack()
-			return
+		case cl.o.Guard == nil:
+			cl.refuse(d, errors.New("no guard"))
+		default:
+			if err := cl.o.Guard.Check(d); err != nil {
+				cl.refuse(d, err)
+			} else {
+				ok = true
+			}
 		}
 		select {
-		case in <- received{m, d, true}:
+		case in <- received{m, d, ok}:
 		case <-ctx.Done():
 		}
 	}, jetstream.PullMaxMessages(2048), jetstream.PullHeartbeat(2*time.Second),
@@ -439,19 +438,22 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		now := cl.o.Now()
 		counts := map[string]int{}
 		for _, r := range batch {
-			ds = append(ds, r.d)
-			counts[r.d.Origin]++
+			if r.ok {
+				ds = append(ds, r.d)
+				counts[r.d.Origin]++
+			}
 		}
-		if cl.o.Apply != nil {
+		if len(ds) > 0 && cl.o.Apply != nil {
 			cl.o.Apply(ctx, ds)
 		}
-		for _, r := range batch {
-			r.msg.Ack()
+		if ctx.Err() != nil {
+			return // not acknowledged: redelivered to the next run
 		}
+		batch[len(batch)-1].msg.Ack()
 		for o, n := range counts {
 			cl.tally.Add(o, now, n)
 		}
-		cl.o.Metrics.received(len(batch))
+		cl.o.Metrics.received(len(ds))
 	}
 }
 
