@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,10 +300,13 @@ func (lh *labHost) inKernel(t *testing.T, addr string) bool {
 	return err == nil && strings.Contains(string(out), addr)
 }
 
-// addrs returns n addresses from 198.18.<third>.1 on, and their /32s.
+// addrs returns n addresses counted up from 198.18.<third>.1 (inside
+// 198.18.0.0/15, 131,072 addresses), and their /32s.
 func addrs(third, n int) (as, ps []string) {
+	base := uint32(198)<<24 | uint32(18)<<16 | uint32(third)<<8 | 1
 	for i := range n {
-		a := fmt.Sprintf("198.18.%d.%d", third+i/250, i%250+1)
+		v := base + uint32(i)
+		a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}).String()
 		as, ps = append(as, a), append(ps, a+"/32")
 	}
 	return
@@ -541,18 +545,25 @@ func rssKiB(pid int) int {
 	return -1
 }
 
-// waitCount waits until lh holds at least n bans, polling every second
-// (the list is large).
+// waitCount waits until lh holds at least n bans (moat status's count:
+// the list itself is large), polling every half second.
 func (lh *labHost) waitCount(t *testing.T, d time.Duration, n int) time.Duration {
 	t.Helper()
 	start := time.Now()
+	got := 0
 	for time.Since(start) < d {
-		if len(lh.bans(t)) >= n {
-			return time.Since(start)
+		out, _ := exec.Command(lh.bin, "status", "--json", "--socket", lh.sock).Output()
+		var st struct {
+			Bans int `json:"active_bans"`
+		}
+		if json.Unmarshal(out, &st) == nil {
+			if got = st.Bans; got >= n {
+				return time.Since(start)
+			}
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	t.Fatalf("host %s: fewer than %d bans after %s\n%s", lh.name, n, d, lh.output())
+	t.Fatalf("host %s: %d bans after %s, want %d\n%s", lh.name, got, d, n, lh.output())
 	return 0
 }
 
