@@ -316,3 +316,4 @@ func fleetReloadable(old, cfg *config.Config) error {
 	}
 	return nil
 }
+

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -28,6 +29,8 @@ type ListUpdate struct {
 	Data   []byte
 	// Deleted is set when the origin withdrew the list.
 	Deleted bool
+	// Time is when the origin published it.
+	Time time.Time
 }
 
 // Lists is the fleet's blocklists bucket.
@@ -89,8 +92,37 @@ func (l *Lists) Watch(ctx context.Context, fn func(ListUpdate)) error {
 			if !ok || !ValidToken(origin) || !ValidToken(name) {
 				continue
 			}
-			fn(ListUpdate{Origin: origin, Name: name, Data: e.Value(),
+			fn(ListUpdate{Origin: origin, Name: name, Data: e.Value(), Time: e.Created(),
 				Deleted: e.Operation() != jetstream.KeyValuePut})
 		}
 	}
+}
+
+// Latest returns the newest copy of list name any member published, and
+// whether there is one: a host whose copy is fresh enough skips its own
+// fetch, so the fleet fetches a list about once per refresh.
+func (l *Lists) Latest(ctx context.Context, name string) (ListUpdate, bool, error) {
+	if !ValidToken(name) {
+		return ListUpdate{}, false, fmt.Errorf("fleet: list name %q: letters, digits, '-' and '_' only", name)
+	}
+	keys, err := l.kv.ListKeysFiltered(ctx, "*."+name)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return ListUpdate{}, false, nil
+	}
+	if err != nil {
+		return ListUpdate{}, false, fmt.Errorf("fleet: list %s: %w", name, err)
+	}
+	var best ListUpdate
+	found := false
+	for k := range keys.Keys() {
+		e, err := l.kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		origin, _, _ := strings.Cut(k, ".")
+		if !found || e.Created().After(best.Time) {
+			best, found = ListUpdate{Origin: origin, Name: name, Data: e.Value(), Time: e.Created()}, true
+		}
+	}
+	return best, found, nil
 }

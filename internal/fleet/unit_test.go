@@ -220,6 +220,12 @@ func TestLists(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no update")
 	}
+	if u, ok, err := lists.Latest(ctx, "drop"); err != nil || !ok || string(u.Data) != string(body) || u.Origin != "h0" || u.Time.IsZero() {
+		t.Fatalf("latest: %+v %v %v", u, ok, err)
+	}
+	if _, ok, err := lists.Latest(ctx, "edrop"); err != nil || ok {
+		t.Fatalf("latest of a list nobody published: %v %v", ok, err)
+	}
 	if err := lists.Publish(ctx, "bad name", body); err == nil {
 		t.Fatal("a list name with a space accepted")
 	}
