@@ -316,4 +316,3 @@ func fleetReloadable(old, cfg *config.Config) error {
 	}
 	return nil
 }
-
