@@ -244,7 +244,7 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 		// One ack per applied batch (consumeLoop).
 		AckPolicy:     jetstream.AckAllPolicy,
 		AckWait:       30 * time.Second,
-		MaxAckPending: 20000,
+		MaxAckPending: 65536,
 		Replicas:      0,
 	})
 }
@@ -386,7 +386,7 @@ type received struct {
 // own decisions go through the same queue, so no ack ever covers a
 // decision not yet applied.
 func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
-	in := make(chan received, 4096)
+	in := make(chan received, 8192)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d, err := ParseDecision(cl.cfg.Name, m.Subject(), m.Data())
 		ok := false
@@ -407,7 +407,7 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		case in <- received{m, d, ok}:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(2048), jetstream.PullHeartbeat(2*time.Second),
+	}, jetstream.PullMaxMessages(16384), jetstream.PullHeartbeat(2*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			cl.log.Debug("fleet: consume", "err", err)
 		}))
@@ -416,8 +416,8 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		return
 	}
 	defer cc.Stop()
-	batch := make([]received, 0, 2048)
-	ds := make([]Decision, 0, 2048)
+	batch := make([]received, 0, 8192)
+	ds := make([]Decision, 0, 8192)
 	for {
 		select {
 		case <-ctx.Done():
