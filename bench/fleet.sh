@@ -16,5 +16,11 @@ FLEET_E2E=${FLEET_E2E:-100000}
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load: $(cut -d' ' -f1-3 /proc/loadavg)"
 go test -count=1 -run '^$' -bench 'BenchmarkPropagation' -benchtime "${FLEET_N}x" ./internal/fleet/ | grep -E '^Benchmark'
 go test -count=1 -run '^$' -bench 'BenchmarkCatchUp' -benchtime "${FLEET_CATCHUP}x" -timeout 20m ./internal/fleet/ | grep -E '^Benchmark'
-MOAT_FLEET_BENCH_N=$FLEET_E2E go test -count=1 -run '^TestLabFleetLoad$' -v -timeout 30m ./internal/fleet/ | grep -E 'FLEET-BENCH|^(ok|FAIL|---)' | sed 's/^FLEET-BENCH //'
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+if ! MOAT_FLEET_BENCH_N=$FLEET_E2E go test -count=1 -run '^TestLabFleetLoad$' -v -timeout 30m ./internal/fleet/ >"$out" 2>&1; then
+  grep -v '"time"' "$out" | tail -40
+  exit 1
+fi
+grep -E '^FLEET-BENCH' "$out" | sed 's/^FLEET-BENCH //'
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
