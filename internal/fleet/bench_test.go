@@ -34,13 +34,26 @@ func BenchmarkPropagation(b *testing.B) {
 	}
 	// Latency, one decision at a time.
 	var lat []time.Duration
+	ms[1].mu.Lock()
+	ms[1].notify = make(chan netip.Prefix, 1)
+	ms[1].mu.Unlock()
 	for i := range 200 {
 		d := ban("h0", benchAddr(i).String(), time.Hour)
 		start := time.Now()
 		ms[0].client.Publish(d)
-		waitFor(b, 10*time.Second, "B applies", func() bool { return ms[1].has(d.Prefix) })
+		select {
+		case p := <-ms[1].notify:
+			if p != d.Prefix {
+				b.Fatalf("applied %s, want %s", p, d.Prefix)
+			}
+		case <-time.After(10 * time.Second):
+			b.Fatal("B did not apply the decision in 10s")
+		}
 		lat = append(lat, time.Since(start))
 	}
+	ms[1].mu.Lock()
+	ms[1].notify = nil
+	ms[1].mu.Unlock()
 	slices.Sort(lat)
 	// Throughput.
 	base := 1000

@@ -28,6 +28,8 @@ type member struct {
 	mu      sync.Mutex
 	applied map[netip.Prefix]Decision
 	refused []error
+	// notify, when set, receives each applied ban's prefix (latency).
+	notify chan netip.Prefix
 }
 
 func freePort(t testing.TB) int {
@@ -97,6 +99,9 @@ func startMember(t testing.TB, c Config, dir string, never []netip.Prefix) *memb
 			for _, d := range ds {
 				if d.Op == OpBan {
 					m.applied[d.Prefix] = d
+					if m.notify != nil {
+						m.notify <- d.Prefix
+					}
 				} else {
 					delete(m.applied, d.Prefix)
 				}
