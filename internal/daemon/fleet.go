@@ -221,31 +221,38 @@ func (d *Daemon) fleetMonitor(ctx context.Context) error {
 		if d.mon == nil {
 			continue
 		}
-		quorum := st.Stream != nil && st.Stream.Quorum
-		switch {
-		case quorum:
-			noQuorumSince = time.Time{}
-		case noQuorumSince.IsZero():
-			noQuorumSince = now
-		}
-		level := 0
-		// A leader election takes seconds: alert only when it lasts.
-		if !noQuorumSince.IsZero() && now.Sub(noQuorumSince) >= 30*time.Second {
-			level = 2
-		}
-		d.mon.set(alert.KindFleet, "quorum", level, now, func() alert.Event {
+		var qLevel, lagLevel int
+		noQuorumSince, qLevel, lagLevel = fleetLevels(st, noQuorumSince, now, maxLag)
+		d.mon.set(alert.KindFleet, "quorum", qLevel, now, func() alert.Event {
 			return alert.Fleet{Fleet: f.cfg.Name, Problem: "quorum", Time: now,
 				Detail: fmt.Sprintf("the decisions stream has had no quorum since %s (%s): bans are decided and enforced locally, and published once it is back", noQuorumSince.Format(time.RFC3339), st.StreamError)}.Event()
 		})
-		level = 0
-		if st.Lag > maxLag {
-			level = 1
-		}
-		d.mon.set(alert.KindFleet, "lag", level, now, func() alert.Event {
+		d.mon.set(alert.KindFleet, "lag", lagLevel, now, func() alert.Event {
 			return alert.Fleet{Fleet: f.cfg.Name, Problem: "lag", Time: now,
 				Detail: fmt.Sprintf("%d decisions of other hosts are not applied here yet (fleet.max_lag %d)", st.Lag, maxLag)}.Event()
 		})
 	}
+}
+
+// fleetLevels turns a status into the quorum and lag conditions' levels
+// (0 clear, 1 warning, 2 critical). A lost quorum counts only once it has
+// lasted 30 s (a leader election takes seconds); since is when it was
+// first seen lost (zero: it is not), returned updated.
+func fleetLevels(st fleet.Status, since, now time.Time, maxLag uint64) (time.Time, int, int) {
+	switch {
+	case st.Stream != nil && st.Stream.Quorum:
+		since = time.Time{}
+	case since.IsZero():
+		since = now
+	}
+	q, lag := 0, 0
+	if !since.IsZero() && now.Sub(since) >= 30*time.Second {
+		q = 2
+	}
+	if st.Lag > maxLag {
+		lag = 1
+	}
+	return since, q, lag
 }
 
 // fleetStatus answers `moat fleet status`.
