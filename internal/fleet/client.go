@@ -288,6 +288,20 @@ func (cl *Client) resync(ctx context.Context) {
 		cl.log.Warn("fleet: list local bans to publish", "err", err)
 		return
 	}
+	// Forget what was acknowledged for bans no longer in force: the
+	// record stays bounded by the bans this host holds.
+	keep := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		d.Origin = cl.cfg.Origin()
+		keep[d.Subject(cl.cfg.Name)] = true
+	}
+	cl.mu.Lock()
+	for s := range cl.acked {
+		if !keep[s] {
+			delete(cl.acked, s)
+		}
+	}
+	cl.mu.Unlock()
 	cl.Publish(ds...)
 }
 
