@@ -64,6 +64,8 @@ func (b Ban) Line(now time.Time) string {
 	who := b.Jail
 	if who == "" {
 		who = string(b.Origin)
+	} else if h, ok := b.Origin.FleetHost(); ok {
+		who += "@" + h // decided by another host of the fleet
 	}
 	return strings.TrimSpace(fmt.Sprintf("%-20s %-10s %-14s offence %d  %s", b.Prefix, who, b.Left(now), b.Offence, b.Reason))
 }

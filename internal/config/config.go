@@ -18,6 +18,7 @@ import (
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/filter"
 	"github.com/moat-sh/moat/internal/firewall"
+	"github.com/moat-sh/moat/internal/fleet"
 	"github.com/moat-sh/moat/internal/gateway"
 	"github.com/moat-sh/moat/internal/harden"
 	"github.com/moat-sh/moat/internal/jail"
@@ -50,6 +51,8 @@ type Config struct {
 	Alerts   alert.Config      `yaml:"alerts"`
 	// StatusPage is the read-only status page; nil serves none.
 	StatusPage *statuspage.Config `yaml:"status_page"`
+	// Fleet shares bans with other hosts (nil: this host alone).
+	Fleet *fleet.Config `yaml:"fleet"`
 
 	// File is where the config came from ("" for built-in defaults).
 	File string `yaml:"-"`
@@ -156,6 +159,12 @@ func (c *Config) validate(doc *schema.Doc) schema.Errors {
 			key string
 			err error
 		}{"status_page", c.StatusPage.Validate(c.VPN)})
+	}
+	if c.Fleet != nil {
+		sections = append(sections, struct {
+			key string
+			err error
+		}{"fleet", c.Fleet.Validate(c.VPN.Prefixes())})
 	}
 	for _, s := range sections {
 		if s.err != nil {

@@ -36,6 +36,7 @@ type (
 func ParseTarget(s string) (netip.Prefix, error) { return control.ParseTarget(s) }
 
 func (d *Daemon) handlers(s *control.Server) {
+	s.Handle(control.CmdFleetStatus, func(ctx context.Context, _ json.RawMessage) (any, error) { return d.fleetStatus(ctx) })
 	s.Handle(CmdBans, func(ctx context.Context, _ json.RawMessage) (any, error) {
 		return d.store.Active(ctx)
 	})

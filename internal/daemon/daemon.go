@@ -90,6 +90,7 @@ type Daemon struct {
 	page   *statusPage // nil without status_page
 	audits auditFile   // the audit history, parsed once per change
 	h      *host.Host
+	fleet  *fleetRun // nil: not in a fleet
 	start  time.Time
 	blocks blocklists // guard.blocklists (daemon/blocklist.go)
 
@@ -207,6 +208,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.goRun(ctx, "tailscale", d.watchTailscale) // daemon/tailscale.go
 	d.goRun(ctx, "vpn watch", d.runVPNWatch)
 	d.checkStore(time.Now())
+	if err := d.startFleet(ctx, cfg); err != nil {
+		return err
+	}
 	if err := d.startJails(ctx, cfg); err != nil {
 		return err
 	}
@@ -375,6 +379,9 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	if (d.gw != nil) != (cfg.Gateway != nil) {
 		return errors.New("gateway: adding or removing the gateway section needs a restart of moat run")
 	}
+	if err := fleetReloadable(d.cfg, cfg); err != nil {
+		return err
+	}
 
 	// Prepare: nothing changes yet.
 	opts := d.jailOptions(cfg)
@@ -523,6 +530,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 			b := ev.Ban
 			d.met.banEvent(ev)
 			d.page.bump()
+			d.fleetEvent(ev)
 			switch ev.Kind {
 			case ban.EventBan:
 				dur := time.Duration(0)
@@ -530,7 +538,7 @@ func (d *Daemon) forwardBanEvents(ctx context.Context) error {
 					dur = b.Expires.Sub(b.Created)
 				}
 				d.disp.Notify(alert.Ban{Jail: b.Jail, Addr: b.Prefix.String(), Failures: b.Failures, Duration: dur,
-					Manual: b.Origin != ban.OriginAuto, Reason: b.Reason, Time: ev.At}.Event())
+					Manual: b.Origin != ban.OriginAuto && !isFleet(b.Origin), Reason: b.Reason, Time: ev.At}.Event())
 			case ban.EventUnban, ban.EventExpire:
 				d.disp.Notify(alert.Unban{Jail: b.Jail, Addr: b.Prefix.String(), Manual: ev.Kind == ban.EventUnban, Time: ev.At}.Event())
 			}

@@ -43,6 +43,8 @@ type Status struct {
 	Dropped   uint64       `json:"ban_events_dropped"`
 
 	Gateway *GatewayStatus `json:"gateway,omitempty"`
+	// Fleet is the fleet block, from the last check (every 15s).
+	Fleet *FleetSummary `json:"fleet,omitempty"`
 
 	// Blocklists are guard.blocklists' lists; null when none run.
 	Blocklists *blocklist.Status `json:"blocklists,omitempty"`
@@ -101,6 +103,7 @@ func (d *Daemon) statusWith(ctx context.Context, fw func(context.Context) (*fire
 	if d.gw != nil {
 		st.Gateway = &GatewayStatus{HTTP: d.gw.HTTPAddr(), HTTPS: d.gw.HTTPSAddr(), Sites: d.gw.Certificates()}
 	}
+	st.Fleet = d.fleetSummary()
 	st.Audit, st.AuditError = d.audits.lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	st.VPN = vpn.ReadStatus(cfg.VPN.WireGuard)
@@ -214,6 +217,8 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 			fmt.Fprintf(w, "  %-28s %s\n", c.Host, certText(c, now))
 		}
 	}
+
+	st.Fleet.writeText(w)
 
 	fmt.Fprint(w, "\nAUDIT  ")
 	switch a := st.Audit; {
