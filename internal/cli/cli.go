@@ -55,7 +55,7 @@ func commands() []command {
 func init() {
 	register(command{"audit", "what is exposed and weak, per layer, with the fix (read-only)", 10, runAudit})
 	register(command{"init", "print a starter moat.yaml from what is found on this host", 20, runInit})
-	register(command{"config", "config check: validate moat.yaml (exit 0 or 2)", 90, runConfig})
+	register(command{"config", "config check [FILE]: validate moat.yaml as moat run would (exit 0 or 2)", 90, runConfig})
 	register(command{"version", "print moat's version (--json)", 100, runVersion})
 }
 
@@ -84,8 +84,12 @@ Run 'moat help COMMAND' or 'moat COMMAND --help' for a command's flags;
 
 func usage(w io.Writer) {
 	var b strings.Builder
+	width := 0
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-9s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintf(w, usageText, b.String())
 }
