@@ -200,6 +200,7 @@ func TestConfigCheckFile(t *testing.T) {
 		t.Errorf("invalid file: exit %d, %q", code, errb.String())
 	}
 }
+
 // TestConfigCheckDefaultMissing: with no file named and none at the
 // default path, config check agrees with moat run (built-in defaults),
 // and says so.

@@ -21,9 +21,9 @@ import (
 	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/daemon"
 	"github.com/moat-sh/moat/internal/guard"
-	"github.com/moat-sh/moat/internal/vpn"
 	"github.com/moat-sh/moat/internal/schema"
 	"github.com/moat-sh/moat/internal/term"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 func init() {
