@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 
 	"github.com/moat-sh/moat/internal/change"
 	"github.com/moat-sh/moat/internal/config"
@@ -109,7 +108,7 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	a, b := *old, *next
 	q.same(&a)
 	q.same(&b)
-	if !reflect.DeepEqual(a, b) {
+	if !config.Same(&a, &b) {
 		fmt.Fprintf(e.stderr, "moat %s: refusing, the edit would change more than asked (a YAML shape the editor misread: edit %s by hand); it is untouched\n", q.verb, path)
 		return ExitRuntime
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -298,4 +299,12 @@ func (c *Config) Filter(name, mode string, o filter.Options) (filter.Filter, err
 		mode = "normal"
 	}
 	return filter.New(name, mode, o)
+}
+
+// Same reports whether a and b configure the same things, whatever line
+// each key was written on (an edit moves the lines below it).
+func Same(a, b *Config) bool {
+	x, y := *a, *b
+	x.doc, y.doc = nil, nil
+	return reflect.DeepEqual(x, y)
 }

@@ -153,3 +153,23 @@ func TestFail2banHabitsInMoatYAML(t *testing.T) {
 		t.Error("permanent accepted for a timeout")
 	}
 }
+
+// TestSameIgnoresPositions: a quick edit moves the lines below it; the
+// configs it compares must still be the same where nothing else changed.
+func TestSameIgnoresPositions(t *testing.T) {
+	a, err := Parse("x.yaml", []byte("ssh:\n  port: 22\nfirewall:\n  public: [80/tcp]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse("x.yaml", []byte("# a comment\n\nssh:\n  port: 22\n\nfirewall:\n  public: [80/tcp]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Same(a, b) {
+		t.Error("moved lines made two equal configs differ")
+	}
+	c, _ := Parse("x.yaml", []byte("ssh:\n  port: 2222\nfirewall:\n  public: [80/tcp]\n"))
+	if Same(a, c) {
+		t.Error("a changed port went unnoticed")
+	}
+}
