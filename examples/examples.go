@@ -22,5 +22,11 @@ var Service string
 //go:embed moat-firewall.service
 var FirewallService string
 
+// VPNService is examples/moat-vpn.service, for a binary at /usr/bin/moat:
+// the WireGuard interface of vpn.wireguard, up at boot.
+//
+//go:embed moat-vpn.service
+var VPNService string
+
 // Binary is the path the units name; an install elsewhere rewrites it.
 const Binary = "/usr/bin/moat"

@@ -101,7 +101,7 @@ func writeUnits(t *testing.T) []string {
 	}
 	dir := t.TempDir()
 	var paths []string
-	for name, text := range map[string]string{"moat.service": Service, "moat-firewall.service": FirewallService} {
+	for name, text := range map[string]string{"moat.service": Service, "moat-firewall.service": FirewallService, "moat-vpn.service": VPNService} {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(strings.ReplaceAll(text, Binary, exe)), 0o644); err != nil {
 			t.Fatal(err)

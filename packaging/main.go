@@ -113,6 +113,7 @@ func run(args []string) error {
 				file(*bin, "/usr/bin/moat", 0o755),
 				file(filepath.Join(*repo, "examples/moat.service"), "/lib/systemd/system/moat.service", 0o644),
 				file(filepath.Join(*repo, "examples/moat-firewall.service"), "/lib/systemd/system/moat-firewall.service", 0o644),
+				file(filepath.Join(*repo, "examples/moat-vpn.service"), "/lib/systemd/system/moat-vpn.service", 0o644),
 				file(man1, "/usr/share/man/man1/moat.1.gz", 0o644),
 				file(man5, "/usr/share/man/man5/moat.yaml.5.gz", 0o644),
 				file(filepath.Join(*gen, "moat.bash"), "/usr/share/bash-completion/completions/moat", 0o644),

@@ -12,7 +12,7 @@ say() { printf '== %s\n' "$*"; }
 say "dpkg-deb -I / -c"
 dpkg-deb -I "$deb"
 contents=$(dpkg-deb -c "$deb")
-for p in ./usr/bin/moat ./lib/systemd/system/moat.service ./lib/systemd/system/moat-firewall.service \
+for p in ./usr/bin/moat ./lib/systemd/system/moat.service ./lib/systemd/system/moat-firewall.service ./lib/systemd/system/moat-vpn.service \
   ./usr/share/man/man1/moat.1.gz ./usr/share/man/man5/moat.yaml.5.gz \
   ./usr/share/bash-completion/completions/moat ./usr/share/zsh/vendor-completions/_moat \
   ./usr/share/fish/vendor_completions.d/moat.fish ./usr/share/doc/moat/copyright \
@@ -72,7 +72,7 @@ inroot man -l /usr/share/man/man1/moat.1.gz | grep -q -- '--json' || { echo "man
 inroot bash -c 'source /usr/share/bash-completion/completions/moat && complete -p moat' | grep -q _moat
 
 say "systemd-analyze verify / security on the installed units"
-inroot systemd-analyze verify --man=no /lib/systemd/system/moat.service /lib/systemd/system/moat-firewall.service
+inroot systemd-analyze verify --man=no /lib/systemd/system/moat.service /lib/systemd/system/moat-firewall.service /lib/systemd/system/moat-vpn.service
 inroot systemd-analyze security --offline=true --threshold=30 /lib/systemd/system/moat.service | tail -n 1
 
 say "dpkg -r refuses while a change waits for confirm"

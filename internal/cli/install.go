@@ -65,6 +65,7 @@ func runInstall(e *env, args []string) int {
 	files := install.Files{
 		Binary:      bin,
 		Service:     install.ServiceFor(examples.Service, examples.Binary, l.Binary()),
+		VPNService:  install.ServiceFor(examples.VPNService, examples.Binary, l.Binary()),
 		Completions: map[string][]byte{},
 		Man:         map[string][]byte{},
 		Config: func() ([]byte, error) {
@@ -155,6 +156,14 @@ func runUninstall(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat uninstall: change %s is waiting for confirm (%v); run moat confirm or moat rollback first\n", id, err)
 		return ExitUsage
 	}
+	// An enabled moat-vpn.service carries the WireGuard interface SSH may
+	// depend on (ssh.exposure: vpn): removing the binary it runs would
+	// take the way in away at the next restart.
+	vpnWants := change.HostPath(f.root, filepath.Join(install.UnitDir, "multi-user.target.wants", install.VPNServiceName))
+	if _, err := os.Lstat(vpnWants); err == nil {
+		fmt.Fprintf(e.stderr, "moat uninstall: %s is enabled: it keeps the WireGuard interface up, which SSH may depend on; move SSH back first (moat expose ssh public), then systemctl disable --now %s, then uninstall\n", install.VPNServiceName, install.VPNServiceName)
+		return ExitUsage
+	}
 	var paths []firewall.Path
 	if !*keepFW {
 		// Judged before anything is touched: a refusal leaves the host as
@@ -178,6 +187,7 @@ func runUninstall(e *env, args []string) int {
 	units := []string{
 		filepath.Join(install.UnitDir, install.ServiceName),
 		filepath.Join(install.UnitDir, "multi-user.target.wants", install.ServiceName),
+		filepath.Join(install.UnitDir, install.VPNServiceName),
 		firewall.WantsLink, firewall.UnitPath,
 		change.GuardWantsLink, change.GuardUnitPath,
 	}

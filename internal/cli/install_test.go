@@ -134,6 +134,17 @@ func TestUninstallRefuses(t *testing.T) {
 		t.Error("a refused uninstall removed the binary")
 	}
 	os.Remove(pending)
+	// An enabled moat-vpn.service may carry the only way in.
+	wants := filepath.Join(root, "etc/systemd/system/multi-user.target.wants/moat-vpn.service")
+	os.MkdirAll(filepath.Dir(wants), 0o755)
+	os.Symlink("../moat-vpn.service", wants)
+	if _, errOut, code := runMain("uninstall", "--root", root, "--keep-firewall"); code != ExitUsage || !strings.Contains(errOut, "moat expose ssh public") {
+		t.Errorf("uninstall with moat-vpn enabled: %d %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(root, "usr/local/bin/moat")); err != nil {
+		t.Error("a refused uninstall removed the binary")
+	}
+	os.Remove(wants)
 	os.MkdirAll(filepath.Join(root, "var/lib/dpkg/info"), 0o755)
 	os.WriteFile(filepath.Join(root, dpkgList), nil, 0o644)
 	for _, cmd := range []string{"install", "uninstall"} {

@@ -37,6 +37,8 @@ type Dir struct {
 const (
 	UnitDir     = "/etc/systemd/system"
 	ServiceName = "moat.service"
+	// VPNServiceName brings up vpn.wireguard's interface at boot.
+	VPNServiceName = "moat-vpn.service"
 	// ConfigPath is the config the starter is written to when absent.
 	ConfigPath = "/etc/moat/moat.yaml"
 )
@@ -71,6 +73,7 @@ func (l Layout) Man(page string) string {
 type Files struct {
 	Binary      []byte            // the moat executable
 	Service     string            // moat.service naming the installed binary
+	VPNService  string            // moat-vpn.service naming the installed binary
 	Completions map[string][]byte // shell → script
 	Man         map[string][]byte // page name → roff
 	Config      func() ([]byte, error)
@@ -105,6 +108,11 @@ func Install(root string, l Layout, f Files) ([]Step, error) {
 	}
 	if err := write(filepath.Join(UnitDir, ServiceName), []byte(f.Service), 0o644); err != nil {
 		return steps, err
+	}
+	if f.VPNService != "" {
+		if err := write(filepath.Join(UnitDir, VPNServiceName), []byte(f.VPNService), 0o644); err != nil {
+			return steps, err
+		}
 	}
 	for _, sh := range []string{"bash", "zsh", "fish"} {
 		if s, ok := f.Completions[sh]; ok {
