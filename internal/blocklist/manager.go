@@ -252,7 +252,7 @@ func (m *Manager) Refresh(ctx context.Context, name string) error {
 	if err := m.take(ctx, l, got.Data, got.Validators, false, l.src.Where()); err != nil {
 		return m.failed(l, now, err)
 	}
-	if m.o.Published != nil {
+	if m.o.Published != nil && l.src.URL != "" { // a file list stays local
 		m.o.Published(name, got.Data, got.Validators)
 	}
 	return nil

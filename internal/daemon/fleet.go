@@ -25,6 +25,7 @@ type fleetRun struct {
 	client  *fleet.Client
 	guard   *fleet.Guard
 	refused atomic.Uint64
+	lists   *fleetLists                // the blocklists bucket
 	last    atomic.Pointer[fleetCheck] // the monitor's last status
 	lastLog atomic.Int64               // unix seconds of the last refusal logged
 }
@@ -70,6 +71,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	f.client = client
+	f.lists = newFleetLists(f.cfg, client, d.log.With("component", "blocklist"), d.blocklistManager)
 	d.fleet = f
 	d.goRun(ctx, "fleet", func(ctx context.Context) error {
 		err := client.Run(ctx)
@@ -81,6 +83,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 		return err
 	})
 	d.goRun(ctx, "fleet monitor", d.fleetMonitor)
+	d.goRun(ctx, "fleet lists", f.lists.run)
 	return nil
 }
 
