@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -175,6 +176,12 @@ func TestFleetSharesBlocklists(t *testing.T) {
 		t.Fatalf("B's refresh: loaded %s, %d requests, from %q", got, requests.Load(), listFrom(mb2).From)
 	}
 	_, loadsB := sinkB2.get()
+	var text bytes.Buffer
+	st := mb2.Status()
+	writeBlocklists(&text, &st, time.Now())
+	if !strings.Contains(text.String(), "from fleet:h0") {
+		t.Errorf("moat status does not say where the copy came from:\n%s", text.String())
+	}
 
 	// An untrusted member's copy, newer: neither watched in nor taken
 	// when due.
