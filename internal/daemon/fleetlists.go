@@ -24,9 +24,11 @@ type fleetLists struct {
 	log     *slog.Logger
 	manager func() *blocklist.Manager // the running manager, nil when none
 
-	// openWait bounds how long a fetch at start waits for the bucket to
-	// open (the fleet connects in the first seconds of moat run).
+	// openWait bounds how long the fetches at start wait, together, for
+	// the bucket to open (the fleet connects in the first seconds of moat
+	// run); started is when that wait began.
 	openWait time.Duration
+	started  time.Time
 
 	mu      sync.Mutex
 	lists   *fleet.Lists
@@ -39,7 +41,7 @@ type fleetLists struct {
 const listsTimeout = 5 * time.Second
 
 func newFleetLists(cfg fleet.Config, client *fleet.Client, log *slog.Logger, manager func() *blocklist.Manager) *fleetLists {
-	return &fleetLists{cfg: cfg, client: client, log: log, manager: manager, openWait: 10 * time.Second, opened: make(chan struct{})}
+	return &fleetLists{cfg: cfg, client: client, log: log, manager: manager, openWait: 10 * time.Second, started: time.Now(), opened: make(chan struct{})}
 }
 
 // run opens the bucket once the fleet is ready and watches it until ctx
@@ -123,10 +125,12 @@ func (s *fleetLists) shared(ctx context.Context, name string) (blocklist.SharedC
 	if !fleet.ValidToken(name) {
 		return blocklist.SharedCopy{}, false // a name the bucket cannot hold
 	}
-	select { // at start, give the fleet a moment to connect
-	case <-s.opened:
-	case <-ctx.Done():
-	case <-time.After(s.openWait):
+	if wait := s.openWait - time.Since(s.started); wait > 0 {
+		select { // at start, give the fleet a moment to connect
+		case <-s.opened:
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
 	l := s.get()
 	if l == nil {
