@@ -500,3 +500,40 @@ func TestSharedCopy(t *testing.T) {
 type feedFunc func(context.Context, Validators) (Fetched, error)
 
 func (f feedFunc) Fetch(ctx context.Context, v Validators) (Fetched, error) { return f(ctx, v) }
+
+// TestNotModifiedPublishedAgain: in a fleet, the host that fetched a list
+// publishes it again when the origin answers 304, so the shared copy
+// stays fresh; a file list is never published.
+func TestNotModifiedPublishedAgain(t *testing.T) {
+	pub := &publisher{}
+	pub.set(dropList, `"v1"`, time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	srv := httptest.NewTLSServer(pub)
+	defer srv.Close()
+	dir := t.TempDir()
+	lf := filepath.Join(dir, "local.txt")
+	os.WriteFile(lf, []byte("198.51.100.0/24\n"), 0o600)
+	var published []string
+	m := New([]Source{{Name: "drop", URL: srv.URL + "/drop.txt"}, {Name: "local", File: lf}}, Options{StateDir: dir, Sink: &sink{}, Log: quiet,
+		Feed: func(s Source) Feed {
+			if s.URL == "" {
+				return &FileFeed{Path: s.File}
+			}
+			return &HTTPFeed{URL: s.URL, Client: srv.Client(), Timeout: 5 * time.Second}
+		},
+		Published: func(name string, data []byte, _ Validators) { published = append(published, name+"="+string(data)) }})
+	ctx := context.Background()
+	for range 2 {
+		if err := m.Refresh(ctx, "drop"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Refresh(ctx, "local"); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status().Lists[0]; st.NotModified != 1 {
+		t.Fatalf("no 304: %+v", st)
+	}
+	if len(published) != 2 || published[0] != "drop="+dropList || published[1] != published[0] {
+		t.Errorf("published %q", published)
+	}
+}

@@ -246,7 +246,15 @@ func (m *Manager) Refresh(ctx context.Context, name string) error {
 		l.notMod++
 		l.lastErr = ""
 		l.fromCache = false // the origin confirmed the copy in force
+		own := l.from == l.src.Where()
 		m.mu.Unlock()
+		if m.o.Published != nil && own {
+			// Published again, so the fleet's copy is fresh once more
+			// and the other hosts go on skipping their fetch.
+			if data, err := m.cachedBody(name); err == nil {
+				m.o.Published(name, data, got.Validators)
+			}
+		}
 		return nil
 	}
 	if err := m.take(ctx, l, got.Data, got.Validators, false, l.src.Where()); err != nil {
@@ -465,6 +473,22 @@ func (m *Manager) writeCache(l *list, data []byte, v Validators, from string) er
 	buf := make([]byte, 0, len(cacheHeader)+len(meta)+1+len(data))
 	buf = append(append(append(append(buf, cacheHeader...), meta...), '\n'), data...)
 	return change.WriteAtomic(m.cachePath(l.src.Name), buf, 0o600)
+}
+
+// cachedBody is the list's cached copy without the cache's header.
+func (m *Manager) cachedBody(name string) ([]byte, error) {
+	if m.o.StateDir == "" {
+		return nil, errors.New("no cache")
+	}
+	data, err := os.ReadFile(m.cachePath(name))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(data, []byte(cacheHeader)) {
+		return nil, errors.New("not a moat blocklist cache")
+	}
+	_, body, _ := bytes.Cut(data, []byte("\n"))
+	return body, nil
 }
 
 // LoadCache loads the last good copy of every list that has one from the
