@@ -282,6 +282,9 @@ type FleetSummary struct {
 	Lag     uint64 `json:"lag"`
 	Outbox  int    `json:"outbox"`
 	Refused uint64 `json:"refused"`
+	// ListsRefused counts blocklist updates refused (untrusted origin,
+	// a list not configured here, a copy that does not parse).
+	ListsRefused uint64 `json:"lists_refused"`
 	// Checked is when the figures were read (the monitor's last check).
 	Checked time.Time `json:"checked,omitzero"`
 }
@@ -293,6 +296,9 @@ func (d *Daemon) fleetSummary() *FleetSummary {
 	}
 	s := &FleetSummary{Fleet: f.cfg.Name, Origin: f.cfg.Origin(), Ready: f.client.Ready(),
 		Outbox: f.client.Pending(), Refused: f.refused.Load()}
+	if f.lists != nil {
+		s.ListsRefused = f.lists.refused.Load()
+	}
 	if last := f.last.Load(); last != nil {
 		s.Nodes, s.Lag, s.Checked = len(last.st.Nodes), last.st.Lag, last.at
 		s.Quorum = last.st.Stream != nil && last.st.Stream.Quorum
@@ -316,6 +322,9 @@ func (s *FleetSummary) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nFLEET  %s as %s: %s\n", s.Fleet, s.Origin, state)
 	fmt.Fprintf(w, "  nodes %d, lag %d, outbox %d, refused %d (moat fleet status for more)\n", s.Nodes, s.Lag, s.Outbox, s.Refused)
+	if s.ListsRefused > 0 {
+		fmt.Fprintf(w, "  blocklist updates refused %d (see the log)\n", s.ListsRefused)
+	}
 }
 
 // fleetReloadable refuses a reload that changes the fleet section: the
