@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/moat-sh/moat/internal/blocklist"
+	"github.com/moat-sh/moat/internal/control"
 	"github.com/moat-sh/moat/internal/fleet"
 	"github.com/moat-sh/moat/internal/lab"
 	"github.com/moat-sh/moat/internal/schema"
@@ -234,5 +237,102 @@ func TestFleetSharesBlocklists(t *testing.T) {
 	}
 	if got, _ := sinkB3.get(); got != want || requests.Load() != 3 || listFrom(mb3).From != srv.URL+"/drop.txt" {
 		t.Errorf("fleet down: loaded %s, %d requests, from %q", got, requests.Load(), listFrom(mb3).From)
+	}
+}
+
+// TestRunTakesFleetBlocklist: moat run in a fleet loads a URL list that
+// another member published, although the list's origin is unreachable,
+// and moat status says it came from that member.
+func TestRunTakesFleetBlocklist(t *testing.T) {
+	lab.RequireRoot(t) // credentials and the control socket are root's
+	dir := t.TempDir()
+	seed0, seed1 := filepath.Join(dir, "h0.nkey"), filepath.Join(dir, "h1.nkey")
+	pub0, err := fleet.Keygen(seed0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub1, err := fleet.Keygen(seed1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := loopbackPort(t)
+	authLog := filepath.Join(dir, "auth.log")
+	os.WriteFile(authLog, nil, 0o600)
+	cfgPath := filepath.Join(dir, "moat.yaml")
+	os.WriteFile(cfgPath, []byte(fmt.Sprintf(`guard:
+  jails:
+    sshd:
+      source: file
+      paths: [%s]
+  blocklists:
+    - name: drop
+      url: https://127.0.0.1:1/drop.txt
+fleet:
+  name: test
+  host: h0
+  nats:
+    embedded:
+      listen: 127.0.0.1:%d
+  credentials: %s
+  hosts: {h0: %s, h1: %s}
+  share: [sshd]
+  trust: [h*]
+`, authLog, port, seed0, pub0, pub1)), 0o600)
+	sock := filepath.Join(dir, "moat.sock")
+	sink := &fakeBlockSink{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Options{ConfigPath: cfgPath, Explicit: true, Socket: sock, StateDir: filepath.Join(dir, "state"),
+			Log: slog.New(slog.DiscardHandler), Sets: &recordingSets{elems: map[netip.Prefix]bool{}},
+			CheckEvery: time.Hour, AuditEvery: time.Hour, blockSink: sink})
+	}()
+	defer func() { cancel(); <-done }()
+	status := func() Status {
+		cctx, ccancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer ccancel()
+		var st Status
+		if control.Call(cctx, sock, control.CmdStatus, nil, &st) != nil {
+			return Status{}
+		}
+		return st
+	}
+	// The origin is unreachable: moat run's own fetch fails.
+	waitUntil(t, 40*time.Second, "the failed fetch", func() bool {
+		st := status()
+		return st.Blocklists != nil && st.Blocklists.Lists[0].LastError != ""
+	})
+
+	// Another member publishes the list.
+	c1 := fleet.Config{Name: "test", Host: "h1", Credentials: seed1, Trust: []string{"h*"},
+		NATS: fleet.NATS{URL: fmt.Sprintf("nats://127.0.0.1:%d", port)}, Hosts: map[string]string{"h0": pub0, "h1": pub1}}
+	cl, err := fleet.Dial(c1, fleet.ClientOptions{Guard: fleet.NewGuard(c1, nil), Log: slog.New(slog.DiscardHandler),
+		Apply: func(context.Context, []fleet.Decision) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	pctx, pcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer pcancel()
+	var lists *fleet.Lists
+	waitUntil(t, 30*time.Second, "the lists bucket", func() bool {
+		lists, err = cl.Lists(pctx)
+		return err == nil
+	})
+	if err := lists.Publish(pctx, "drop", []byte("198.51.100.0/24\n2001:db8::/32\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the fleet's copy loaded", func() bool {
+		got, _ := sink.get()
+		return got == "[198.51.100.0/24 2001:db8::/32]"
+	})
+	st := status()
+	if l := st.Blocklists.Lists[0]; l.From != "fleet:h1" || l.Entries != 2 {
+		t.Errorf("status: %+v", l)
+	}
+	var text bytes.Buffer
+	writeBlocklists(&text, st.Blocklists, time.Now())
+	if !strings.Contains(text.String(), "from fleet:h1") {
+		t.Errorf("status text:\n%s", text.String())
 	}
 }
