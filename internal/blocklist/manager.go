@@ -499,6 +499,12 @@ func (m *Manager) LoadCache(ctx context.Context) {
 	}
 	found := false
 	for _, l := range m.lists {
+		m.mu.Lock()
+		loaded := l.loaded // offered by a fleet already: newer than the cache
+		m.mu.Unlock()
+		if loaded {
+			continue
+		}
 		data, err := os.ReadFile(m.cachePath(l.src.Name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
