@@ -416,3 +416,124 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedCopy: a fresh copy another host fetched replaces this host's
+// fetch; a stale one, the same one again, a malformed one or one for a
+// file list are not taken; status says where the copy came from.
+func TestSharedCopy(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	fetches := 0
+	var shared SharedCopy
+	have := false
+	sk := &sink{}
+	dir := t.TempDir()
+	lf := filepath.Join(dir, "local.txt")
+	os.WriteFile(lf, []byte("198.51.100.0/24\n"), 0o600)
+	m := New([]Source{{Name: "drop", URL: "https://lists.example/drop", Refresh: schema.Duration(time.Hour)}, {Name: "local", File: lf}},
+		Options{StateDir: dir, Sink: sk, Log: quiet, Now: clock,
+			Feed: func(s Source) Feed {
+				if s.URL == "" {
+					return &FileFeed{Path: s.File}
+				}
+				return feedFunc(func(context.Context, Validators) (Fetched, error) {
+					fetches++
+					return Fetched{Data: []byte("192.0.2.0/24\n")}, nil
+				})
+			},
+			Shared: func(context.Context, string) (SharedCopy, bool) { return shared, have }})
+	ctx := context.Background()
+	from := func(name string) string {
+		for _, l := range m.Status().Lists {
+			if l.Name == name {
+				return l.From
+			}
+		}
+		return ""
+	}
+	// Nothing shared (or the fleet is down): the host fetches itself.
+	if err := m.Refresh(ctx, "drop"); err != nil || fetches != 1 || from("drop") != "https://lists.example/drop" {
+		t.Fatalf("own fetch: %v, %d fetches, from %q", err, fetches, from("drop"))
+	}
+	// A fresh copy from another host: taken, no fetch.
+	now = now.Add(2 * time.Hour)
+	shared, have = SharedCopy{From: "fleet:h1", Data: []byte("203.0.113.0/24\n"), Time: now.Add(-10 * time.Minute)}, true
+	if err := m.Refresh(ctx, "drop"); err != nil || fetches != 1 || sk.last() != "[203.0.113.0/24]" || from("drop") != "fleet:h1" {
+		t.Fatalf("shared copy: %v, %d fetches, %s, from %q", err, fetches, sk.last(), from("drop"))
+	}
+	loads := sk.count()
+	// The same copy offered again: nothing reloaded.
+	if ok, err := m.OfferShared(ctx, "drop", shared); ok || err != nil || sk.count() != loads {
+		t.Errorf("same copy again: %v %v, %d loads", ok, err, sk.count())
+	}
+	// A malformed copy: refused whole, the copy in force stays.
+	bad := SharedCopy{From: "fleet:h2", Data: []byte("192.0.2.0/24\nnot-a-network\n"), Time: now}
+	if ok, err := m.OfferShared(ctx, "drop", bad); ok || err == nil || !strings.Contains(err.Error(), "line 2") || sk.last() != "[203.0.113.0/24]" {
+		t.Errorf("malformed copy: %v %v, %s", ok, err, sk.last())
+	}
+	// A stale copy: not taken; the host fetches itself when due.
+	stale := SharedCopy{From: "fleet:h2", Data: []byte("192.0.2.99/32\n"), Time: now.Add(-2 * time.Hour)}
+	if ok, err := m.OfferShared(ctx, "drop", stale); ok || err != nil || sk.last() != "[203.0.113.0/24]" {
+		t.Errorf("stale copy: %v %v, %s", ok, err, sk.last())
+	}
+	now = now.Add(2 * time.Hour)
+	if err := m.Refresh(ctx, "drop"); err != nil || fetches != 2 || from("drop") != "https://lists.example/drop" {
+		t.Errorf("stale shared copy: %v, %d fetches, from %q", err, fetches, from("drop"))
+	}
+	// A file list stays local.
+	if ok, err := m.OfferShared(ctx, "local", SharedCopy{From: "fleet:h1", Data: []byte("0.0.0.0/0\n"), Time: now}); ok || err == nil {
+		t.Errorf("file list taken from the fleet: %v %v", ok, err)
+	}
+	// The cache remembers where a shared copy came from.
+	now = now.Add(time.Minute)
+	shared = SharedCopy{From: "fleet:h1", Data: []byte("203.0.113.0/24\n"), Time: now}
+	if ok, err := m.OfferShared(ctx, "drop", shared); !ok || err != nil {
+		t.Fatalf("fresh copy: %v %v", ok, err)
+	}
+	m2 := New([]Source{{Name: "drop", URL: "https://lists.example/drop"}}, Options{StateDir: dir, Sink: &sink{}, Log: quiet})
+	m2.LoadCache(ctx)
+	if l := m2.Status().Lists[0]; l.From != "fleet:h1" || !l.FromCache || l.Entries != 1 {
+		t.Errorf("cached shared copy: %+v", l)
+	}
+}
+
+type feedFunc func(context.Context, Validators) (Fetched, error)
+
+func (f feedFunc) Fetch(ctx context.Context, v Validators) (Fetched, error) { return f(ctx, v) }
+
+// TestNotModifiedPublishedAgain: in a fleet, the host that fetched a list
+// publishes it again when the origin answers 304, so the shared copy
+// stays fresh; a file list is never published.
+func TestNotModifiedPublishedAgain(t *testing.T) {
+	pub := &publisher{}
+	pub.set(dropList, `"v1"`, time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC))
+	srv := httptest.NewTLSServer(pub)
+	defer srv.Close()
+	dir := t.TempDir()
+	lf := filepath.Join(dir, "local.txt")
+	os.WriteFile(lf, []byte("198.51.100.0/24\n"), 0o600)
+	var published []string
+	m := New([]Source{{Name: "drop", URL: srv.URL + "/drop.txt"}, {Name: "local", File: lf}}, Options{StateDir: dir, Sink: &sink{}, Log: quiet,
+		Feed: func(s Source) Feed {
+			if s.URL == "" {
+				return &FileFeed{Path: s.File}
+			}
+			return &HTTPFeed{URL: s.URL, Client: srv.Client(), Timeout: 5 * time.Second}
+		},
+		Published: func(name string, data []byte, _ Validators) { published = append(published, name+"="+string(data)) }})
+	ctx := context.Background()
+	for range 2 {
+		if err := m.Refresh(ctx, "drop"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Refresh(ctx, "local"); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status().Lists[0]; st.NotModified != 1 {
+		t.Fatalf("no 304: %+v", st)
+	}
+	if len(published) != 2 || published[0] != "drop="+dropList || published[1] != published[0] {
+		t.Errorf("published %q", published)
+	}
+}

@@ -2,7 +2,9 @@ package blocklist
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -47,8 +49,14 @@ type Options struct {
 	// and parsed: a fleet distributes those bytes, and the other hosts
 	// hand them to Offer.
 	Published func(name string, data []byte, v Validators)
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Shared, when set, is asked before a URL list is fetched for a copy
+	// another host fetched (a fleet's bucket); a copy younger than the
+	// list's refresh interval is loaded instead of contacting the origin.
+	// It answers false when it has none, or cannot tell (a fleet down):
+	// the host then fetches itself.
+	Shared func(ctx context.Context, name string) (SharedCopy, bool)
+	Now    func() time.Time
+	Log    *slog.Logger
 }
 
 // Manager keeps the lists loaded and refreshed.
@@ -84,7 +92,24 @@ type list struct {
 	changes            uint64
 	failures           uint64
 	next               time.Time
+	// from is where the copy in force came from: the origin (URL or
+	// file) or "fleet:<host>"; sum its bytes' hash, to skip the same
+	// copy offered again.
+	from string
+	sum  [sha256.Size]byte
 }
+
+// SharedCopy is a list's bytes as another host fetched them.
+type SharedCopy struct {
+	From string // "fleet:<host>"
+	Data []byte
+	Time time.Time // when the other host fetched (published) it
+}
+
+// sharedSlack delays a host's own refresh past the moment a shared copy
+// goes stale, so that the host that fetched it, due first, fetches again
+// and the others take its copy: about one fetch per refresh per fleet.
+func sharedSlack(refresh time.Duration) time.Duration { return min(refresh/10, 5*time.Minute) }
 
 // Carve is a list's entry overlapping a network never blocked: that part
 // of it is left out of the sets.
@@ -197,6 +222,15 @@ func (m *Manager) Refresh(ctx context.Context, name string) error {
 		prev = Validators{} // nothing loaded: a 304 would leave nothing
 	}
 	m.mu.Unlock()
+	if m.o.Shared != nil && l.src.URL != "" {
+		if c, ok := m.o.Shared(ctx, name); ok && m.fresh(l, c) {
+			_, err := m.OfferShared(ctx, name, c)
+			if err == nil {
+				return nil
+			}
+			// A shared copy that does not parse: fetch it ourselves.
+		}
+	}
 	got, err := l.feed.Fetch(ctx, prev)
 	now := m.o.Now()
 	m.mu.Lock()
@@ -212,13 +246,21 @@ func (m *Manager) Refresh(ctx context.Context, name string) error {
 		l.notMod++
 		l.lastErr = ""
 		l.fromCache = false // the origin confirmed the copy in force
+		own := l.from == l.src.Where()
 		m.mu.Unlock()
+		if m.o.Published != nil && own {
+			// Published again, so the fleet's copy is fresh once more
+			// and the other hosts go on skipping their fetch.
+			if data, err := m.cachedBody(name); err == nil {
+				m.o.Published(name, data, got.Validators)
+			}
+		}
 		return nil
 	}
-	if err := m.take(ctx, l, got.Data, got.Validators, false); err != nil {
+	if err := m.take(ctx, l, got.Data, got.Validators, false, l.src.Where()); err != nil {
 		return m.failed(l, now, err)
 	}
-	if m.o.Published != nil {
+	if m.o.Published != nil && l.src.URL != "" { // a file list stays local
 		m.o.Published(name, got.Data, got.Validators)
 	}
 	return nil
@@ -235,10 +277,61 @@ func (m *Manager) Offer(ctx context.Context, name string, data []byte, v Validat
 	if int64(len(data)) > l.src.MaxBytes {
 		return m.failed(l, m.o.Now(), fmt.Errorf("%w: %d bytes offered, bound %d", ErrTooLarge, len(data), l.src.MaxBytes))
 	}
-	if err := m.take(ctx, l, data, v, false); err != nil {
+	if err := m.take(ctx, l, data, v, false, "offered"); err != nil {
 		return m.failed(l, m.o.Now(), err)
 	}
 	return nil
+}
+
+// fresh: c is younger than l's refresh interval.
+func (m *Manager) fresh(l *list, c SharedCopy) bool {
+	return m.o.Now().Sub(c.Time) < time.Duration(l.src.Refresh)
+}
+
+// OfferShared loads another host's copy of URL list name, parsed, cached
+// and loaded like a fetch's and refused whole when a line is malformed,
+// unless the copy in force is the same or newer (it returns false then).
+// A file list stays local: it is refused. The list's own fetch is put
+// off until the copy goes stale.
+func (m *Manager) OfferShared(ctx context.Context, name string, c SharedCopy) (bool, error) {
+	l := m.list(name)
+	if l == nil {
+		return false, fmt.Errorf("no blocklist %q in guard.blocklists", name)
+	}
+	if l.src.URL == "" {
+		return false, fmt.Errorf("blocklist %s is a local file: not taken from %s", name, c.From)
+	}
+	if !m.fresh(l, c) {
+		return false, nil // stale: the host fetches itself when due
+	}
+	sum := sha256.Sum256(c.Data)
+	m.mu.Lock()
+	same := l.loaded && (sum == l.sum || !c.Time.After(l.changed))
+	if same {
+		l.next = later(l.next, c.Time.Add(time.Duration(l.src.Refresh)+sharedSlack(time.Duration(l.src.Refresh))))
+	}
+	m.mu.Unlock()
+	if same {
+		return false, nil
+	}
+	if int64(len(c.Data)) > l.src.MaxBytes {
+		return false, m.failed(l, m.o.Now(), fmt.Errorf("%w: %d bytes offered by %s, bound %d", ErrTooLarge, len(c.Data), c.From, l.src.MaxBytes))
+	}
+	if err := m.take(ctx, l, c.Data, Validators{}, false, c.From); err != nil {
+		return false, m.failed(l, m.o.Now(), fmt.Errorf("copy from %s: %w", c.From, err))
+	}
+	m.mu.Lock()
+	l.changed = c.Time
+	l.next = c.Time.Add(time.Duration(l.src.Refresh) + sharedSlack(time.Duration(l.src.Refresh)))
+	m.mu.Unlock()
+	return true, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // failed records err on l (whose loaded copy stays) and returns it. A
@@ -256,7 +349,7 @@ func (m *Manager) failed(l *list, now time.Time, err error) error {
 
 // take parses data as l's new copy and, when it parses, caches and loads
 // it. fromCache marks data read back from the cache (not written again).
-func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, fromCache bool) error {
+func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, fromCache bool, from string) error {
 	ps, err := Parse(bytes.NewReader(data), MaxEntries)
 	if err != nil {
 		return fmt.Errorf("list %s refused, nothing of it applied: %w", l.src.Name, err)
@@ -267,7 +360,7 @@ func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, 
 		return fmt.Errorf("list %s refused: the copy from %s holds no networks (to drop a list, remove it from guard.blocklists)", l.src.Name, l.src.Where())
 	}
 	if !fromCache && m.o.StateDir != "" {
-		if err := m.writeCache(l, data, v); err != nil {
+		if err := m.writeCache(l, data, v, from); err != nil {
 			// Enforcing the new copy matters more than caching it.
 			m.o.Log.Warn("blocklist not cached; a restart without network falls back to the older copy", "list", l.src.Name, "err", err)
 		}
@@ -281,6 +374,7 @@ func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, 
 	m.mu.Lock()
 	l.prefixes, l.v4, l.v6 = ps, v4, len(ps)-v4
 	l.val, l.loaded, l.fromCache = v, true, fromCache
+	l.from, l.sum = from, sha256.Sum256(data)
 	if !fromCache {
 		l.changes++
 		l.changed = m.o.Now()
@@ -359,6 +453,7 @@ const cacheHeader = "# moat blocklist cache "
 
 type cacheMeta struct {
 	Where      string     `json:"where"`
+	From       string     `json:"from,omitempty"` // "fleet:<host>": another host fetched it
 	Validators Validators `json:"validators"`
 	Fetched    time.Time  `json:"fetched"`
 }
@@ -367,8 +462,8 @@ func (m *Manager) cachePath(name string) string {
 	return filepath.Join(m.o.StateDir, "blocklists", name+".list")
 }
 
-func (m *Manager) writeCache(l *list, data []byte, v Validators) error {
-	meta, err := json.Marshal(cacheMeta{Where: l.src.Where(), Validators: v, Fetched: m.o.Now().UTC()})
+func (m *Manager) writeCache(l *list, data []byte, v Validators, from string) error {
+	meta, err := json.Marshal(cacheMeta{Where: l.src.Where(), From: from, Validators: v, Fetched: m.o.Now().UTC()})
 	if err != nil {
 		return err
 	}
@@ -380,6 +475,22 @@ func (m *Manager) writeCache(l *list, data []byte, v Validators) error {
 	return change.WriteAtomic(m.cachePath(l.src.Name), buf, 0o600)
 }
 
+// cachedBody is the list's cached copy without the cache's header.
+func (m *Manager) cachedBody(name string) ([]byte, error) {
+	if m.o.StateDir == "" {
+		return nil, errors.New("no cache")
+	}
+	data, err := os.ReadFile(m.cachePath(name))
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.HasPrefix(data, []byte(cacheHeader)) {
+		return nil, errors.New("not a moat blocklist cache")
+	}
+	_, body, _ := bytes.Cut(data, []byte("\n"))
+	return body, nil
+}
+
 // LoadCache loads the last good copy of every list that has one from the
 // same origin, so a restart without network still enforces them.
 func (m *Manager) LoadCache(ctx context.Context) {
@@ -388,6 +499,12 @@ func (m *Manager) LoadCache(ctx context.Context) {
 	}
 	found := false
 	for _, l := range m.lists {
+		m.mu.Lock()
+		loaded := l.loaded // offered by a fleet already: newer than the cache
+		m.mu.Unlock()
+		if loaded {
+			continue
+		}
 		data, err := os.ReadFile(m.cachePath(l.src.Name))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
@@ -416,6 +533,7 @@ func (m *Manager) LoadCache(ctx context.Context) {
 		m.mu.Lock()
 		l.prefixes, l.v4, l.v6 = ps, v4, len(ps)-v4
 		l.val, l.loaded, l.fromCache, l.changed = meta.Validators, true, true, meta.Fetched
+		l.from, l.sum = cmp.Or(meta.From, l.src.Where()), sha256.Sum256(data[min(len(head)+1, len(data)):])
 		m.mu.Unlock()
 		found = true
 	}
@@ -428,8 +546,11 @@ func (m *Manager) LoadCache(ctx context.Context) {
 
 // ListStatus is one list in `moat status`.
 type ListStatus struct {
-	Name    string `json:"name"`
-	Source  string `json:"source"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	// From is where the copy in force came from: Source, or
+	// "fleet:<host>" when another host of the fleet fetched it.
+	From    string `json:"from,omitempty"`
 	Loaded  bool   `json:"loaded"`
 	Entries int    `json:"entries"`
 	IPv4    int    `json:"ipv4"`
@@ -471,7 +592,7 @@ func (m *Manager) Status() Status {
 	st := Status{Ranges: m.ranges, Prefixes: m.kernel, Loaded: m.applied, LoadError: m.applyErr,
 		Carved: slices.Clone(m.carved), CarvedTotal: m.nCarved, Lists: []ListStatus{}}
 	for _, l := range m.lists {
-		st.Lists = append(st.Lists, ListStatus{Name: l.src.Name, Source: l.src.Where(), Loaded: l.loaded,
+		st.Lists = append(st.Lists, ListStatus{Name: l.src.Name, Source: l.src.Where(), From: l.from, Loaded: l.loaded,
 			Entries: len(l.prefixes), IPv4: l.v4, IPv6: l.v6, FromCache: l.fromCache,
 			LastRefresh: l.lastFetch, LastChange: l.changed, NextRefresh: l.next,
 			LastError: l.lastErr, LastErrorAt: l.lastErrAt,

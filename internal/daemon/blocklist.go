@@ -116,7 +116,7 @@ func (d *Daemon) startBlocklists(ctx context.Context, cfg *config.Config) {
 		}
 		return
 	}
-	m := blocklist.New(cfg.Guard.Blocklists, blocklist.Options{
+	o := blocklist.Options{
 		StateDir: d.o.StateDir, Sink: sink, Log: d.log.With("component", "blocklist"),
 		Exempt: func() []blocklist.Exempt {
 			d.mu.Lock()
@@ -124,10 +124,23 @@ func (d *Daemon) startBlocklists(ctx context.Context, cfg *config.Config) {
 			d.mu.Unlock()
 			return blocklistExempt(c, d)
 		},
-	})
+	}
+	if d.fleet != nil {
+		// In a fleet a URL list is fetched once and shared (fleetlists.go).
+		o.Shared, o.Published = d.fleet.lists.shared, d.fleet.lists.published
+	}
+	m := blocklist.New(cfg.Guard.Blocklists, o)
 	bctx, cancel := context.WithCancel(ctx)
 	b.m, b.cancel = m, cancel
 	d.goRun(bctx, "blocklists", m.Run)
+}
+
+// blocklistManager is the running manager, nil when none runs.
+func (d *Daemon) blocklistManager() *blocklist.Manager {
+	b := &d.blocks
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.m
 }
 
 // blocklistStatus is the running manager's status, nil when none runs.
@@ -228,6 +241,9 @@ func writeBlocklists(w io.Writer, st *blocklist.Status, now time.Time) {
 		}
 		if !l.LastChange.IsZero() {
 			s += ", copy from " + ageText(now.Sub(l.LastChange)) + " ago"
+		}
+		if l.From != "" {
+			s += ", from " + l.From
 		}
 		if l.FromCache {
 			s += " (cached)"

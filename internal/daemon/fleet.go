@@ -25,6 +25,7 @@ type fleetRun struct {
 	client  *fleet.Client
 	guard   *fleet.Guard
 	refused atomic.Uint64
+	lists   *fleetLists                // the blocklists bucket
 	last    atomic.Pointer[fleetCheck] // the monitor's last status
 	lastLog atomic.Int64               // unix seconds of the last refusal logged
 }
@@ -70,6 +71,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	f.client = client
+	f.lists = newFleetLists(f.cfg, client, d.log.With("component", "blocklist"), d.blocklistManager)
 	d.fleet = f
 	d.goRun(ctx, "fleet", func(ctx context.Context) error {
 		err := client.Run(ctx)
@@ -81,6 +83,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 		return err
 	})
 	d.goRun(ctx, "fleet monitor", d.fleetMonitor)
+	d.goRun(ctx, "fleet lists", f.lists.run)
 	return nil
 }
 
@@ -279,6 +282,9 @@ type FleetSummary struct {
 	Lag     uint64 `json:"lag"`
 	Outbox  int    `json:"outbox"`
 	Refused uint64 `json:"refused"`
+	// ListsRefused counts blocklist updates refused (untrusted origin,
+	// a list not configured here, a copy that does not parse).
+	ListsRefused uint64 `json:"lists_refused"`
 	// Checked is when the figures were read (the monitor's last check).
 	Checked time.Time `json:"checked,omitzero"`
 }
@@ -290,6 +296,9 @@ func (d *Daemon) fleetSummary() *FleetSummary {
 	}
 	s := &FleetSummary{Fleet: f.cfg.Name, Origin: f.cfg.Origin(), Ready: f.client.Ready(),
 		Outbox: f.client.Pending(), Refused: f.refused.Load()}
+	if f.lists != nil {
+		s.ListsRefused = f.lists.refused.Load()
+	}
 	if last := f.last.Load(); last != nil {
 		s.Nodes, s.Lag, s.Checked = len(last.st.Nodes), last.st.Lag, last.at
 		s.Quorum = last.st.Stream != nil && last.st.Stream.Quorum
@@ -313,6 +322,9 @@ func (s *FleetSummary) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nFLEET  %s as %s: %s\n", s.Fleet, s.Origin, state)
 	fmt.Fprintf(w, "  nodes %d, lag %d, outbox %d, refused %d (moat fleet status for more)\n", s.Nodes, s.Lag, s.Outbox, s.Refused)
+	if s.ListsRefused > 0 {
+		fmt.Fprintf(w, "  blocklist updates refused %d (see the log)\n", s.ListsRefused)
+	}
 }
 
 // fleetReloadable refuses a reload that changes the fleet section: the

@@ -102,6 +102,11 @@ func (l *Lists) Watch(ctx context.Context, fn func(ListUpdate)) error {
 // whether there is one: a host whose copy is fresh enough skips its own
 // fetch, so the fleet fetches a list about once per refresh.
 func (l *Lists) Latest(ctx context.Context, name string) (ListUpdate, bool, error) {
+	return l.LatestFrom(ctx, name, nil)
+}
+
+// LatestFrom is Latest among the origins accept takes (nil: all).
+func (l *Lists) LatestFrom(ctx context.Context, name string, accept func(origin string) bool) (ListUpdate, bool, error) {
 	if !ValidToken(name) {
 		return ListUpdate{}, false, fmt.Errorf("fleet: list name %q: letters, digits, '-' and '_' only", name)
 	}
@@ -115,11 +120,14 @@ func (l *Lists) Latest(ctx context.Context, name string) (ListUpdate, bool, erro
 	var best ListUpdate
 	found := false
 	for k := range keys.Keys() {
+		origin, _, _ := strings.Cut(k, ".")
+		if accept != nil && !accept(origin) {
+			continue
+		}
 		e, err := l.kv.Get(ctx, k)
 		if err != nil {
 			continue
 		}
-		origin, _, _ := strings.Cut(k, ".")
 		if !found || e.Created().After(best.Time) {
 			best, found = ListUpdate{Origin: origin, Name: name, Data: e.Value(), Time: e.Created()}, true
 		}

@@ -223,6 +223,9 @@ func TestLists(t *testing.T) {
 	if u, ok, err := lists.Latest(ctx, "drop"); err != nil || !ok || string(u.Data) != string(body) || u.Origin != "h0" || u.Time.IsZero() {
 		t.Fatalf("latest: %+v %v %v", u, ok, err)
 	}
+	if _, ok, err := lists.LatestFrom(ctx, "drop", func(o string) bool { return o != "h0" }); err != nil || ok {
+		t.Fatalf("latest from origins that published nothing: %v %v", ok, err)
+	}
 	if _, ok, err := lists.Latest(ctx, "edrop"); err != nil || ok {
 		t.Fatalf("latest of a list nobody published: %v %v", ok, err)
 	}
