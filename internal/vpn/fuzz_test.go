@@ -3,8 +3,11 @@ package vpn
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // FuzzParseClientConfig: a client config comes from outside (a file a
@@ -61,5 +64,83 @@ func TestConfigFileKeepsOtherSectionsAndComments(t *testing.T) {
 	}
 	if b2, _ := os.ReadFile(p); string(b2) != out {
 		t.Fatal("a refused edit changed the file")
+	}
+}
+
+// TestConfigFileEditsOnlyItsLines: moat vpn init/add/remove write
+// vpn.wireguard and leave every other line of the operator's moat.yaml as
+// it was (alignment, blank lines, comments); a linked moat.yaml is edited
+// where it points and stays a link; an edit made since the read is not
+// overwritten.
+func TestConfigFileEditsOnlyItsLines(t *testing.T) {
+	example, err := os.ReadFile("../../examples/moat.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The annotated example without its vpn.wireguard block: the file of
+	// an operator who has not run moat vpn init yet.
+	var kept []string
+	skip := false
+	for _, l := range strings.Split(string(example), "\n") {
+		switch {
+		case strings.HasPrefix(l, "  wireguard:"):
+			skip = true
+		case skip && !strings.HasPrefix(l, "    "):
+			skip = false
+		}
+		if !skip {
+			kept = append(kept, l)
+		}
+	}
+	src := []byte(strings.Join(kept, "\n"))
+	dir := t.TempDir()
+	real := filepath.Join(dir, "real.yaml")
+	link := filepath.Join(dir, "moat.yaml")
+	os.WriteFile(real, src, 0o600)
+	if err := os.Symlink("real.yaml", link); err != nil {
+		t.Fatal(err)
+	}
+	cf, err := OpenConfigFile(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cf.SetWireGuard(testWG(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cf.Save(nil); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link was replaced by a file: %v %v", fi.Mode(), err)
+	}
+	out, _ := os.ReadFile(real)
+	// Every line of the original is still there, in order: the edit only
+	// adds (vpn.wireguard's block, the interface in vpn.interfaces).
+	rest := string(out)
+	for _, l := range strings.Split(string(src), "\n") {
+		i := strings.Index(rest, l+"\n")
+		if l == "" {
+			continue
+		}
+		if i < 0 {
+			t.Fatalf("line %q lost or changed; got:\n%s", l, out)
+		}
+		rest = rest[i+len(l)+1:]
+	}
+	var back struct {
+		VPN struct {
+			Interfaces []string   `yaml:"interfaces"`
+			WireGuard  *WireGuard `yaml:"wireguard"`
+		} `yaml:"vpn"`
+	}
+	if err := yaml.Unmarshal(out, &back); err != nil || back.VPN.WireGuard == nil || !slices.Contains(back.VPN.Interfaces, "wg0") {
+		t.Fatalf("vpn.wireguard does not read back: %v %+v", err, back.VPN)
+	}
+
+	cf, _ = OpenConfigFile(link)
+	cf.SetWireGuard(&WireGuard{Interface: "wg1"})
+	os.WriteFile(real, append(out, []byte("# the operator's own edit\n")...), 0o600)
+	if err := cf.Save(nil); err == nil || !strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("an edit made since the read was overwritten: %v", err)
 	}
 }

@@ -5,119 +5,90 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/moat-sh/moat/internal/yamledit"
 )
 
-// ConfigFile edits moat.yaml's vpn section through the YAML node tree, so
-// every other section keeps its comments and layout. Only vpn.wireguard
-// is rewritten as a whole (comments inside it are not kept) and
-// vpn.interfaces gets the interface's name.
+// ConfigFile edits moat.yaml's vpn section in place (internal/yamledit):
+// every other byte of the file — comments, blank lines, alignment, order —
+// stays as the operator wrote it. Only vpn.wireguard's own lines are
+// rewritten (comments inside it are not kept), and vpn.interfaces gets the
+// interface's name.
 type ConfigFile struct {
 	Path string
-	doc  yaml.Node
+	file string // where Path points, when it is a link
+	read []byte // the file as read, to refuse overwriting an edit made since
+	src  []byte // the file with the edits so far
 	mode os.FileMode
 }
 
 // OpenConfigFile reads path; a missing file starts an empty document.
 func OpenConfigFile(path string) (*ConfigFile, error) {
-	f := &ConfigFile{Path: path, mode: 0o600}
-	b, err := os.ReadFile(path)
+	f := &ConfigFile{Path: path, file: path, mode: 0o600}
+	// A moat.yaml that is a link is edited where it points, and stays a
+	// link.
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		f.file = real
+	}
+	b, err := os.ReadFile(f.file)
 	if err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := os.Stat(f.file); err == nil {
 		f.mode = fi.Mode().Perm()
 	}
-	if len(bytes.TrimSpace(b)) > 0 {
-		if err := yaml.Unmarshal(b, &f.doc); err != nil {
-			return nil, fmt.Errorf("%s: %w (fix the YAML first: moat config check)", path, err)
-		}
+	if _, err := yamledit.Parse(b); err != nil {
+		return nil, fmt.Errorf("%s: %w (fix the YAML first: moat config check)", path, err)
 	}
-	if f.doc.Kind == 0 {
-		f.doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Tag: "!!map"}}}
-	}
-	if f.doc.Kind != yaml.DocumentNode || len(f.doc.Content) != 1 || f.doc.Content[0].Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%s: the top level is not a mapping", path)
-	}
+	f.read, f.src = b, b
 	return f, nil
-}
-
-// mapping returns the value node of key in m, creating an empty mapping
-// when absent (or null).
-func mapping(m *yaml.Node, key string) (*yaml.Node, error) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			v := m.Content[i+1]
-			if v.Tag == "!!null" || (v.Kind == yaml.ScalarNode && v.Value == "") {
-				*v = yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-			}
-			if v.Kind != yaml.MappingNode {
-				return nil, fmt.Errorf("%s is not a mapping", key)
-			}
-			return v, nil
-		}
-	}
-	v := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
-	return v, nil
-}
-
-func setKey(m *yaml.Node, key string, v *yaml.Node) {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			v.HeadComment, v.LineComment = m.Content[i+1].HeadComment, m.Content[i+1].LineComment
-			m.Content[i+1] = v
-			return
-		}
-	}
-	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key}, v)
 }
 
 // SetWireGuard writes vpn.wireguard and lists its interface under
 // vpn.interfaces.
 func (f *ConfigFile) SetWireGuard(w *WireGuard) error {
-	v, err := mapping(f.doc.Content[0], "vpn")
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(w); err != nil {
+		return fmt.Errorf("encode vpn.wireguard: %w", err)
+	}
+	enc.Close()
+	body := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	d, err := yamledit.Parse(f.src)
 	if err != nil {
 		return err
 	}
-	var n yaml.Node
-	if err := n.Encode(w); err != nil {
-		return fmt.Errorf("encode vpn.wireguard: %w", err)
+	out, err := d.SetBlock([]string{"vpn", "wireguard"}, body)
+	if err != nil {
+		return fmt.Errorf("write vpn.wireguard into %s: %w", f.Path, err)
 	}
-	setKey(v, "wireguard", &n)
-	for i := 0; i+1 < len(v.Content); i += 2 {
-		if v.Content[i].Value != "interfaces" {
-			continue
-		}
-		l := v.Content[i+1]
-		if l.Kind != yaml.SequenceNode {
-			return fmt.Errorf("vpn.interfaces is not a list")
-		}
-		for _, it := range l.Content {
-			if it.Value == w.Name() {
-				return nil
-			}
-		}
-		l.Content = append(l.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: w.Name()})
-		return nil
+	if d, err = yamledit.Parse(out); err != nil {
+		return err
 	}
-	setKey(v, "interfaces", &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle,
-		Content: []*yaml.Node{{Kind: yaml.ScalarNode, Tag: "!!str", Value: w.Name()}}})
+	list := d.Get("vpn", "interfaces")
+	switch {
+	case list == nil:
+		out, err = d.SetList([]string{"vpn", "interfaces"}, []string{yamledit.Quote(w.Name())})
+	case list.Kind != yaml.SequenceNode:
+		return fmt.Errorf("vpn.interfaces in %s is not a list", f.Path)
+	case slices.ContainsFunc(list.Content, func(n *yaml.Node) bool { return n.Value == w.Name() }):
+	default:
+		out, err = d.Append([]string{"vpn", "interfaces"}, []string{yamledit.Quote(w.Name())})
+	}
+	if err != nil {
+		return fmt.Errorf("list %s under vpn.interfaces in %s: %w", w.Name(), f.Path, err)
+	}
+	f.src = out
 	return nil
 }
 
 // Bytes renders the edited document.
-func (f *ConfigFile) Bytes() ([]byte, error) {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(&f.doc); err != nil {
-		return nil, err
-	}
-	enc.Close()
-	return b.Bytes(), nil
-}
+func (f *ConfigFile) Bytes() ([]byte, error) { return f.src, nil }
 
 // Save writes the file atomically, keeping its mode. check runs on the
 // new bytes first (the config's own validation): a config moat writes
@@ -132,7 +103,11 @@ func (f *ConfigFile) Save(check func([]byte) error) error {
 			return fmt.Errorf("the edited %s would not load, nothing written: %w", f.Path, err)
 		}
 	}
-	dir := filepath.Dir(f.Path)
+	// Someone else's edit since we read it is not overwritten.
+	if now, err := os.ReadFile(f.file); err != nil && !os.IsNotExist(err) || !bytes.Equal(now, f.read) {
+		return fmt.Errorf("%s changed since moat read it; nothing written: run the command again", f.Path)
+	}
+	dir := filepath.Dir(f.file)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -156,5 +131,9 @@ func (f *ConfigFile) Save(check func([]byte) error) error {
 	if err := t.Close(); err != nil {
 		return err
 	}
-	return os.Rename(t.Name(), f.Path)
+	if err := os.Rename(t.Name(), f.file); err != nil {
+		return err
+	}
+	f.read = b
+	return nil
 }

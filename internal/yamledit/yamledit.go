@@ -593,3 +593,56 @@ func (d *Doc) verify(out []byte, err error, took func(*Doc) bool) ([]byte, error
 	}
 	return out, nil
 }
+
+// SetBlock sets the value at path (a mapping key's) to a block mapping
+// given as YAML lines, indented relative to the key. An existing block
+// mapping there is replaced whole — its own comments with it — while the
+// key's line and everything around it stay as they were; a missing key
+// is added at the end of its parent.
+func (d *Doc) SetBlock(path []string, body []string) ([]byte, error) {
+	out, err := d.setBlock(path, body)
+	return d.verify(out, err, func(d2 *Doc) bool {
+		v := d2.Get(path...)
+		if v == nil {
+			return false
+		}
+		var got, want any
+		return v.Decode(&got) == nil && yaml.Unmarshal([]byte(strings.Join(body, "\n")), &want) == nil && reflect.DeepEqual(got, want)
+	})
+}
+
+func (d *Doc) setBlock(path []string, body []string) ([]byte, error) {
+	if len(body) == 0 {
+		return nil, fmt.Errorf("an empty block for %s", strings.Join(path, "."))
+	}
+	key, v, err := d.find(path)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return d.insertKey(path, body, false)
+	}
+	if key == nil {
+		return nil, fmt.Errorf("%s is a list element: %w", strings.Join(path, "."), ErrByHand)
+	}
+	if v.Anchor != "" || v.Kind == yaml.AliasNode {
+		return nil, fmt.Errorf("%s uses an anchor or alias: %w", strings.Join(path, "."), ErrByHand)
+	}
+	indent := key.Column - 1 + d.unit
+	from, to := key.Line+1, key.Line // after the key's line: insert
+	switch {
+	case v.Kind == yaml.MappingNode && v.Style&yaml.FlowStyle == 0 && len(v.Content) > 0 && v.Line > key.Line:
+		indent = v.Content[0].Column - 1
+		from, to = v.Line, endLine(v)
+	case v.Kind == yaml.ScalarNode && v.Tag == "!!null" && v.Value == "" && v.Line == key.Line:
+		// "key:" with nothing after it (or only a comment).
+	default:
+		return nil, fmt.Errorf("%s is not a block mapping: %w", strings.Join(path, "."), ErrByHand)
+	}
+	pad := strings.Repeat(" ", indent)
+	lines := make([]string, len(body))
+	for i, b := range body {
+		lines[i] = pad + b
+	}
+	return d.splice(from, to, lines), nil
+}

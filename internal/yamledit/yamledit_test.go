@@ -1,6 +1,7 @@
 package yamledit
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -180,5 +181,41 @@ func TestQuote(t *testing.T) {
 		if got := Quote(s); got != want {
 			t.Errorf("Quote(%q) = %s, want %s", s, got, want)
 		}
+	}
+}
+
+// TestSetBlockKeepsTheRest: replacing a block mapping changes its lines
+// only — the key's comment, the neighbours, blank lines and alignment of
+// the rest of the file stay byte for byte.
+func TestSetBlockKeepsTheRest(t *testing.T) {
+	src := "# top\nssh:\n  port: 22            # aligned\n\nvpn:\n  interfaces: [tailscale0]\n  wireguard:   # managed\n    interface: wg0\n    # old comment\n    port: 51820\n  ranges: [10.0.0.0/8]\n\nguard:\n  enabled: true\n"
+	d, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.SetBlock([]string{"vpn", "wireguard"}, []string{"interface: wg0", "port: 51821", "peers:", "  - name: laptop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# top\nssh:\n  port: 22            # aligned\n\nvpn:\n  interfaces: [tailscale0]\n  wireguard:   # managed\n    interface: wg0\n    port: 51821\n    peers:\n      - name: laptop\n  ranges: [10.0.0.0/8]\n\nguard:\n  enabled: true\n"
+	if string(out) != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
+	}
+	// Absent: added under its parent, created when missing.
+	d, _ = Parse([]byte("ssh:\n  port: 22\n"))
+	out, err = d.SetBlock([]string{"vpn", "wireguard"}, []string{"interface: wg0"})
+	if err != nil || string(out) != "ssh:\n  port: 22\nvpn:\n  wireguard:\n    interface: wg0\n" {
+		t.Fatalf("absent: %v\n%s", err, out)
+	}
+	// "key:" with nothing.
+	d, _ = Parse([]byte("vpn:\n  wireguard:  # soon\nssh:\n  port: 22\n"))
+	out, err = d.SetBlock([]string{"vpn", "wireguard"}, []string{"interface: wg0"})
+	if err != nil || string(out) != "vpn:\n  wireguard:  # soon\n    interface: wg0\nssh:\n  port: 22\n" {
+		t.Fatalf("empty key: %v\n%s", err, out)
+	}
+	// A flow mapping is beyond the editor.
+	d, _ = Parse([]byte("vpn:\n  wireguard: {interface: wg0}\n"))
+	if _, err := d.SetBlock([]string{"vpn", "wireguard"}, []string{"interface: wg1"}); !errors.Is(err, ErrByHand) {
+		t.Fatalf("flow mapping: %v", err)
 	}
 }
