@@ -48,26 +48,28 @@ func FuzzEdit(f *testing.F) {
 		}
 		path := []string{"firewall", "public"}
 		var out []byte
-		switch op % 3 {
+		switch op % 4 {
 		case 0:
 			out, err = d.Append(path, []string{"65000/tcp"})
 		case 1:
 			out, err = d.Remove(path, 0)
 		case 2:
 			out, err = d.SetScalar([]string{"ssh", "exposure"}, "vpn")
+		case 3:
+			out, err = d.SetBlock([]string{"vpn", "wireguard"}, []string{"interface: wg0", "peers:", "  - name: laptop"})
 		}
 		if err != nil {
 			return
 		}
 		var n yaml.Node
 		if err := yaml.Unmarshal(out, &n); err != nil {
-			t.Fatalf("op %d made %q into invalid YAML %q: %v", op%3, src, out, err)
+			t.Fatalf("op %d made %q into invalid YAML %q: %v", op%4, src, out, err)
 		}
 		d2, err := Parse(out)
 		if err != nil {
-			t.Fatalf("op %d: %q re-reads with error %v", op%3, out, err)
+			t.Fatalf("op %d: %q re-reads with error %v", op%4, out, err)
 		}
-		switch op % 3 {
+		switch op % 4 {
 		case 0:
 			v := d2.Get(path...)
 			if v == nil || v.Kind != yaml.SequenceNode || v.Content[len(v.Content)-1].Value != "65000/tcp" {
@@ -91,6 +93,20 @@ func FuzzEdit(f *testing.F) {
 			}
 			if m := missing(src, string(out)); m > 1 {
 				t.Fatalf("set rewrote %d lines: %q → %q", m, src, out)
+			}
+		case 3:
+			v := d2.Get("vpn", "wireguard", "interface")
+			if v == nil || v.Value != "wg0" {
+				t.Fatalf("set block did not take: %q → %q", src, out)
+			}
+			// Lines outside the old block are kept (one more for the line a
+			// key is appended after, as for the other edits).
+			old := 0
+			if b := d.Get("vpn", "wireguard"); b != nil && b.Kind == yaml.MappingNode {
+				old = endLine(b) - b.Line + 1
+			}
+			if m := missing(src, string(out)); m > old+1 {
+				t.Fatalf("set block rewrote %d lines (its block had %d): %q → %q", m, old, src, out)
 			}
 		}
 	})
