@@ -25,13 +25,7 @@ var backupFix = map[string]struct{ last, secret string }{
 }
 
 func checkBackups(f *facts, o *out) {
-	bf, err := f.h.Backups()
-	if err != nil {
-		for _, id := range []string{"BKP-001", "BKP-002", "BKP-003", "BKP-004"} {
-			o.unknown(id, err)
-		}
-		return
-	}
+	bf := f.h.Backups()
 	if len(bf.Tools) == 0 {
 		ev := []string{"none of restic, borg/borgmatic, rsnapshot, duplicity/duply or timeshift is configured (cron, systemd units, their config files)"}
 		if len(bf.Agents) > 0 {

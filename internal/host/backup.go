@@ -73,7 +73,9 @@ type command struct {
 }
 
 // Backups reads the backup tools' configuration, schedules and state.
-func (h *Host) Backups() (BackupFacts, error) {
+// What cannot be read is left out (Backup.Unread says so for the last
+// run): a backup set-up is spread over many optional files.
+func (h *Host) Backups() BackupFacts {
 	var bf BackupFacts
 	cmds, scheduled := h.backupCommands()
 	by := map[string]*Backup{}
@@ -95,8 +97,8 @@ func (h *Host) Backups() (BackupFacts, error) {
 	}
 	h.readBorgmatic(get, by)
 	h.readRsnapshot(get, by)
-	h.readDuply(get, by)
-	h.readTimeshift(get, by)
+	h.readDuply(get)
+	h.readTimeshift(get)
 
 	for _, b := range by {
 		switch b.Tool {
@@ -104,8 +106,6 @@ func (h *Host) Backups() (BackupFacts, error) {
 			h.resticLast(b)
 		case "borg":
 			h.borgLast(b)
-		case "rsnapshot":
-			// read with its config
 		case "duplicity":
 			h.duplicityLast(b)
 		}
@@ -117,7 +117,7 @@ func (h *Host) Backups() (BackupFacts, error) {
 	}
 	sort.Slice(bf.Tools, func(i, j int) bool { return bf.Tools[i].Tool < bf.Tools[j].Tool })
 	bf.Agents = h.snapshotAgents()
-	return bf, nil
+	return bf
 }
 
 // backupCommands finds command lines running a backup tool in cron and in
@@ -527,7 +527,7 @@ func (h *Host) readRsnapshot(get func(string) *Backup, by map[string]*Backup) {
 	}
 }
 
-func (h *Host) readDuply(get func(string) *Backup, _ map[string]*Backup) {
+func (h *Host) readDuply(get func(string) *Backup) {
 	for _, dir := range append(h.listDir("/etc/duply"), h.listDir("/root/.duply")...) {
 		conf := path.Join(dir, "conf")
 		vars, secret := h.readEnvFile(conf)
@@ -551,7 +551,7 @@ func (h *Host) readDuply(get func(string) *Backup, _ map[string]*Backup) {
 // timeshiftSnap is the name timeshift gives a snapshot directory.
 var timeshiftSnap = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}_\d{2}-\d{2}-\d{2}$`)
 
-func (h *Host) readTimeshift(get func(string) *Backup, _ map[string]*Backup) {
+func (h *Host) readTimeshift(get func(string) *Backup) {
 	raw, err := h.ReadFile("/etc/timeshift/timeshift.json")
 	if err != nil {
 		return
