@@ -570,6 +570,15 @@ func runVPNPeers(e *env, args []string) int {
 	return ExitOK
 }
 
+// peerIndex finds the peer NAME, saying so when there is none.
+func peerIndex(e *env, w *vpn.WireGuard, name, verb string) (int, bool) {
+	i := slices.IndexFunc(w.Peers, func(p vpn.Peer) bool { return p.Name == name })
+	if i < 0 {
+		fmt.Fprintf(e.stderr, "moat vpn %s: no peer %q (moat vpn peers lists them)\n", verb, name)
+	}
+	return i, i >= 0
+}
+
 func runVPNRemove(e *env, args []string) int {
 	f := newFlags(e, "vpn remove", "vpn remove NAME [-c FILE]").withRoot()
 	if code, ok := f.parse(args); !ok {
@@ -584,9 +593,8 @@ func runVPNRemove(e *env, args []string) int {
 		return code
 	}
 	name := f.Arg(0)
-	i := slices.IndexFunc(w.Peers, func(p vpn.Peer) bool { return p.Name == name })
-	if i < 0 {
-		fmt.Fprintf(e.stderr, "moat vpn remove: no peer %q (moat vpn peers lists them)\n", name)
+	i, ok := peerIndex(e, w, name, "remove")
+	if !ok {
 		return ExitUsage
 	}
 	w.Peers = slices.Delete(w.Peers, i, i+1)
@@ -618,9 +626,8 @@ func runVPNRotate(e *env, args []string) int {
 		return code
 	}
 	name := f.Arg(0)
-	i := slices.IndexFunc(w.Peers, func(p vpn.Peer) bool { return p.Name == name })
-	if i < 0 {
-		fmt.Fprintf(e.stderr, "moat vpn rotate: no peer %q (moat vpn peers lists them)\n", name)
+	i, ok := peerIndex(e, w, name, "rotate")
+	if !ok {
 		return ExitUsage
 	}
 	old := w.Peers[i].PublicKey
