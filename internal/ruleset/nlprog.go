@@ -339,7 +339,16 @@ func (e *evaluator) step(x any, g *regs, t *Table, sure tri) tri {
 		g.store(x.Register, val, known)
 	case *expr.Ct:
 		if x.SourceRegister {
+			// Like nft_ct_set_eval: with no entry yet (ingress, raw
+			// prerouting) or an untracked packet there is nothing to
+			// write to, and the rule goes on as if the set were not there.
+			if v.noCT || v.stateKnown && v.state == ctStateBits["untracked"] {
+				return yes
+			}
 			val, known := g.load(x.Register, 4)
+			if !v.stateKnown {
+				known = make([]byte, 4) // maybe untracked: the set may not happen
+			}
 			if x.Key == expr.CtKeyMARK {
 				e.setMark(&v.ctmark, &v.ctmarkKnown, val, known, sure)
 			}
