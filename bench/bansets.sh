@@ -23,7 +23,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 for i in $(seq "$RUNS"); do
-  MOAT_PROPERTY_STEPS=$STEPS go test -count=1 -run TestKernelSetIsExactlyTheBans -v -timeout 60m ./internal/ban/ |
+  MOAT_PROPERTY_SEED=$(date +%s%N) MOAT_PROPERTY_STEPS=$STEPS go test -count=1 -run TestKernelSetIsExactlyTheBans -v -timeout 60m ./internal/ban/ |
     grep -E 'seed|steps|FAIL|ok'
 done
 go test -run XXX -fuzz FuzzParsePrefix -fuzztime "$FUZZTIME" ./internal/ban/

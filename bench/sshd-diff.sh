@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 SSHD_CASES=${SSHD_CASES:-300}
 F2B_CASES=${F2B_CASES:-300}
 echo "load: $(uptime)"
-go test -count=1 -timeout 60m -v -run 'TestSSHDDifferential|TestFail2banDifferential' ./internal/audit/ \
+MOAT_SSHD_SEED=${MOAT_SSHD_SEED:-$(date +%s%N)} MOAT_F2B_SEED=${MOAT_F2B_SEED:-$(date +%s%N)} \
+  go test -count=1 -timeout 60m -v -run 'TestSSHDDifferential|TestFail2banDifferential' ./internal/audit/ \
   -sshd.cases "$SSHD_CASES" -f2b.cases "$F2B_CASES" 2>&1 |
   grep -E 'seed|cases|disagree|audit says|moat read|^(ok|FAIL|---)'

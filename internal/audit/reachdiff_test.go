@@ -30,7 +30,8 @@ import (
 // every address is compared with a real TCP connect from an attacker host.
 //
 // MOAT_DIFF_STATES sets how many states (default 50), MOAT_DIFF_SEED the
-// seed (default: from the clock, printed). The seeds in
+// seed (default fixed, so a run judges the code and not the dice;
+// bench/reachdiff.sh seeds from the clock to explore). The seeds in
 // testdata/reachdiff/regressions.txt, each a state that once disagreed,
 // run first, every time.
 
@@ -365,7 +366,9 @@ func TestReachabilityDifferential(t *testing.T) {
 		}
 		states = n
 	}
-	base := uint64(time.Now().UnixNano())
+	// A fixed default keeps the test suite a gate that passes or fails
+	// on the code alone; bench/reachdiff.sh explores from the clock.
+	base := uint64(20261206)
 	if v := os.Getenv("MOAT_DIFF_SEED"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {

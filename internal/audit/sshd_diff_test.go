@@ -57,7 +57,9 @@ var (
 func TestSSHDDifferential(t *testing.T) {
 	lab.RequireRoot(t)
 	lab.RequireTool(t, "sshd", "ip")
-	seed := uint64(time.Now().UnixNano())
+	// Fixed by default so the suite judges the code, not the dice;
+	// MOAT_SSHD_SEED explores.
+	seed := uint64(20261206)
 	if s := os.Getenv("MOAT_SSHD_SEED"); s != "" {
 		fmt.Sscan(s, &seed)
 	}

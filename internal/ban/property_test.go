@@ -25,7 +25,9 @@ func TestKernelSetIsExactlyTheBans(t *testing.T) {
 	if v, err := strconv.Atoi(os.Getenv("MOAT_PROPERTY_STEPS")); err == nil && v > 0 {
 		steps = v
 	}
-	seed := uint64(time.Now().UnixNano())
+	// Fixed by default so the suite judges the code, not the dice; set
+	// MOAT_PROPERTY_SEED (bench/bansets.sh does) to explore.
+	seed := uint64(20261206)
 	if v, err := strconv.ParseUint(os.Getenv("MOAT_PROPERTY_SEED"), 10, 64); err == nil {
 		seed = v
 	}
