@@ -16,6 +16,7 @@ import (
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 // layerCommand is one layer's `moat plan LAYER` or `moat apply LAYER`.
@@ -209,6 +210,11 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 	if s.PublicInterface == "" {
 		if routes, err := h.DefaultRoutes(); err == nil && len(routes) > 0 {
 			s.PublicInterface = routes[0].Iface
+		}
+	}
+	if ifs, err := h.Interfaces(); err == nil {
+		for _, i := range ifs {
+			s.Links = append(s.Links, vpn.Link{Name: i.Name, Addrs: i.Addrs})
 		}
 	}
 	if g := c.Firewall.Geo; g.Mode != "" {
