@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -192,6 +193,25 @@ func TestE2EWireGuardRecipe(t *testing.T) {
 	if err := x.canLogIn(tunnel); err != nil {
 		t.Fatalf("at stage vpn SSH over WireGuard fails: %v", err)
 	}
+	// A forged tunnel address on another link is not the VPN: the
+	// attacker takes an unused address of the WireGuard subnet, and the
+	// vps even routes it back to them, so only the arrival interface tells
+	// it from a peer. Dropped, while the tunnel still logs in.
+	spoof := netip.MustParseAddr(vpsVPNAddr).As4()
+	spoof[3] = 200
+	spoofAddr := netip.AddrFrom4(spoof).String()
+	attacker.MustRun(t, "ip", "addr", "add", spoofAddr+"/32", "dev", "eth0")
+	// sshd listens on the tunnel address only at this stage: the
+	// attacker aims there, through the vps's eth1.
+	attacker.MustRun(t, "ip", "route", "add", vpsVPNAddr+"/32", "via", "203.0.113.1", "dev", "eth0", "src", spoofAddr)
+	x.vps.MustRun(t, "ip", "route", "add", spoofAddr+"/32", "dev", "eth1")
+	if err := attackerLogin(attacker, tunnel, x.rootKey); err == nil || strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("a forged WireGuard source on eth1 reaches sshd at stage vpn: %v", err)
+	}
+	if err := x.canLogIn(tunnel); err != nil {
+		t.Fatalf("SSH over WireGuard fails beside the forgery: %v", err)
+	}
+	attacker.MustRun(t, "ip", "route", "del", vpsVPNAddr+"/32")
 
 	// 6. A peer change keeps the laptop's tunnel: no new handshake, no
 	// reset counters, the open session still works.
