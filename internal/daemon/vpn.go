@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,7 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 	t := time.NewTicker(vpnPollEvery)
 	defer t.Stop()
 	for {
+		d.followVPNSources()
 		d.mu.Lock()
 		w := d.cfg.VPN.WireGuard
 		d.mu.Unlock()
@@ -78,6 +80,38 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+	}
+}
+
+// vpnSources is what the gateway's allow: [vpn] admits: the VPN's ranges
+// with the WireGuard peers moat apply last confirmed (vpn.AppliedPeers)
+// in place of moat.yaml's, so a peer applied or removed, and a network
+// routed through it (site to site), counts as the interface does, without
+// waiting for a reload of moat run. Before any apply, moat.yaml's peers.
+func vpnSources(root string, c vpn.Config) []netip.Prefix {
+	if w := c.WireGuard; w != nil {
+		if peers, ok, err := vpn.AppliedPeers(root, w.Name()); err == nil && ok {
+			live := *w
+			live.Peers = peers
+			c.WireGuard = &live
+		}
+	}
+	return c.Prefixes()
+}
+
+// followVPNSources gives the gateway the VPN sources of now. It holds the
+// reload lock: a reload in progress sets them from its own config.
+func (d *Daemon) followVPNSources() {
+	if d.gw == nil {
+		return
+	}
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
+	d.mu.Lock()
+	c := d.cfg.VPN
+	d.mu.Unlock()
+	if err := d.gw.SetVPN(vpnSources(d.o.vpnRoot, c)); err != nil {
+		d.log.Warn("the gateway keeps its previous VPN sources", "err", err)
 	}
 }
 
