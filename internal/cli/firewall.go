@@ -217,6 +217,9 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 			s.Links = append(s.Links, vpn.Link{Name: i.Name, Addrs: i.Addrs})
 		}
 	}
+	for _, p := range c.VPN.Unpinned(s.Links, s.PublicInterface) {
+		fmt.Fprintf(e.stderr, "moat: warning: vpn.ranges %s is on no interface of this host and vpn.interfaces is empty: the firewall trusts it from nowhere (a VPN source is only the VPN's on the VPN's interface); list the VPN's interface under vpn.interfaces\n", p)
+	}
 	if g := c.Firewall.Geo; g.Mode != "" {
 		db, err := geo.Open(g.Database)
 		if err != nil {

@@ -41,10 +41,22 @@ type Link struct {
 // anywhere. The result is deterministic: pins in the order of their first
 // range, interfaces sorted.
 func (c Config) Pins(links []Link, public string) []Pin {
-	var out []Pin
+	pins, _ := c.pin(links, public)
+	return pins
+}
+
+// Unpinned are the VPN ranges Pins leaves out: no interface carries them
+// and vpn.interfaces is empty, so they are trusted from nowhere.
+func (c Config) Unpinned(links []Link, public string) []netip.Prefix {
+	_, none := c.pin(links, public)
+	return none
+}
+
+func (c Config) pin(links []Link, public string) (out []Pin, none []netip.Prefix) {
 	add := func(ifs []string, p netip.Prefix) {
 		ifs = slices.DeleteFunc(slices.Clone(ifs), func(n string) bool { return n == "" || n == public })
 		if len(ifs) == 0 {
+			none = append(none, p)
 			return
 		}
 		slices.Sort(ifs)
@@ -71,7 +83,7 @@ func (c Config) Pins(links []Link, public string) []Pin {
 			add(ifs, p)
 		}
 	}
-	return out
+	return out, none
 }
 
 // wireGuardOwns reports whether p is the managed interface's: inside one

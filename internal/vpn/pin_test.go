@@ -34,8 +34,12 @@ func TestPins(t *testing.T) {
 		t.Errorf("tailscale ranges pinned to %v", got)
 	}
 	// No interface at all: the range is trusted nowhere.
-	if got := (Config{Ranges: []schema.CIDR{schema.MustCIDR("10.5.0.0/16")}}).Pins(nil, ""); len(got) != 0 {
+	lone := Config{Ranges: []schema.CIDR{schema.MustCIDR("10.5.0.0/16")}}
+	if got := lone.Pins(nil, ""); len(got) != 0 {
 		t.Errorf("a range with no interface was pinned: %v", got)
+	}
+	if got := fmt.Sprint(lone.Unpinned(nil, "")); got != "[10.5.0.0/16]" {
+		t.Errorf("unpinned: %s", got)
 	}
 	pins := c.Pins(links, "eth0")
 	for _, tc := range []struct {
