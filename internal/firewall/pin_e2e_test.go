@@ -131,4 +131,14 @@ func TestVPNSourcePinned(t *testing.T) {
 			t.Errorf("the model does not surely accept the VPN's %s → %s:%d: %+v", admin4, vpsVPN4, port, v)
 		}
 	}
+
+	// A boot: the VPN interface appears after the table (moat-vpn starts
+	// after moat-firewall), with a new index. Matched by name, it is the
+	// VPN at once; the forgeries stay dropped.
+	w.vps.MustRun(t, "ip", "link", "del", "wg0")
+	w.l.Link(w.vps, "wg0", w.admin, "wg0", []string{vpsVPN4 + "/24", vpsVPN6 + "/64"}, []string{admin4 + "/24", admin6 + "/64"})
+	check(t, append([]probe{
+		{from: w.admin, network: "tcp", dst: hostPort(vpsVPN4, 22), open: true},
+		{from: w.admin, network: "tcp", dst: hostPort(vpsVPN6, 5432), open: true},
+	}, after[:8]...))
 }
