@@ -25,6 +25,10 @@ const VPNSeenFile = "vpn-endpoints.json"
 // vpnPollEvery is how often the daemon reads the WireGuard interface.
 const vpnPollEvery = 30 * time.Second
 
+// vpnSourcesEvery is how often the gateway's allow: [vpn] is checked
+// against the applied peers.
+const vpnSourcesEvery = 5 * time.Second
+
 // writeVPN renders the VPN block.
 func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
 	if v == nil {
@@ -65,6 +69,10 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 	}
 	t := time.NewTicker(vpnPollEvery)
 	defer t.Stop()
+	// The gateway's VPN sources are a small file read, checked more often
+	// than the interface: a peer applied counts within seconds.
+	src := time.NewTicker(vpnSourcesEvery)
+	defer src.Stop()
 	for {
 		d.followVPNSources()
 		d.mu.Lock()
@@ -75,10 +83,15 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 				writeStateFile(path, b)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-src.C:
+				d.followVPNSources()
+			case <-t.C:
+				waiting = false
+			}
 		}
 	}
 }
