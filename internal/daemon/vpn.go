@@ -41,6 +41,9 @@ func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
 	if v.Error != "" {
 		state = "not read: " + v.Error
 	}
+	if v.Impl != "" {
+		state += " (" + string(v.Impl) + ")"
+	}
 	fmt.Fprintf(w, "\nVPN  WireGuard %s %s, UDP %d, %d peer(s)\n", v.Interface, state, v.Port, len(v.Peers))
 	for _, p := range v.Peers {
 		hs := "no handshake yet"
