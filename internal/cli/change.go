@@ -380,7 +380,7 @@ func vpnAddrs(tx *transaction) []netip.Addr {
 	ifs, _ := tx.live.Interfaces()
 	var out []netip.Addr
 	for _, i := range ifs {
-		if !i.Up || !slices.Contains(tx.cfg.VPN.Interfaces, i.Name) {
+		if !i.Up || !slices.ContainsFunc(tx.cfg.VPN.Interfaces, func(p string) bool { return vpn.MatchInterface(p, i.Name) }) {
 			continue
 		}
 		for _, a := range i.Addrs {

@@ -16,6 +16,7 @@ import (
 	"github.com/moat-sh/moat/internal/geo"
 	"github.com/moat-sh/moat/internal/host"
 	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 // layerCommand is one layer's `moat plan LAYER` or `moat apply LAYER`.
@@ -210,6 +211,14 @@ func firewallSpec(e *env, c *config.Config, h *host.Host) (firewall.Spec, int, b
 		if routes, err := h.DefaultRoutes(); err == nil && len(routes) > 0 {
 			s.PublicInterface = routes[0].Iface
 		}
+	}
+	if ifs, err := h.Interfaces(); err == nil {
+		for _, i := range ifs {
+			s.Links = append(s.Links, vpn.Link{Name: i.Name, Addrs: i.Addrs})
+		}
+	}
+	for _, p := range c.VPN.Unpinned(s.Links, s.PublicInterface) {
+		fmt.Fprintf(e.stderr, "moat: warning: vpn.ranges %s is on no interface of this host and vpn.interfaces is empty: the firewall trusts it from nowhere (a VPN source is only the VPN's on the VPN's interface); list the VPN's interface under vpn.interfaces\n", p)
 	}
 	if g := c.Firewall.Geo; g.Mode != "" {
 		db, err := geo.Open(g.Database)

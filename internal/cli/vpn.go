@@ -711,6 +711,7 @@ func runVPNUp(e *env, args []string) int {
 			return ExitRuntime
 		}
 		name, port = w.Name(), w.Port()
+		routes = w.PeerRoutes(from.Peers) // site to site: the networks behind peers
 		for _, a := range w.Address {
 			addrs = append(addrs, a.Prefix)
 		}
@@ -729,14 +730,11 @@ func runVPNUp(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat vpn up: %v\n", err)
 		return ExitRuntime
 	}
-	if err := vpn.SetAddresses(ctx, name, addrs, routes); err != nil {
+	if err := vpn.SetAddresses(name, addrs, routes); err != nil {
 		fmt.Fprintf(e.stderr, "moat vpn up: %v\n", err)
 		return ExitRuntime
 	}
-	impl := "kernel"
-	if dev.Userspace {
-		impl = "wireguard-go (userspace)"
-	}
+	impl := dev.Impl()
 	e.log.Info("vpn up", "iface", name, "impl", impl, "peers", len(peers), "port", port)
 	fmt.Fprintf(e.stdout, "%s up (%s), %d peer(s); stop with Ctrl-C or SIGTERM\n", name, impl, len(peers))
 	select {

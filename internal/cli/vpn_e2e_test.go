@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/lab"
+	"github.com/moat-sh/moat/internal/schema"
 	"github.com/moat-sh/moat/internal/vpn"
 )
 
@@ -192,6 +195,25 @@ func TestE2EWireGuardRecipe(t *testing.T) {
 	if err := x.canLogIn(tunnel); err != nil {
 		t.Fatalf("at stage vpn SSH over WireGuard fails: %v", err)
 	}
+	// A forged tunnel address on another link is not the VPN: the
+	// attacker takes an unused address of the WireGuard subnet, and the
+	// vps even routes it back to them, so only the arrival interface tells
+	// it from a peer. Dropped, while the tunnel still logs in.
+	spoof := netip.MustParseAddr(vpsVPNAddr).As4()
+	spoof[3] = 200
+	spoofAddr := netip.AddrFrom4(spoof).String()
+	attacker.MustRun(t, "ip", "addr", "add", spoofAddr+"/32", "dev", "eth0")
+	// sshd listens on the tunnel address only at this stage: the
+	// attacker aims there, through the vps's eth1.
+	attacker.MustRun(t, "ip", "route", "add", vpsVPNAddr+"/32", "via", "203.0.113.1", "dev", "eth0", "src", spoofAddr)
+	x.vps.MustRun(t, "ip", "route", "add", spoofAddr+"/32", "dev", "eth1")
+	if err := attackerLogin(attacker, tunnel, x.rootKey); err == nil || strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("a forged WireGuard source on eth1 reaches sshd at stage vpn: %v", err)
+	}
+	if err := x.canLogIn(tunnel); err != nil {
+		t.Fatalf("SSH over WireGuard fails beside the forgery: %v", err)
+	}
+	attacker.MustRun(t, "ip", "route", "del", vpsVPNAddr+"/32")
 
 	// 6. A peer change keeps the laptop's tunnel: no new handshake, no
 	// reset counters, the open session still works.
@@ -212,7 +234,8 @@ func TestE2EWireGuardRecipe(t *testing.T) {
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	st, _ := x.vps.Run(sctx, x.bin, "status", "-c", cfg, "--socket", filepath.Join(t.TempDir(), "none.sock"), "--state", t.TempDir())
-	if !strings.Contains(string(st), "VPN  WireGuard "+wgVPS+" up") || !strings.Contains(string(st), "handshake ") {
+	// wireguard-go: what CI runs, and what moat status says runs.
+	if !strings.Contains(string(st), "VPN  WireGuard "+wgVPS+" up (wireguard-go (userspace))") || !strings.Contains(string(st), "handshake ") {
 		t.Errorf("moat status lacks the VPN block:\n%s", st)
 	}
 
@@ -326,5 +349,77 @@ func TestE2EWireGuardPeerChangeRollsBack(t *testing.T) {
 	x.restartVPN()
 	if n := livePeers(t, x.wgVPS); n != 1 {
 		t.Fatalf("after a reboot the confirmed peer is not on %s (%d peers)", x.wgVPS, n)
+	}
+}
+
+// TestE2EWireGuardSiteToSite: a network behind a peer (a home LAN behind
+// the laptop) is routed into the tunnel when the peer's addresses gain it
+// and moat apply runs, with no restart of the interface, and no longer
+// once it is removed and applied. wireguard-go on both ends.
+func TestE2EWireGuardSiteToSite(t *testing.T) {
+	x := newWGLab(t)
+	laptopConf := filepath.Join(filepath.Dir(x.root), "laptop.conf")
+	x.mustOK(x.op, "vpn", "add", "laptop", "-c", x.cfg, "--no-qr", "--output", laptopConf)
+	x.mustOK(x.op, "apply", "-c", x.cfg, "--yes")
+	// The laptop routes a LAN (192.168.50.0/24, a host "home" on it).
+	home := x.lab.Host("home")
+	x.lab.Link(x.admin, "lan0", home, "eth0", []string{"192.168.50.1/24"}, []string{"192.168.50.2/24"})
+	home.Route("default", "via", "192.168.50.1")
+	x.admin.Sysctl("net.ipv4.ip_forward", "1")
+	x.admin.Start(t, x.bin, "vpn", "up", "--client", laptopConf, "--interface", x.wgLaptop)
+	tunnel := x.vpsVPNAddr + ":22"
+	waitFor(t, 20*time.Second, "SSH over the tunnel", func() bool { return x.canLogInWithin(tunnel, 3*time.Second) == nil })
+	if home.CanConnect("tcp", tunnel, time.Second) {
+		t.Fatal("the LAN reaches the vps before it is the laptop's")
+	}
+
+	setLAN := func(with bool) {
+		t.Helper()
+		f, err := vpn.OpenConfigFile(x.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(x.cfg, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := *c.VPN.WireGuard
+		w.Peers = slices.Clone(w.Peers)
+		p := &w.Peers[0]
+		p.Addresses = p.Addresses[:1]
+		if with {
+			p.Addresses = append(p.Addresses, schema.MustCIDR("192.168.50.0/24"))
+		}
+		if err := f.SetWireGuard(&w); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Save(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := peerOf(t, x.wgVPS, "laptop", x.cfg)
+	setLAN(true)
+	if plan := x.mustOK(x.op, "plan", "-c", x.cfg); !strings.Contains(plan, "~ peer laptop") {
+		t.Fatalf("plan does not show the peer's new network:\n%s", plan)
+	}
+	x.mustOK(x.op, "apply", "-c", x.cfg, "--yes")
+	if out := string(x.vps.MustRun(t, "ip", "route", "show", "192.168.50.0/24")); !strings.Contains(out, "dev "+x.wgVPS+" proto 92") {
+		t.Errorf("no route into the tunnel for the peer's network: %q", out)
+	}
+	waitFor(t, 10*time.Second, "the LAN behind the laptop reaching the vps", func() bool { return home.CanConnect("tcp", tunnel, time.Second) })
+	if after := peerOf(t, x.wgVPS, "laptop", x.cfg); after.RxBytes < before.RxBytes {
+		t.Errorf("the laptop's counters went back (%d -> %d): its tunnel was restarted", before.RxBytes, after.RxBytes)
+	}
+
+	setLAN(false)
+	x.mustOK(x.op, "apply", "-c", x.cfg, "--yes")
+	if out := string(x.vps.MustRun(t, "ip", "route", "show", "192.168.50.0/24")); out != "" {
+		t.Errorf("the removed network is still routed: %q", out)
+	}
+	if home.CanConnect("tcp", tunnel, time.Second) {
+		t.Error("the removed network still reaches the vps")
+	}
+	if err := x.canLogIn(tunnel); err != nil {
+		t.Errorf("the laptop itself lost the tunnel: %v", err)
 	}
 }

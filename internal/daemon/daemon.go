@@ -64,6 +64,8 @@ type Options struct {
 	blockSink blocklist.Sink
 	// tailscaleSocket replaces tailscaled's local API socket (tests).
 	tailscaleSocket string
+	// vpnRoot is where the applied WireGuard peers are read (tests; "" is /).
+	vpnRoot string
 }
 
 // reloadFaults break the parts of a reload that cannot be broken by a
@@ -187,7 +189,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	if cfg.Gateway != nil {
 		d.gwFeed = guard.NewFeed(4096)
 		deps := gateway.Deps{Bans: store, Failures: gatewayReporter{d.gwFeed},
-			VPN: cfg.VPN.Prefixes(), Admin: adminPrefixes(cfg), Log: o.Log, Metrics: d.reg}
+			VPN: vpnSources(o.vpnRoot, cfg.VPN), Admin: adminPrefixes(cfg), Log: o.Log, Metrics: d.reg}
 		if db := geoDB(cfg, o.Log); db != nil {
 			defer db.Close()
 			deps.Geo = db
@@ -448,7 +450,7 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 		}
 	}
 	if d.gw != nil {
-		if err := d.gw.Reload(*cfg.Gateway); err != nil {
+		if err := d.gw.ReloadVPN(*cfg.Gateway, vpnSources(d.o.vpnRoot, cfg.VPN)); err != nil {
 			return fmt.Errorf("gateway: %w", err)
 		}
 	}

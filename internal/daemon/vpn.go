@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,10 @@ const VPNSeenFile = "vpn-endpoints.json"
 // vpnPollEvery is how often the daemon reads the WireGuard interface.
 const vpnPollEvery = 30 * time.Second
 
+// vpnSourcesEvery is how often the gateway's allow: [vpn] is checked
+// against the applied peers.
+const vpnSourcesEvery = 5 * time.Second
+
 // writeVPN renders the VPN block.
 func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
 	if v == nil {
@@ -35,6 +40,9 @@ func writeVPN(w io.Writer, v *vpn.InterfaceStatus, now time.Time) {
 	}
 	if v.Error != "" {
 		state = "not read: " + v.Error
+	}
+	if v.Impl != "" {
+		state += " (" + string(v.Impl) + ")"
 	}
 	fmt.Fprintf(w, "\nVPN  WireGuard %s %s, UDP %d, %d peer(s)\n", v.Interface, state, v.Port, len(v.Peers))
 	for _, p := range v.Peers {
@@ -64,7 +72,12 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 	}
 	t := time.NewTicker(vpnPollEvery)
 	defer t.Stop()
+	// The gateway's VPN sources are a small file read, checked more often
+	// than the interface: a peer applied counts within seconds.
+	src := time.NewTicker(vpnSourcesEvery)
+	defer src.Stop()
 	for {
+		d.followVPNSources()
 		d.mu.Lock()
 		w := d.cfg.VPN.WireGuard
 		d.mu.Unlock()
@@ -73,11 +86,48 @@ func (d *Daemon) runVPNWatch(ctx context.Context) error {
 				writeStateFile(path, b)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
+		for waiting := true; waiting; {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-src.C:
+				d.followVPNSources()
+			case <-t.C:
+				waiting = false
+			}
 		}
+	}
+}
+
+// vpnSources is what the gateway's allow: [vpn] admits: the VPN's ranges
+// with the WireGuard peers moat apply last confirmed (vpn.AppliedPeers)
+// in place of moat.yaml's, so a peer applied or removed, and a network
+// routed through it (site to site), counts as the interface does, without
+// waiting for a reload of moat run. Before any apply, moat.yaml's peers.
+func vpnSources(root string, c vpn.Config) []netip.Prefix {
+	if w := c.WireGuard; w != nil {
+		if peers, ok, err := vpn.AppliedPeers(root, w.Name()); err == nil && ok {
+			live := *w
+			live.Peers = peers
+			c.WireGuard = &live
+		}
+	}
+	return c.Prefixes()
+}
+
+// followVPNSources gives the gateway the VPN sources of now. It holds the
+// reload lock: a reload in progress sets them from its own config.
+func (d *Daemon) followVPNSources() {
+	if d.gw == nil {
+		return
+	}
+	d.reloading.Lock()
+	defer d.reloading.Unlock()
+	d.mu.Lock()
+	c := d.cfg.VPN
+	d.mu.Unlock()
+	if err := d.gw.SetVPN(vpnSources(d.o.vpnRoot, c)); err != nil {
+		d.log.Warn("the gateway keeps its previous VPN sources", "err", err)
 	}
 }
 

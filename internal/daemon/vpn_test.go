@@ -17,14 +17,14 @@ import (
 
 func TestStatusShowsTheVPNBlock(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	st := Status{Running: true, VPN: &vpn.InterfaceStatus{Interface: "wg0", Up: true, Port: 51820, Peers: []vpn.PeerStatus{
+	st := Status{Running: true, VPN: &vpn.InterfaceStatus{Interface: "wg0", Up: true, Port: 51820, Impl: vpn.Userspace, Peers: []vpn.PeerStatus{
 		{Name: "laptop", Addresses: []string{"10.9.8.2/32"}, Admin: true, Live: true, LastHandshake: now.Add(-90 * time.Second)},
 		{Name: "phone", Addresses: []string{"10.9.8.3/32"}, Admin: true, Live: false},
 	}}}
 	var b bytes.Buffer
 	st.WriteText(&b, now)
 	out := b.String()
-	for _, want := range []string{"VPN  WireGuard wg0 up, UDP 51820, 2 peer(s)", "laptop", "handshake 1m30s ago", "not on the interface (moat apply)"} {
+	for _, want := range []string{"VPN  WireGuard wg0 up (wireguard-go (userspace)), UDP 51820, 2 peer(s)", "laptop", "handshake 1m30s ago", "not on the interface (moat apply)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("%q missing:\n%s", want, out)
 		}

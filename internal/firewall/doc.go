@@ -12,10 +12,14 @@
 // essential ICMP and ICMPv6 through, applies geo rules, and opens: sshd's
 // port according to ssh.exposure (public, vpn+public, vpn; the admin's own
 // sources always, without the per-source rate limit), public ports, VPN-only
-// ports (from the VPN interfaces and, when not arriving on the public
-// interface, the VPN ranges) and allowlisted ports. Everything else is
-// counted and dropped. VPN interfaces, VPN ranges and admin sources are
-// exempt from bans and geo rules.
+// ports (from the VPN interfaces, and each VPN range only on the
+// interfaces it is pinned to: vpn.wireguard's ranges on its interface,
+// Tailscale's on tailscale0, other vpn.ranges on the interface that carries
+// them, see vpn.Config.Pins) and allowlisted ports. Everything else is
+// counted and dropped: a VPN source arriving on another interface (the
+// public one, a container bridge, a second NIC) is a forgery, not the VPN.
+// VPN interfaces, pinned VPN ranges and admin sources are exempt from bans
+// and geo rules.
 //
 // The forward chain (hook forward, policy accept) leaves routed traffic
 // alone except for connections whose destination was rewritten by DNAT (ct

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/moat-sh/moat/internal/schema"
+	"github.com/moat-sh/moat/internal/vpn"
 )
 
 // Names of moat's table and the objects in it other code refers to.
@@ -97,7 +98,7 @@ type renderer struct {
 	b strings.Builder
 
 	admin4, admin6 []netip.Prefix
-	vpn4, vpn6     []netip.Prefix
+	pins           []vpn.Pin // VPN ranges not already trusted by their interface
 	geo4, geo6     []netip.Prefix
 	counters       []string
 	rate           bool // the per-source SSH limit is rendered
@@ -106,7 +107,13 @@ type renderer struct {
 func (r *renderer) prepare() {
 	s := r.s
 	r.admin4, r.admin6 = splitFamilies(s.Admin)
-	r.vpn4, r.vpn6 = splitFamilies(s.VPN.Prefixes())
+	for _, p := range s.VPN.Pins(s.Links, s.PublicInterface) {
+		// A range pinned to VPN interfaces only needs no rule of its own:
+		// `iifname <vpn.interfaces>` accepts whatever arrives there.
+		if !coveredBy(p.Interfaces, s.VPN.Interfaces) {
+			r.pins = append(r.pins, p)
+		}
+	}
 	if s.Geo.Mode != "" {
 		r.geo4, r.geo6 = splitFamilies(append(slices.Clone(s.Geo.V4), s.Geo.V6...))
 	}
@@ -265,23 +272,43 @@ func (r *renderer) ssh() {
 	r.line(2, `tcp dport %s accept comment "ssh: public"`, port)
 }
 
-// vpnRules accepts match from the VPN: its interfaces, and its ranges
-// unless they arrive on the public interface (where they would be spoofed).
+// vpnRules accepts match from the VPN: its interfaces, and each VPN range
+// only on the interfaces it is pinned to (vpn.Config.Pins). A VPN source
+// arriving on any other interface (the public one, a container bridge, a
+// second NIC) is not the VPN: anyone there can forge it.
 func (r *renderer) vpnRules(match, comment string) {
-	s := r.s
-	if len(s.VPN.Interfaces) > 0 {
-		r.line(2, `iifname %s %s accept comment "%s"`, ifaceSet(s.VPN.Interfaces), match, comment)
+	if ifs := r.s.VPN.Interfaces; len(ifs) > 0 {
+		r.line(2, `iifname %s %s accept comment "%s"`, ifaceSet(ifs), match, comment)
 	}
-	notPublic := ""
-	if s.PublicInterface != "" {
-		notPublic = fmt.Sprintf(`iifname != "%s" `, s.PublicInterface)
+	r.pinned(match+" accept", comment)
+}
+
+// pinned renders verdict for each pinned range, per family, matched on
+// its interfaces and its sources together.
+func (r *renderer) pinned(verdict, comment string) {
+	if comment != "" {
+		comment = fmt.Sprintf(` comment "%s"`, comment)
 	}
-	if len(r.vpn4) > 0 {
-		r.line(2, `%sip saddr %s %s accept comment "%s"`, notPublic, prefixSet(r.vpn4), match, comment)
+	for _, p := range r.pins {
+		v4, v6 := splitFamilies(p.Prefixes)
+		if len(v4) > 0 {
+			r.line(2, `iifname %s ip saddr %s %s%s`, ifaceSet(p.Interfaces), prefixSet(v4), verdict, comment)
+		}
+		if len(v6) > 0 {
+			r.line(2, `iifname %s ip6 saddr %s %s%s`, ifaceSet(p.Interfaces), prefixSet(v6), verdict, comment)
+		}
 	}
-	if len(r.vpn6) > 0 {
-		r.line(2, `%sip6 saddr %s %s accept comment "%s"`, notPublic, prefixSet(r.vpn6), match, comment)
+}
+
+// coveredBy reports whether every interface in ifs is matched by one of
+// patterns.
+func coveredBy(ifs, patterns []string) bool {
+	for _, n := range ifs {
+		if !slices.ContainsFunc(patterns, func(p string) bool { return vpn.MatchInterface(p, n) }) {
+			return false
+		}
 	}
+	return true
 }
 
 // portMatcher renders the matches for a protocol's ports: one or more
@@ -372,16 +399,18 @@ func (r *renderer) forward() {
 }
 
 // exemptions returns from the current chain for the trusted side: VPN
-// interfaces and ranges, and the admin's sources.
+// interfaces, VPN ranges on their pinned interfaces, and the admin's
+// sources (from anywhere: they are the operator's public addresses).
 func (r *renderer) exemptions() {
 	if ifs := r.s.VPN.Interfaces; len(ifs) > 0 {
 		r.line(2, "iifname %s return", ifaceSet(ifs))
 	}
-	if t := mergePrefixes(append(slices.Clone(r.admin4), r.vpn4...)); len(t) > 0 {
-		r.line(2, "ip saddr %s return", prefixSet(t))
+	r.pinned("return", "")
+	if len(r.admin4) > 0 {
+		r.line(2, "ip saddr %s return", prefixSet(r.admin4))
 	}
-	if t := mergePrefixes(append(slices.Clone(r.admin6), r.vpn6...)); len(t) > 0 {
-		r.line(2, "ip6 saddr %s return", prefixSet(t))
+	if len(r.admin6) > 0 {
+		r.line(2, "ip6 saddr %s return", prefixSet(r.admin6))
 	}
 }
 

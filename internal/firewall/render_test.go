@@ -89,6 +89,26 @@ func goldenSpecs() map[string]*Spec {
 		SSH:           SSH{Port: 22, Exposure: schema.ExposurePublic},
 		BanIPv6Prefix: 64,
 	}
+	// pinned: each VPN range on its own interface only. Tailscale's
+	// ranges on tailscale0 (not in vpn.interfaces), a LAN range on the
+	// link that carries it (eth1), the managed WireGuard subnet and a
+	// network routed through a peer on wg0 (covered by the interface
+	// rule), an undetected range on vpn.interfaces (covered too).
+	pinned := stage3
+	pinned.SSH.Exposure = schema.ExposureVPNPublic
+	pinned.Geo = Geo{}
+	pinned.VPN = vpn.Config{
+		Interfaces: []string{"wg0"},
+		Ranges:     cidrs("100.64.0.0/10", "fd7a:115c:a1e0::/48", "172.31.0.0/24", "10.99.0.0/16"),
+		WireGuard: &vpn.WireGuard{Interface: "wg0", Address: []vpn.IfaceAddr{{Prefix: netip.MustParsePrefix("10.42.7.1/24")}},
+			Peers: []vpn.Peer{{Name: "home", Addresses: cidrs("10.42.7.2/32", "192.168.50.0/24")}}},
+	}
+	pinned.Links = []vpn.Link{
+		{Name: "eth0", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}},
+		{Name: "eth1", Addrs: []netip.Prefix{netip.MustParsePrefix("172.31.0.5/24")}},
+		{Name: "docker0", Addrs: []netip.Prefix{netip.MustParsePrefix("172.17.0.1/16")}},
+		{Name: "wg0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.42.7.1/24")}},
+	}
 	bansOnly := stage3
 	bansOnly.BansOnly = true
 	bansOnly.SSH = SSH{}
@@ -99,6 +119,7 @@ func goldenSpecs() map[string]*Spec {
 		"stage3":    &stage3,
 		"geo-allow": &geoAllow,
 		"bare":      &bare,
+		"pinned":    &pinned,
 	}
 }
 

@@ -21,8 +21,12 @@ type Spec struct {
 	// firewall.mode bans-only.
 	BansOnly bool
 	// PublicInterface faces the internet; "" when unknown. VPN ranges are
-	// not trusted when they arrive on it.
+	// never trusted when they arrive on it.
 	PublicInterface string
+	// Links are the host's interfaces with their addresses, from which
+	// vpn.ranges are pinned to the interfaces that carry them
+	// (vpn.Config.Pins); nil pins them to vpn.interfaces.
+	Links []vpn.Link
 	// Public ports are open to everyone.
 	Public []schema.PortSpec
 	// VPN ports are open from the VPN interfaces and ranges only.

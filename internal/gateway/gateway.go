@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -299,9 +300,46 @@ func (g *Gateway) Close() error {
 // for changed ACME settings) before swapping it in; requests in flight and
 // keep-alive connections carry on. When anything fails the old config
 // keeps serving and the error says why.
-func (g *Gateway) Reload(newCfg Config) (err error) {
+func (g *Gateway) Reload(newCfg Config) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.reload(newCfg)
+}
+
+// ReloadVPN is Reload with a new set of sources for allow: [vpn]: the
+// VPN's peers come and go (a WireGuard peer, and a network routed through
+// it, counts as soon as it is applied). All or nothing: on error the
+// previous config and set keep serving.
+func (g *Gateway) ReloadVPN(newCfg Config, vpn []netip.Prefix) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := g.deps.VPN
+	g.deps.VPN = slices.Clone(vpn)
+	if err := g.reload(newCfg); err != nil {
+		g.deps.VPN = old
+		return err
+	}
+	return nil
+}
+
+// SetVPN replaces the sources allow: [vpn] admits, keeping the config.
+func (g *Gateway) SetVPN(vpn []netip.Prefix) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if slices.Equal(g.deps.VPN, vpn) {
+		return nil
+	}
+	old := g.deps.VPN
+	g.deps.VPN = slices.Clone(vpn)
+	if err := g.reload(g.rt.Load().cfg); err != nil {
+		g.deps.VPN = old
+		return err
+	}
+	return nil
+}
+
+// reload is Reload with g.mu held.
+func (g *Gateway) reload(newCfg Config) (err error) {
 	defer func() {
 		result := "ok"
 		if err != nil {

@@ -189,7 +189,7 @@ func (f *facts) vpnAddrs(c vpn.Config) []netip.Addr {
 		if !i.Up {
 			continue
 		}
-		named := slices.Contains(c.Interfaces, i.Name)
+		named := slices.ContainsFunc(c.Interfaces, func(p string) bool { return vpn.MatchInterface(p, i.Name) })
 		if !named && len(c.Interfaces) > 0 {
 			continue
 		}

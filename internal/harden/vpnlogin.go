@@ -37,10 +37,16 @@ type VPNLogin struct {
 	Session string    `json:"session"`
 }
 
-// overVPN reports whether an SSH session came over the VPN: from a VPN
-// range, or to one of the host's VPN addresses.
+// overVPN reports whether an SSH session came over the VPN: to one of the
+// host's addresses on a VPN interface, and from a VPN range when the VPN
+// has any. Either alone is not proof, as the firewall's pinning says
+// (vpn.Config.Pins): a container or a host on a second NIC reaches the wg0
+// address too, and a VPN-range source can be anyone's on another link.
 func overVPN(sess change.Session, c vpn.Config, vpnAddrs []netip.Addr) bool {
-	return c.Contains(sess.Client.Addr()) || slices.Contains(vpnAddrs, sess.Server.Addr())
+	if !slices.Contains(vpnAddrs, sess.Server.Addr().Unmap()) {
+		return false
+	}
+	return len(c.Prefixes()) == 0 || c.Contains(sess.Client.Addr())
 }
 
 // VPNLoginSeen looks for proof that a login over the VPN works, and says

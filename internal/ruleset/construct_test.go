@@ -73,6 +73,10 @@ func TestConstructs(t *testing.T) {
 	lo.IIf = "lo"
 	wg := in4(22)
 	wg.IIf = "wg0"
+	wgFrom := wg
+	wgFrom.Saddr = netip.MustParseAddr("203.0.113.9")
+	forgedEth0 := wgFrom
+	forgedEth0.IIf = "eth0"
 	noSport := in4(22)
 	noSport.Sport = 0
 	dnat := fwd
@@ -110,6 +114,11 @@ func TestConstructs(t *testing.T) {
 		{"iifname set", "drop", []string{exprs(m("==", iifname, `{"set": ["wg0", "tailscale0"]}`), accept)}, nil, wg, accepted},
 		{"iifname !=", "accept", []string{exprs(m("!=", iifname, `"wg0"`), drop)}, nil, in4(22), dropped},
 		{"iifname !=, wg0", "accept", []string{exprs(m("!=", iifname, `"wg0"`), drop)}, nil, wg, accepted},
+		// A VPN range pinned to its interface (moat's firewall.vpn rules):
+		// the source on any other interface is not the VPN.
+		{"pinned vpn range, on wg0", "drop", []string{exprs(m("==", iifname, `"wg0"`), m("==", ipSaddr, `{"prefix": {"addr": "203.0.113.0", "len": 24}}`), accept)}, nil, wgFrom, accepted},
+		{"pinned vpn range, forged on eth0", "drop", []string{exprs(m("==", iifname, `"wg0"`), m("==", ipSaddr, `{"prefix": {"addr": "203.0.113.0", "len": 24}}`), accept)}, nil, forgedEth0, dropped},
+		{"pinned vpn range, other source on wg0", "drop", []string{exprs(m("==", iifname, `"wg0"`), m("==", ipSaddr, `{"prefix": {"addr": "203.0.113.0", "len": 24}}`), accept)}, nil, wg, dropped},
 		{"iifname unknown", "drop", []string{exprs(m("==", iifname, `"wg0"`), accept)}, nil, Packet{Hook: HookInput, Proto: "tcp", Dport: 22}, uncertain.by(`iifname "wg0" accept`)},
 		{"oifname on input is empty", "drop", []string{exprs(m("!=", oifname, `"docker0"`), accept)}, nil, in4(22), accepted},
 		{"oifname on forward", "drop", nil, []string{forward, rule("fwd", 2, exprs(m("==", oifname, `"docker0"`), accept))}, fwd, accepted},

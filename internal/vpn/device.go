@@ -8,12 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os/exec"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/ipc"
@@ -41,6 +38,48 @@ type UpOptions struct {
 	// Userspace skips the kernel module and runs wireguard-go.
 	Userspace bool
 	Log       *slog.Logger
+	// kernel creates a kernel WireGuard interface (tests model a kernel
+	// with and without the module); nil is rtnetlink's RTM_NEWLINK.
+	kernel func(name string) error
+}
+
+// Implementation names what runs an interface.
+type Implementation string
+
+const (
+	Kernel    Implementation = "kernel"
+	Userspace Implementation = "wireguard-go (userspace)"
+)
+
+// chooseImpl decides kernel or userspace WireGuard for name: the kernel's
+// when it creates the interface, wireguard-go's when it cannot for want
+// of the module (or userspace is asked for). A kernel that refuses for
+// another reason (the name is taken, no permission) is an error: falling
+// back would hide it, or fail the same way less clearly.
+func chooseImpl(name string, userspace bool, kernel func(string) error) (Implementation, string, error) {
+	if userspace {
+		return Userspace, "asked for (--userspace)", nil
+	}
+	err := kernel(name)
+	switch {
+	case err == nil:
+		return Kernel, "the kernel module created it", nil
+	case errors.Is(err, unix.EEXIST):
+		return "", "", fmt.Errorf("create %s: an interface of that name exists (another moat vpn up, or wg-quick?): %w", name, err)
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
+		return "", "", fmt.Errorf("create %s: %w (needs root)", name, err)
+	}
+	return Userspace, "no kernel WireGuard: " + err.Error(), nil
+}
+
+// addKernelLink creates a kernel WireGuard interface over rtnetlink.
+func addKernelLink(name string) error {
+	r, err := dialRTNL()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return r.addLink(name)
 }
 
 // Up creates the interface (kernel first, wireguard-go where the module
@@ -52,13 +91,17 @@ func Up(ctx context.Context, name string, opt UpOptions) (*Device, error) {
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
 	}
-	if !opt.Userspace {
-		out, err := exec.CommandContext(ctx, ipPath(), "link", "add", "dev", name, "type", "wireguard").CombinedOutput()
-		if err == nil {
-			return &Device{Name: name}, nil
-		}
-		opt.Log.Info("no kernel WireGuard: running wireguard-go in userspace", "iface", name, "reason", strings.TrimSpace(string(out)))
+	if opt.kernel == nil {
+		opt.kernel = addKernelLink
 	}
+	impl, why, err := chooseImpl(name, opt.Userspace, opt.kernel)
+	if err != nil {
+		return nil, err
+	}
+	if impl == Kernel {
+		return &Device{Name: name}, nil
+	}
+	opt.Log.Info("running wireguard-go in userspace", "iface", name, "reason", why)
 	t, err := tun.CreateTUN(name, MTU)
 	if err != nil {
 		return nil, fmt.Errorf("create TUN device %s: %w (needs root and /dev/net/tun)", name, err)
@@ -108,48 +151,24 @@ func (d *Device) Close() error {
 		d.dev.Close()
 		return nil
 	}
-	return run(context.Background(), ipPath(), "link", "del", "dev", d.Name)
-}
-
-// SetAddresses gives the interface its addresses and brings it up. Routes
-// to the addresses' subnets come with them; extra are routed too (a
-// client's AllowedIPs wider than its own subnet).
-func SetAddresses(ctx context.Context, name string, addrs []netip.Prefix, extra []netip.Prefix) error {
-	for _, a := range addrs {
-		if err := run(ctx, ipPath(), "address", "replace", a.String(), "dev", name); err != nil {
-			return err
-		}
-	}
-	if err := run(ctx, ipPath(), "link", "set", "dev", name, "mtu", strconv.Itoa(MTU), "up"); err != nil {
+	index, err := linkIndex(d.Name)
+	if err != nil {
 		return err
 	}
-	for _, p := range extra {
-		p = p.Masked()
-		if slices.ContainsFunc(addrs, func(a netip.Prefix) bool { return a.Masked() == p }) {
-			continue
-		}
-		if err := run(ctx, ipPath(), "route", "replace", p.String(), "dev", name); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func run(ctx context.Context, name string, args ...string) error {
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	r, err := dialRTNL()
 	if err != nil {
-		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		return err
 	}
-	return nil
+	defer r.Close()
+	return r.delLink(index)
 }
 
-func ipPath() string {
-	for _, p := range []string{"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"} {
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
+// Impl says what runs the interface.
+func (d *Device) Impl() Implementation {
+	if d.Userspace {
+		return Userspace
 	}
-	return "ip"
+	return Kernel
 }
 
 // Configure sets the interface's key, port and peers through wgctrl. With

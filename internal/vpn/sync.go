@@ -177,8 +177,14 @@ func MakeStep(ctx context.Context, in StepInput) (*change.Step, error) {
 	}
 	st.Undo = append(st.Undo, change.NewAction(ActionPeers, saved))
 	name := w.Name()
+	routes := w.PeerRoutes(w.Peers)
 	st.Apply = func(ctx context.Context, _ *change.Writer) error {
-		return Configure(name, nil, 0, cfgs, false)
+		if err := Configure(name, nil, 0, cfgs, false); err != nil {
+			return err
+		}
+		// A network behind a peer (site to site) is routed into the tunnel
+		// as the peer comes, and no longer once it goes.
+		return SyncRoutes(name, routes)
 	}
 	return st, nil
 }
@@ -215,7 +221,18 @@ func Handlers() change.Handlers {
 		if len(cfgs) == 0 {
 			return nil
 		}
-		return Configure(d.Interface, nil, 0, cfgs, false)
+		if err := Configure(d.Interface, nil, 0, cfgs, false); err != nil {
+			return err
+		}
+		var routes []netip.Prefix
+		for _, pc := range want {
+			for _, n := range pc.AllowedIPs {
+				if p := prefixOf(n); !p.IsSingleIP() {
+					routes = append(routes, p)
+				}
+			}
+		}
+		return SyncRoutes(d.Interface, routes)
 	}}
 }
 
