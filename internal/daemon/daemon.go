@@ -439,6 +439,15 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	commitPage, abortPage, err := d.prepareStatusPage(cfg)
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			abortPage()
+		}
+	}()
 	// The monitors take the new config with d.cfg below: their audit
 	// options are derived from it, which cannot fail.
 	// The gateway last: it prepares and commits in one step.
@@ -476,8 +485,8 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	for _, p := range starts {
 		d.startPipeline(ctx, p, sourceKey(want[p.name]))
 	}
+	commitPage()
 	d.mu.Lock()
-	d.statusPageReloaded(d.cfg, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.startBlocklists(ctx, cfg)

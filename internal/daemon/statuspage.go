@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +22,7 @@ import (
 // a ban).
 type statusPage struct {
 	d   *Daemon
+	srv *statuspage.Server
 	gen atomic.Uint64
 	geo statuspage.Country
 
@@ -154,13 +157,9 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 	if c == nil {
 		return nil
 	}
-	var token string
-	if c.TokenFile != "" {
-		t, err := statuspage.ReadToken(c.TokenFile)
-		if err != nil {
-			return err
-		}
-		token = t
+	u, err := d.statusPageUpdate(cfg)
+	if err != nil {
+		return err
 	}
 	p := &statusPage{d: d}
 	if db := geoDB(cfg, d.log); db != nil {
@@ -170,11 +169,12 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 		}()
 		p.geo = db
 	}
-	vpnCfg := cfg.VPN
-	srv, err := statuspage.New(statuspage.Options{Config: *c, Token: token, Source: p, Allow: vpnCfg.AllowedSource, Log: d.log})
+	srv, err := statuspage.New(statuspage.Options{Config: *c, Token: u.Token, Cert: u.Cert, Source: p,
+		Allow: u.Allow, VPN: u.VPN, Log: d.log})
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}
+	p.srv = srv
 	d.page = p
 	// Read the week's history now, not on the first visit.
 	d.goRun(ctx, "status page history", func(ctx context.Context) error {
@@ -186,13 +186,94 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 	return nil
 }
 
-// statusPageReloaded says, on a reload, that a changed status_page
-// section waits for a restart: the listener and the token are set up
-// once.
-func (d *Daemon) statusPageReloaded(old, cur *config.Config) {
-	a, b := old.StatusPage, cur.StatusPage
-	if (a == nil) == (b == nil) && (a == nil || *a == *b) {
+// statusPageUpdate reads what cfg's status_page needs: the token, the
+// certificate (made, for self_signed, on first use), and the access
+// rules of cfg's VPN.
+func (d *Daemon) statusPageUpdate(cfg *config.Config) (statuspage.Update, error) {
+	c := cfg.StatusPage
+	u := statuspage.Update{Config: *c, Allow: cfg.VPN.AllowedSource, VPN: cfg.VPN.Contains}
+	if c.TokenFile != "" {
+		t, err := statuspage.ReadToken(c.TokenFile)
+		if err != nil {
+			return u, err
+		}
+		u.Token = t
+	}
+	cert, made, err := statuspage.LoadCert(c.TLS, c.Listen, d.o.StateDir, time.Now())
+	if err != nil {
+		return u, err
+	}
+	if made {
+		d.log.Warn("status page: made a self-signed certificate: compare its fingerprint with the browser's before trusting it",
+			"file", cert.File, "sha256", cert.Fingerprint)
+	}
+	u.Cert = cert
+	return u, nil
+}
+
+// prepareStatusPage readies a changed status_page section for a reload:
+// the new token and certificate read, a moved listener bound. Adding or
+// removing the section needs a restart. commit (which cannot fail) puts
+// it in force; abort undoes the preparation of a refused reload.
+func (d *Daemon) prepareStatusPage(cur *config.Config) (commit, abort func(), err error) {
+	nop := func() {}
+	if (d.page == nil) != (cur.StatusPage == nil) {
+		return nil, nil, errors.New("status_page: adding or removing the section needs a restart of moat run")
+	}
+	if d.page == nil {
+		return nop, nop, nil
+	}
+	// Read again even when the section is unchanged: the token file may
+	// hold a new token, a certificate file a renewed certificate.
+	u, err := d.statusPageUpdate(cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	return d.page.srv.Prepare(u)
+}
+
+// StatusPageInfo is the status page in `moat status`: its address and,
+// over TLS, the certificate's fingerprint to compare with the browser's.
+type StatusPageInfo struct {
+	URL string `json:"url"`
+	// Listening is false while the address is not up (the VPN not yet).
+	Listening bool   `json:"listening"`
+	TLS       string `json:"tls,omitempty"` // "self-signed" or the certificate file
+	SHA256    string `json:"sha256,omitempty"`
+	NotAfter  string `json:"not_after,omitempty"`
+}
+
+func (p *statusPage) info() *StatusPageInfo {
+	if p == nil || p.srv == nil {
+		return nil
+	}
+	p.d.mu.Lock()
+	c := p.d.cfg.StatusPage
+	p.d.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	i := &StatusPageInfo{URL: "http://" + c.Listen + "/", Listening: p.srv.Listening() != ""}
+	if cert := p.srv.Cert(); cert != nil {
+		i.URL = "https://" + c.Listen + "/"
+		i.TLS, i.SHA256, i.NotAfter = cert.File, cert.Fingerprint, cert.NotAfter.UTC().Format(time.DateOnly)
+		if cert.SelfSigned {
+			i.TLS = "self-signed"
+		}
+	}
+	return i
+}
+
+func writeStatusPage(w io.Writer, i *StatusPageInfo) {
+	if i == nil {
 		return
 	}
-	d.log.Warn("status_page changed: the running page keeps its old settings until moat run restarts")
+	state := ""
+	if !i.Listening {
+		state = " (not listening yet: is the address up?)"
+	}
+	fmt.Fprintf(w, "\nSTATUS PAGE  %s%s\n", i.URL, state)
+	if i.SHA256 != "" {
+		fmt.Fprintf(w, "  certificate %s until %s, SHA-256 %s\n", i.TLS, i.NotAfter, i.SHA256)
+	}
 }
