@@ -3,6 +3,7 @@ package statuspage
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"embed"
@@ -361,6 +362,14 @@ func (s *Server) Prepare(u Update) (commit, abort func(), err error) {
 			// Connections accepted as plain http (or TLS) would go on
 			// so: they are closed, and clients reconnect as the new
 			// settings say.
+			s.closeConns()
+		case cur.cert != nil && cur.cert.Fingerprint != next.cert.Fingerprint:
+			// A replaced certificate (its key lost, say) ends the
+			// sessions made under it: the connections, and the tickets
+			// that would resume them without showing the new one.
+			var k [32]byte
+			rand.Read(k[:])
+			s.tlsConf.SetSessionTicketKeys([][32]byte{k})
 			s.closeConns()
 		}
 		s.o.Log.Info("status page: settings reloaded", "listen", c.Listen, "token", next.auth != nil, "tls", next.cert != nil)
