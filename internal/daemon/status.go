@@ -126,6 +126,7 @@ func OfflineStatus(ctx context.Context, stateDir string, why error) Status {
 	m := newMonitor(&monitor{host: host.New(""), notify: func(alert.Event) {}})
 	m.check()
 	st.Conditions = m.conditions()
+	st.StatusPage = offlineStatusPage(stateDir)
 	return st
 }
 

@@ -2,9 +2,14 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -264,12 +269,32 @@ func (p *statusPage) info() *StatusPageInfo {
 	return i
 }
 
+// offlineStatusPage is the self-signed certificate moat made, read from
+// the state directory while no daemon answers: its fingerprint can be
+// checked before the page is opened.
+func offlineStatusPage(stateDir string) *StatusPageInfo {
+	b, err := os.ReadFile(filepath.Join(stateDir, statuspage.SelfSignedCert))
+	if err != nil {
+		return nil
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil
+	}
+	return &StatusPageInfo{URL: "(moat run is not running)", TLS: "self-signed", SHA256: statuspage.Fingerprint(c.Raw),
+		NotAfter: c.NotAfter.UTC().Format(time.DateOnly)}
+}
+
 func writeStatusPage(w io.Writer, i *StatusPageInfo) {
 	if i == nil {
 		return
 	}
 	state := ""
-	if !i.Listening {
+	if !i.Listening && strings.HasPrefix(i.URL, "http") {
 		state = " (not listening yet: is the address up?)"
 	}
 	fmt.Fprintf(w, "\nSTATUS PAGE  %s%s\n", i.URL, state)
