@@ -4,11 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -132,6 +137,7 @@ func TestCookieReplayRefused(t *testing.T) {
 		// The non-Secure cookie over http from a source outside the VPN
 		// (here loopback: the only other source the listener admits).
 		{"http cookie from outside the VPN", h, req{from: "127.0.0.1", hdr: cookieHdr(httpC)}},
+		{"http cookie from a public source", h, req{from: "198.51.100.2", hdr: cookieHdr(httpC)}},
 		{"http cookie, expiry moved", h, req{from: "10.8.0.2", hdr: []string{"Cookie", "moat_status=9" + httpC.Value}}},
 	} {
 		c.q.target = "/api/status"
@@ -496,4 +502,95 @@ func TestValidateTLS(t *testing.T) {
 			t.Errorf("tls %+v: %v", c, err)
 		}
 	}
+}
+
+// Plain http from a source outside the VPN (were one let through) logs
+// in with a Secure cookie only: a browser would not keep it over http.
+func TestPublicSourceGetsSecureCookie(t *testing.T) {
+	h := vpnServer(t, "10.8.0.1:9470", newClock(t0)).Handler()
+	if c := login(t, h, "198.51.100.2", false); !c.Secure {
+		t.Errorf("a public source over plain http got %s", c)
+	}
+}
+
+// Over TLS the page answers to its certificate's DNS names (a
+// `tailscale cert` name); over plain http, and for other names, not.
+func TestTLSNames(t *testing.T) {
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "ts.crt"), filepath.Join(dir, "ts.key")
+	writeCert(t, certPath, keyPath, "vps.tail1234.ts.net")
+	cert, _, err := statuspage.LoadCert(&statuspage.TLS{CertFile: certPath, KeyFile: keyPath}, "100.64.0.1:9470", dir, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "100.64.0.1:9470"}, Cert: cert,
+		Source: &fakeSource{data: fixture}, Allow: allowAll, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		host string
+		tls  bool
+		want int
+	}{
+		{"vps.tail1234.ts.net:9470", true, 200},
+		{"VPS.tail1234.ts.net", true, 200},
+		{"vps.tail1234.ts.net:9470", false, http.StatusMisdirectedRequest},
+		{"evil.example:9470", true, http.StatusMisdirectedRequest},
+		{"100.64.0.1:9470", true, 200},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/api/status", nil)
+		r.Host = c.host
+		if c.tls {
+			r.TLS = &tls.ConnectionState{}
+		}
+		w := httptest.NewRecorder()
+		s.Handler().ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("Host %s (tls %v): %d, want %d", c.host, c.tls, w.Code, c.want)
+		}
+	}
+}
+
+func writeCert(t *testing.T, certPath, keyPath, name string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(key)
+	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
+}
+
+// A reload while Run still waits for its address (the VPN not up yet):
+// Run follows the new address.
+func TestReloadWhileWaitingForAddress(t *testing.T) {
+	// 10.8.0.1 is on no interface of the test's host: listen fails.
+	s, err := statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "10.8.0.1:9470"}, Token: vpnTok,
+		Source: &fakeSource{data: fixture}, Allow: allowVPN, VPN: inVPN, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln, err := net.Listen("tcp", "10.8.0.1:9470"); err == nil {
+		ln.Close()
+		t.Skip("10.8.0.1 is an address of this host")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	a := freeAddr(t, "127.0.0.1")
+	commit, _, err := s.Prepare(statuspage.Update{Config: statuspage.Config{Listen: a}, Token: vpnTok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit()
+	waitFor(t, "the page on "+a, func() bool { return s.Listening() == a })
 }
