@@ -379,8 +379,13 @@ func (s *Server) Prepare(u Update) (commit, abort func(), err error) {
 
 func (s *Server) closeConns() {
 	s.lmu.Lock()
-	defer s.lmu.Unlock()
+	cs := make([]net.Conn, 0, len(s.conns))
 	for c := range s.conns {
+		cs = append(cs, c)
+	}
+	s.lmu.Unlock()
+	// Outside the lock: a TLS close may wait on its close_notify.
+	for _, c := range cs {
 		c.Close()
 	}
 }
