@@ -64,6 +64,8 @@ type Options struct {
 	blockSink blocklist.Sink
 	// tailscaleSocket replaces tailscaled's local API socket (tests).
 	tailscaleSocket string
+	// tailscaleCLI replaces the tailscale command (tests).
+	tailscaleCLI string
 }
 
 // reloadFaults break the parts of a reload that cannot be broken by a
@@ -439,7 +441,7 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
-	commitPage, abortPage, err := d.prepareStatusPage(cfg)
+	commitPage, abortPage, err := d.prepareStatusPage(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("status page: %w", err)
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,6 +20,7 @@ import (
 	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/firewall"
 	"github.com/moat-sh/moat/internal/statuspage"
+	"github.com/moat-sh/moat/internal/tailscale"
 )
 
 // statusPage is the daemon's side of the status page: the page's data
@@ -162,7 +165,7 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 	if c == nil {
 		return nil
 	}
-	u, err := d.statusPageUpdate(cfg)
+	u, err := d.statusPageUpdate(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -188,13 +191,92 @@ func (d *Daemon) startStatusPage(ctx context.Context, cfg *config.Config) error 
 		return p.follow(ctx, time.Now())
 	})
 	d.goRun(ctx, "status page", srv.Run)
+	d.goRun(ctx, "status page certificate", d.renewStatusPageCert)
 	return nil
+}
+
+// certRenewEvery is how often the page's certificate files are read
+// again (and `tailscale cert` asked: it renews within a third of the
+// certificate's life).
+const certRenewEvery = 24 * time.Hour
+
+// renewStatusPageCert keeps a certificate from files or from Tailscale
+// fresh without a reload.
+func (d *Daemon) renewStatusPageCert(ctx context.Context) error {
+	t := time.NewTicker(certRenewEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		d.reloading.Lock()
+		d.mu.Lock()
+		c := d.cfg.StatusPage
+		d.mu.Unlock()
+		if c != nil && c.TLS != nil && !c.TLS.SelfSigned {
+			if cert, err := d.statusPageCert(ctx, c); err != nil {
+				d.log.Warn("status page: certificate not renewed; the current one stays", "err", err)
+			} else if cur := d.page.srv.Cert(); cur != nil && cur.Fingerprint != cert.Fingerprint {
+				d.page.srv.Renewed(cert)
+				d.log.Info("status page: certificate renewed", "file", cert.File, "not_after", cert.NotAfter, "sha256", cert.Fingerprint)
+			}
+		}
+		d.reloading.Unlock()
+	}
+}
+
+// statusPageCert loads status_page.tls's certificate. For tailscale:
+// tailscaled names the node (its MagicDNS name) and `tailscale cert`
+// writes that name's certificate into the state directory.
+func (d *Daemon) statusPageCert(ctx context.Context, c *statuspage.Config) (*statuspage.Cert, error) {
+	if c.TLS == nil || !c.TLS.Tailscale {
+		cert, made, err := statuspage.LoadCert(c.TLS, c.Listen, d.o.StateDir, time.Now())
+		if made {
+			d.log.Warn("status page: made a self-signed certificate: compare its fingerprint with the browser's before trusting it",
+				"file", cert.File, "sha256", cert.Fingerprint)
+		}
+		return cert, err
+	}
+	cli := d.o.tailscaleCLI
+	if cli == "" {
+		cli = "tailscale"
+	}
+	tc := &tailscale.Client{Socket: d.o.tailscaleSocket, CLI: cli}
+	if d.o.tailscaleSocket != "" {
+		tc.CLI = "-"
+	}
+	st, err := tc.Read(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status_page.tls.tailscale: %w", err)
+	}
+	name := st.DNSName()
+	if name == "" || !st.Running() {
+		return nil, errors.New("status_page.tls.tailscale: tailscale is not up or has no MagicDNS name (tailscale up; enable MagicDNS and HTTPS certificates in the admin console)")
+	}
+	certPath, keyPath := filepath.Join(d.o.StateDir, statuspage.TailscaleCert), filepath.Join(d.o.StateDir, statuspage.TailscaleKey)
+	if err := os.MkdirAll(d.o.StateDir, 0o700); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, cli, "cert", "--cert-file", certPath, "--key-file", keyPath, name).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("status_page.tls.tailscale: %s cert %s: %w: %s", cli, name, err, bytes.TrimSpace(out))
+	}
+	// The key is moat's alone, whatever mode tailscale wrote it with.
+	if err := os.Chmod(keyPath, 0o600); err != nil {
+		return nil, fmt.Errorf("status_page.tls.tailscale: %w", err)
+	}
+	cert, _, err := statuspage.LoadCert(&statuspage.TLS{CertFile: certPath, KeyFile: keyPath}, c.Listen, d.o.StateDir, time.Now())
+	return cert, err
 }
 
 // statusPageUpdate reads what cfg's status_page needs: the token, the
 // certificate (made, for self_signed, on first use), and the access
 // rules of cfg's VPN.
-func (d *Daemon) statusPageUpdate(cfg *config.Config) (statuspage.Update, error) {
+func (d *Daemon) statusPageUpdate(ctx context.Context, cfg *config.Config) (statuspage.Update, error) {
 	c := cfg.StatusPage
 	u := statuspage.Update{Config: *c, Allow: cfg.VPN.AllowedSource, VPN: cfg.VPN.Contains}
 	if c.TokenFile != "" {
@@ -204,13 +286,9 @@ func (d *Daemon) statusPageUpdate(cfg *config.Config) (statuspage.Update, error)
 		}
 		u.Token = t
 	}
-	cert, made, err := statuspage.LoadCert(c.TLS, c.Listen, d.o.StateDir, time.Now())
+	cert, err := d.statusPageCert(ctx, c)
 	if err != nil {
 		return u, err
-	}
-	if made {
-		d.log.Warn("status page: made a self-signed certificate: compare its fingerprint with the browser's before trusting it",
-			"file", cert.File, "sha256", cert.Fingerprint)
 	}
 	u.Cert = cert
 	return u, nil
@@ -220,7 +298,7 @@ func (d *Daemon) statusPageUpdate(cfg *config.Config) (statuspage.Update, error)
 // the new token and certificate read, a moved listener bound. Adding or
 // removing the section needs a restart. commit (which cannot fail) puts
 // it in force; abort undoes the preparation of a refused reload.
-func (d *Daemon) prepareStatusPage(cur *config.Config) (commit, abort func(), err error) {
+func (d *Daemon) prepareStatusPage(ctx context.Context, cur *config.Config) (commit, abort func(), err error) {
 	nop := func() {}
 	if (d.page == nil) != (cur.StatusPage == nil) {
 		return nil, nil, errors.New("status_page: adding or removing the section needs a restart of moat run")
@@ -230,7 +308,7 @@ func (d *Daemon) prepareStatusPage(cur *config.Config) (commit, abort func(), er
 	}
 	// Read again even when the section is unchanged: the token file may
 	// hold a new token, a certificate file a renewed certificate.
-	u, err := d.statusPageUpdate(cur)
+	u, err := d.statusPageUpdate(ctx, cur)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -390,6 +390,23 @@ func (s *Server) closeConns() {
 	}
 }
 
+// Renewed puts a renewed certificate in force while TLS is on (new
+// connections show it; a renewal is the same identity, so open ones go
+// on).
+func (s *Server) Renewed(c *Cert) {
+	for {
+		cur := s.set.Load()
+		if cur.cert == nil || c == nil {
+			return
+		}
+		next := *cur
+		next.cert = c
+		if s.set.CompareAndSwap(cur, &next) {
+			return
+		}
+	}
+}
+
 // Cert is the certificate in force, nil without TLS.
 func (s *Server) Cert() *Cert { return s.set.Load().cert }
 

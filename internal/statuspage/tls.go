@@ -33,9 +33,13 @@ type TLS struct {
 	// SelfSigned has moat make a certificate for the listen address once
 	// and keep it in the state directory; its SHA-256 fingerprint is in
 	// `moat status`, to compare with what the browser shows.
-	SelfSigned bool   `yaml:"self_signed"`
-	CertFile   string `yaml:"cert_file"`
-	KeyFile    string `yaml:"key_file"`
+	SelfSigned bool `yaml:"self_signed"`
+	// Tailscale has moat ask `tailscale cert` for the node's MagicDNS
+	// name's certificate (publicly trusted: no warning, no pin), kept in
+	// the state directory and renewed daily.
+	Tailscale bool   `yaml:"tailscale"`
+	CertFile  string `yaml:"cert_file"`
+	KeyFile   string `yaml:"key_file"`
 }
 
 func (c *TLS) validate() []error {
@@ -44,11 +48,17 @@ func (c *TLS) validate() []error {
 	}
 	var errs []error
 	files := c.CertFile != "" || c.KeyFile != ""
+	modes := 0
+	for _, on := range []bool{c.SelfSigned, c.Tailscale, files} {
+		if on {
+			modes++
+		}
+	}
 	switch {
-	case c.SelfSigned && files:
-		errs = append(errs, schema.Errorf("tls", "self_signed and cert_file/key_file both set: choose one"))
-	case !c.SelfSigned && !files:
-		errs = append(errs, schema.Errorf("tls", "empty: set self_signed: true, or cert_file and key_file (for instance from `tailscale cert`)"))
+	case modes > 1:
+		errs = append(errs, schema.Errorf("tls", "more than one of self_signed, tailscale and cert_file/key_file: choose one"))
+	case modes == 0:
+		errs = append(errs, schema.Errorf("tls", "empty: set self_signed: true, tailscale: true, or cert_file and key_file"))
 	case files && (c.CertFile == "" || c.KeyFile == ""):
 		errs = append(errs, schema.Errorf("tls", "cert_file and key_file go together"))
 	}
@@ -77,10 +87,12 @@ type Cert struct {
 	SelfSigned bool
 }
 
-// Self-signed certificate files, in the state directory.
+// Certificate files moat keeps in the state directory.
 const (
 	SelfSignedCert = "status-page.crt"
 	SelfSignedKey  = "status-page.key"
+	TailscaleCert  = "status-page-tailscale.crt"
+	TailscaleKey   = "status-page-tailscale.key"
 )
 
 // selfSignedLife is how long a made certificate lasts; it is made again
@@ -96,6 +108,9 @@ const (
 func LoadCert(c *TLS, listen, stateDir string, now time.Time) (cert *Cert, made bool, err error) {
 	if c == nil {
 		return nil, false, nil
+	}
+	if c.Tailscale {
+		return nil, false, errors.New("status page tls: the tailscale certificate is fetched by moat run")
 	}
 	if !c.SelfSigned {
 		cert, err := readPair(c.CertFile, c.KeyFile)
