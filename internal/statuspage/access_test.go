@@ -594,3 +594,34 @@ func TestReloadWhileWaitingForAddress(t *testing.T) {
 	commit()
 	waitFor(t, "the page on "+a, func() bool { return s.Listening() == a })
 }
+
+// A renewal replaces the certificate while TLS is on, and never turns
+// TLS on.
+func TestRenewed(t *testing.T) {
+	a, _, err := statuspage.LoadCert(&statuspage.TLS{SelfSigned: true}, "127.0.0.1:9470", t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := statuspage.LoadCert(&statuspage.TLS{SelfSigned: true}, "127.0.0.1:9470", t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	on, err := statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "127.0.0.1:9470"}, Cert: a,
+		Source: &fakeSource{data: fixture}, Allow: allowAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on.Renewed(b)
+	if on.Cert() != b {
+		t.Error("the renewal did not take")
+	}
+	off, err := statuspage.New(statuspage.Options{Config: statuspage.Config{Listen: "127.0.0.1:9470"},
+		Source: &fakeSource{data: fixture}, Allow: allowAll})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off.Renewed(b)
+	if off.Cert() != nil {
+		t.Error("a renewal turned TLS on")
+	}
+}
