@@ -86,3 +86,25 @@ func writeTestCert(t *testing.T, certPath, keyPath, name string) {
 	os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 }
+
+// Without a daemon, `moat status` still shows the self-signed
+// certificate's fingerprint from the state directory.
+func TestOfflineStatusPageFingerprint(t *testing.T) {
+	state := t.TempDir()
+	if offlineStatusPage(state) != nil {
+		t.Fatal("a status page shown with no certificate")
+	}
+	cert, _, err := statuspage.LoadCert(&statuspage.TLS{SelfSigned: true}, "10.8.0.1:9470", state, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := offlineStatusPage(state)
+	if i == nil || i.SHA256 != cert.Fingerprint {
+		t.Fatalf("offline: %+v, want %s", i, cert.Fingerprint)
+	}
+	var b strings.Builder
+	writeStatusPage(&b, i)
+	if !strings.Contains(b.String(), "SHA-256 "+cert.Fingerprint) || strings.Contains(b.String(), "not listening") {
+		t.Errorf("text:\n%s", b.String())
+	}
+}
