@@ -343,9 +343,18 @@ func (s *Server) Prepare(u Update) (commit, abort func(), err error) {
 			ln.Close()
 		}
 	}
+	replaced := cur.cert != nil && next.cert != nil && cur.cert.Fingerprint != next.cert.Fingerprint
 	commit = func() {
 		s.set.Store(next)
 		s.Invalidate()
+		if replaced {
+			// A replaced certificate (its key lost, say) ends the
+			// sessions made under it: the tickets that would resume them
+			// without showing the new one, and (below) the connections.
+			var k [32]byte
+			rand.Read(k[:])
+			s.tlsConf.SetSessionTicketKeys([][32]byte{k})
+		}
 		switch {
 		case ln != nil:
 			select {
@@ -358,18 +367,10 @@ func (s *Server) Prepare(u Update) (commit, abort func(), err error) {
 			case s.wake <- struct{}{}:
 			default:
 			}
-		case (cur.cert == nil) != (next.cert == nil):
-			// Connections accepted as plain http (or TLS) would go on
-			// so: they are closed, and clients reconnect as the new
-			// settings say.
-			s.closeConns()
-		case cur.cert != nil && cur.cert.Fingerprint != next.cert.Fingerprint:
-			// A replaced certificate (its key lost, say) ends the
-			// sessions made under it: the connections, and the tickets
-			// that would resume them without showing the new one.
-			var k [32]byte
-			rand.Read(k[:])
-			s.tlsConf.SetSessionTicketKeys([][32]byte{k})
+		case (cur.cert == nil) != (next.cert == nil) || replaced:
+			// Connections accepted as plain http (or TLS, or under the
+			// old certificate) would go on so: they are closed, and
+			// clients reconnect as the new settings say.
 			s.closeConns()
 		}
 		s.o.Log.Info("status page: settings reloaded", "listen", c.Listen, "token", next.auth != nil, "tls", next.cert != nil)
