@@ -450,8 +450,13 @@ func browse(t *testing.T, admin *lab.Host, chrome, base, token string, fx expect
 		t.Fatalf("load the page: %v\nchromium:\n%s", err, chromeOut.String())
 	}
 
+	// One script call reads the element: the page's refresh replaces its
+	// nodes every interval, so a query then a read by node id can fall
+	// between the two.
 	text := func(sel string) string {
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
+		q, _ := json.Marshal(sel)
+		s, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { const e = document.querySelector(`+string(q)+`);
+			return e ? e.innerText : "(missing)" })()`))
 		if err != nil {
 			t.Fatalf("%s: %v", sel, err)
 		}
