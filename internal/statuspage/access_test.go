@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moat-sh/moat/internal/config"
 	"github.com/moat-sh/moat/internal/schema"
 	"github.com/moat-sh/moat/internal/statuspage"
 	"github.com/moat-sh/moat/internal/vpn"
@@ -623,5 +624,21 @@ func TestRenewed(t *testing.T) {
 	off.Renewed(b)
 	if off.Cert() != nil {
 		t.Error("a renewal turned TLS on")
+	}
+}
+
+// moat.yaml's tls block parses, and an empty one is refused with its
+// line.
+func TestConfigTLS(t *testing.T) {
+	base := "vpn:\n  ranges: [10.8.0.0/24]\nstatus_page:\n  listen: 10.8.0.1:9470\n  tls:\n"
+	for _, good := range []string{"    self_signed: true\n", "    tailscale: true\n", "    cert_file: /a.crt\n    key_file: /a.key\n"} {
+		c, err := config.Parse("moat.yaml", []byte(base+good))
+		if err != nil || c.StatusPage.TLS == nil {
+			t.Errorf("%q: %v", good, err)
+		}
+	}
+	_, err := config.Parse("moat.yaml", []byte(base+"    self_signed: false\n"))
+	if err == nil || !strings.Contains(err.Error(), "status_page.tls") {
+		t.Errorf("an empty tls block: %v", err)
 	}
 }
