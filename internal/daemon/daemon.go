@@ -66,6 +66,8 @@ type Options struct {
 	tailscaleSocket string
 	// vpnRoot is where the applied WireGuard peers are read (tests; "" is /).
 	vpnRoot string
+	// tailscaleCLI replaces the tailscale command (tests).
+	tailscaleCLI string
 }
 
 // reloadFaults break the parts of a reload that cannot be broken by a
@@ -441,6 +443,15 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("alerts: %w", err)
 	}
+	commitPage, abortPage, err := d.prepareStatusPage(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("status page: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			abortPage()
+		}
+	}()
 	// The monitors take the new config with d.cfg below: their audit
 	// options are derived from it, which cannot fail.
 	// The gateway last: it prepares and commits in one step.
@@ -478,8 +489,8 @@ func (d *Daemon) reload(ctx context.Context) (err error) {
 	for _, p := range starts {
 		d.startPipeline(ctx, p, sourceKey(want[p.name]))
 	}
+	commitPage()
 	d.mu.Lock()
-	d.statusPageReloaded(d.cfg, cfg)
 	d.cfg = cfg
 	d.mu.Unlock()
 	d.startBlocklists(ctx, cfg)

@@ -50,6 +50,8 @@ type Status struct {
 	Blocklists *blocklist.Status `json:"blocklists,omitempty"`
 	// VPN is the WireGuard interface moat manages; null without one.
 	VPN *vpn.InterfaceStatus `json:"vpn,omitempty"`
+	// StatusPage is where the status page is served; null without one.
+	StatusPage *StatusPageInfo `json:"status_page,omitempty"`
 
 	// Audit is the last drift audit with its trend; null before the first.
 	Audit      *AuditSummary `json:"audit"`
@@ -107,6 +109,7 @@ func (d *Daemon) statusWith(ctx context.Context, fw func(context.Context) (*fire
 	st.Audit, st.AuditError = d.audits.lastAudit(d.o.StateDir)
 	st.PendingChange, st.LastRollback = pendingChange(change.NewStore(""))
 	st.VPN = vpn.ReadStatus(cfg.VPN.WireGuard)
+	st.StatusPage = d.page.info()
 	return st
 }
 
@@ -123,6 +126,7 @@ func OfflineStatus(ctx context.Context, stateDir string, why error) Status {
 	m := newMonitor(&monitor{host: host.New(""), notify: func(alert.Event) {}})
 	m.check()
 	st.Conditions = m.conditions()
+	st.StatusPage = offlineStatusPage(stateDir)
 	return st
 }
 
@@ -210,6 +214,7 @@ func (st *Status) WriteText(w io.Writer, now time.Time) {
 
 	writeBlocklists(w, st.Blocklists, now)
 	writeVPN(w, st.VPN, now)
+	writeStatusPage(w, st.StatusPage)
 
 	if g := st.Gateway; g != nil {
 		fmt.Fprintf(w, "\nGATEWAY  http %s, https %s\n", g.HTTP, g.HTTPS)

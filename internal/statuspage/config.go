@@ -21,6 +21,18 @@ type Config struct {
 	// Refresh is how often an open page asks for news (DefaultRefresh
 	// when zero).
 	Refresh schema.Duration `yaml:"refresh"`
+	// TLS, when set, serves the page over https only.
+	TLS *TLS `yaml:"tls"`
+}
+
+// Equal reports whether two sections are the same.
+func (c Config) Equal(o Config) bool {
+	a, b := c, o
+	a.TLS, b.TLS = nil, nil
+	if a != b || (c.TLS == nil) != (o.TLS == nil) {
+		return false
+	}
+	return c.TLS == nil || *c.TLS == *o.TLS
 }
 
 // DefaultRefresh is an open page's refresh interval.
@@ -52,6 +64,7 @@ func (c Config) Validate(v vpn.Config) error {
 	if c.TokenFile != "" && !strings.HasPrefix(c.TokenFile, "/") {
 		errs = append(errs, schema.Errorf("token_file", "%q: expected an absolute path", c.TokenFile))
 	}
+	errs = append(errs, c.TLS.validate()...)
 	return errors.Join(errs...)
 }
 

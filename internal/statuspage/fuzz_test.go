@@ -22,6 +22,7 @@ func FuzzRequest(f *testing.F) {
 		{"/static/app.js?v=1", "localhost", "bearer  " + tok, "moat_status=00", "*"},
 		{"//api/../api/bans", "100.64.0.1:80", "Basic Zm9vOmJhcg==", "moat_status=" + strings.Repeat("a", 64), ""},
 		{"/api/", "[fe80::1%eth0]:9470", "Bearer", "a=b; moat_status=", "W/"},
+		{"/", "10.8.0.1:9470", "", "__Host-moat_status=99999999999.00; moat_status=1.ab", ""},
 	} {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
