@@ -135,13 +135,9 @@ func TestChangeUnderRoot(t *testing.T) {
 		t.Fatal("plan changed the tree")
 	}
 
-	start := time.Now()
 	code, out, errs = moat("apply", "-c", cfg, "--root", root, "--confirm", "1500ms")
 	if code != ExitRollback || !strings.Contains(errs, "no confirm within 1.5s") {
 		t.Fatalf("unconfirmed apply: exit %d\n%s\n%s", code, out, errs)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("rollback took %s", took)
 	}
 	if got := hashTree(t, root); got != before {
 		t.Fatalf("not restored byte for byte:\n%s", diffLines(before, got))
