@@ -129,6 +129,9 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	if lockIdx >= 0 {
 		out[lockIdx] = s.revert(m, lockIdx)
 	}
+	if m.ConfigEdit != nil {
+		out = append(out, s.revertConfig(m))
+	}
 	for _, o := range out {
 		if o.Result == Failed {
 			failed = append(failed, o.Path+": "+o.Error)
@@ -139,6 +142,9 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	now := time.Now()
 	m.Errors = failed
 	noteReason := m.Reason
+	if m.ConfigEdit != nil {
+		noteReason += configNote(out[len(out)-1])
+	}
 	if len(failed) == 0 {
 		m.State = RolledBack
 		m.event(now, "rolled back: %s", outcomeSummary(out))

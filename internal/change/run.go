@@ -33,6 +33,8 @@ type RunOptions struct {
 	ConfirmPorts []uint16
 	ConfirmVia   []netip.Prefix
 	Config       string
+	// ConfigEdit: see Options.
+	ConfigEdit *ConfigEdit
 	// Moat is the absolute path of the moat binary (the timer runs it).
 	Moat string
 	// SystemdPID1: systemd runs the live host, so the timer is a
@@ -139,7 +141,7 @@ func (s *Store) Run(ctx context.Context, opt RunOptions) (*Manifest, error) {
 	start := time.Now()
 	m, err := s.Apply(ctx, opt.Steps, Options{
 		Window: opt.Window, Session: opt.Session, ConfirmPorts: opt.ConfirmPorts, ConfirmVia: opt.ConfirmVia,
-		Config: opt.Config, Timer: timer, Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify,
+		Config: opt.Config, ConfigEdit: opt.ConfigEdit, Timer: timer, Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify,
 		AfterStep: opt.AfterStep, Probe: opt.Probe.run(out, s.Root),
 	})
 	signal.Stop(hup)
