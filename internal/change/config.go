@@ -171,7 +171,7 @@ func (s *Store) revertConfig(m *Manifest) PathOutcome {
 	out.Result = Kept
 	switch n.Kind {
 	case "file":
-		note("kept", "edited since the quick edit wrote it: your version is kept, the quick edit is NOT undone in it")
+		note("kept", "edited since the quick edit wrote it: your version is kept as it is; it still holds the quick edit, which the next moat apply applies")
 	case "absent":
 		note("kept", "removed since the quick edit wrote it: left removed")
 	default:
