@@ -116,7 +116,9 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		return ExitRuntime
 	}
 	fmt.Fprintf(e.stdout, "%s: %s\n", path, summary)
-	fmt.Fprint(e.stdout, firewall.UnifiedDiff(path, path+" (edited)", string(src), string(out)))
+	cw := colourPlan(e.stdout)
+	fmt.Fprint(cw, firewall.UnifiedDiff(path, path+" (edited)", string(src), string(out)))
+	cw.Flush()
 	if *f.dryRun {
 		if !quickEditPlans {
 			return ExitOK
