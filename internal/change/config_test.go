@@ -13,8 +13,9 @@ import (
 )
 
 const (
-	envConfig = "MOAT_CHANGE_TEST_CONFIG"
-	envHold   = "MOAT_CHANGE_TEST_HOLD"
+	envConfig  = "MOAT_CHANGE_TEST_CONFIG"
+	envHold    = "MOAT_CHANGE_TEST_HOLD"
+	envNoTimer = "MOAT_CHANGE_TEST_NO_TIMER"
 )
 
 const configBefore = "# the operator's notes\nfirewall:\n  public: [80/tcp]   # web\n"
@@ -240,7 +241,11 @@ func applyConfigAndHold() {
 	if hold == "waiting" {
 		window = 1500 * time.Millisecond
 	}
-	_, err := s.Apply(context.Background(), []*Step{fileStep(root)}, Options{Window: window, Timer: testWatchdog(root),
+	var timer Timer = testWatchdog(root)
+	if os.Getenv(envNoTimer) == "1" {
+		timer = inlineTimer{} // the host lost power: no watchdog either
+	}
+	_, err := s.Apply(context.Background(), []*Step{fileStep(root)}, Options{Window: window, Timer: timer,
 		Handlers: testHandlers(root), ConfigEdit: configEdit(file, file), AfterStep: func(l string) {
 			if l == hold {
 				say()
@@ -302,4 +307,39 @@ func TestConfigEditSurvivesTheApplysDeath(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestConfigEditRecoveredAfterACrash: the apply and its timer both gone
+// (a power cut right after moat.yaml was written): the next moat command
+// (RecoverExpired, as at boot or start) rolls the change back, moat.yaml
+// with it.
+func TestConfigEditRecoveredAfterACrash(t *testing.T) {
+	root := fixture(t)
+	before := treeHash(t, root)
+	link, file := configFixture(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envRole+"=apply-config", envRoot+"="+root, envConfig+"="+file, envHold+"=files", envNoTimer+"=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, _ := out.Read(buf)
+	id := strings.TrimSpace(string(buf[:n]))
+	cmd.Process.Kill()
+	cmd.Wait()
+	if ValidID(id) != nil {
+		t.Fatalf("applying process said %q", buf[:n])
+	}
+	checkConfig(t, link, file, configAfter)
+	s := NewStore(root)
+	m, err := s.RecoverExpired(context.Background(), RollbackOptions{Handlers: testHandlers(root)})
+	if err != nil || m == nil || m.ID != id || m.State != RolledBack {
+		t.Fatalf("recover: %+v %v", m, err)
+	}
+	sameTree(t, before, treeHash(t, root))
+	checkConfig(t, link, file, configBefore)
 }
