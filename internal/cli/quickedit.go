@@ -223,27 +223,11 @@ func writeDraftOnly(e *env, d *change.ConfigEdit) int {
 	return ExitOK
 }
 
-// planDraft prints the plan of the edited config without writing it
-// over the real one: a private copy beside nothing, removed after.
+// planDraft prints the plan of the edited config without writing it:
+// the plan reads the draft, named as moat.yaml.
 func planDraft(e *env, root, path string, data []byte) int {
-	tmp, err := os.CreateTemp("", "moat-draft-*.yaml")
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat: %v\n", err)
-		return ExitRuntime
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		fmt.Fprintf(e.stderr, "moat: %v\n", err)
-		return ExitRuntime
-	}
-	tmp.Close()
 	fmt.Fprintf(e.stdout, "\n--dry-run: %s is untouched; the plan with the edit:\n", path)
-	args := []string{"-c", tmp.Name()}
-	if root != "" {
-		args = append(args, "--root", root)
-	}
-	return runPlan(e, args)
+	return runPlanDraft(e, rootArgs([]string{"-c", path}, root), &change.ConfigEdit{Path: path, After: data})
 }
 
 // target is where a port goes: public, vpn, or allow from a source.

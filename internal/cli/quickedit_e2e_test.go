@@ -231,3 +231,33 @@ firewall:
 		})
 	}
 }
+
+// TestE2EQuickEditDryRun: --dry-run prints the edit and the plan of the
+// edited config, and changes nothing: neither moat.yaml nor the host.
+func TestE2EQuickEditDryRun(t *testing.T) {
+	x := newE2E(t)
+	x.config(`ssh:
+  permit_root_login: prohibit-password
+firewall:
+  public_interface: eth0
+  public: [80/tcp]   # web
+`, "198.51.100.2")
+	before, _ := os.ReadFile(x.cfg)
+	tree := x.tree()
+	op := x.mustClient(vpsPublic+":22", "root", x.rootKey)
+	defer op.Close()
+	out, code := x.run(op, "allow", "8080/tcp", "--dry-run", "-c", x.cfg)
+	if code != 0 || !strings.Contains(out, "--dry-run: "+x.cfg+" is untouched") ||
+		!strings.Contains(out, "== firewall: changes") || !strings.Contains(out, "proto-dst 8080 accept") {
+		t.Errorf("moat allow --dry-run: exit %d\n%s", code, out)
+	}
+	if after, _ := os.ReadFile(x.cfg); string(after) != string(before) {
+		t.Errorf("--dry-run changed moat.yaml:\n%s", after)
+	}
+	if got := x.tree(); got != tree {
+		t.Errorf("--dry-run changed the host:\n%s", diffLines(tree, got))
+	}
+	if tables := string(x.vps.MustRun(t, "nft", "list", "tables")); strings.Contains(tables, "moat") {
+		t.Errorf("--dry-run loaded table inet moat: %s", tables)
+	}
+}
