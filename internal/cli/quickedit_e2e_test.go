@@ -261,3 +261,32 @@ firewall:
 		t.Errorf("--dry-run loaded table inet moat: %s", tables)
 	}
 }
+
+// TestE2EQuickEditWithNothingToApply: with the firewall left to
+// something else, opening a port changes no host layer: moat.yaml is
+// written at once (nothing to roll back) and no change is made.
+func TestE2EQuickEditWithNothingToApply(t *testing.T) {
+	x := newE2E(t)
+	x.config(`ssh:
+  permit_root_login: prohibit-password
+firewall:
+  enabled: false
+  public: [80/tcp]
+`, "198.51.100.2")
+	op := x.mustClient(vpsPublic+":22", "root", x.rootKey)
+	defer op.Close()
+	if out, code := x.run(op, "apply", "-c", x.cfg, "--yes"); code != 0 {
+		t.Fatalf("apply --yes: %d\n%s", code, out)
+	}
+	all, _ := change.NewStore(x.root).List()
+	out, code := x.run(op, "allow", "8080/tcp", "-c", x.cfg)
+	if code != 0 || !strings.Contains(out, "nothing to change on the host") {
+		t.Fatalf("moat allow: exit %d\n%s", code, out)
+	}
+	if b, _ := os.ReadFile(x.cfg); !strings.Contains(string(b), "public: [80/tcp, 8080/tcp]") {
+		t.Errorf("moat.yaml not edited:\n%s", b)
+	}
+	if now, _ := change.NewStore(x.root).List(); len(now) != len(all) {
+		t.Errorf("a change was made: %d changes, %d before", len(now), len(all))
+	}
+}
