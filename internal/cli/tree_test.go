@@ -325,7 +325,7 @@ func TestZshCompletionRuns(t *testing.T) {
 	cwd := filepath.Join(dir, "cwd")
 	os.Mkdir(cwd, 0o755)
 	os.WriteFile(filepath.Join(cwd, "somefile"), nil, 0o644)
-	queries := []string{"moat ", "moat a", "moat audit --root ", "moat firewall status -"}
+	queries := []string{"moat ", "moat a", "moat audit --root ", "moat firewall status -", "moat help "}
 	for _, n := range tree() {
 		if len(n.Subs) > 0 && n.Path[0] != "help" {
 			queries = append(queries, "moat "+n.Name()+" ")
@@ -400,6 +400,11 @@ func TestZshCompletionRuns(t *testing.T) {
 	})
 	if slices.Contains(got["moat firewall status -"], "--state") {
 		t.Errorf("moat firewall status -<TAB> offers moat status's --state: %v", got["moat firewall status -"])
+	}
+	for _, w := range []string{"apply", "allow", "firewall"} {
+		if !slices.Contains(got["moat help "], w) {
+			t.Errorf("moat help <TAB> = %v, lacks %s", got["moat help "], w)
+		}
 	}
 	if r := got["moat audit --root "]; !slices.Contains(r, "somefile") || slices.Contains(r, "apply") {
 		t.Errorf("moat audit --root <TAB> = %v, want the files here", r)
