@@ -102,6 +102,13 @@ func TestConfigEditRolledBackWithTheChange(t *testing.T) {
 	if a := asides(t, file); len(a) > 0 {
 		t.Errorf("a version was put aside though nobody else edited: %v", a)
 	}
+	// Run again after a crash mid-rollback: nothing more happens.
+	m.State = RollbackFailed
+	s.save(m)
+	if m2, err := s.Rollback(context.Background(), m.ID, "retry", RollbackOptions{Handlers: testHandlers(root)}); err != nil || m2.State != RolledBack {
+		t.Fatalf("again: %v", err)
+	}
+	checkConfig(t, link, file, configBefore)
 	if r := m.Report(); !strings.Contains(r, "restored "+link) || !strings.Contains(r, "quick edit is undone") {
 		t.Errorf("report does not name moat.yaml:\n%s", r)
 	}
@@ -199,6 +206,19 @@ func TestConfigEditKeepsTheOperatorsWork(t *testing.T) {
 			}
 			if n, _ := s.LastRollback(); n == nil || !strings.Contains(n.Reason, a[0]) {
 				t.Errorf("last-rollback note %+v", n)
+			}
+			// A rollback cut short and run again (the boot guard after a
+			// crash mid-rollback) changes nothing more.
+			m.State = RollbackFailed
+			if err := s.save(m); err != nil {
+				t.Fatal(err)
+			}
+			if m, err = s.Rollback(context.Background(), m.ID, "retry", RollbackOptions{Handlers: testHandlers(root)}); err != nil || m.State != RolledBack {
+				t.Fatalf("again: %v %+v", err, m)
+			}
+			checkConfig(t, link, file, theirs)
+			if b := asides(t, file); len(b) != 1 || b[0] != a[0] {
+				t.Errorf("asides after the retry: %v", b)
 			}
 		})
 	}
