@@ -255,3 +255,27 @@ func TestPackagesLiveMatchesTheStatusFile(t *testing.T) {
 		t.Error("dpkg itself is not listed as installed")
 	}
 }
+
+// BenchmarkPackagesLive: what asking dpkg-query costs against parsing
+// the status file (the audit lists packages a few times per run).
+func BenchmarkPackagesLive(b *testing.B) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		b.Skip("not a Debian host")
+	}
+	b.Run("dpkg-query", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := New("").Packages(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("status-file", func(b *testing.B) {
+		for b.Loop() {
+			data, err := os.ReadFile("/var/lib/dpkg/status")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ParseDpkgStatus(data)
+		}
+	})
+}
