@@ -160,19 +160,20 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	if err := s.save(m); err != nil {
 		errs = append(errs, err)
 	}
+	// The note is what moat status shows and the daemon alerts on: written
+	// on the first failure and on the end, not on every retry that fails
+	// the same way (the watchdog retries for hours). Before the pending
+	// marker goes, so whoever sees it gone finds the note.
+	if m.State == RolledBack || !retry {
+		if err := s.noteRollback(RollbackNote{ID: m.ID, Time: now, Reason: noteReason, Errors: m.Errors, State: m.State}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if m.State == RolledBack {
 		if id, _ := s.Pending(); id == m.ID {
 			if err := s.setPending(""); err != nil {
 				errs = append(errs, err)
 			}
-		}
-	}
-	// The note is what moat status shows and the daemon alerts on: written
-	// on the first failure and on the end, not on every retry that fails
-	// the same way (the watchdog retries for hours).
-	if m.State == RolledBack || !retry {
-		if err := s.noteRollback(RollbackNote{ID: m.ID, Time: now, Reason: noteReason, Errors: m.Errors, State: m.State}); err != nil {
-			errs = append(errs, err)
 		}
 	}
 	if m.State == RolledBack && !opt.FromTimer && m.From != Confirmed {
