@@ -145,7 +145,11 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	// moat.yaml is written by the change once its rollback timer is
 	// armed, and rolled back with it (internal/change/config.go): a moat
 	// apply killed in the window leaves config and host agreeing.
-	d := &change.ConfigEdit{Path: path, File: file, Before: src, After: out}
+	named := path // as named, absolute: the watchdog that may roll it back runs in /
+	if abs, err := filepath.Abs(path); err == nil {
+		named = abs
+	}
+	d := &change.ConfigEdit{Path: named, File: file, Before: src, After: out}
 	plan := rootArgs([]string{"-c", path}, f.root)
 	args := append([]string(nil), plan...)
 	if *f.yes {
