@@ -64,6 +64,20 @@ func TestDebBuildsInstallsAndRuns(t *testing.T) {
 		}
 		f.Close()
 	}
+	// lintian, on both packages: no warning at all, and in particular not
+	// uses-dpkg-database-directly (moat asks dpkg-query, it does not read
+	// dpkg's database).
+	for a, deb := range debs {
+		out, err := exec.Command("lintian", "--tag-display-limit", "0", deb).CombinedOutput()
+		if err != nil {
+			t.Errorf("lintian %s: %v\n%s", a, err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.HasPrefix(l, "W: ") || strings.HasPrefix(l, "E: ") || strings.Contains(l, "uses-dpkg-database-directly") {
+				t.Errorf("lintian %s: %s", a, l)
+			}
+		}
+	}
 	cmd = exec.Command(filepath.Join(repo, "scripts/deb-test.sh"), debs[runtime.GOARCH])
 	out, err := cmd.CombinedOutput()
 	t.Logf("deb-test.sh:\n%s", tail(string(out), 60))

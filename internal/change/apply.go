@@ -77,6 +77,9 @@ type Options struct {
 	AfterStep func(layer string)
 	// Config names the config file, for the record.
 	Config string
+	// ConfigEdit, when set, is a quick edit of the config, written once
+	// the timer is armed and rolled back with the change (config.go).
+	ConfigEdit *ConfigEdit
 	// Timer arms the rollback. Required.
 	Timer Timer
 	// Handlers run undo actions when a step fails.
@@ -199,6 +202,18 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 	}
 	opt.notify(m.ID, Applying, "applying "+joinLayers(m.Layers))
 
+	if opt.ConfigEdit != nil {
+		if err := s.writeConfig(m.ID, opt.ConfigEdit); err != nil {
+			var rb *RolledBackError
+			if errors.As(err, &rb) {
+				return nil, err
+			}
+			return nil, s.fail(ctx, m.ID, err.Error(), opt)
+		}
+		if opt.AfterStep != nil {
+			opt.AfterStep("config")
+		}
+	}
 	for _, st := range steps {
 		if st.Empty() {
 			continue
@@ -370,6 +385,9 @@ func (s *Store) begin(steps []*Step, opt Options) (*Manifest, error) {
 			m.Final = append(m.Final, FinalFile{Path: f.Path, Mode: unixMode(mode), Owner: f.Owner, Group: f.Group, Snap: snap})
 		}
 		m.Confirm = append(m.Confirm, st.Confirm...)
+	}
+	if err := s.recordConfig(m, opt.ConfigEdit); err != nil {
+		return nil, s.abandon(m, err)
 	}
 	m.event(now, "snapshotted %d paths for %s", len(m.Entries), joinLayers(m.Layers))
 	if err := s.save(m); err != nil {

@@ -48,6 +48,8 @@ func TestMain(m *testing.M) {
 		}
 		fmt.Println(m.ID)
 		select {} // waits to be killed
+	case "apply-config":
+		applyConfigAndHold() // config_test.go; never returns
 	case "apply-and-hold":
 		// Holds after the first step, with a window far longer than any
 		// test, so only the applier's death can end the change early.

@@ -54,8 +54,14 @@
 //	/var/lib/moat/changes/ID/after/NNNN    files as moat's step left them
 //	/var/lib/moat/changes/ID/confirm/      files before and after confirm wrote them
 //	/var/lib/moat/changes/ID/kept/PATH     versions before a change a rollback could not put back
+//	/var/lib/moat/changes/ID/config/before moat.yaml before a quick edit (config.go)
 //	/var/lib/moat/changes/ID/lock          flock held while the state moves
 //
-// Every path takes the Store's root prefix, so tests run whole
+// A quick edit's moat.yaml is part of the change too (ConfigEdit): written
+// once the timer is armed, put back by every rollback only if it still
+// holds exactly the edit, else kept with the version before written
+// beside it as moat.yaml.rolled-back-ID.
+//
+// Every path but moat.yaml takes the Store's root prefix, so tests run whole
 // transactions against fixture trees.
 package change

@@ -129,6 +129,9 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	if lockIdx >= 0 {
 		out[lockIdx] = s.revert(m, lockIdx)
 	}
+	if m.ConfigEdit != nil {
+		out = append(out, s.revertConfig(m))
+	}
 	for _, o := range out {
 		if o.Result == Failed {
 			failed = append(failed, o.Path+": "+o.Error)
@@ -139,6 +142,9 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	now := time.Now()
 	m.Errors = failed
 	noteReason := m.Reason
+	if m.ConfigEdit != nil {
+		noteReason += configNote(out[len(out)-1])
+	}
 	if len(failed) == 0 {
 		m.State = RolledBack
 		m.event(now, "rolled back: %s", outcomeSummary(out))
@@ -154,19 +160,20 @@ func (s *Store) rollbackLocked(ctx context.Context, m *Manifest, reason string, 
 	if err := s.save(m); err != nil {
 		errs = append(errs, err)
 	}
+	// The note is what moat status shows and the daemon alerts on: written
+	// on the first failure and on the end, not on every retry that fails
+	// the same way (the watchdog retries for hours). Before the pending
+	// marker goes, so whoever sees it gone finds the note.
+	if m.State == RolledBack || !retry {
+		if err := s.noteRollback(RollbackNote{ID: m.ID, Time: now, Reason: noteReason, Errors: m.Errors, State: m.State}); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if m.State == RolledBack {
 		if id, _ := s.Pending(); id == m.ID {
 			if err := s.setPending(""); err != nil {
 				errs = append(errs, err)
 			}
-		}
-	}
-	// The note is what moat status shows and the daemon alerts on: written
-	// on the first failure and on the end, not on every retry that fails
-	// the same way (the watchdog retries for hours).
-	if m.State == RolledBack || !retry {
-		if err := s.noteRollback(RollbackNote{ID: m.ID, Time: now, Reason: noteReason, Errors: m.Errors, State: m.State}); err != nil {
-			errs = append(errs, err)
 		}
 	}
 	if m.State == RolledBack && !opt.FromTimer && m.From != Confirmed {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,6 +34,8 @@ type RunOptions struct {
 	ConfirmPorts []uint16
 	ConfirmVia   []netip.Prefix
 	Config       string
+	// ConfigEdit: see Options.
+	ConfigEdit *ConfigEdit
 	// Moat is the absolute path of the moat binary (the timer runs it).
 	Moat string
 	// SystemdPID1: systemd runs the live host, so the timer is a
@@ -139,7 +142,7 @@ func (s *Store) Run(ctx context.Context, opt RunOptions) (*Manifest, error) {
 	start := time.Now()
 	m, err := s.Apply(ctx, opt.Steps, Options{
 		Window: opt.Window, Session: opt.Session, ConfirmPorts: opt.ConfirmPorts, ConfirmVia: opt.ConfirmVia,
-		Config: opt.Config, Timer: timer, Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify,
+		Config: opt.Config, ConfigEdit: opt.ConfigEdit, Timer: timer, Handlers: opt.Handlers, Log: opt.Log, Notify: opt.Notify,
 		AfterStep: opt.AfterStep, Probe: opt.Probe.run(out, s.Root),
 	})
 	signal.Stop(hup)
@@ -168,10 +171,17 @@ func (s *Store) Run(ctx context.Context, opt RunOptions) (*Manifest, error) {
 	// whether or not this process lives. Ctrl-C rolls back at once.
 	wctx, stop := signal.NotifyContext(ctx, os.Interrupt)
 	defer stop()
-	m, err = s.Wait(wctx, m.ID, rb)
+	waiting := waitProgress(out, m.Deadline)
+	id := m.ID
+	m, err = s.Wait(wctx, id, rb)
 	if wctx.Err() != nil && ctx.Err() == nil {
-		m, err = s.Rollback(ctx, m.ID, "interrupted (Ctrl-C) while waiting for confirm", rb)
+		m, err = s.Rollback(ctx, id, "interrupted (Ctrl-C) while waiting for confirm", rb)
 	}
+	result := "ended"
+	if m != nil {
+		result = string(m.State)
+	}
+	waiting(strings.ReplaceAll(result, "-", " "))
 	if err != nil && m == nil {
 		return nil, err
 	}
@@ -207,5 +217,41 @@ func (p *ProbePlan) run(out io.Writer, root string) func(context.Context) error 
 			fmt.Fprintf(out, "self-probe %s: %s (%s)\n", r.Target, status, r.Took.Round(time.Millisecond))
 		}
 		return err
+	}
+}
+
+// waitProgress shows the confirm window going by (internal/term): on a
+// terminal one line rewritten every second with the time left before
+// the rollback, elsewhere a line when the wait starts and one when it
+// ends. The returned func ends it with the change's outcome.
+func waitProgress(out io.Writer, deadline time.Time) func(result string) {
+	p := term.Start(out, "waiting for confirm")
+	left := func() {
+		if d := time.Until(deadline); d > 0 {
+			p.Update("rollback in " + d.Round(time.Second).String())
+		} else {
+			p.Update("rolling back")
+		}
+	}
+	left()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				left()
+			}
+		}
+	}()
+	return func(result string) {
+		close(stop)
+		<-done
+		p.Done(result)
 	}
 }

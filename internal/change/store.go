@@ -81,6 +81,9 @@ type Manifest struct {
 	Timer    TimerInfo     `json:"timer"`
 	Entries  []Entry       `json:"entries"`
 	Final    []FinalFile   `json:"final,omitempty"`
+	// ConfigEdit is moat.yaml's edit by a quick edit, rolled back with
+	// the rest (config.go).
+	ConfigEdit *ConfigRecord `json:"config_edit,omitempty"`
 	// Undo holds the undo actions of the steps that started, in order.
 	Undo    []Action `json:"undo,omitempty"`
 	Confirm []Action `json:"confirm,omitempty"`

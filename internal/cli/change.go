@@ -42,7 +42,13 @@ type transaction struct {
 
 // planAll plans every host layer. It changes nothing.
 func planAll(ctx context.Context, e *env, f *flags, force bool) (*transaction, int, bool) {
-	c, code, ok := loadConfig(e, f)
+	return planAllDraft(ctx, e, f, force, nil)
+}
+
+// planAllDraft plans from a quick edit's draft of moat.yaml when one is
+// given: the file itself is written by the change (quickedit.go).
+func planAllDraft(ctx context.Context, e *env, f *flags, force bool, d *change.ConfigEdit) (*transaction, int, bool) {
+	c, code, ok := loadDraft(e, f, d)
 	if !ok {
 		return nil, code, false
 	}
@@ -102,8 +108,10 @@ func writeWarnings(w io.Writer, tx *transaction) {
 	}
 }
 
-func runPlan(e *env, args []string) int {
-	if len(args) > 0 && planners[args[0]] != nil {
+func runPlan(e *env, args []string) int { return runPlanDraft(e, args, nil) }
+
+func runPlanDraft(e *env, args []string, d *change.ConfigEdit) int {
+	if d == nil && len(args) > 0 && planners[args[0]] != nil {
 		return planners[args[0]](e, args[1:])
 	}
 	f := newFlags(e, "plan", "plan [LAYER] [-c FILE] [--root DIR]").withRoot()
@@ -116,7 +124,7 @@ func runPlan(e *env, args []string) int {
 	}
 	ctx := context.Background()
 	recoverExpired(ctx, e, f.root)
-	tx, code, ok := planAll(ctx, e, f, *force)
+	tx, code, ok := planAllDraft(ctx, e, f, *force, d)
 	if !ok {
 		return code
 	}
@@ -197,8 +205,12 @@ func writeFileDiff(w io.Writer, root string, fl change.File, window []byte, when
 	io.WriteString(w, d)
 }
 
-func runApply(e *env, args []string) int {
-	if len(args) > 0 && appliers[args[0]] != nil {
+func runApply(e *env, args []string) int { return runApplyDraft(e, args, nil) }
+
+// runApplyDraft is moat apply; with a quick edit's draft, moat.yaml is
+// written by the change once its timer is armed and rolled back with it.
+func runApplyDraft(e *env, args []string, d *change.ConfigEdit) int {
+	if d == nil && len(args) > 0 && appliers[args[0]] != nil {
 		return appliers[args[0]](e, args[1:])
 	}
 	f := newFlags(e, "apply", "apply [LAYER] [-c FILE] [--root DIR] [--confirm 120s] [--yes] [--force]").withRoot()
@@ -226,7 +238,7 @@ func runApply(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat apply: %v\n", err)
 		return ExitUsage
 	}
-	tx, code, ok := planAll(ctx, e, f, *force)
+	tx, code, ok := planAllDraft(ctx, e, f, *force, d)
 	if !ok {
 		return code
 	}
@@ -239,6 +251,9 @@ func runApply(e *env, args []string) int {
 		return ExitUsage
 	}
 	if !slices.ContainsFunc(tx.steps, func(s *change.Step) bool { return !s.Empty() }) {
+		if d != nil {
+			return writeDraftOnly(e, d)
+		}
 		fmt.Fprintln(e.stdout, "nothing to change: every layer is as moat.yaml says")
 		return ExitOK
 	}
@@ -254,7 +269,7 @@ func runApply(e *env, args []string) int {
 	out := colourApply(e.stdout)
 	defer out.Flush()
 	opt := change.RunOptions{
-		Steps: tx.steps, Window: *window, Yes: *yes, Session: tx.session, Config: tx.cfg.File,
+		Steps: tx.steps, Window: *window, Yes: *yes, Session: tx.session, Config: tx.cfg.File, ConfigEdit: d,
 		Moat: exe, SystemdPID1: sd, Handlers: changeHandlers(e), Log: e.log, Notify: notifier(e), Out: out,
 		Hint: "ssh", AfterStep: testHold(),
 		Probe: &change.ProbePlan{Targets: probeTargets(tx), User: tx.ssh.ProbeUser, PerTarget: 5 * time.Second,

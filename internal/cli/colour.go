@@ -68,6 +68,10 @@ type plainWriter struct{ io.Writer }
 
 func (plainWriter) Flush() error { return nil }
 
+// Terminal: without colour (NO_COLOR) a terminal is still one, and
+// progress lines still rewrite themselves in place.
+func (p plainWriter) Terminal() bool { return term.IsTerminal(p.Writer) }
+
 func colourWith(w io.Writer, pal term.Palette, f func(term.Palette, string) string) flusher {
 	if !pal.On {
 		return plainWriter{w}
@@ -102,6 +106,8 @@ func colourApply(w io.Writer) flusher { return colourWith(w, term.For(w), applyL
 
 func applyLine(p term.Palette, s string) string {
 	switch {
+	case strings.HasPrefix(s, "Otherwise everything is rolled back"):
+		return s // what will happen, not what went wrong
 	case strings.Contains(s, "rolled back"), strings.Contains(s, ": FAIL"), strings.Contains(s, "failed"):
 		return p.Red(s)
 	case strings.HasPrefix(s, "change ") && (strings.HasSuffix(s, " confirmed") || strings.Contains(s, "applied and confirmed")):

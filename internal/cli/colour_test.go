@@ -64,3 +64,37 @@ func TestApplyColourPassesProgress(t *testing.T) {
 		t.Error("a filter over a buffer claims a terminal")
 	}
 }
+
+// TestApplyOutputOnAPTY: on a real terminal apply's output is coloured
+// and progress rewrites itself in place; NO_COLOR drops the colour but
+// not the terminal (progress still rewrites in place); TERM=dumb alike.
+// (openPTY: logging_test.go.)
+func TestApplyOutputOnAPTY(t *testing.T) {
+	_, tty := openPTY(t)
+	for _, env := range []struct {
+		name, key, val string
+		colour         bool
+	}{
+		{"plain", "TERM", "xterm", true},
+		{"NO_COLOR", "NO_COLOR", "1", false},
+		{"TERM=dumb", "TERM", "dumb", false},
+	} {
+		t.Run(env.name, func(t *testing.T) {
+			t.Setenv("NO_COLOR", "")
+			t.Setenv("TERM", "xterm")
+			t.Setenv(env.key, env.val)
+			w := colourApply(tty)
+			if !term.IsTerminal(w) {
+				t.Error("apply's writer over a pty does not say it is a terminal: progress would print plain lines")
+			}
+			_, coloured := w.(*lineColour)
+			if coloured != env.colour {
+				t.Errorf("colour %v, want %v", coloured, env.colour)
+			}
+		})
+	}
+	var b bytes.Buffer
+	if term.IsTerminal(colourApply(&b)) {
+		t.Error("a buffer counts as a terminal")
+	}
+}

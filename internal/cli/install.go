@@ -25,10 +25,6 @@ func init() {
 	register(command{"uninstall", "uninstall [--purge]: remove what install put in place; table inet moat only if SSH stays reachable", 98, runUninstall})
 }
 
-// dpkgList is how a package-managed moat is recognised: then apt, not
-// moat, installs and removes it.
-const dpkgList = "/var/lib/dpkg/info/moat.list"
-
 func runInstall(e *env, args []string) int {
 	f := newFlags(e, "install", "install [--prefix /usr/local] [--root DIR]")
 	f.StringVar(&f.root, "root", "", "install into the tree under `dir` instead of / (an image, a test)")
@@ -43,7 +39,8 @@ func runInstall(e *env, args []string) int {
 	if !absRoot(e, f) {
 		return ExitUsage
 	}
-	if _, err := os.Stat(change.HostPath(f.root, dpkgList)); err == nil {
+	// A package-managed moat is installed and removed by apt, not moat.
+	if install.Packaged(context.Background(), f.root) {
 		fmt.Fprintln(e.stderr, "moat install: moat is installed by its Debian package here (apt install ./moat_*.deb upgrades it)")
 		return ExitUsage
 	}
@@ -146,7 +143,7 @@ func runUninstall(e *env, args []string) int {
 	if !absRoot(e, f) {
 		return ExitUsage
 	}
-	if _, err := os.Stat(change.HostPath(f.root, dpkgList)); err == nil {
+	if install.Packaged(context.Background(), f.root) {
 		fmt.Fprintln(e.stderr, "moat uninstall: moat is installed by its Debian package here: apt remove moat (apt purge moat also removes /etc/moat and the state)")
 		return ExitUsage
 	}

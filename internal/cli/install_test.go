@@ -145,8 +145,9 @@ func TestUninstallRefuses(t *testing.T) {
 		t.Error("a refused uninstall removed the binary")
 	}
 	os.Remove(wants)
-	os.MkdirAll(filepath.Join(root, "var/lib/dpkg/info"), 0o755)
-	os.WriteFile(filepath.Join(root, dpkgList), nil, 0o644)
+	// dpkg-query, asked about the root's database, says moat is installed.
+	os.MkdirAll(filepath.Join(root, "var/lib/dpkg/updates"), 0o755)
+	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), []byte("Package: moat\nStatus: install ok installed\nVersion: 0.11.0\nArchitecture: amd64\nMaintainer: x\nDescription: x\n\n"), 0o644)
 	for _, cmd := range []string{"install", "uninstall"} {
 		if _, errOut, code := runMain(cmd, "--root", root); code != ExitUsage || !strings.Contains(errOut, "Debian package") {
 			t.Errorf("%s on a dpkg-managed host: %d %q", cmd, code, errOut)

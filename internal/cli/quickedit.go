@@ -64,7 +64,10 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 	if real, err := filepath.EvalSymlinks(path); err == nil {
 		file = real
 	}
-	st, err := os.Stat(file)
+	if abs, err := filepath.Abs(file); err == nil {
+		file = abs
+	}
+	_, err := os.Stat(file)
 	if errors.Is(err, fs.ErrNotExist) {
 		fmt.Fprintf(e.stderr, "moat %s: %s not found (hint: moat init > %s writes a starter)\n", q.verb, path, path)
 		return ExitUsage
@@ -113,7 +116,9 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		return ExitRuntime
 	}
 	fmt.Fprintf(e.stdout, "%s: %s\n", path, summary)
-	fmt.Fprint(e.stdout, firewall.UnifiedDiff(path, path+" (edited)", string(src), string(out)))
+	cw := colourPlan(e.stdout)
+	fmt.Fprint(cw, firewall.UnifiedDiff(path, path+" (edited)", string(src), string(out)))
+	cw.Flush()
 	if *f.dryRun {
 		if !quickEditPlans {
 			return ExitOK
@@ -125,21 +130,27 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		fmt.Fprintf(e.stderr, "moat %s: %s changed while this edit was prepared; run it again (it is untouched)\n", q.verb, path)
 		return ExitRuntime
 	}
-	if err := change.WriteAtomic(file, out, st.Mode().Perm()); err != nil {
-		fmt.Fprintf(e.stderr, "moat %s: write %s: %v (it is untouched)\n", q.verb, path, err)
-		return ExitRuntime
-	}
-	if !quickEditPlans {
-		return ExitOK
-	}
-	plan := []string{"-c", path}
-	if f.root != "" {
-		plan = append(plan, "--root", f.root)
-	}
-	if *f.noApply {
+	if !quickEditPlans || *f.noApply {
+		// Edit only: no transaction, the operator applies later.
+		if err := writeConfigKeep(file, src, out); err != nil {
+			fmt.Fprintf(e.stderr, "moat %s: write %s: %v (it is untouched)\n", q.verb, path, err)
+			return ExitRuntime
+		}
+		if !quickEditPlans {
+			return ExitOK
+		}
 		fmt.Fprintln(e.stdout)
-		return runPlan(e, plan)
+		return runPlan(e, rootArgs([]string{"-c", path}, f.root))
 	}
+	// moat.yaml is written by the change once its rollback timer is
+	// armed, and rolled back with it (internal/change/config.go): a moat
+	// apply killed in the window leaves config and host agreeing.
+	named := path // as named, absolute: the watchdog that may roll it back runs in /
+	if abs, err := filepath.Abs(path); err == nil {
+		named = abs
+	}
+	d := &change.ConfigEdit{Path: named, File: file, Before: src, After: out}
+	plan := rootArgs([]string{"-c", path}, f.root)
 	args := append([]string(nil), plan...)
 	if *f.yes {
 		args = append(args, "--yes")
@@ -151,49 +162,76 @@ func runQuickEdit(e *env, f *quickFlags, q quickEdit) int {
 		args = append(args, "--confirm", *f.window)
 	}
 	fmt.Fprintln(e.stdout)
-	if code := runPlan(e, plan); code != ExitOK {
-		restore(e, q.verb, file, src, st.Mode().Perm())
+	if code := runPlanDraft(e, plan, d); code != ExitOK {
+		fmt.Fprintf(e.stderr, "moat %s: the change was not applied; %s is untouched\n", q.verb, path)
 		return code
 	}
 	fmt.Fprintln(e.stdout)
-	code := runApply(e, args)
+	code := runApplyDraft(e, args, d)
 	if code != ExitOK {
-		restore(e, q.verb, file, src, st.Mode().Perm())
+		now, err := os.ReadFile(file)
+		switch {
+		case err == nil && bytes.Equal(now, src):
+			fmt.Fprintf(e.stderr, "moat %s: the change was not applied; %s is as it was\n", q.verb, path)
+		case err == nil && bytes.Equal(now, out):
+			fmt.Fprintf(e.stderr, "moat %s: %s still holds the edit (see the rollback above: moat change list)\n", q.verb, path)
+		default:
+			fmt.Fprintf(e.stderr, "moat %s: the change was not applied; %s was edited since and is kept as you left it (see above)\n", q.verb, path)
+		}
 	}
 	return code
 }
 
-// restore puts moat.yaml back after an apply that did not happen or was
-// rolled back, so the file says what the host runs.
-func restore(e *env, verb, path string, src []byte, mode fs.FileMode) {
-	if err := change.WriteAtomic(path, src, mode); err != nil {
-		fmt.Fprintf(e.stderr, "moat %s: the change was not applied, and restoring %s failed: %v\n", verb, path, err)
-		return
-	}
-	fmt.Fprintf(e.stderr, "moat %s: the change was not applied; %s is as it was\n", verb, path)
-}
-
-// planDraft prints the plan of the edited config without writing it
-// over the real one: a private copy beside nothing, removed after.
-func planDraft(e *env, root, path string, data []byte) int {
-	tmp, err := os.CreateTemp("", "moat-draft-*.yaml")
-	if err != nil {
-		fmt.Fprintf(e.stderr, "moat: %v\n", err)
-		return ExitRuntime
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		fmt.Fprintf(e.stderr, "moat: %v\n", err)
-		return ExitRuntime
-	}
-	tmp.Close()
-	fmt.Fprintf(e.stdout, "\n--dry-run: %s is untouched; the plan with the edit:\n", path)
-	args := []string{"-c", tmp.Name()}
+func rootArgs(args []string, root string) []string {
 	if root != "" {
 		args = append(args, "--root", root)
 	}
-	return runPlan(e, args)
+	return args
+}
+
+// writeConfigKeep writes the edit over src, keeping the file's mode and
+// owner: only when nothing needs the transaction (--no-apply, or no host
+// layer changes).
+func writeConfigKeep(file string, src, out []byte) error {
+	now, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(now, src) {
+		return errors.New("changed while this edit was prepared; run it again")
+	}
+	return change.WriteOver(file, out)
+}
+
+// loadDraft is loadConfig, or the draft of a quick edit when given.
+func loadDraft(e *env, f *flags, d *change.ConfigEdit) (*config.Config, int, bool) {
+	if d == nil {
+		return loadConfig(e, f)
+	}
+	c, err := config.Parse(d.Path, d.After)
+	if err != nil {
+		fmt.Fprintln(e.stderr, err)
+		return nil, ExitUsage, false
+	}
+	return c, 0, true
+}
+
+// writeDraftOnly writes a quick edit that changes no host layer (the
+// firewall is off, say): there is nothing to roll back.
+func writeDraftOnly(e *env, d *change.ConfigEdit) int {
+	if err := writeConfigKeep(d.File, d.Before, d.After); err != nil {
+		fmt.Fprintf(e.stderr, "moat: write %s: %v (it is untouched)\n", d.Path, err)
+		return ExitRuntime
+	}
+	fmt.Fprintf(e.stdout, "%s updated; nothing to change on the host: every layer is as it says\n", d.Path)
+	return ExitOK
+}
+
+// planDraft prints the plan of the edited config without writing it:
+// the plan reads the draft, named as moat.yaml.
+func planDraft(e *env, root, path string, data []byte) int {
+	fmt.Fprintf(e.stdout, "\n--dry-run: %s is untouched; the plan with the edit:\n", path)
+	return runPlanDraft(e, rootArgs([]string{"-c", path}, root), &change.ConfigEdit{Path: path, After: data})
 }
 
 // target is where a port goes: public, vpn, or allow from a source.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moat-sh/moat/internal/lab"
 )
@@ -298,5 +300,113 @@ func TestZshCompletionParses(t *testing.T) {
 	os.WriteFile(path, []byte(script), 0o644)
 	if out, err := exec.Command("zsh", "-n", path).CombinedOutput(); err != nil {
 		t.Fatalf("zsh -n: %v\n%s", err, out)
+	}
+}
+
+// zsh completes from its generated script for real: an interactive zsh
+// on a pseudo-terminal with compinit loads _moat from fpath, and Tab
+// after "moat " offers every command, after a command with subcommands
+// its subcommands, after "-" the command's own flags, and files after a
+// flag that takes a value (testdata/zsh-complete.zsh drives it).
+func TestZshCompletionRuns(t *testing.T) {
+	lab.RequireTool(t, "zsh")
+	script, _, _ := runMain("completion", "zsh")
+	dir := t.TempDir()
+	fp := filepath.Join(dir, "functions")
+	os.Mkdir(fp, 0o755)
+	if err := os.WriteFile(filepath.Join(fp, "_moat"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	driver, err := filepath.Abs("testdata/zsh-complete.zsh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The working directory holds one file, for the value of --root.
+	cwd := filepath.Join(dir, "cwd")
+	os.Mkdir(cwd, 0o755)
+	os.WriteFile(filepath.Join(cwd, "somefile"), nil, 0o644)
+	queries := []string{"moat ", "moat a", "moat audit --root ", "moat firewall status -", "moat help "}
+	for _, n := range tree() {
+		if len(n.Subs) > 0 && n.Path[0] != "help" {
+			queries = append(queries, "moat "+n.Name()+" ")
+		}
+	}
+	flagged := []string{"apply", "allow", "audit", "expose", "config check"}
+	for _, c := range flagged {
+		queries = append(queries, "moat "+c+" -")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "zsh", append([]string{"-f", driver, fp}, queries...)...)
+	cmd.Dir = cwd
+	cmd.Env = append(os.Environ(), "HOME="+dir, "TERM=dumb")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("zsh: %v\n%s", err, out)
+	}
+	got := map[string][]string{}
+	cur := ""
+	for _, line := range strings.Split(string(out), "\n") {
+		if q, ok := strings.CutPrefix(line, "@@Q "); ok {
+			cur = q
+			got[cur] = []string{}
+		} else if w, ok := strings.CutPrefix(line, "@@C "); ok {
+			got[cur] = append(got[cur], w)
+		}
+	}
+	for _, q := range queries {
+		if _, ok := got[q]; !ok {
+			t.Fatalf("zsh never completed %q:\n%s", q, out)
+		}
+	}
+	for _, n := range tree() {
+		if !slices.Contains(got["moat "], n.Path[0]) {
+			t.Errorf("moat <TAB> lacks %s: %v", n.Path[0], got["moat "])
+		}
+	}
+	for _, w := range got["moat a"] {
+		if !strings.HasPrefix(w, "a") {
+			t.Errorf("moat a<TAB> offers %s", w)
+		}
+	}
+	if !slices.Contains(got["moat a"], "apply") || !slices.Contains(got["moat a"], "audit") {
+		t.Errorf("moat a<TAB> = %v", got["moat a"])
+	}
+	walk(tree(), func(n *node) {
+		if n.Path[0] == "help" || len(n.Subs) == 0 || len(n.Path) > 1 {
+			return
+		}
+		for _, s := range n.Subs {
+			if !slices.Contains(got["moat "+n.Name()+" "], s.Path[len(s.Path)-1]) {
+				t.Errorf("moat %s <TAB> = %v, lacks %s", n.Name(), got["moat "+n.Name()+" "], s.Name())
+			}
+		}
+	})
+	walk(tree(), func(n *node) {
+		if !slices.Contains(flagged, n.Name()) {
+			return
+		}
+		offered := got["moat "+n.Name()+" -"]
+		if len(n.Flags) == 0 {
+			t.Errorf("moat %s has no flags to check", n.Name())
+		}
+		for _, d := range n.Flags {
+			for _, name := range d.Spelled() {
+				if !slices.Contains(offered, name) {
+					t.Errorf("moat %s -<TAB> = %v, lacks %s", n.Name(), offered, name)
+				}
+			}
+		}
+	})
+	if slices.Contains(got["moat firewall status -"], "--state") {
+		t.Errorf("moat firewall status -<TAB> offers moat status's --state: %v", got["moat firewall status -"])
+	}
+	for _, w := range []string{"apply", "allow", "firewall"} {
+		if !slices.Contains(got["moat help "], w) {
+			t.Errorf("moat help <TAB> = %v, lacks %s", got["moat help "], w)
+		}
+	}
+	if r := got["moat audit --root "]; !slices.Contains(r, "somefile") || slices.Contains(r, "apply") {
+		t.Errorf("moat audit --root <TAB> = %v, want the files here", r)
 	}
 }

@@ -63,7 +63,13 @@ func (m *monitor) checkChanges(now time.Time) {
 		// ended (the marker goes before the last state is written).
 		if man, err := m.changes.Load(w.open); err != nil || man.State.Final() {
 			if err == nil {
-				m.changeEnded(man.ID, man.State, man.Reason, now)
+				// The rollback's note says more (what became of a quick
+				// edit's moat.yaml); it is written before the marker goes.
+				reason := man.Reason
+				if note != nil && note.ID == man.ID {
+					reason = note.Reason
+				}
+				m.changeEnded(man.ID, man.State, reason, now)
 			}
 			w.open = ""
 		}

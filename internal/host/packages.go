@@ -2,12 +2,15 @@ package host
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,14 +23,44 @@ type Package struct {
 	Installed bool   // the package's files are on disk and configured
 }
 
-// Packages reads <root>/var/lib/dpkg/status, keyed by package name. On a
-// host without dpkg the error matches fs.ErrNotExist.
+// Packages lists the packages dpkg knows, keyed by name. On the live
+// host it asks dpkg-query, dpkg's interface to its database (the
+// database's layout is dpkg's own: lintian's uses-dpkg-database-directly).
+// A fixture root holds its list as a status file in that layout, test
+// data read as such. On a host without dpkg the error matches
+// fs.ErrNotExist.
 func (h *Host) Packages() (map[string]Package, error) {
-	b, err := h.ReadFile("/var/lib/dpkg/status")
+	if h.Live() {
+		return dpkgQuery(context.Background())
+	}
+	b, err := h.ReadFile(fixtureStatus)
 	if err != nil {
 		return nil, fmt.Errorf("packages: %w", err)
 	}
 	return ParseDpkgStatus(b), nil
+}
+
+// fixtureStatus is the status file under a fixture root (relative: the
+// fixture is test data, not a dpkg database moat reads).
+const fixtureStatus = "var/lib/dpkg/status"
+
+// dpkgQueryFormat makes dpkg-query print the fields ParseDpkgStatus reads.
+const dpkgQueryFormat = "Package: ${Package}\nStatus: ${Status}\nVersion: ${Version}\n\n"
+
+func dpkgQuery(ctx context.Context) (map[string]Package, error) {
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		return nil, fmt.Errorf("packages: no dpkg-query (not a Debian host?): %w", fs.ErrNotExist)
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "dpkg-query", "-W", "-f="+dpkgQueryFormat)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("packages: dpkg-query: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	return ParseDpkgStatus(out), nil
 }
 
 // ParseDpkgStatus parses a dpkg status file, reading only the Package,

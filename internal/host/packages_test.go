@@ -219,3 +219,63 @@ func FuzzParseAptConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestPackagesLiveMatchesTheStatusFile: on the live host Packages asks
+// dpkg-query; what it lists is what dpkg's own status file says
+// (differential: the file is read here, by the test, only).
+func TestPackagesLiveMatchesTheStatusFile(t *testing.T) {
+	b, err := os.ReadFile("/var/lib/dpkg/status")
+	if err != nil {
+		if os.Getenv("MOAT_TEST_STRICT") == "1" {
+			t.Fatalf("no dpkg status file (MOAT_TEST_STRICT=1): %v", err)
+		}
+		t.Skipf("not a Debian host: %v", err)
+	}
+	got, err := New("").Packages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ParseDpkgStatus(b)
+	// dpkg-query lists what is not not-installed; the file may keep
+	// purged entries.
+	for name, p := range want {
+		if strings.HasSuffix(p.Status, "not-installed") {
+			delete(want, name)
+		}
+	}
+	for name, p := range want {
+		if got[name] != p {
+			t.Errorf("%s: dpkg-query %+v, status file %+v", name, got[name], p)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("dpkg-query lists %d packages, the status file %d", len(got), len(want))
+	}
+	if !got["dpkg"].Installed {
+		t.Error("dpkg itself is not listed as installed")
+	}
+}
+
+// BenchmarkPackagesLive: what asking dpkg-query costs against parsing
+// the status file (the audit lists packages a few times per run).
+func BenchmarkPackagesLive(b *testing.B) {
+	if _, err := os.Stat("/var/lib/dpkg/status"); err != nil {
+		b.Skip("not a Debian host")
+	}
+	b.Run("dpkg-query", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := New("").Packages(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("status-file", func(b *testing.B) {
+		for b.Loop() {
+			data, err := os.ReadFile("/var/lib/dpkg/status")
+			if err != nil {
+				b.Fatal(err)
+			}
+			ParseDpkgStatus(data)
+		}
+	})
+}
