@@ -721,7 +721,8 @@ firewall:
 	var code int
 	go func() {
 		defer close(done)
-		out, code = x.run(op, "apply", "-c", x.cfg, "--force", "--confirm", "5s")
+		// The window outlasts the failed login below on a loaded machine.
+		out, code = x.run(op, "apply", "-c", x.cfg, "--force", "--confirm", "10s")
 	}()
 	x.waiting(done, &out)
 	// Shut means dropped: a login that times out, not one refused (that

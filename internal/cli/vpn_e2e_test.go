@@ -327,7 +327,8 @@ func TestE2EWireGuardPeerChangeRollsBack(t *testing.T) {
 	var code int
 	go func() {
 		defer close(done)
-		out, code = x.run(x.op, "apply", "-c", x.cfg, "--confirm", "3s")
+		// The window outlasts the look at the peers on a loaded machine.
+		out, code = x.run(x.op, "apply", "-c", x.cfg, "--confirm", "10s")
 	}()
 	x.waiting(done, &out)
 	if dev, err := vpn.Show(x.wgVPS); err != nil || len(dev.Peers) != 1 {
