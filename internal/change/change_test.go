@@ -542,11 +542,10 @@ func TestWatchdogOutlivesTheApplyingProcess(t *testing.T) {
 
 func waitGone(t *testing.T, m *Manifest) {
 	t.Helper()
-	for range 100 {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if !WatchdogAlive(m) {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	t.Errorf("watchdog %d still alive", m.Timer.PID)
 }

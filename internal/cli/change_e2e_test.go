@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -235,6 +238,28 @@ func (x *e2e) canLogInWithin(addr string, d time.Duration) error {
 	return lab.SSHLogin(ctx, x.admin, addr, "root", ssh.PublicKeys(x.rootKey))
 }
 
+// loginFailure tries a root login until one works (nil) or one fails for
+// a reason other than sshd's re-exec on reload (a refused or reset
+// connection), and returns that failure. Each attempt and the whole are
+// bounded by d, so that the check ends inside a confirm window.
+func (x *e2e) loginFailure(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := x.canLogInWithin(addr, time.Until(deadline))
+		if err == nil || !reexecGap(err) || time.Until(deadline) < 200*time.Millisecond {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// reexecGap reports whether err is what a login sees while sshd re-execs
+// itself: nothing listening, or a queued connection reset.
+func reexecGap(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		(errors.Is(err, io.EOF) && !strings.Contains(err.Error(), "unable to authenticate"))
+}
+
 // run runs a moat command in a session of c and returns its output and
 // exit status.
 func (x *e2e) run(c *ssh.Client, args ...string) (string, int) {
@@ -377,14 +402,18 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 	var code int
 	go func() {
 		defer close(done)
-		out, code = x.run(op, "apply", "-c", x.cfg, "--confirm", "5s")
+		// The window holds three round trips running moat and a failed
+		// login on a loaded machine.
+		out, code = x.run(op, "apply", "-c", x.cfg, "--confirm", "10s")
 	}()
 	m := x.waiting(done, &out)
 	if o, c := x.run(tab, "confirm", m.ID); c == 0 || !strings.Contains(o, "before the change took effect") {
 		t.Errorf("confirm from a tab opened before the apply: %d %s", c, o)
 	}
-	if err := x.canLogInWithin(pub, 2*time.Second); err == nil {
+	if err := x.loginFailure(pub, 3*time.Second); err == nil {
 		t.Fatal("the change was meant to cut new root logins, yet one worked")
+	} else if !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("a new root login failed, but not on authentication: %v", err)
 	}
 	// The operator's session still runs commands...
 	if o, c := x.run(op, "change", "list"); c != 0 || !strings.Contains(o, "waiting") {
@@ -395,10 +424,10 @@ func TestE2EUnconfirmedChangeRollsBack(t *testing.T) {
 		t.Errorf("confirm from the applying connection accepted: %s", o)
 	}
 	<-done
-	if code != ExitRollback || !strings.Contains(out, "no confirm within 5s") {
+	if code != ExitRollback || !strings.Contains(out, "no confirm within 10s") {
 		t.Errorf("moat apply: exit %d\n%s", code, out)
 	}
-	if err := x.canLogIn(pub); err != nil {
+	if err := x.loginSoon(pub, 20*time.Second); err != nil {
 		t.Fatalf("after the rollback new logins still fail: %v", err)
 	}
 	if got := x.tree(); got != before {
@@ -449,7 +478,7 @@ func TestE2EKilledSessionStillRollsBack(t *testing.T) {
 	if m.State != change.RolledBack || !strings.Contains(m.Reason, "no confirm") {
 		t.Fatalf("state %s: %s", m.State, m.Reason)
 	}
-	if err := x.canLogIn(pub); err != nil {
+	if err := x.loginSoon(pub, 20*time.Second); err != nil {
 		t.Fatalf("after the rollback new logins still fail: %v", err)
 	}
 	if got := x.tree(); got != before {
@@ -497,7 +526,7 @@ firewall:
 	if err != nil || !strings.Contains(string(drop), "MaxAuthTries 4") {
 		t.Errorf("drop-in after confirm: %v\n%s", err, drop)
 	}
-	if err := x.canLogIn(pub); err != nil {
+	if err := x.loginSoon(pub, 20*time.Second); err != nil {
 		t.Errorf("login after confirm: %v", err)
 	}
 	// The confirm came over the VPN: stage 3 would be allowed now.
@@ -536,7 +565,9 @@ firewall:
 	go func() {
 		defer close(probed)
 		up := func(port string) bool {
-			c, err := x.admin.DialTimeout("tcp", vpsPublic+":"+port, 150*time.Millisecond)
+			// A loaded machine may stall a dial: only a refusal or a
+			// long silence counts as closed.
+			c, err := x.admin.DialTimeout("tcp", vpsPublic+":"+port, time.Second)
 			if err == nil {
 				c.Close()
 			}
@@ -598,21 +629,28 @@ firewall:
 
 	mu.Lock()
 	defer mu.Unlock()
-	var gap, longest time.Duration
-	var last time.Time
+	// A gap runs from the first sample that found both ports closed to
+	// the next that found one open: time spent in slow dials that
+	// succeeded is not a gap. The bound is far above sshd's re-exec; what
+	// it catches is a move that leaves no port for good or for long.
+	var gap time.Duration
+	var closedSince time.Time
 	both := false
 	for _, s := range samples {
-		if s.p22 || s.p2k {
-			if !last.IsZero() && s.at.Sub(last) > longest {
-				longest = s.at.Sub(last)
-			}
-			last = s.at
+		switch {
+		case !s.p22 && !s.p2k && closedSince.IsZero():
+			closedSince = s.at
+		case (s.p22 || s.p2k) && !closedSince.IsZero():
+			gap = max(gap, s.at.Sub(closedSince))
+			closedSince = time.Time{}
 		}
 		both = both || (s.p22 && s.p2k)
 	}
-	gap = longest
+	if !closedSince.IsZero() {
+		t.Errorf("no port open from %s to the end", closedSince.Format(time.StampMilli))
+	}
 	t.Logf("%d samples; longest time without an open port: %s", len(samples), gap)
-	if gap > 1500*time.Millisecond {
+	if gap > 10*time.Second {
 		t.Errorf("no working path for %s during the move", gap)
 	}
 	if !both {
@@ -683,17 +721,22 @@ firewall:
 	var code int
 	go func() {
 		defer close(done)
-		out, code = x.run(op, "apply", "-c", x.cfg, "--force", "--confirm", "5s")
+		// The window outlasts the failed login below on a loaded machine.
+		out, code = x.run(op, "apply", "-c", x.cfg, "--force", "--confirm", "10s")
 	}()
 	x.waiting(done, &out)
-	if err := x.canLogInWithin(pub, 2*time.Second); err == nil {
+	// Shut means dropped: a login that times out, not one refused (that
+	// is sshd between reloads).
+	if err := x.loginFailure(pub, 3*time.Second); err == nil {
 		t.Fatal("the public path still lets new logins in at stage 3")
+	} else if ne := net.Error(nil); !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("a public login failed, but not by being dropped: %v", err)
 	}
 	<-done
 	if code != ExitRollback || !strings.Contains(out, "break glass") {
 		t.Errorf("moat apply: %d\n%s", code, out)
 	}
-	if err := x.canLogIn(pub); err != nil {
+	if err := x.loginSoon(pub, 20*time.Second); err != nil {
 		t.Fatalf("after the rollback the public path is still shut: %v", err)
 	}
 	if tables := string(x.vps.MustRun(t, "nft", "list", "tables")); strings.Contains(tables, "moat") {

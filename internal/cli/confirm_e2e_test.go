@@ -144,7 +144,7 @@ func TestE2EConfirmWays(t *testing.T) {
 	if code != 0 {
 		t.Errorf("moat apply: %d\n%s", code, out)
 	}
-	if err := x.canLogIn(pub); err != nil {
+	if err := x.loginSoon(pub, 20*time.Second); err != nil {
 		t.Errorf("root cannot log in after the confirm: %v", err)
 	}
 	m, _ = change.NewStore(x.root).Load(m.ID)

@@ -110,7 +110,7 @@ func TestCommandsNeverLogJSON(t *testing.T) {
 	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "moat.yaml")
-	os.WriteFile(path, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  sites:\n    - host: a.example.com\n      routes:\n        - upstream: http://127.0.0.1:1\n          allow: [vpn]\n"), 0o600)
+	os.WriteFile(path, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  acme:\n    storage: "+dir+"/certs\n  sites:\n    - host: a.example.com\n      routes:\n        - upstream: http://127.0.0.1:1\n          allow: [vpn]\n"), 0o600)
 	var out, errb bytes.Buffer
 	Main([]string{"config", "check", path}, nil, &out, &errb)
 	for _, l := range strings.Split(out.String()+errb.String(), "\n") {

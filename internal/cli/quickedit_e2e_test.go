@@ -75,8 +75,12 @@ firewall:
 	if after, _ := os.ReadFile(x.cfg); string(after) != string(before) {
 		t.Errorf("moat.yaml after the rollback:\n%s\nwant it as it was:\n%s", after, before)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if rules := string(x.vps.MustRun(t, "nft", "list", "table", "inet", "moat")); strings.Contains(rules, "9090") {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if rules = string(x.vps.MustRun(t, "nft", "list", "table", "inet", "moat")); !strings.Contains(rules, "9090") {
+			break
+		}
+	}
+	if strings.Contains(rules, "9090") {
 		t.Errorf("port 9090 stayed open after the rollback:\n%s", rules)
 	}
 }

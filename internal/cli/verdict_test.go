@@ -21,8 +21,9 @@ func TestOneVerdict(t *testing.T) {
 	writable := filepath.Join(dir, "app.log")
 	os.WriteFile(writable, nil, 0o666)
 	os.Chmod(writable, 0o666)
+	// An ACME site: its storage in dir, not under /var/lib/moat.
 	gw := func(extra string) string {
-		return "gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n" + extra +
+		return "gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  acme:\n    storage: " + dir + "/certs\n" + extra +
 			"  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n"
 	}
 	cases := []struct {
@@ -115,7 +116,7 @@ func TestConfigCheckWarnsWeakHtpasswd(t *testing.T) {
 	ht := filepath.Join(dir, "users")
 	os.WriteFile(ht, []byte("alice:$apr1$zYe3sPXc$kV3a0O/ULVFAW58UxU7rB.\n"), 0o600)
 	path := filepath.Join(dir, "moat.yaml")
-	os.WriteFile(path, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n          basic_auth:\n            htpasswd: "+ht+"\n"), 0o600)
+	os.WriteFile(path, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  acme:\n    storage: "+dir+"/certs\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n          basic_auth:\n            htpasswd: "+ht+"\n"), 0o600)
 	var out, errb bytes.Buffer
 	if code := Main([]string{"config", "check", path}, nil, &out, &errb); code != ExitOK {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -132,7 +133,7 @@ func TestMetricsAddressOneRule(t *testing.T) {
 	a := filepath.Join(dir, "a.yaml")
 	os.WriteFile(a, []byte("alerts:\n  metrics: 192.168.1.5:9469\n"), 0o600)
 	g := filepath.Join(dir, "g.yaml")
-	os.WriteFile(g, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n"), 0o600)
+	os.WriteFile(g, []byte("gateway:\n  http: 127.0.0.1:0\n  https: 127.0.0.1:0\n  acme:\n    storage: "+dir+"/certs\n  sites:\n    - host: app.example.com\n      routes:\n        - upstream: http://127.0.0.1:3000\n"), 0o600)
 	var out, e1, e2 bytes.Buffer
 	c1 := Main([]string{"config", "check", a}, nil, &out, &e1)
 	c2 := Main([]string{"gateway", "serve", "-c", g, "--metrics", "192.168.1.5:9469"}, nil, &out, &e2)

@@ -204,9 +204,6 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	d.met = newMetrics(d)
-	if err := d.startStatusPage(ctx, cfg); err != nil {
-		return err
-	}
 	d.goRun(ctx, "ban queue", d.queue.run)
 	d.startMonitor(ctx)
 	d.goRun(ctx, "tailscale", d.watchTailscale) // daemon/tailscale.go
@@ -225,6 +222,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	d.goRun(ctx, "expiry", d.expireLoop)
 	if cfg.Alerts.Metrics != "" {
 		d.goRun(ctx, "metrics", func(ctx context.Context) error { return d.serveMetrics(ctx, cfg.Alerts.Metrics) })
+	}
+	// The status page reads what the lines above set up (the monitors,
+	// the jails): it serves once they are.
+	if err := d.startStatusPage(ctx, cfg); err != nil {
+		return err
 	}
 	// Counted before the control socket starts: from then on a reload may
 	// change the pipelines.

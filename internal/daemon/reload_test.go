@@ -137,7 +137,13 @@ func TestReloadAllOrNothing(t *testing.T) {
 	}
 	const stateBefore = "app/5/c.log notifier hook sshd/3/a.log"
 	waitUntil(t, 20*time.Second, "the jails to start", func() bool { return state() == stateBefore })
-	time.Sleep(300 * time.Millisecond) // the sources reach the end of their files
+	jails := func() []jailStatus {
+		var js []jailStatus
+		call(control.CmdJails, &js)
+		return js
+	}
+	sourceReading(t, logA, "sshd", jails)
+	sourceReading(t, logC, "app", jails)
 
 	// banned appends failures from addr to log and waits for its ban.
 	n := 0
@@ -197,7 +203,8 @@ func TestReloadAllOrNothing(t *testing.T) {
 	if got, want := state(), "notifier hook2 sshd/5/b.log web/5/c.log"; got != want {
 		t.Fatalf("after the reload %q, want %q", got, want)
 	}
-	time.Sleep(300 * time.Millisecond)
+	sourceReading(t, logB, "sshd", jails)
+	sourceReading(t, logC, "web", jails)
 	banned(logB, sshdLine, "203.0.113.99", 5)
 	banned(logC, appLine, "198.51.100.99", 5)
 }

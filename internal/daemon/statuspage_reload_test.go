@@ -138,6 +138,8 @@ func TestReloadStatusPage(t *testing.T) {
 		return err == nil && c.get(tok) == 200
 	}
 	waitUntil(t, 20*time.Second, "the page on "+a1, func() bool { return status200(a1, nil, tokA) })
+	// The page may serve before the control socket listens.
+	waitUntil(t, 20*time.Second, "the control socket", func() bool { var st Status; return call(control.CmdStatus, &st) == nil })
 	kept, err := dialPage(t, a1, nil)
 	if err != nil {
 		t.Fatal(err)

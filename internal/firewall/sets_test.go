@@ -219,13 +219,14 @@ func TestSetsKernel(t *testing.T) {
 func TestSetsExpire(t *testing.T) {
 	scratchSets(t, func(ctx context.Context, s *Sets) {
 		p := netip.MustParsePrefix("192.0.2.0/28")
-		if err := s.Ban(ctx, []Element{{Prefix: p, Timeout: 300 * time.Millisecond}}); err != nil {
+		// Long enough to be listed on the next call on a loaded machine.
+		if err := s.Ban(ctx, []Element{{Prefix: p, Timeout: 2 * time.Second}}); err != nil {
 			t.Fatal(err)
 		}
 		if _, ok := listed(t, ctx, s, KindBan)[p]; !ok {
 			t.Fatal("not added")
 		}
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for time.Now().Before(deadline) {
 			if _, ok := listed(t, ctx, s, KindBan)[p]; !ok {
 				// Gone; and it can be banned again at once.

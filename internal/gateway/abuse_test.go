@@ -111,14 +111,16 @@ func TestOversizedHeadersRefused(t *testing.T) {
 func TestSlowlorisTimedOut(t *testing.T) {
 	a := newApp(t)
 	cfg := baseConfig(t, a.URL)
-	cfg.Limits.HeaderTimeout = schema.Duration(time.Second)
-	cfg.Limits.BodyTimeout = schema.Duration(time.Second)
+	// 3 s: a healthy client gets its TLS and header through among fifty
+	// slow ones on a loaded machine; the slow ones need over 10 s.
+	cfg.Limits.HeaderTimeout = schema.Duration(3 * time.Second)
+	cfg.Limits.BodyTimeout = schema.Duration(3 * time.Second)
 	e := startEnv(t, a, cfg, Deps{})
 	const slow = 50
 	// One byte every 100 ms: the header would take over 10 s.
 	raw := "GET / HTTP/1.1\r\nHost: app.test\r\nX-Slow: " + strings.Repeat("a", 100)
 	var sent [slow]int
-	// Fifty handshakes at once on a loaded machine may outlast the 1 s
+	// Fifty handshakes at once on a loaded machine may outlast the
 	// handshake timeout: the gateway enforcing it is right, so try again
 	// (bounded) until the slow connection is open.
 	dial := func() (c *tls.Conn, err error) {
@@ -179,7 +181,7 @@ func TestSlowlorisTimedOut(t *testing.T) {
 			}
 		}
 		if n == 100 {
-			t.Error("a body sent at a byte per 100 ms was read to its end (body timeout 1 s)")
+			t.Error("a body sent at a byte per 100 ms was read to its end (body timeout 3 s)")
 		}
 	})
 	wg.Wait()
@@ -188,7 +190,7 @@ func TestSlowlorisTimedOut(t *testing.T) {
 	}
 	for i, n := range sent {
 		if n == len(raw) {
-			t.Errorf("slow client %d sent its whole header at a byte per 100 ms (header timeout 1 s)", i)
+			t.Errorf("slow client %d sent its whole header at a byte per 100 ms (header timeout 3 s)", i)
 		}
 	}
 }

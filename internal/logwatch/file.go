@@ -85,6 +85,9 @@ type File struct {
 	// noWatch makes the source poll only, as where inotify is
 	// unavailable (tests).
 	noWatch bool
+	// resumed, if set, is called once Run has chosen where to start
+	// (tests: lines appended after it are read).
+	resumed func()
 }
 
 type fileCounters struct {
@@ -146,6 +149,9 @@ func (s *File) Run(ctx context.Context, h Handler) (err error) {
 	}()
 	if err := r.resume(); err != nil {
 		return err
+	}
+	if s.resumed != nil {
+		s.resumed()
 	}
 	tick := time.NewTicker(s.cfg.Poll)
 	defer tick.Stop()

@@ -201,6 +201,19 @@ func (j *fakeJournal) crashAfter(n int) {
 	}
 }
 
+// invoked waits until journalctl has run n times: from the first, the
+// --since of a first start is fixed, and entries added after it are read.
+func (j *fakeJournal) invoked(n int) {
+	j.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for len(j.invocations()) < n {
+		if time.Now().After(deadline) {
+			j.t.Fatalf("journalctl not run %d times within 30s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // invocations returns journalctl's argument lists so far.
 func (j *fakeJournal) invocations() [][]string {
 	b, _ := os.ReadFile(filepath.Join(j.dir, "args"))
@@ -237,7 +250,7 @@ func TestJournalFakeFirstStartAndResume(t *testing.T) {
 	var c collector
 	src := j.source(store)
 	r := start(t, src, c.handle)
-	time.Sleep(50 * time.Millisecond)
+	j.invoked(1)
 	now := time.Now()
 	j.add("sshd", "one", now)
 	j.add("cron", "not sshd", now)
@@ -290,7 +303,7 @@ func TestJournalFakeRestartsAfterCrash(t *testing.T) {
 	src := j.source(store)
 	j.crashAfter(3)
 	start(t, src, c.handle)
-	time.Sleep(50 * time.Millisecond)
+	j.invoked(1)
 	var want []string
 	for i := range 10 {
 		want = append(want, fmt.Sprintf("entry %d", i))
@@ -331,7 +344,7 @@ func TestJournalFakeHandlerErrorAndStop(t *testing.T) {
 	boom := errors.New("boom")
 	src := j.source(nil)
 	r := start(t, src, func([]Line) error { return boom })
-	time.Sleep(50 * time.Millisecond)
+	j.invoked(1)
 	j.add("sshd", "x", time.Now())
 	select {
 	case err := <-r.done:

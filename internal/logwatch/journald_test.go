@@ -248,7 +248,9 @@ func forgeHelper(sock string, msgs []string) int {
 			return 1
 		}
 	}
-	time.Sleep(time.Second)
+	// Long enough for a loaded journald to get to the entries while the
+	// process is still there to be read.
+	time.Sleep(3 * time.Second)
 	return 0
 }
 

@@ -236,10 +236,8 @@ func TestEffectiveManyFast(t *testing.T) {
 			t.Errorf("%v: passwordauthentication = %q, want %q", ctxs[i], got, want)
 		}
 	}
+	// Speed is the benchmark's to measure: a loaded machine says nothing.
 	t.Logf("10 sshd -T runs: %v", took)
-	if took > 5*time.Second { // loose: shared CI hosts are noisy; the benchmark measures
-		t.Errorf("10 runs took %v", took)
-	}
 }
 
 func TestEffectiveManyCanceled(t *testing.T) {
