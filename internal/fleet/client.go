@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // ClientOptions connect a Client.
@@ -36,23 +37,32 @@ type ClientOptions struct {
 	// ResyncEvery spaces the republication of Local (0: 10 minutes).
 	ResyncEvery time.Duration
 	Metrics     *Metrics
+	// OutboxDir holds the outbox journal (the daemon's state dir/fleet):
+	// decisions not yet stored by the stream survive a restart there.
+	// Empty: in memory only.
+	OutboxDir string
+	// OutboxMax bounds the outbox (0: DefaultOutboxMax).
+	OutboxMax int
 }
 
-// Client is a host's connection to the fleet: it publishes the host's
-// decisions through an outbox that keeps the latest per subject until the
-// stream has acknowledged it (so a partition delays publishing, and loses
-// nothing), and consumes the others' through a durable consumer.
+// Client is a host's connection to the fleet: it signs the host's
+// decisions with its fleet key and publishes them through a durable
+// outbox that keeps the latest per subject until the stream has
+// acknowledged it (so a partition or a restart delays publishing, and
+// loses nothing), and consumes the others' through a durable consumer,
+// verifying each.
 type Client struct {
 	cfg Config
 	o   ClientOptions
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
+	key nkeys.KeyPair
 
-	mu     sync.Mutex
-	outbox map[string]Decision // subject → latest decision not yet stored
-	acked  map[string]string   // subject → ID the stream stored last
-	kick   chan struct{}
+	ob    *outbox
+	mu    sync.Mutex
+	acked map[string]Decision // subject → the decision the stream stored last
+	kick  chan struct{}
 	// resyncNow asks for Local again (after a reconnect).
 	resyncNow chan struct{}
 	ready     atomic.Bool
@@ -73,10 +83,22 @@ func Dial(c Config, o ClientOptions) (*Client, error) {
 	if o.ResyncEvery <= 0 {
 		o.ResyncEvery = 10 * time.Minute
 	}
-	cl := &Client{cfg: c, o: o, log: o.Log, outbox: map[string]Decision{}, acked: map[string]string{}, kick: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
+	cl := &Client{cfg: c, o: o, log: o.Log, acked: map[string]Decision{}, kick: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
 	auth, err := credentialsOption(c.Credentials)
 	if err != nil {
 		return nil, err
+	}
+	if cl.key, err = signingKey(c); err != nil {
+		return nil, err
+	}
+	// A journal that cannot be opened is said, loudly, and the outbox
+	// works in memory: banning must not depend on the state dir.
+	cl.ob, err = openOutbox(o.OutboxDir, c.Name, c.Origin(), o.OutboxMax, o.Metrics)
+	if err != nil {
+		cl.log.Error("fleet: outbox", "err", err)
+	}
+	if n := cl.ob.len(); n > 0 {
+		cl.log.Info("fleet: decisions from the last run still to publish", "count", n)
 	}
 	opts := []nats.Option{auth, nats.Name("moat " + c.Origin()), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
@@ -124,9 +146,37 @@ func credentialsOption(path string) (nats.Option, error) {
 	return opt, nil
 }
 
-// Close ends the connection; decisions still in the outbox are lost to
-// this run, and republished from the ban store (Local) by the next.
-func (cl *Client) Close() { cl.nc.Close() }
+// signingKey is the host's fleet key (the NKEY seed of its credentials),
+// which must be the one fleet.hosts lists for it: the others verify its
+// decisions against that.
+func signingKey(c Config) (nkeys.KeyPair, error) {
+	b, err := os.ReadFile(c.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: no NKEY seed to sign decisions with: %w", c.Credentials, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: %w", c.Credentials, err)
+	}
+	if want := c.Hosts[c.Origin()]; want != pub {
+		return nil, fmt.Errorf("fleet: credentials %s hold key %s but fleet.hosts.%s is %q: every host would refuse this host's decisions (put the key moat fleet keygen printed in fleet.hosts on every host)", c.Credentials, pub, c.Origin(), want)
+	}
+	return kp, nil
+}
+
+// Close ends the connection and syncs the outbox: decisions still in it
+// are published by the next run.
+func (cl *Client) Close() {
+	cl.nc.Close()
+	cl.ob.close()
+}
+
+// OutboxErr is why the outbox is in memory only (nil: it is durable).
+func (cl *Client) OutboxErr() error { return cl.ob.Err() }
 
 // Conn is the NATS connection (tests, blocklists).
 func (cl *Client) Conn() *nats.Conn { return cl.nc }
@@ -154,21 +204,21 @@ func StreamConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
-// Publish queues d; the outbox keeps the latest per subject until the
-// stream acknowledges it.
+// Publish queues d; the outbox keeps the latest per subject (by
+// Decision.Before, not by call order: a resync from an older snapshot
+// never replaces a tombstone) until the stream acknowledges it.
 func (cl *Client) Publish(ds ...Decision) {
-	cl.mu.Lock()
 	for _, d := range ds {
-		d.Origin = cl.cfg.Origin()
+		d = d.normal(cl.cfg.Origin())
 		s := d.Subject(cl.cfg.Name)
-		if cl.acked[s] == d.ID() {
+		cl.mu.Lock()
+		a, ok := cl.acked[s]
+		cl.mu.Unlock()
+		if ok && (a.ID() == d.ID() || d.Before(a)) {
 			continue
 		}
-		cl.outbox[s] = d
+		cl.ob.put(s, d)
 	}
-	n := len(cl.outbox)
-	cl.mu.Unlock()
-	cl.o.Metrics.setOutbox(n)
 	select {
 	case cl.kick <- struct{}{}:
 	default:
@@ -176,11 +226,7 @@ func (cl *Client) Publish(ds ...Decision) {
 }
 
 // Pending is the number of decisions waiting for the stream.
-func (cl *Client) Pending() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return len(cl.outbox)
-}
+func (cl *Client) Pending() int { return cl.ob.len() }
 
 // Ready reports whether the stream and the consumer were set up.
 func (cl *Client) Ready() bool { return cl.ready.Load() }
@@ -254,15 +300,25 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 // host's bans (Local) at start and every ResyncEvery.
 func (cl *Client) publishLoop(ctx context.Context) {
 	cl.resync(ctx)
+	// What the journal kept from the last run goes first.
+	select {
+	case cl.kick <- struct{}{}:
+	default:
+	}
 	resync := time.NewTicker(cl.o.ResyncEvery)
 	defer resync.Stop()
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	fsync := time.NewTicker(time.Second)
+	defer fsync.Stop()
 	backoff := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-fsync.C:
+			cl.ob.sync()
+			continue
 		case <-cl.kick:
 		case <-retry.C:
 		case <-resync.C:
@@ -292,8 +348,7 @@ func (cl *Client) resync(ctx context.Context) {
 	// record stays bounded by the bans this host holds.
 	keep := make(map[string]bool, len(ds))
 	for _, d := range ds {
-		d.Origin = cl.cfg.Origin()
-		keep[d.Subject(cl.cfg.Name)] = true
+		keep[d.normal(cl.cfg.Origin()).Subject(cl.cfg.Name)] = true
 	}
 	cl.mu.Lock()
 	for s := range cl.acked {
@@ -309,15 +364,7 @@ func (cl *Client) resync(ctx context.Context) {
 // reports whether the outbox is empty after.
 func (cl *Client) flush(ctx context.Context) bool {
 	for {
-		cl.mu.Lock()
-		batch := make(map[string]Decision, min(len(cl.outbox), 4096))
-		for s, d := range cl.outbox {
-			batch[s] = d
-			if len(batch) == 4096 {
-				break
-			}
-		}
-		cl.mu.Unlock()
+		batch := cl.ob.snapshot(4096)
 		if len(batch) == 0 {
 			return true
 		}
@@ -339,7 +386,13 @@ func (cl *Client) flush(ctx context.Context) bool {
 				}
 				opts = append(opts, jetstream.WithMsgTTL(left.Truncate(time.Second)+time.Second))
 			}
-			data, err := d.Marshal()
+			signed := d
+			if err := signed.Sign(cl.cfg.Name, cl.key); err != nil {
+				cl.log.Error("fleet: sign decision", "prefix", d.Prefix, "err", err)
+				cl.done(s, d)
+				continue
+			}
+			data, err := signed.Marshal()
 			if err != nil {
 				cl.done(s, d)
 				continue
@@ -378,14 +431,12 @@ func (cl *Client) flush(ctx context.Context) bool {
 
 // done removes d from the outbox unless a newer decision replaced it.
 func (cl *Client) done(subj string, d Decision) {
+	cl.ob.done(subj, d.ID())
 	cl.mu.Lock()
-	if cur, ok := cl.outbox[subj]; ok && cur.ID() == d.ID() {
-		delete(cl.outbox, subj)
+	if a, ok := cl.acked[subj]; !ok || !d.Before(a) {
+		cl.acked[subj] = d
 	}
-	cl.acked[subj] = d.ID()
-	n := len(cl.outbox)
 	cl.mu.Unlock()
-	cl.o.Metrics.setOutbox(n)
 }
 
 type received struct {
@@ -411,7 +462,9 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		case cl.o.Guard == nil:
 			cl.refuse(d, errors.New("no guard"))
 		default:
-			if err := cl.o.Guard.Check(d); err != nil {
+			if err := cl.o.Guard.Verify(d, cl.o.Now()); err != nil {
+				cl.refuse(d, err)
+			} else if err := cl.o.Guard.Check(d); err != nil {
 				cl.refuse(d, err)
 			} else {
 				ok = true
@@ -473,6 +526,7 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 
 func (cl *Client) refuse(d Decision, err error) {
 	cl.o.Metrics.refused()
+	cl.o.Metrics.unverified(verifyReason(err))
 	if cl.o.Refused != nil {
 		cl.o.Refused(d, err)
 	}

@@ -337,12 +337,24 @@ func (d nsDialer) Dial(network, addr string) (net.Conn, error) {
 	return d.h.Dial(ctx, network, addr)
 }
 
-// publishAs publishes a decision as origin over nc and reports the
-// server's answer.
-func publishAs(nc *nats.Conn, d Decision) error {
+// publishAs publishes a decision as origin over nc, signed with the key
+// of seed, and reports the server's answer.
+func publishAs(nc *nats.Conn, seed string, d Decision) error {
+	kp, err := signingKey(Config{Credentials: seed, Host: "x", Hosts: map[string]string{"x": pubOf(seed)}})
+	if err != nil {
+		return err
+	}
+	if err := d.Sign("lab", kp); err != nil {
+		return err
+	}
 	data, _ := d.Marshal()
-	_, err := nc.Request(d.Subject("lab"), data, 3*time.Second)
+	_, err = nc.Request(d.Subject("lab"), data, 3*time.Second)
 	return err
+}
+
+func pubOf(seed string) string {
+	p, _ := PublicKey(seed)
+	return p
 }
 
 func expectViolation(t *testing.T, errs chan error, what string) {
@@ -412,7 +424,7 @@ func TestLabFleet(t *testing.T) {
 		seedA = strings.SplitN(seedA, "\n", 2)[0]
 		nc := natsAs(t, a.h, "nats://10.77.0.1:4222", seedA, errs)
 		for _, p := range []string{"10.77.0.2/32", labAdmin["b"] + "/32", "10.77.0.0/16", "0.0.0.0/0"} {
-			if err := publishAs(nc, ban("a", p, time.Hour)); err != nil {
+			if err := publishAs(nc, seedA, ban("a", p, time.Hour)); err != nil {
 				t.Fatalf("A's own subject refused %s: %v", p, err)
 			}
 		}
@@ -435,7 +447,7 @@ func TestLabFleet(t *testing.T) {
 		}
 		// A forges a decision under B's origin: NATS refuses it.
 		forged := ban("b", "198.18.200.1/32", time.Hour)
-		if err := publishAs(nc, forged); err == nil {
+		if err := publishAs(nc, seedA, forged); err == nil {
 			t.Fatal("a publish under B's origin was stored")
 		}
 		expectViolation(t, errs, "forged origin")
@@ -516,7 +528,7 @@ func TestLabFleetStandalone(t *testing.T) {
 	errs := make(chan error, 4)
 	seed := strings.SplitN(strings.Split(readFile(t, a.cfg), "credentials: ")[1], "\n", 2)[0]
 	nc := natsAs(t, nsrv, "nats://10.77.0.10:4222", seed, errs)
-	if err := publishAs(nc, ban("c", "198.18.200.2/32", time.Hour)); err == nil {
+	if err := publishAs(nc, seed, ban("c", "198.18.200.2/32", time.Hour)); err == nil {
 		t.Fatal("a publish under C's origin was stored")
 	}
 	expectViolation(t, errs, "forged origin")
