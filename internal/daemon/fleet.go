@@ -82,7 +82,7 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 		Refused: func(dec fleet.Decision, err error) {
 			f.refused.Add(1)
 			if f.logged.allow(dec.Origin, time.Now()) {
-				d.log.Warn("fleet: decision refused", "origin", dec.Origin, "prefix", dec.Prefix, "err", err, "refused_total", f.refused.Load())
+				d.log.Warn("fleet: decision refused", "origin", dec.Origin, "prefix", dec.Prefix, "reason", fleet.RefusalReason(err), "err", err, "refused_total", f.refused.Load())
 			}
 		},
 	})

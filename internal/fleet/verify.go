@@ -102,6 +102,16 @@ func (v *verifier) verify(d Decision, now time.Time) error {
 	return nil
 }
 
+// RefusalReason names why a decision was refused, for the log: a
+// verification reason, else "check" (the guard's trust and never-ban
+// checks, or the parser).
+func RefusalReason(err error) string {
+	if r := verifyReason(err); r != "" {
+		return r
+	}
+	return "check"
+}
+
 // verifyReason is err's metric reason, "" for a refusal that is not a
 // verification failure.
 func verifyReason(err error) string {
