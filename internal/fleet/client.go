@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -440,9 +441,11 @@ func (cl *Client) done(subj string, d Decision) {
 }
 
 type received struct {
-	msg jetstream.Msg
-	d   Decision
-	ok  bool // passed the parser and the guard
+	msg   jetstream.Msg
+	d     Decision
+	check bool  // parsed, another host's: to verify and check
+	err   error // the signature's verdict (verifySigs)
+	ok    bool  // passed every check
 }
 
 // consumeLoop hands the stream's decisions to Apply in batches, in the
@@ -454,7 +457,7 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 	in := make(chan received, 8192)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d, err := ParseDecision(cl.cfg.Name, m.Subject(), m.Data())
-		ok := false
+		check := false
 		switch {
 		case err != nil:
 			cl.refuse(d, err)
@@ -462,16 +465,10 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		case cl.o.Guard == nil:
 			cl.refuse(d, errors.New("no guard"))
 		default:
-			if err := cl.o.Guard.Verify(d, cl.o.Now()); err != nil {
-				cl.refuse(d, err)
-			} else if err := cl.o.Guard.Check(d); err != nil {
-				cl.refuse(d, err)
-			} else {
-				ok = true
-			}
+			check = true
 		}
 		select {
-		case in <- received{m, d, ok}:
+		case in <- received{msg: m, d: d, check: check}:
 		case <-ctx.Done():
 		}
 	}, jetstream.PullMaxMessages(16384), jetstream.PullHeartbeat(2*time.Second),
@@ -504,6 +501,24 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		ds = ds[:0]
 		now := cl.o.Now()
 		counts := map[string]int{}
+		cl.verifySigs(batch)
+		for i := range batch {
+			r := &batch[i]
+			if !r.check {
+				continue
+			}
+			if r.err == nil {
+				r.err = cl.o.Guard.VerifyFresh(r.d, now)
+			}
+			if r.err == nil {
+				r.err = cl.o.Guard.Check(r.d)
+			}
+			if r.err != nil {
+				cl.refuse(r.d, r.err)
+			} else {
+				r.ok = true
+			}
+		}
 		for _, r := range batch {
 			if r.ok {
 				ds = append(ds, r.d)
@@ -522,6 +537,26 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		}
 		cl.o.Metrics.received(len(ds))
 	}
+}
+
+// verifySigs checks the batch's signatures on every core: the
+// signatures are independent; what depends on order (expiry, replays)
+// is checked after, one by one, in the stream's order.
+func (cl *Client) verifySigs(batch []received) {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(batch)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(batch); i += workers {
+				if batch[i].check {
+					batch[i].err = cl.o.Guard.VerifySig(batch[i].d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (cl *Client) refuse(d Decision, err error) {

@@ -41,6 +41,13 @@ func (g *Guard) SetNever(never []netip.Prefix) {
 // nil: see verifier.
 func (g *Guard) Verify(d Decision, now time.Time) error { return g.ver.verify(d, now) }
 
+// VerifySig is Verify's signature half (pure: run in parallel).
+func (g *Guard) VerifySig(d Decision) error { return g.ver.verifySig(d) }
+
+// VerifyFresh is Verify's other half: the clock and replay checks, in
+// the stream's order.
+func (g *Guard) VerifyFresh(d Decision, now time.Time) error { return g.ver.verifyFresh(d, now) }
+
 // Check returns why d must not be applied here, or nil. It does not
 // verify the signature: Verify does.
 func (g *Guard) Check(d Decision) error {

@@ -24,11 +24,12 @@ const DefaultOutboxMax = 100_000
 // survives moat stopping, crashing or being killed. Each decision is
 // appended (one write, so it survives the process dying at once; fsync
 // follows within a second, so a power loss costs at most that second),
-// and the journal is rewritten atomically (temporary file, fsync,
-// rename) with what is still queued whenever it holds much more than
-// that. A journal that cannot be written (full disk, unwritable state
-// dir) leaves the outbox in memory: publishing and local banning go on,
-// and the error is reported (Err, the write-errors metric).
+// the journal is truncated once everything is stored, and rewritten
+// atomically (temporary file, fsync, rename) with what is still queued
+// whenever it holds much more than that. A journal that cannot be
+// written (full disk, unwritable state dir) leaves the outbox in memory:
+// publishing and local banning go on, and the error is reported (Err,
+// the write-errors metric).
 //
 // When full (max decisions), a ban makes room before a tombstone: the
 // ban store republishes a host's bans in force (Local), while an unban
@@ -186,7 +187,20 @@ func (o *outbox) done(subj, id string) {
 		}
 		delete(o.m, subj)
 	}
-	if o.path != "" && (len(o.m) == 0 && o.records > 0 || o.records > 2*len(o.m)+1024) {
+	switch {
+	case o.path == "":
+	case len(o.m) == 0 && o.records > 0 && o.f != nil:
+		// Drained, the usual case: truncate (cheap, no fsync here; the
+		// sync tick follows). Either the old records or none survive a
+		// crash, and the old ones were all stored: republished, they
+		// are de-duplicated.
+		if err := o.f.Truncate(0); err != nil {
+			o.f.Close()
+			o.f = nil
+			o.fail(err)
+		}
+		o.records, o.dirty = 0, true
+	case o.records > 2*len(o.m)+1024:
 		if err := o.rewrite(); err != nil {
 			o.fail(err)
 		}

@@ -285,8 +285,8 @@ func TestRogueClientForgesDecisions(t *testing.T) {
 	stretched.Sign("test", h0.client.key) // a genuine signature of another decision...
 	stretched.Prefix = netip.MustParsePrefix("198.51.100.5/32")
 	pub(stretched) // ...moved to another prefix
-	replay := lifted
-	replay.Sign("test", h0.client.key) // h0's own signature of the lifted ban
+	replay := lifted.normal("h0")
+	replay.Sign("test", h0.client.key) // the very message h0 published (ed25519 is deterministic)
 	pub(replay)
 	forged = append(forged, unsigned.Prefix, ownKey.Prefix, claimed.Prefix, stretched.Prefix)
 
