@@ -288,8 +288,8 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 		// A new host starts from the current state: the latest decision
 		// per origin and prefix.
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-		// One ack per applied batch (consumeLoop).
-		AckPolicy:     jetstream.AckAllPolicy,
+		// Each decision acknowledged once applied (consumeLoop).
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 65536,
 		Replicas:      0,
@@ -449,10 +449,10 @@ type received struct {
 }
 
 // consumeLoop hands the stream's decisions to Apply in batches, in the
-// stream's order, and acknowledges each batch once it is applied with one
-// ack of its last message (the consumer acks all before it): refused and
-// own decisions go through the same queue, so no ack ever covers a
-// decision not yet applied.
+// stream's order, and acknowledges each message of a batch once the batch
+// is applied: a decision not acknowledged (moat stopped first, or handed
+// to a pull request of a client that died) is redelivered, and an older
+// decision redelivered after a newer one is refused as stale.
 func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 	in := make(chan received, 8192)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
@@ -531,7 +531,13 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		if ctx.Err() != nil {
 			return // not acknowledged: redelivered to the next run
 		}
-		batch[len(batch)-1].msg.Ack()
+		// Each message on its own: with AckAll, the ack of a later
+		// message also acknowledged one the consumer had handed to a
+		// pull request of a client since gone (moat killed), which was
+		// then never redelivered.
+		for _, r := range batch {
+			r.msg.Ack()
+		}
 		for o, n := range counts {
 			cl.tally.Add(o, now, n)
 		}

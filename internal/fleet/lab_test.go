@@ -476,7 +476,7 @@ func TestLabFleet(t *testing.T) {
 		}
 		expectViolation(t, errs, "forged origin")
 		// Nor may A delete or purge the stream, or read through B's consumer.
-		for _, subj := range []string{"$JS.API.STREAM.DELETE." + StreamName, "$JS.API.STREAM.PURGE." + StreamName, "$JS.API.CONSUMER.MSG.NEXT." + StreamName + ".moat-b"} {
+		for _, subj := range []string{"$JS.API.STREAM.DELETE." + StreamName, "$JS.API.STREAM.PURGE." + StreamName, "$JS.API.CONSUMER.MSG.NEXT." + StreamName + "." + ConsumerName("b")} {
 			if _, err := nc.Request(subj, []byte("{}"), time.Second); err == nil {
 				t.Fatalf("A was answered on %s", subj)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -119,6 +120,9 @@ func (cl *Client) Status(ctx context.Context, node *Node) Status {
 	s.Stream = ss
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {
+		if !strings.HasPrefix(ci.Name, consumerPrefix) {
+			continue // an earlier moat's consumer, left behind
+		}
 		cs := ConsumerStatus{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending}
 		if ci.Delivered.Last != nil {
 			cs.LastActive = *ci.Delivered.Last
