@@ -102,7 +102,16 @@ type memberOpts struct {
 }
 
 func startMemberOpts(t testing.TB, c Config, dir string, o memberOpts) *member {
-	node, err := StartNode(c, NodeOptions{Dir: dir})
+	// A restarted member listens on its ports again: on a busy machine
+	// another socket may hold one for a moment. A few tries.
+	var node *Node
+	var err error
+	for try := 0; try < 5; try++ {
+		if node, err = StartNode(c, NodeOptions{Dir: dir}); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
