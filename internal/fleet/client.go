@@ -59,6 +59,7 @@ type Client struct {
 	js  jetstream.JetStream
 	log *slog.Logger
 	key nkeys.KeyPair
+	sig signer // key, ready to sign
 
 	ob    *outbox
 	mu    sync.Mutex
@@ -91,6 +92,9 @@ func Dial(c Config, o ClientOptions) (*Client, error) {
 	}
 	if cl.key, err = signingKey(c); err != nil {
 		return nil, err
+	}
+	if cl.sig, err = newSigner(cl.key); err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: %w", c.Credentials, err)
 	}
 	// A journal that cannot be opened is said, loudly, and the outbox
 	// works in memory: banning must not depend on the state dir.
@@ -388,11 +392,7 @@ func (cl *Client) flush(ctx context.Context) bool {
 				opts = append(opts, jetstream.WithMsgTTL(left.Truncate(time.Second)+time.Second))
 			}
 			signed := d
-			if err := signed.Sign(cl.cfg.Name, cl.key); err != nil {
-				cl.log.Error("fleet: sign decision", "prefix", d.Prefix, "err", err)
-				cl.done(s, d)
-				continue
-			}
+			signed.sign(cl.cfg.Name, cl.sig)
 			data, err := signed.Marshal()
 			if err != nil {
 				cl.done(s, d)

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -114,13 +115,40 @@ func (d Decision) SignedBytes(fleet string) []byte {
 
 // Sign sets d's Signer and Sig with kp, the host's fleet key.
 func (d *Decision) Sign(fleet string, kp nkeys.KeyPair) error {
-	pub, err := kp.PublicKey()
+	k, err := newSigner(kp)
 	if err != nil {
 		return err
 	}
-	d.Signer = pub
-	d.Sig, err = kp.Sign(d.SignedBytes(fleet))
-	return err
+	d.sign(fleet, k)
+	return nil
+}
+
+// signer is a fleet key ready to sign: nkeys derives the ed25519 key
+// from the seed at every Sign, which costs as much as the signature.
+type signer struct {
+	pub  string
+	priv ed25519.PrivateKey
+}
+
+func newSigner(kp nkeys.KeyPair) (signer, error) {
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return signer{}, err
+	}
+	seed, err := kp.Seed()
+	if err != nil {
+		return signer{}, err
+	}
+	_, raw, err := nkeys.DecodeSeed(seed)
+	if err != nil {
+		return signer{}, err
+	}
+	return signer{pub: pub, priv: ed25519.NewKeyFromSeed(raw)}, nil
+}
+
+func (d *Decision) sign(fleet string, k signer) {
+	d.Signer = k.pub
+	d.Sig = ed25519.Sign(k.priv, d.SignedBytes(fleet))
 }
 
 // MaxDecisionSize bounds a message: anything larger is refused unread.
