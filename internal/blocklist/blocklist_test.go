@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/moat-sh/moat/internal/schema"
 )
 
@@ -535,5 +537,79 @@ func TestNotModifiedPublishedAgain(t *testing.T) {
 	}
 	if len(published) != 2 || published[0] != "drop="+dropList || published[1] != published[0] {
 		t.Errorf("published %q", published)
+	}
+}
+
+// TestRefusalReasons: each refused update is counted under its reason
+// in the metric, and the last refusal stays in the status after the
+// list is taken again.
+func TestRefusalReasons(t *testing.T) {
+	pub := &publisher{}
+	mod := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	pub.set(dropList, `"v1"`, mod)
+	srv := httptest.NewTLSServer(pub)
+	defer srv.Close()
+	sk := &sink{}
+	m := newTestManager(t, srv, t.TempDir(), Source{Name: "drop", URL: srv.URL + "/drop.txt", MaxBytes: 4096}, sk, nil)
+	ctx := context.Background()
+	if err := m.Refresh(ctx, "drop"); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		body, reason string
+		status       int
+	}{
+		{"9.9.9.0/24\nnot a network\n", RefusalParse, 0},
+		{strings.Repeat("10.0.0.0/8\n", 1000), RefusalTooLarge, 0},
+		{"# nothing\n", RefusalEmpty, 0},
+		{dropList, RefusalFetch, http.StatusBadGateway},
+	}
+	for i, s := range steps {
+		pub.set(s.body, fmt.Sprintf(`"r%d"`, i), mod.Add(time.Duration(i+1)*time.Hour))
+		pub.mu.Lock()
+		pub.status = s.status
+		pub.mu.Unlock()
+		if err := m.Refresh(ctx, "drop"); err == nil {
+			t.Fatalf("%s: accepted", s.reason)
+		}
+		if st := m.Status().Lists[0]; st.LastRefusalReason != s.reason || st.Refused[s.reason] != 1 {
+			t.Fatalf("after a %s refusal: %+v", s.reason, st)
+		}
+	}
+	pub.mu.Lock()
+	pub.status = 0
+	pub.mu.Unlock()
+	pub.set("1.10.16.0/20\n", `"ok"`, mod.Add(10*time.Hour))
+	if err := m.Refresh(ctx, "drop"); err != nil {
+		t.Fatal(err)
+	}
+	st := m.Status().Lists[0]
+	if st.LastError != "" || st.LastRefusalReason != RefusalFetch || !strings.Contains(st.LastRefusal, "502") {
+		t.Fatalf("the last refusal did not outlive the success: %+v", st)
+	}
+	// The metric, as a scrape reads it.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "moat_blocklist_refused_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() == "reason" {
+					got[lp.GetValue()] = mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	for _, r := range RefusalReasons {
+		if got[r] != 1 {
+			t.Errorf("moat_blocklist_refused_total{reason=%q} = %v, want 1", r, got[r])
+		}
 	}
 }

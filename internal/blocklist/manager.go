@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -88,10 +90,16 @@ type list struct {
 	lastFetch, changed time.Time
 	lastErr            string
 	lastErrAt          time.Time
-	fetches, notMod    uint64
-	changes            uint64
-	failures           uint64
-	next               time.Time
+	// The last refusal stays after a later success (lastErr does not):
+	// the operator sees what was refused, and why, until the next one.
+	lastRefusal       string
+	lastRefusalReason string
+	lastRefusalAt     time.Time
+	refused           map[string]uint64 // by Refusal* reason
+	fetches, notMod   uint64
+	changes           uint64
+	failures          uint64
+	next              time.Time
 	// from is where the copy in force came from: the origin (URL or
 	// file) or "fleet:<host>"; sum its bytes' hash, to skip the same
 	// copy offered again.
@@ -334,13 +342,49 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// Reasons a list update is refused (the metric's reason label).
+const (
+	RefusalFetch    = "fetch"     // the origin could not be fetched
+	RefusalParse    = "parse"     // a line is not a network
+	RefusalTooLarge = "too_large" // more bytes or networks than the bound
+	RefusalEmpty    = "empty"     // a URL list with no network at all
+)
+
+// RefusalReasons lists every Refusal*.
+var RefusalReasons = []string{RefusalFetch, RefusalParse, RefusalTooLarge, RefusalEmpty}
+
+var errEmpty = errors.New("the list holds no networks")
+
+// refusalReason classifies a failed update.
+func refusalReason(err error) string {
+	var pe *ParseError
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return RefusalTooLarge
+	case errors.Is(err, errEmpty):
+		return RefusalEmpty
+	case errors.As(err, &pe):
+		if strings.HasPrefix(pe.Msg, "more than ") || strings.HasPrefix(pe.Msg, "line longer") {
+			return RefusalTooLarge
+		}
+		return RefusalParse
+	}
+	return RefusalFetch
+}
+
 // failed records err on l (whose loaded copy stays) and returns it. A
 // failure retries sooner than the schedule, but not before 15 minutes.
 func (m *Manager) failed(l *list, now time.Time, err error) error {
+	reason := refusalReason(err)
 	m.mu.Lock()
 	l.failures++
 	l.lastErr = err.Error()
 	l.lastErrAt = now
+	l.lastRefusal, l.lastRefusalReason, l.lastRefusalAt = err.Error(), reason, now
+	if l.refused == nil {
+		l.refused = map[string]uint64{}
+	}
+	l.refused[reason]++
 	l.next = now.Add(min(time.Duration(l.src.Refresh), 15*time.Minute))
 	m.mu.Unlock()
 	m.o.Log.Warn("blocklist not refreshed; the copy loaded before stays", "list", l.src.Name, "err", err)
@@ -357,7 +401,7 @@ func (m *Manager) take(ctx context.Context, l *list, data []byte, v Validators, 
 	if len(ps) == 0 && l.src.URL != "" {
 		// A publisher's glitch (an empty 200, a truncated file) must not
 		// lift every block; a file the operator empties is taken.
-		return fmt.Errorf("list %s refused: the copy from %s holds no networks (to drop a list, remove it from guard.blocklists)", l.src.Name, l.src.Where())
+		return fmt.Errorf("list %s refused: %w in the copy from %s (to drop a list, remove it from guard.blocklists)", l.src.Name, errEmpty, l.src.Where())
 	}
 	if !fromCache && m.o.StateDir != "" {
 		if err := m.writeCache(l, data, v, from); err != nil {
@@ -563,10 +607,16 @@ type ListStatus struct {
 	NextRefresh time.Time `json:"next_refresh,omitzero"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
-	Fetches     uint64    `json:"fetches"`
-	NotModified uint64    `json:"not_modified"`
-	Changes     uint64    `json:"changes"`
-	Failures    uint64    `json:"failures"`
+	// LastRefusal is the last update refused (kept after later
+	// successes), LastRefusalReason its class (a Refusal* reason).
+	LastRefusal       string            `json:"last_refusal,omitempty"`
+	LastRefusalReason string            `json:"last_refusal_reason,omitempty"`
+	LastRefusalAt     time.Time         `json:"last_refusal_at,omitzero"`
+	Refused           map[string]uint64 `json:"refused,omitempty"`
+	Fetches           uint64            `json:"fetches"`
+	NotModified       uint64            `json:"not_modified"`
+	Changes           uint64            `json:"changes"`
+	Failures          uint64            `json:"failures"`
 }
 
 // Status is the blocklists in `moat status`.
@@ -595,7 +645,8 @@ func (m *Manager) Status() Status {
 		st.Lists = append(st.Lists, ListStatus{Name: l.src.Name, Source: l.src.Where(), From: l.from, Loaded: l.loaded,
 			Entries: len(l.prefixes), IPv4: l.v4, IPv6: l.v6, FromCache: l.fromCache,
 			LastRefresh: l.lastFetch, LastChange: l.changed, NextRefresh: l.next,
-			LastError: l.lastErr, LastErrorAt: l.lastErrAt,
+			LastError: l.lastErr, LastErrorAt: l.lastErrAt, Refused: maps.Clone(l.refused),
+			LastRefusal: l.lastRefusal, LastRefusalReason: l.lastRefusalReason, LastRefusalAt: l.lastRefusalAt,
 			Fetches: l.fetches, NotModified: l.notMod, Changes: l.changes, Failures: l.failures})
 	}
 	return st

@@ -9,12 +9,13 @@ var (
 	mChanged  = prometheus.NewDesc("moat_blocklist_last_change_timestamp_seconds", "When a list's copy in force was fetched, Unix time.", []string{"list"}, nil)
 	mRanges   = prometheus.NewDesc("moat_blocklist_ranges", "Address ranges the blocklist sets hold, all lists merged.", nil, nil)
 	mCarved   = prometheus.NewDesc("moat_blocklist_carved_entries", "List entries overlapping networks never blocked (host, VPN, admin, guard.ignore).", nil, nil)
+	mRefused  = prometheus.NewDesc("moat_blocklist_refused_total", "Updates of a list refused, nothing of them applied (the copy before stays), by list and reason: fetch, parse, too_large, empty.", []string{"list", "reason"}, nil)
 	mLoadFail = prometheus.NewDesc("moat_blocklist_load_failing", "1 when the last load into the firewall failed (retried).", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (m *Manager) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mEntries, mLoaded, mFetches, mChanged, mRanges, mCarved, mLoadFail} {
+	for _, d := range []*prometheus.Desc{mEntries, mLoaded, mFetches, mChanged, mRanges, mCarved, mLoadFail, mRefused} {
 		ch <- d
 	}
 }
@@ -28,6 +29,9 @@ func (m *Manager) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mFetches, prometheus.CounterValue, float64(l.Changes), l.Name, "changed")
 		ch <- prometheus.MustNewConstMetric(mFetches, prometheus.CounterValue, float64(l.NotModified), l.Name, "not_modified")
 		ch <- prometheus.MustNewConstMetric(mFetches, prometheus.CounterValue, float64(l.Failures), l.Name, "failed")
+		for _, r := range RefusalReasons {
+			ch <- prometheus.MustNewConstMetric(mRefused, prometheus.CounterValue, float64(l.Refused[r]), l.Name, r)
+		}
 		if !l.LastChange.IsZero() {
 			ch <- prometheus.MustNewConstMetric(mChanged, prometheus.GaugeValue, float64(l.LastChange.Unix()), l.Name)
 		}

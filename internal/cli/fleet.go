@@ -90,6 +90,9 @@ func printFleetStatus(e *env, st fleet.Status) {
 		fmt.Fprintf(w, "stream %s: UNAVAILABLE: %s\n", fleet.StreamName, st.StreamError)
 	}
 	fmt.Fprintf(w, "this host: lag %d, outbox %d\n", st.Lag, st.Outbox)
+	if st.OutboxError != "" {
+		fmt.Fprintf(w, "OUTBOX NOT DURABLE: %s\n", st.OutboxError)
+	}
 	if len(st.Consumers) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "consumer\tpending\tack pending\tlast delivery")

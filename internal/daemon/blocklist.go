@@ -252,6 +252,12 @@ func writeBlocklists(w io.Writer, st *blocklist.Status, now time.Time) {
 			s += "; LAST REFRESH FAILED: " + l.LastError
 		}
 		fmt.Fprintf(w, "  %-16s %s\n", l.Name, s)
+		if l.LastRefusal != "" && l.LastRefusal != l.LastError {
+			// Refused before, taken since: still worth knowing why.
+			fmt.Fprintf(w, "  %-16s last update refused %s ago (%s): %s\n", "", ageText(now.Sub(l.LastRefusalAt)), l.LastRefusalReason, l.LastRefusal)
+		} else if l.LastRefusal != "" {
+			fmt.Fprintf(w, "  %-16s refusal reason: %s\n", "", l.LastRefusalReason)
+		}
 	}
 	if st.CarvedTotal > 0 {
 		c := st.Carved[0]

@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,27 @@ type fleetRun struct {
 	refused atomic.Uint64
 	lists   *fleetLists                // the blocklists bucket
 	last    atomic.Pointer[fleetCheck] // the monitor's last status
-	lastLog atomic.Int64               // unix seconds of the last refusal logged
+	logged  refusalLog
+}
+
+// refusalLog rate-limits the refusal log: one line per origin a minute
+// (a hostile member, or a forger, could send many).
+type refusalLog struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (l *refusalLog) allow(origin string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.last == nil || len(l.last) > 1024 {
+		l.last = map[string]time.Time{} // forged origins are unbounded
+	}
+	if t, ok := l.last[origin]; ok && now.Sub(t) < time.Minute {
+		return false
+	}
+	l.last[origin] = now
+	return true
 }
 
 type fleetCheck struct {
@@ -55,12 +76,13 @@ func (d *Daemon) startFleet(ctx context.Context, cfg *config.Config) error {
 	client, err := fleet.Dial(f.cfg, fleet.ClientOptions{
 		Node: f.node, Guard: f.guard, Log: d.log, Metrics: fleet.NewMetrics(d.reg),
 		Apply: d.applyFleet, Local: d.localDecisions,
+		// The outbox journal: decisions waiting for NATS survive a
+		// restart, a crash or kill -9.
+		OutboxDir: filepath.Join(d.o.StateDir, "fleet"),
 		Refused: func(dec fleet.Decision, err error) {
 			f.refused.Add(1)
-			// Rate-limited: a hostile member could send many.
-			now := time.Now().Unix()
-			if last := f.lastLog.Load(); now > last && f.lastLog.CompareAndSwap(last, now) {
-				d.log.Warn("fleet: decision refused", "origin", dec.Origin, "prefix", dec.Prefix, "err", err, "refused_total", f.refused.Load())
+			if f.logged.allow(dec.Origin, time.Now()) {
+				d.log.Warn("fleet: decision refused", "origin", dec.Origin, "prefix", dec.Prefix, "reason", fleet.RefusalReason(err), "err", err, "refused_total", f.refused.Load())
 			}
 		},
 	})
@@ -274,14 +296,17 @@ func isFleet(o ban.Origin) bool { _, ok := o.FleetHost(); return ok }
 
 // FleetSummary is `moat status`'s fleet block.
 type FleetSummary struct {
-	Fleet   string `json:"fleet"`
-	Origin  string `json:"origin"`
-	Ready   bool   `json:"ready"`
-	Nodes   int    `json:"nodes"`
-	Quorum  bool   `json:"quorum"`
-	Lag     uint64 `json:"lag"`
-	Outbox  int    `json:"outbox"`
-	Refused uint64 `json:"refused"`
+	Fleet  string `json:"fleet"`
+	Origin string `json:"origin"`
+	Ready  bool   `json:"ready"`
+	Nodes  int    `json:"nodes"`
+	Quorum bool   `json:"quorum"`
+	Lag    uint64 `json:"lag"`
+	Outbox int    `json:"outbox"`
+	// OutboxError says why the outbox is in memory only ("": it is
+	// journaled in the state dir).
+	OutboxError string `json:"outbox_error,omitempty"`
+	Refused     uint64 `json:"refused"`
 	// ListsRefused counts blocklist updates refused (untrusted origin,
 	// a list not configured here, a copy that does not parse).
 	ListsRefused uint64 `json:"lists_refused"`
@@ -298,6 +323,9 @@ func (d *Daemon) fleetSummary() *FleetSummary {
 		Outbox: f.client.Pending(), Refused: f.refused.Load()}
 	if f.lists != nil {
 		s.ListsRefused = f.lists.refused.Load()
+	}
+	if err := f.client.OutboxErr(); err != nil {
+		s.OutboxError = err.Error()
 	}
 	if last := f.last.Load(); last != nil {
 		s.Nodes, s.Lag, s.Checked = len(last.st.Nodes), last.st.Lag, last.at
@@ -322,6 +350,9 @@ func (s *FleetSummary) writeText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\nFLEET  %s as %s: %s\n", s.Fleet, s.Origin, state)
 	fmt.Fprintf(w, "  nodes %d, lag %d, outbox %d, refused %d (moat fleet status for more)\n", s.Nodes, s.Lag, s.Outbox, s.Refused)
+	if s.OutboxError != "" {
+		fmt.Fprintf(w, "  OUTBOX NOT DURABLE: %s\n", s.OutboxError)
+	}
 	if s.ListsRefused > 0 {
 		fmt.Fprintf(w, "  blocklist updates refused %d (see the log)\n", s.ListsRefused)
 	}

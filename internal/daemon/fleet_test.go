@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/moat-sh/moat/internal/alert"
 	"github.com/moat-sh/moat/internal/ban"
+	"github.com/moat-sh/moat/internal/blocklist"
 	"github.com/moat-sh/moat/internal/fleet"
 )
 
@@ -56,5 +59,23 @@ func TestShareKey(t *testing.T) {
 		if got := shareKey(c.b); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.b, got, c.want)
 		}
+	}
+}
+
+// TestStatusTextRefusals: moat status says when the fleet's outbox is
+// not durable, and keeps a list's last refusal and its reason after the
+// list was taken again.
+func TestStatusTextRefusals(t *testing.T) {
+	var b bytes.Buffer
+	(&FleetSummary{Fleet: "prod", Origin: "web-1", Ready: true, OutboxError: "fleet outbox /var/lib/moat/fleet/outbox.jsonl: no space left on device"}).writeText(&b)
+	if !strings.Contains(b.String(), "OUTBOX NOT DURABLE") || !strings.Contains(b.String(), "no space left") {
+		t.Errorf("fleet status text:\n%s", b.String())
+	}
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	b.Reset()
+	writeBlocklists(&b, &blocklist.Status{Lists: []blocklist.ListStatus{{Name: "drop", Loaded: true, Entries: 3,
+		LastRefusal: "list drop refused, nothing of it applied: line 3: not a network", LastRefusalReason: blocklist.RefusalParse, LastRefusalAt: now.Add(-2 * time.Hour)}}}, now)
+	if !strings.Contains(b.String(), "last update refused 2h") || !strings.Contains(b.String(), "(parse)") || !strings.Contains(b.String(), "line 3") {
+		t.Errorf("blocklist status text:\n%s", b.String())
 	}
 }

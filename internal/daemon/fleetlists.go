@@ -92,6 +92,10 @@ func (s *fleetLists) offer(ctx context.Context, u fleet.ListUpdate) {
 	if u.Deleted || u.Origin == s.cfg.Origin() {
 		return
 	}
+	if u.Err != nil {
+		s.refuse(u, u.Err.Error())
+		return
+	}
 	if !s.cfg.Trusts(u.Origin) {
 		s.refuse(u, "origin not in fleet.trust")
 		return

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // ClientOptions connect a Client.
@@ -36,23 +38,33 @@ type ClientOptions struct {
 	// ResyncEvery spaces the republication of Local (0: 10 minutes).
 	ResyncEvery time.Duration
 	Metrics     *Metrics
+	// OutboxDir holds the outbox journal (the daemon's state dir/fleet):
+	// decisions not yet stored by the stream survive a restart there.
+	// Empty: in memory only.
+	OutboxDir string
+	// OutboxMax bounds the outbox (0: DefaultOutboxMax).
+	OutboxMax int
 }
 
-// Client is a host's connection to the fleet: it publishes the host's
-// decisions through an outbox that keeps the latest per subject until the
-// stream has acknowledged it (so a partition delays publishing, and loses
-// nothing), and consumes the others' through a durable consumer.
+// Client is a host's connection to the fleet: it signs the host's
+// decisions with its fleet key and publishes them through a durable
+// outbox that keeps the latest per subject until the stream has
+// acknowledged it (so a partition or a restart delays publishing, and
+// loses nothing), and consumes the others' through a durable consumer,
+// verifying each.
 type Client struct {
 	cfg Config
 	o   ClientOptions
 	nc  *nats.Conn
 	js  jetstream.JetStream
 	log *slog.Logger
+	key nkeys.KeyPair
+	sig signer // key, ready to sign
 
-	mu     sync.Mutex
-	outbox map[string]Decision // subject → latest decision not yet stored
-	acked  map[string]string   // subject → ID the stream stored last
-	kick   chan struct{}
+	ob    *outbox
+	mu    sync.Mutex
+	acked map[string]Decision // subject → the decision the stream stored last
+	kick  chan struct{}
 	// resyncNow asks for Local again (after a reconnect).
 	resyncNow chan struct{}
 	ready     atomic.Bool
@@ -73,10 +85,25 @@ func Dial(c Config, o ClientOptions) (*Client, error) {
 	if o.ResyncEvery <= 0 {
 		o.ResyncEvery = 10 * time.Minute
 	}
-	cl := &Client{cfg: c, o: o, log: o.Log, outbox: map[string]Decision{}, acked: map[string]string{}, kick: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
+	cl := &Client{cfg: c, o: o, log: o.Log, acked: map[string]Decision{}, kick: make(chan struct{}, 1), resyncNow: make(chan struct{}, 1)}
 	auth, err := credentialsOption(c.Credentials)
 	if err != nil {
 		return nil, err
+	}
+	if cl.key, err = signingKey(c); err != nil {
+		return nil, err
+	}
+	if cl.sig, err = newSigner(cl.key); err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: %w", c.Credentials, err)
+	}
+	// A journal that cannot be opened is said, loudly, and the outbox
+	// works in memory: banning must not depend on the state dir.
+	cl.ob, err = openOutbox(o.OutboxDir, c.Name, c.Origin(), o.OutboxMax, o.Metrics)
+	if err != nil {
+		cl.log.Error("fleet: outbox", "err", err)
+	}
+	if n := cl.ob.len(); n > 0 {
+		cl.log.Info("fleet: decisions from the last run still to publish", "count", n)
 	}
 	opts := []nats.Option{auth, nats.Name("moat " + c.Origin()), nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond), nats.RetryOnFailedConnect(true),
@@ -124,9 +151,37 @@ func credentialsOption(path string) (nats.Option, error) {
 	return opt, nil
 }
 
-// Close ends the connection; decisions still in the outbox are lost to
-// this run, and republished from the ban store (Local) by the next.
-func (cl *Client) Close() { cl.nc.Close() }
+// signingKey is the host's fleet key (the NKEY seed of its credentials),
+// which must be the one fleet.hosts lists for it: the others verify its
+// decisions against that.
+func signingKey(c Config) (nkeys.KeyPair, error) {
+	b, err := os.ReadFile(c.Credentials)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials: %w", err)
+	}
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: no NKEY seed to sign decisions with: %w", c.Credentials, err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("fleet: credentials %s: %w", c.Credentials, err)
+	}
+	if want := c.Hosts[c.Origin()]; want != pub {
+		return nil, fmt.Errorf("fleet: credentials %s hold key %s but fleet.hosts.%s is %q: every host would refuse this host's decisions (put the key moat fleet keygen printed in fleet.hosts on every host)", c.Credentials, pub, c.Origin(), want)
+	}
+	return kp, nil
+}
+
+// Close ends the connection and syncs the outbox: decisions still in it
+// are published by the next run.
+func (cl *Client) Close() {
+	cl.nc.Close()
+	cl.ob.close()
+}
+
+// OutboxErr is why the outbox is in memory only (nil: it is durable).
+func (cl *Client) OutboxErr() error { return cl.ob.Err() }
 
 // Conn is the NATS connection (tests, blocklists).
 func (cl *Client) Conn() *nats.Conn { return cl.nc }
@@ -154,21 +209,21 @@ func StreamConfig(c Config) jetstream.StreamConfig {
 	}
 }
 
-// Publish queues d; the outbox keeps the latest per subject until the
-// stream acknowledges it.
+// Publish queues d; the outbox keeps the latest per subject (by
+// Decision.Before, not by call order: a resync from an older snapshot
+// never replaces a tombstone) until the stream acknowledges it.
 func (cl *Client) Publish(ds ...Decision) {
-	cl.mu.Lock()
 	for _, d := range ds {
-		d.Origin = cl.cfg.Origin()
+		d = d.normal(cl.cfg.Origin())
 		s := d.Subject(cl.cfg.Name)
-		if cl.acked[s] == d.ID() {
+		cl.mu.Lock()
+		a, ok := cl.acked[s]
+		cl.mu.Unlock()
+		if ok && (a.ID() == d.ID() || d.Before(a)) {
 			continue
 		}
-		cl.outbox[s] = d
+		cl.ob.put(s, d)
 	}
-	n := len(cl.outbox)
-	cl.mu.Unlock()
-	cl.o.Metrics.setOutbox(n)
 	select {
 	case cl.kick <- struct{}{}:
 	default:
@@ -176,11 +231,7 @@ func (cl *Client) Publish(ds ...Decision) {
 }
 
 // Pending is the number of decisions waiting for the stream.
-func (cl *Client) Pending() int {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return len(cl.outbox)
-}
+func (cl *Client) Pending() int { return cl.ob.len() }
 
 // Ready reports whether the stream and the consumer were set up.
 func (cl *Client) Ready() bool { return cl.ready.Load() }
@@ -241,8 +292,8 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 		// A new host starts from the current state: the latest decision
 		// per origin and prefix.
 		DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
-		// One ack per applied batch (consumeLoop).
-		AckPolicy:     jetstream.AckAllPolicy,
+		// Each decision acknowledged once applied (consumeLoop).
+		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxAckPending: 65536,
 		Replicas:      0,
@@ -254,15 +305,25 @@ func (cl *Client) setup(ctx context.Context) (jetstream.Consumer, error) {
 // host's bans (Local) at start and every ResyncEvery.
 func (cl *Client) publishLoop(ctx context.Context) {
 	cl.resync(ctx)
+	// What the journal kept from the last run goes first.
+	select {
+	case cl.kick <- struct{}{}:
+	default:
+	}
 	resync := time.NewTicker(cl.o.ResyncEvery)
 	defer resync.Stop()
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
+	fsync := time.NewTicker(time.Second)
+	defer fsync.Stop()
 	backoff := 100 * time.Millisecond
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-fsync.C:
+			cl.ob.sync()
+			continue
 		case <-cl.kick:
 		case <-retry.C:
 		case <-resync.C:
@@ -292,8 +353,7 @@ func (cl *Client) resync(ctx context.Context) {
 	// record stays bounded by the bans this host holds.
 	keep := make(map[string]bool, len(ds))
 	for _, d := range ds {
-		d.Origin = cl.cfg.Origin()
-		keep[d.Subject(cl.cfg.Name)] = true
+		keep[d.normal(cl.cfg.Origin()).Subject(cl.cfg.Name)] = true
 	}
 	cl.mu.Lock()
 	for s := range cl.acked {
@@ -309,15 +369,7 @@ func (cl *Client) resync(ctx context.Context) {
 // reports whether the outbox is empty after.
 func (cl *Client) flush(ctx context.Context) bool {
 	for {
-		cl.mu.Lock()
-		batch := make(map[string]Decision, min(len(cl.outbox), 4096))
-		for s, d := range cl.outbox {
-			batch[s] = d
-			if len(batch) == 4096 {
-				break
-			}
-		}
-		cl.mu.Unlock()
+		batch := cl.ob.snapshot(4096)
 		if len(batch) == 0 {
 			return true
 		}
@@ -339,7 +391,9 @@ func (cl *Client) flush(ctx context.Context) bool {
 				}
 				opts = append(opts, jetstream.WithMsgTTL(left.Truncate(time.Second)+time.Second))
 			}
-			data, err := d.Marshal()
+			signed := d
+			signed.sign(cl.cfg.Name, cl.sig)
+			data, err := signed.Marshal()
 			if err != nil {
 				cl.done(s, d)
 				continue
@@ -378,32 +432,32 @@ func (cl *Client) flush(ctx context.Context) bool {
 
 // done removes d from the outbox unless a newer decision replaced it.
 func (cl *Client) done(subj string, d Decision) {
+	cl.ob.done(subj, d.ID())
 	cl.mu.Lock()
-	if cur, ok := cl.outbox[subj]; ok && cur.ID() == d.ID() {
-		delete(cl.outbox, subj)
+	if a, ok := cl.acked[subj]; !ok || !d.Before(a) {
+		cl.acked[subj] = d
 	}
-	cl.acked[subj] = d.ID()
-	n := len(cl.outbox)
 	cl.mu.Unlock()
-	cl.o.Metrics.setOutbox(n)
 }
 
 type received struct {
-	msg jetstream.Msg
-	d   Decision
-	ok  bool // passed the parser and the guard
+	msg   jetstream.Msg
+	d     Decision
+	check bool  // parsed, another host's: to verify and check
+	err   error // the signature's verdict (verifySigs)
+	ok    bool  // passed every check
 }
 
 // consumeLoop hands the stream's decisions to Apply in batches, in the
-// stream's order, and acknowledges each batch once it is applied with one
-// ack of its last message (the consumer acks all before it): refused and
-// own decisions go through the same queue, so no ack ever covers a
-// decision not yet applied.
+// stream's order, and acknowledges each message of a batch once the batch
+// is applied: a decision not acknowledged (moat stopped first, or handed
+// to a pull request of a client that died) is redelivered, and an older
+// decision redelivered after a newer one is refused as stale.
 func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 	in := make(chan received, 8192)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d, err := ParseDecision(cl.cfg.Name, m.Subject(), m.Data())
-		ok := false
+		check := false
 		switch {
 		case err != nil:
 			cl.refuse(d, err)
@@ -411,14 +465,10 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		case cl.o.Guard == nil:
 			cl.refuse(d, errors.New("no guard"))
 		default:
-			if err := cl.o.Guard.Check(d); err != nil {
-				cl.refuse(d, err)
-			} else {
-				ok = true
-			}
+			check = true
 		}
 		select {
-		case in <- received{m, d, ok}:
+		case in <- received{msg: m, d: d, check: check}:
 		case <-ctx.Done():
 		}
 	}, jetstream.PullMaxMessages(16384), jetstream.PullHeartbeat(2*time.Second),
@@ -451,6 +501,24 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		ds = ds[:0]
 		now := cl.o.Now()
 		counts := map[string]int{}
+		cl.verifySigs(batch)
+		for i := range batch {
+			r := &batch[i]
+			if !r.check {
+				continue
+			}
+			if r.err == nil {
+				r.err = cl.o.Guard.VerifyFresh(r.d, now)
+			}
+			if r.err == nil {
+				r.err = cl.o.Guard.Check(r.d)
+			}
+			if r.err != nil {
+				cl.refuse(r.d, r.err)
+			} else {
+				r.ok = true
+			}
+		}
 		for _, r := range batch {
 			if r.ok {
 				ds = append(ds, r.d)
@@ -463,7 +531,13 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 		if ctx.Err() != nil {
 			return // not acknowledged: redelivered to the next run
 		}
-		batch[len(batch)-1].msg.Ack()
+		// Each message on its own: with AckAll, the ack of a later
+		// message also acknowledged one the consumer had handed to a
+		// pull request of a client since gone (moat killed), which was
+		// then never redelivered.
+		for _, r := range batch {
+			r.msg.Ack()
+		}
 		for o, n := range counts {
 			cl.tally.Add(o, now, n)
 		}
@@ -471,8 +545,29 @@ func (cl *Client) consumeLoop(ctx context.Context, cons jetstream.Consumer) {
 	}
 }
 
+// verifySigs checks the batch's signatures on every core: the
+// signatures are independent; what depends on order (expiry, replays)
+// is checked after, one by one, in the stream's order.
+func (cl *Client) verifySigs(batch []received) {
+	workers := min(runtime.GOMAXPROCS(0), 1+len(batch)/64)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(batch); i += workers {
+				if batch[i].check {
+					batch[i].err = cl.o.Guard.VerifySig(batch[i].d)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
 func (cl *Client) refuse(d Decision, err error) {
 	cl.o.Metrics.refused()
+	cl.o.Metrics.unverified(verifyReason(err))
 	if cl.o.Refused != nil {
 		cl.o.Refused(d, err)
 	}

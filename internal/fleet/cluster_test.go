@@ -29,7 +29,8 @@ type member struct {
 	applied map[netip.Prefix]Decision
 	refused []error
 	// notify, when set, receives each applied ban's prefix (latency).
-	notify chan netip.Prefix
+	notify  chan netip.Prefix
+	metrics *Metrics
 }
 
 func freePort(t testing.TB) int {
@@ -87,12 +88,49 @@ func testFleet(t testing.TB, n int) []Config {
 }
 
 func startMember(t testing.TB, c Config, dir string, never []netip.Prefix) *member {
-	node, err := StartNode(c, NodeOptions{Dir: dir})
+	return startMemberOpts(t, c, dir, memberOpts{never: never})
+}
+
+// memberOpts vary a test member.
+type memberOpts struct {
+	never []netip.Prefix
+	// outbox is the outbox journal's dir ("": memory only).
+	outbox string
+	// applied carries the applied bans over a restart (nil: new).
+	applied map[netip.Prefix]Decision
+	now     func() time.Time
+}
+
+func startMemberOpts(t testing.TB, c Config, dir string, o memberOpts) *member {
+	// A restarted member listens on its ports again: on a busy machine
+	// another socket may hold one for a moment. A few tries.
+	var node *Node
+	var err error
+	for try := 0; try < 5; try++ {
+		if node, err = StartNode(c, NodeOptions{Dir: dir}); err == nil {
+			break
+		}
+		time.Sleep(time.Second)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &member{cfg: c, node: node, applied: map[netip.Prefix]Decision{}}
-	m.client, err = Dial(c, ClientOptions{Node: node, Guard: NewGuard(c, never),
+	return dialMember(t, c, node, o)
+}
+
+// startURLMember is a member connecting to c.NATS.URL (no node).
+func startURLMember(t testing.TB, c Config, o memberOpts) *member {
+	return dialMember(t, c, nil, o)
+}
+
+func dialMember(t testing.TB, c Config, node *Node, o memberOpts) *member {
+	if o.applied == nil {
+		o.applied = map[netip.Prefix]Decision{}
+	}
+	m := &member{cfg: c, node: node, applied: o.applied, metrics: NewMetrics(nil)}
+	var err error
+	m.client, err = Dial(c, ClientOptions{Node: node, Guard: NewGuard(c, o.never), Metrics: m.metrics,
+		OutboxDir: o.outbox, Now: o.now,
 		Apply: func(_ context.Context, ds []Decision) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
@@ -118,12 +156,26 @@ func startMember(t testing.TB, c Config, dir string, never []netip.Prefix) *memb
 	return m
 }
 
+// kill stops m as kill -9 would leave it: no outbox sync or close, the
+// journal as the last write() left it.
+func (m *member) kill() {
+	m.cancel()
+	<-m.done
+	m.client.nc.Close()
+	if m.node != nil {
+		m.node.Shutdown()
+		m.node.WaitForShutdown()
+	}
+}
+
 func (m *member) stop() {
 	m.cancel()
 	<-m.done
 	m.client.Close()
-	m.node.Shutdown()
-	m.node.WaitForShutdown()
+	if m.node != nil {
+		m.node.Shutdown()
+		m.node.WaitForShutdown()
+	}
 }
 
 func (m *member) has(p netip.Prefix) bool {
@@ -228,6 +280,7 @@ func TestForgedOriginRefused(t *testing.T) {
 	}
 	defer nc.Close()
 	forged := ban("h1", "198.51.100.9/32", time.Hour)
+	forged.Sign("test", m.client.key)
 	data, _ := forged.Marshal()
 	if _, err := nc.Request(forged.Subject("test"), data, 2*time.Second); err == nil {
 		t.Fatal("a publish under another origin was acknowledged")

@@ -197,21 +197,23 @@ func (c Config) Validate(vpn []netip.Prefix) error {
 				add("nats.embedded.cluster.secret", "%v", err)
 			}
 		}
-		if len(c.Hosts) == 0 {
-			add("hosts", "list every member's public NKEY (moat fleet keygen prints it): the embedded node admits those only")
+	}
+	// Every host signs its decisions with its key and verifies the
+	// others' against this list, whichever NATS carries them.
+	if len(c.Hosts) == 0 {
+		add("hosts", "list every member's public NKEY (moat fleet keygen prints it): decisions are verified against it, and the embedded node admits those only")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
+		k := c.Hosts[name]
+		if !ValidToken(name) {
+			add("hosts."+name, "expected a host name of letters, digits, '-' or '_'")
 		}
-		for _, name := range slices.Sorted(maps.Keys(c.Hosts)) {
-			k := c.Hosts[name]
-			if !ValidToken(name) {
-				add("hosts."+name, "expected a host name of letters, digits, '-' or '_'")
-			}
-			if !validUserKey(k) {
-				add("hosts."+name, "expected a public user NKEY (starts with U), found %q", k)
-			}
+		if !validUserKey(k) {
+			add("hosts."+name, "expected a public user NKEY (starts with U), found %q", k)
 		}
-		if _, ok := c.Hosts[c.Origin()]; !ok && ValidToken(c.Origin()) {
-			add("hosts", "this host (%s) is not listed: it could not connect to its own node", c.Origin())
-		}
+	}
+	if _, ok := c.Hosts[c.Origin()]; !ok && ValidToken(c.Origin()) && len(c.Hosts) > 0 {
+		add("hosts", "this host (%s) is not listed: it could not sign its decisions (nor connect to its own node)", c.Origin())
 	}
 	if u != "" {
 		ru, err := url.Parse(u)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 )
 
 // Guard decides whether another host's decision may be applied here. It
@@ -15,6 +16,7 @@ import (
 // off from its operator.
 type Guard struct {
 	cfg Config
+	ver *verifier
 
 	mu    sync.RWMutex
 	never []netip.Prefix
@@ -22,7 +24,7 @@ type Guard struct {
 
 // NewGuard returns a Guard for cfg with the never-ban list never.
 func NewGuard(cfg Config, never []netip.Prefix) *Guard {
-	g := &Guard{cfg: cfg}
+	g := &Guard{cfg: cfg, ver: newVerifier(cfg)}
 	g.SetNever(never)
 	return g
 }
@@ -35,7 +37,19 @@ func (g *Guard) SetNever(never []netip.Prefix) {
 	g.mu.Unlock()
 }
 
-// Check returns why d must not be applied here, or nil.
+// Verify returns why d is not authentic or current (a *VerifyError), or
+// nil: see verifier.
+func (g *Guard) Verify(d Decision, now time.Time) error { return g.ver.verify(d, now) }
+
+// VerifySig is Verify's signature half (pure: run in parallel).
+func (g *Guard) VerifySig(d Decision) error { return g.ver.verifySig(d) }
+
+// VerifyFresh is Verify's other half: the clock and replay checks, in
+// the stream's order.
+func (g *Guard) VerifyFresh(d Decision, now time.Time) error { return g.ver.verifyFresh(d, now) }
+
+// Check returns why d must not be applied here, or nil. It does not
+// verify the signature: Verify does.
 func (g *Guard) Check(d Decision) error {
 	if d.Origin == g.cfg.Origin() {
 		return fmt.Errorf("decision from this host's own origin %s", d.Origin)

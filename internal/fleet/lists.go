@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 )
 
 // The blocklists bucket: a JetStream key-value bucket where the host that
@@ -29,14 +30,21 @@ type ListUpdate struct {
 	Data   []byte
 	// Deleted is set when the origin withdrew the list.
 	Deleted bool
-	// Time is when the origin published it.
+	// Time is when the origin published it (signed).
 	Time time.Time
+	// Err, when set, is why the update was refused: not signed by its
+	// origin's key (fleet.hosts), or malformed. Data is nil then.
+	Err error
 }
 
 // Lists is the fleet's blocklists bucket.
 type Lists struct {
 	kv     jetstream.KeyValue
+	fleet  string
 	origin string
+	key    nkeys.KeyPair
+	ver    *verifier
+	now    func() time.Time
 }
 
 // Lists opens (creating if need be) the fleet's blocklists bucket.
@@ -51,10 +59,11 @@ func (cl *Client) Lists(ctx context.Context) (*Lists, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fleet: blocklists bucket: %w", err)
 	}
-	return &Lists{kv: kv, origin: cl.cfg.Origin()}, nil
+	return &Lists{kv: kv, fleet: cl.cfg.Name, origin: cl.cfg.Origin(), key: cl.key, ver: newVerifier(cl.cfg), now: cl.o.Now}, nil
 }
 
-// Publish stores list name's raw bytes under this host's origin.
+// Publish stores list name's raw bytes under this host's origin, signed
+// with its key.
 func (l *Lists) Publish(ctx context.Context, name string, data []byte) error {
 	if !ValidToken(name) {
 		return fmt.Errorf("fleet: list name %q: letters, digits, '-' and '_' only", name)
@@ -62,7 +71,14 @@ func (l *Lists) Publish(ctx context.Context, name string, data []byte) error {
 	if len(data) > MaxListSize {
 		return fmt.Errorf("fleet: list %s is %d bytes, more than the %d a fleet distributes", name, len(data), MaxListSize)
 	}
-	_, err := l.kv.Put(ctx, l.origin+"."+name, data)
+	sealed, err := sealList(l.fleet, l.origin, name, l.now(), l.key, data)
+	if err != nil {
+		return fmt.Errorf("fleet: sign list %s: %w", name, err)
+	}
+	if len(sealed) > MaxListSize {
+		return fmt.Errorf("fleet: list %s is %d bytes signed, more than the %d a fleet distributes", name, len(sealed), MaxListSize)
+	}
+	_, err = l.kv.Put(ctx, l.origin+"."+name, sealed)
 	if err != nil {
 		return fmt.Errorf("fleet: publish list %s: %w", name, err)
 	}
@@ -92,8 +108,11 @@ func (l *Lists) Watch(ctx context.Context, fn func(ListUpdate)) error {
 			if !ok || !ValidToken(origin) || !ValidToken(name) {
 				continue
 			}
-			fn(ListUpdate{Origin: origin, Name: name, Data: e.Value(), Time: e.Created(),
-				Deleted: e.Operation() != jetstream.KeyValuePut})
+			u := ListUpdate{Origin: origin, Name: name, Time: e.Created(), Deleted: e.Operation() != jetstream.KeyValuePut}
+			if !u.Deleted {
+				u.Data, u.Time, u.Err = l.ver.openList(origin, name, e.Value())
+			}
+			fn(u)
 		}
 	}
 }
@@ -128,8 +147,12 @@ func (l *Lists) LatestFrom(ctx context.Context, name string, accept func(origin 
 		if err != nil {
 			continue
 		}
-		if !found || e.Created().After(best.Time) {
-			best, found = ListUpdate{Origin: origin, Name: name, Data: e.Value(), Time: e.Created()}, true
+		data, t, err := l.ver.openList(origin, name, e.Value())
+		if err != nil {
+			continue // not its origin's: as if absent
+		}
+		if !found || t.After(best.Time) {
+			best, found = ListUpdate{Origin: origin, Name: name, Data: data, Time: t}, true
 		}
 	}
 	return best, found, nil

@@ -13,6 +13,12 @@ type Metrics struct {
 	Lag           prometheus.Gauge
 	Quorum        prometheus.Gauge
 	Peers         prometheus.Gauge
+	// Unverified counts decisions refused by verification, by reason
+	// (VerifyReasons).
+	Unverified        *prometheus.CounterVec
+	OutboxDropped     prometheus.Counter
+	OutboxWriteErrors prometheus.Counter
+	OutboxDurable     prometheus.Gauge
 }
 
 // NewMetrics registers the fleet's metrics with r.
@@ -34,11 +40,52 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Help: "1 when the decisions stream has a leader and a quorum of current replicas, else 0."}),
 		Peers: prometheus.NewGauge(prometheus.GaugeOpts{Name: "moat_fleet_stream_replicas_current",
 			Help: "Replicas of the decisions stream that are current, the leader included."}),
+		Unverified: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "moat_fleet_decisions_unverified_total",
+			Help: "Other hosts' decisions refused by verification: unsigned, bad_signature, unknown_origin, signer_mismatch, expired, stale (a replay)."}, []string{"reason"}),
+		OutboxDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "moat_fleet_outbox_dropped_total",
+			Help: "Decisions dropped from a full outbox (bans first: the ban store republishes them)."}),
+		OutboxWriteErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "moat_fleet_outbox_write_errors_total",
+			Help: "Failed writes of the outbox journal in the state dir (full disk, unwritable dir)."}),
+		OutboxDurable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "moat_fleet_outbox_durable",
+			Help: "1 when the outbox journal is written to the state dir, 0 when the outbox is in memory only."}),
 	}
+	for _, r := range VerifyReasons {
+		m.Unverified.WithLabelValues(r)
+	}
+	m.OutboxDurable.Set(1)
 	if r != nil {
-		r.MustRegister(m.Published, m.PublishFailed, m.Received, m.Refused, m.Outbox, m.Lag, m.Quorum, m.Peers)
+		r.MustRegister(m.Published, m.PublishFailed, m.Received, m.Refused, m.Outbox, m.Lag, m.Quorum, m.Peers,
+			m.Unverified, m.OutboxDropped, m.OutboxWriteErrors, m.OutboxDurable)
 	}
 	return m
+}
+
+func (m *Metrics) unverified(reason string) {
+	if m != nil && reason != "" {
+		m.Unverified.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) outboxDropped() {
+	if m != nil {
+		m.OutboxDropped.Inc()
+	}
+}
+
+func (m *Metrics) outboxWriteError() {
+	if m != nil {
+		m.OutboxWriteErrors.Inc()
+	}
+}
+
+func (m *Metrics) setOutboxDurable(ok bool) {
+	if m != nil {
+		v := 0.0
+		if ok {
+			v = 1
+		}
+		m.OutboxDurable.Set(v)
+	}
 }
 
 func (m *Metrics) published(n int) {

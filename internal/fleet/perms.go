@@ -5,7 +5,14 @@ import (
 )
 
 // ConsumerName is origin's durable consumer of the decisions stream.
-func ConsumerName(origin string) string { return "moat-" + origin }
+// "moat2-": the consumer acknowledges each decision (AckExplicit); the
+// earlier "moat-<origin>" acknowledged all before one (AckAll), which
+// cannot be changed in place, and lost a decision delivered to a pull
+// request of a client that died (see consumeLoop). An upgraded host
+// starts its new consumer from the current state.
+func ConsumerName(origin string) string { return consumerPrefix + origin }
+
+const consumerPrefix = "moat2-"
 
 // Permissions are what origin's NATS user may do: publish decisions under
 // its own origin only; create the stream (an identical create is a no-op,

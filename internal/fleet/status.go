@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type Status struct {
 	Lag uint64 `json:"lag"`
 	// Outbox counts this host's decisions not yet stored by the stream.
 	Outbox int `json:"outbox"`
+	// OutboxError says why the outbox is in memory only (empty: it is
+	// journaled in the state dir and survives a restart).
+	OutboxError string `json:"outbox_error,omitempty"`
 	// LastHour counts decisions per origin in the last hour (published
 	// by this host, applied from the others).
 	LastHour map[string]int `json:"last_hour"`
@@ -71,6 +75,9 @@ type ConsumerStatus struct {
 func (cl *Client) Status(ctx context.Context, node *Node) Status {
 	s := Status{Fleet: cl.cfg.Name, Origin: cl.cfg.Origin(), Connected: cl.nc.IsConnected(),
 		Server: cl.nc.ConnectedUrlRedacted(), Outbox: cl.Pending(), LastHour: cl.tally.LastHour(cl.o.Now())}
+	if err := cl.OutboxErr(); err != nil {
+		s.OutboxError = err.Error()
+	}
 	if node != nil {
 		s.Server = "embedded " + node.ClientURL()
 		s.Nodes = append(s.Nodes, NodeStatus{Name: node.Name(), Addr: node.ClientURL(), Connected: true})
@@ -113,6 +120,9 @@ func (cl *Client) Status(ctx context.Context, node *Node) Status {
 	s.Stream = ss
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {
+		if !strings.HasPrefix(ci.Name, consumerPrefix) {
+			continue // an earlier moat's consumer, left behind
+		}
 		cs := ConsumerStatus{Name: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending}
 		if ci.Delivered.Last != nil {
 			cs.LastActive = *ci.Delivered.Last

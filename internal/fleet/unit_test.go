@@ -16,7 +16,9 @@ import (
 
 func TestDecisionRoundTrip(t *testing.T) {
 	d := ban("web-1", "2001:db8::/64", time.Hour)
-	d.Created, d.Expires = d.Created.Truncate(time.Millisecond), d.Expires.Truncate(time.Millisecond)
+	if err := d.Sign("prod", testKey(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	data, err := d.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -28,6 +30,11 @@ func TestDecisionRoundTrip(t *testing.T) {
 	if got.Prefix != d.Prefix || got.Origin != d.Origin || !got.Expires.Equal(d.Expires) || got.Op != OpBan {
 		t.Fatalf("round trip: %+v, want %+v", got, d)
 	}
+	// What is signed survives the wire: the receiver's canonical bytes
+	// are the sender's.
+	if string(got.SignedBytes("prod")) != string(d.SignedBytes("prod")) {
+		t.Fatal("canonical encoding changed in transit")
+	}
 	if s := d.Subject("prod"); s != "moat.prod.decision.web-1.2001:db8::_64" {
 		t.Fatalf("subject %q", s)
 	}
@@ -36,6 +43,9 @@ func TestDecisionRoundTrip(t *testing.T) {
 // TestParseDecisionRefuses: every way a message can lie about itself.
 func TestParseDecisionRefuses(t *testing.T) {
 	good := ban("a", "198.51.100.0/24", time.Hour)
+	if err := good.Sign("f", testKey(t, 0)); err != nil {
+		t.Fatal(err)
+	}
 	subj := good.Subject("f")
 	enc := func(d Decision) []byte { b, _ := d.Marshal(); return b }
 	with := func(f func(*Decision)) Decision { d := good; f(&d); return d }
@@ -49,8 +59,13 @@ func TestParseDecisionRefuses(t *testing.T) {
 		"mapped v4":                {subj, []byte(`{"v":1,"op":"ban","prefix":"::ffff:198.51.100.0/120","origin":"a","created":"2026-01-01T00:00:00Z"}`)},
 		"unknown op":               {subj, enc(with(func(d *Decision) { d.Op = "allow" }))},
 		"bad origin":               {"moat.f.decision.a>.x", enc(with(func(d *Decision) { d.Origin = "a>" }))},
-		"version 2":                {subj, []byte(`{"v":2,"op":"ban","prefix":"198.51.100.0/24","origin":"a","created":"2026-01-01T00:00:00Z"}`)},
-		"unknown field":            {subj, []byte(`{"v":1,"op":"ban","prefix":"198.51.100.0/24","origin":"a","created":"2026-01-01T00:00:00Z","trusted":true}`)},
+		"version 1 (unsigned)":     {subj, []byte(`{"v":1,"op":"ban","prefix":"198.51.100.0/24","origin":"a","created":"2026-01-01T00:00:00Z"}`)},
+		"version 3":                {subj, []byte(`{"v":3,"op":"ban","prefix":"198.51.100.0/24","origin":"a","created":"2026-01-01T00:00:00Z"}`)},
+		"unsigned":                 {subj, enc(with(func(d *Decision) { d.Sig = nil }))},
+		"no signer":                {subj, enc(with(func(d *Decision) { d.Signer = "" }))},
+		"year 2400":                {subj, enc(with(func(d *Decision) { d.Expires = d.Created.AddDate(400, 0, 0) }))},
+		"negative failures":        {subj, enc(with(func(d *Decision) { d.Failures = -1 }))},
+		"unknown field":            {subj, []byte(`{"v":2,"op":"ban","prefix":"198.51.100.0/24","origin":"a","created":"2026-01-01T00:00:00Z","trusted":true}`)},
 		"trailing data":            {subj, append(enc(good), []byte(`{}`)...)},
 		"no created":               {subj, []byte(`{"v":1,"op":"ban","prefix":"198.51.100.0/24","origin":"a"}`)},
 		"expires before created":   {subj, enc(with(func(d *Decision) { d.Expires = d.Created.Add(-time.Second) }))},
@@ -65,6 +80,7 @@ func TestParseDecisionRefuses(t *testing.T) {
 
 func FuzzParseDecision(f *testing.F) {
 	d := ban("a", "198.51.100.0/24", time.Hour)
+	d.Sign("f", testKey(f, 0))
 	b, _ := d.Marshal()
 	f.Add(d.Subject("f"), b)
 	f.Add("moat.f.decision.a.x", []byte(`{"v":1}`))
@@ -81,8 +97,20 @@ func FuzzParseDecision(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ParseDecision("f", subj, again); err != nil {
+		back, err := ParseDecision("f", subj, again)
+		if err != nil {
 			t.Fatalf("re-encoded decision refused: %v", err)
+		}
+		// The signed encoding is a function of the fields: a verifier
+		// and a signer never disagree over what was signed.
+		if string(back.SignedBytes("f")) != string(d.SignedBytes("f")) {
+			t.Fatalf("canonical bytes differ after a round trip: %+v", d)
+		}
+		// Verifying anything accepted never panics, and a decision the
+		// key did not sign never verifies.
+		v := newVerifier(Config{Name: "f", Hosts: map[string]string{"a": testPub(t, 0)}})
+		if err := v.verify(d, d.Created); err == nil && string(d.Sig) != string(sigOf(t, d)) {
+			t.Fatalf("verified a decision with a forged signature: %+v", d)
 		}
 	})
 }
