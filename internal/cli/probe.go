@@ -22,7 +22,7 @@ func runProbe(e *env, args []string) int {
 	asJSON := f.Bool("json", false, "print the report as JSON (schema moat.probe/v1)")
 	asSARIF := f.Bool("sarif", false, "print the findings as SARIF 2.1.0")
 	failOn := f.String("fail-on", "", "exit 3 when a finding is at or above `severity` (info, low, medium, high, critical)")
-	rate := f.Float64("rate", probe.DefaultRate, "at most `N` TCP connection attempts per second")
+	rate := f.Float64("rate", 0, fmt.Sprintf("at most `N` TCP connection attempts per second, a hard ceiling; below it the pace adapts to the target's answers (default %d, or %d for a target on a directly connected network)", probe.DefaultRate, probe.DefaultLinkRate))
 	workers := f.Int("workers", probe.DefaultWorkers, "at most `N` connection attempts in flight")
 	portsFlag := f.String("ports", "all", "TCP ports: all (1-65535), top, or a `list` like 22,80,8000-8100")
 	names := f.String("names", "", "host `names` to ask for in TLS SNI and HTTP Host (default: gateway.sites from -c)")
@@ -53,8 +53,8 @@ func runProbe(e *env, args []string) int {
 		}
 		threshold = s
 	}
-	if *rate <= 0 || *rate > 100000 {
-		fmt.Fprintln(e.stderr, "moat probe: --rate: expected 1 to 100000 attempts per second")
+	if *rate < 0 || *rate > 1000000 || (*rate > 0 && *rate < 1) {
+		fmt.Fprintln(e.stderr, "moat probe: --rate: expected 1 to 1000000 attempts per second")
 		return ExitUsage
 	}
 	if *workers < 1 || *workers > 10000 {
@@ -103,7 +103,14 @@ func runProbe(e *env, args []string) int {
 		}
 	}
 	if !*asJSON && !*asSARIF && isTerminal(e.stderr) {
-		fmt.Fprintf(e.stderr, "moat probe: scanning %d TCP ports on %s at up to %.0f attempts/s…\n", len(ports), strings.Join(addrStrings(target), ", "), *rate)
+		ceiling := *rate
+		if ceiling == 0 {
+			ceiling = probe.DefaultRate
+			if probe.OnLink(target.Addrs) {
+				ceiling = probe.DefaultLinkRate
+			}
+		}
+		fmt.Fprintf(e.stderr, "moat probe: scanning %d TCP ports on %s, the pace adapting up to %.0f attempts/s…\n", len(ports), strings.Join(addrStrings(target), ", "), ceiling)
 	}
 	rep, err := probe.Run(ctx, opts)
 	if err != nil {

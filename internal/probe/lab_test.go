@@ -627,8 +627,15 @@ func TestProbeBenchVersusNmap(t *testing.T) {
 		h := r.Hosts[0]
 		n := parseNmapXML(t, nOut)
 		agree := slices.Equal(n.open(), h.Open) && n.count("closed") == h.ClosedCount && n.count("filtered") == h.FilteredCount
-		fmt.Printf("target %s: moat probe %.1fs (scan %.1fs, %d attempts, peak RSS %d MiB) | nmap -sT -p- -T4 %.1fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
-			target, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, mRSS/1024, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())
+		var slowest probe.Service
+		for _, s := range r.Services {
+			if s.Took > slowest.Took {
+				slowest = s
+			}
+		}
+		fmt.Printf("target %s: moat probe %.2fs (scan %.2fs, %d attempts, pace peak %.0f/s of %.0f, %d backoffs; slowest examination tcp/%d %s %.2fs; peak RSS %d MiB) | nmap -sT -p- -T4 %.2fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
+			target, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, r.Scan.Pace.Peak, r.Scan.Pace.Ceiling, r.Scan.Pace.Backoffs,
+			slowest.Port, slowest.Name, slowest.Took.Seconds(), mRSS/1024, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())
 		fmt.Printf("  verdicts: moat open %v, %d closed, %d filtered | nmap open %v, %d closed, %d filtered | agree: %v\n",
 			h.Open, h.ClosedCount, h.FilteredCount, n.open(), n.count("closed"), n.count("filtered"), agree)
 		if !agree {

@@ -191,7 +191,7 @@ func TestBucketPacesAttempts(t *testing.T) {
 	// it one interval later than the one before: the schedule, not the
 	// wall clock, is checked.
 	now := time.Unix(1000, 0)
-	b := newBucket(1000, 4, func() time.Time { return now })
+	b := newPacer(1000, 4, func() time.Time { return now }, nil)
 	var delays []time.Duration
 	for range 10 {
 		delays = append(delays, b.reserve())
@@ -218,6 +218,10 @@ func TestBucketPacesAttempts(t *testing.T) {
 	}
 	if ready != 5 {
 		t.Errorf("after an idle hour %d tokens ready, want the burst (5)", ready)
+	}
+	// An idle hour is no evidence the target keeps up with more.
+	if st := b.statsNow(); st.Final != 1000 {
+		t.Errorf("after an idle hour the pace is %v, want 1000", st.Final)
 	}
 }
 

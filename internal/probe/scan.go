@@ -41,9 +41,13 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Scan defaults: a full 65,535-port scan of a host that drops everything
 // takes about Retries+1 × MinTimeout × 65,535 ÷ Workers, or 65,535 ×
-// (Retries+1) ÷ Rate, whichever is longer.
+// (Retries+1) ÷ the pace, whichever is longer. The pace starts at 1,000
+// attempts a second and adapts (pace.go) up to a ceiling: DefaultRate for
+// a target across routers (the internet), DefaultLinkRate for one on a
+// directly connected network or the machine itself.
 const (
-	DefaultRate       = 8000 // connection attempts per second
+	DefaultRate       = 8000   // connection attempts per second
+	DefaultLinkRate   = 100000 // the same, for a target on a local link
 	DefaultWorkers    = 1024
 	DefaultTimeout    = 1500 * time.Millisecond
 	DefaultMinTimeout = 200 * time.Millisecond
@@ -55,8 +59,10 @@ const (
 type Scanner struct {
 	// Dial opens connections; nil is a plain net.Dialer.
 	Dial DialFunc
-	// Rate bounds connection attempts per second over the whole scan
-	// (token bucket, burst of Workers ÷ 8); 0 is DefaultRate.
+	// Rate is the ceiling on connection attempts per second (token
+	// bucket, burst of Workers ÷ 8), never exceeded; below it the pace
+	// adapts to the target's answers. 0 is DefaultRate, or DefaultLinkRate
+	// when every address is on a directly connected network.
 	Rate float64
 	// Workers bounds attempts in flight; 0 is DefaultWorkers.
 	Workers int
@@ -70,6 +76,10 @@ type Scanner struct {
 	Retries int
 	// Now is the clock for round-trip measurement; nil is time.Now.
 	Now func() time.Time
+	// OnOpen, when set, is called once for each port found open, as soon
+	// as it is found (from the scan's goroutines: it must not block long),
+	// so what answers there can be examined while the scan goes on.
+	OnOpen func(netip.AddrPort)
 }
 
 // HostPorts is the scan of one address: the state of every scanned port.
@@ -109,6 +119,7 @@ type ScanStats struct {
 	Attempts int64         `json:"attempts"`
 	Retries  int64         `json:"retries"`
 	SRTT     time.Duration `json:"srtt_ns"`
+	Pace     PaceStats     `json:"pace"`
 	Took     time.Duration `json:"took_ns"`
 }
 
@@ -131,6 +142,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 	rate := s.Rate
 	if rate <= 0 {
 		rate = DefaultRate
+		if OnLink(addrs) {
+			rate = DefaultLinkRate
+		}
 	}
 	maxTO := s.Timeout
 	if maxTO <= 0 {
@@ -156,8 +170,8 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 		mu    sync.Mutex
 		stats ScanStats
 		rtt   = newRTT(maxTO)
-		lim   = newBucket(rate, max(workers/8, 1), now)
 	)
+	lim := newPacer(rate, max(workers/8, 1), now, rtt.srttValue)
 	// Timing probes, as nmap sends them: now and then a port known to
 	// answer is dialled again, so the wait follows the round trip as it is
 	// now, not as it was in the first burst (on a host that drops
@@ -175,6 +189,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 		t0 := now()
 		if _, answered, _ := connectOnce(ctx, dial, *ap, maxTO); answered {
 			rtt.sample(now().Sub(t0))
+		} else if ctx.Err() == nil {
+			// A port that answered before is silent now: loss.
+			lim.dropped()
 		}
 	}
 	var wg sync.WaitGroup
@@ -202,6 +219,11 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					var answered, final bool
 					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
 					if answered {
+						if try > 0 {
+							// Silent first, answering now: the first
+							// SYN or its answer was lost.
+							lim.dropped()
+						}
 						rtt.sample(now().Sub(t0))
 						ap := netip.AddrPortFrom(out[j.host].Addr, j.port)
 						known.Store(&ap)
@@ -212,6 +234,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 				}
 				if ctx.Err() != nil && st == Filtered {
 					st = Unscanned
+				}
+				if st == Open && s.OnOpen != nil {
+					s.OnOpen(netip.AddrPortFrom(out[j.host].Addr, j.port))
 				}
 				mu.Lock()
 				out[j.host].states[j.port] = st
@@ -234,6 +259,7 @@ feed:
 	wg.Wait()
 	s.verify(ctx, dial, out, lim, maxTO, retries, &stats)
 	stats.SRTT = rtt.srttValue()
+	stats.Pace = lim.statsNow()
 	stats.Took = now().Sub(start)
 	if err := ctx.Err(); err != nil {
 		return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
@@ -250,7 +276,7 @@ const verifyMax = 4096
 // goroutine, not the packet, is late), and one slow answer must not turn
 // a closed port into a filtered one. A host that drops nearly everything
 // (the protected case) has too many silent ports to need it.
-func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *bucket, maxTO time.Duration, retries int, stats *ScanStats) {
+func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *pacer, maxTO time.Duration, retries int, stats *ScanStats) {
 	type job struct {
 		h *HostPorts
 		p uint16
@@ -284,6 +310,9 @@ func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts,
 					atomic.AddInt64(&stats.Retries, 1)
 					st, _, final := connectOnce(ctx, dial, netip.AddrPortFrom(j.h.Addr, j.p), maxTO)
 					if final {
+						if st == Open && s.OnOpen != nil {
+							s.OnOpen(netip.AddrPortFrom(j.h.Addr, j.p))
+						}
 						mu.Lock()
 						j.h.states[j.p] = st
 						mu.Unlock()
@@ -374,51 +403,6 @@ func (r *rttEstimator) srttValue() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.srtt
-}
-
-// bucket is a token bucket: rate tokens a second, at most burst at once.
-type bucket struct {
-	mu       sync.Mutex
-	next     time.Time
-	interval time.Duration
-	burst    int
-	now      func() time.Time
-}
-
-func newBucket(rate float64, burst int, now func() time.Time) *bucket {
-	return &bucket{interval: time.Duration(float64(time.Second) / rate), burst: burst, now: now}
-}
-
-// reserve takes the next token and returns how long until it is due.
-func (b *bucket) reserve() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if floor := now.Add(-time.Duration(b.burst) * b.interval); b.next.Before(floor) {
-		b.next = floor
-	}
-	at := b.next
-	b.next = b.next.Add(b.interval)
-	return at.Sub(now)
-}
-
-// wait takes a token, sleeping until one is there.
-func (b *bucket) wait(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d := b.reserve()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // RangeList writes ports as "1-21,23,25-79".
