@@ -67,7 +67,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	dial := guardDial(o.Scanner.Dial, allowed)
 	sc := o.Scanner
-	sc.Dial = dial
+	if sc.Dial != nil || !nativeConnect {
+		sc.Dial = dial
+	}
+	// Else the scan runs its own connect loop, which connects to the
+	// addresses it is given and nothing else: Target.Addrs.
 	pr := o.Prober
 	pr.Dial = dial
 	if o.Intent != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,8 +47,8 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 // a target across routers (the internet), DefaultLinkRate for one on a
 // directly connected network or the machine itself.
 const (
-	DefaultRate       = 8000   // connection attempts per second
-	DefaultLinkRate   = 100000 // the same, for a target on a local link
+	DefaultRate       = 8000    // connection attempts per second
+	DefaultLinkRate   = 1000000 // the same, for a target on a local link
 	DefaultWorkers    = 1024
 	DefaultTimeout    = 1500 * time.Millisecond
 	DefaultMinTimeout = 200 * time.Millisecond
@@ -161,6 +162,17 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 	for i, a := range addrs {
 		out[i] = &HostPorts{Addr: a, states: make(map[uint16]State, len(ports)), ports: ports}
 	}
+	if s.Dial == nil && nativeConnect {
+		stats, err := s.scanNative(ctx, out, ports, workers, rate, minTO, maxTO, retries, now)
+		stats.Took = now().Sub(start)
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
+		}
+		return out, stats, nil
+	}
 	type job struct {
 		host int
 		port uint16
@@ -266,6 +278,92 @@ feed:
 	}
 	return out, stats, nil
 }
+
+// scanNative is ScanTCP on the native engine (scan_linux.go): the same
+// pace, waits, retries, timing probes and verification pass, without a
+// goroutine per attempt.
+func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint16, workers int, rate float64, minTO, maxTO time.Duration, retries int, now func() time.Time) (ScanStats, error) {
+	var stats ScanStats
+	addrs := make([]netip.Addr, len(out))
+	for i, h := range out {
+		addrs[i] = h.Addr
+	}
+	rtt := newRTT(maxTO)
+	lim := newPacer(rate, max(workers/8, 1), now, rtt.srttValue)
+	// Interleave addresses so each sees the same pace.
+	work := make([]attempt, 0, len(ports)*len(addrs))
+	for _, p := range ports {
+		for h := range addrs {
+			work = append(work, attempt{host: h, port: p})
+		}
+	}
+	var mu sync.Mutex
+	done := func(a attempt, st State) {
+		mu.Lock()
+		out[a.host].states[a.port] = st
+		mu.Unlock()
+		if st == Open && s.OnOpen != nil {
+			s.OnOpen(netip.AddrPortFrom(addrs[a.host], a.port))
+		}
+	}
+	e := &engineRun{
+		addrs: addrs, work: work, workers: workers, retries: retries, lim: lim, rtt: rtt, now: now, stats: &stats,
+		timing: true, drops: true, done: done,
+		// Each retry waits twice as long (RFC 6298 backoff).
+		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
+	}
+	// One loop per core, each with its share of the ports (interleaved)
+	// and of the in-flight bound, under the one pace: the kernel's work
+	// for an attempt (the handshake, the target's answer on a local
+	// link) is done on the core that sent it.
+	shards := min(max(runtime.GOMAXPROCS(0), 1), maxShards, max(workers, 1))
+	errs := make([]error, shards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		sh := *e
+		sh.work = nil
+		for j := i; j < len(work); j += shards {
+			sh.work = append(sh.work, work[j])
+		}
+		sh.workers = max(workers/shards, 1)
+		wg.Go(func() { errs[i] = sh.run(ctx) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil && ctx.Err() == nil {
+		// The verification pass, as verify does it: the few silent
+		// ports of a host that answers, tried again with the longest
+		// wait; an answer overrides, silence leaves them filtered.
+		var todo []attempt
+		for h, hp := range out {
+			f := hp.Ports(Filtered)
+			if len(f) == 0 || len(f) > verifyMax || len(f) > len(hp.ports)/2 {
+				continue
+			}
+			for _, p := range f {
+				todo = append(todo, attempt{host: h, port: p, try: 1})
+			}
+		}
+		if len(todo) > 0 {
+			v := *e
+			v.work, v.workers, v.timing, v.drops = todo, min(len(todo), workers, 256), false, false
+			v.retries = retries + 1 // try counts from 1 here: every try is a retry
+			v.timeout = func(int) time.Duration { return maxTO }
+			v.done = func(a attempt, st State) {
+				if st != Filtered {
+					done(a, st)
+				}
+			}
+			err = v.run(ctx)
+		}
+	}
+	stats.SRTT = rtt.srttValue()
+	stats.Pace = lim.statsNow()
+	return stats, err
+}
+
+// maxShards bounds the native scan's loops.
+const maxShards = 4
 
 // verifyMax bounds the ports a verification pass tries again.
 const verifyMax = 4096

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"sync"
 	"time"
 )
 
@@ -92,9 +91,10 @@ func readAnswer(c net.Conn, wait time.Duration, limit int, frame frameFunc) []by
 // service is asked first, alone: on its own port it nearly always
 // answers, and nothing else is sent. Otherwise every candidate is asked
 // at once, each on its own connection with its own deadline (a greeting
-// waited for, TLS, HTTP, the datastores'), so an unknown port costs the
-// slowest question, not the sum of them; the first in order that answered
-// is then examined in depth.
+// waited for, TLS, HTTP, the datastores'), and the first conclusive
+// answer stops the rest, so an unknown port costs its quickest answer,
+// not the sum of every question's silence; the protocol that answered is
+// then examined in depth.
 func (p *Prober) identify(ctx context.Context, ap netip.AddrPort) (s Service) {
 	t0 := time.Now()
 	s = Service{Proto: "tcp", Addr: ap.Addr().String(), Port: ap.Port(), Name: "unknown"}
@@ -111,23 +111,54 @@ func (p *Prober) identify(ctx context.Context, ap netip.AddrPort) (s Service) {
 	if hint != "" && !speaksFirst[hint] {
 		order = slices.DeleteFunc(order, func(k string) bool { return k == hint })
 	}
+	// Every question on its own connection, under its own context: a
+	// conclusive answer cancels the questions it makes moot, so a port
+	// costs its quickest conclusive answer, not its slowest silence.
+	type answer struct {
+		i  int // index in order; -1: the greeting
+		ok bool
+	}
 	var (
-		wg     sync.WaitGroup
-		found  = make([]bool, len(order))
-		greet  Service
-		spoke  bool
-		gstart = hint == ""
+		ch      = make(chan answer, len(order)+1)
+		cancels = make([]context.CancelFunc, len(order))
+		greet   = s
+		pending = len(order)
 	)
-	if gstart {
-		greet = s
-		wg.Go(func() { spoke = p.banner(ctx, ap, &greet) })
+	bctx, bcancel := context.WithCancel(ctx)
+	defer bcancel()
+	if hint == "" {
+		pending++
+		go func() { ch <- answer{-1, p.banner(bctx, ap, &greet)} }()
 	}
 	for i, kind := range order {
-		wg.Go(func() { found[i] = p.detect(ctx, ap, kind) })
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cancels[i] = cancel
+		go func() { ch <- answer{i, p.detect(dctx, ap, kind)} }()
 	}
-	wg.Wait()
-	if spoke {
-		return greet
+	found := make([]bool, len(order))
+	for ; pending > 0; pending-- {
+		a := <-ch
+		if !a.ok {
+			continue
+		}
+		if a.i < 0 {
+			if !slices.Contains(found, true) {
+				// It spoke first: what it said is the answer.
+				return greet
+			}
+			continue
+		}
+		found[a.i] = true
+		// Each reader is strict, so a yes is conclusive, except that an
+		// HTTPS server may answer plain HTTP with an error page: HTTP
+		// waits for TLS's answer, everything else stops now.
+		bcancel()
+		for j := range order {
+			if j != a.i && !(order[a.i] == "http" && order[j] == "tls") {
+				cancels[j]()
+			}
+		}
 	}
 	for i, kind := range order {
 		if found[i] && ctx.Err() == nil && p.try(ctx, ap, kind, &s) {
