@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -53,7 +54,9 @@ func runProbe(e *env, args []string) int {
 		}
 		threshold = s
 	}
-	if *rate < 0 || *rate > 1000000 || (*rate > 0 && *rate < 1) {
+	rateSet := false
+	f.Visit(func(fl *flag.Flag) { rateSet = rateSet || fl.Name == "rate" })
+	if *rate < 0 || *rate > 1000000 || (rateSet && *rate < 1) {
 		fmt.Fprintln(e.stderr, "moat probe: --rate: expected 1 to 1000000 attempts per second")
 		return ExitUsage
 	}

@@ -49,6 +49,7 @@ const (
 type world struct {
 	bin      string
 	attacker *lab.Host
+	open     *lab.Host
 	vpsCfg   string
 	openSSHD *lab.SSHD
 }
@@ -90,7 +91,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{bin: moatBinary(t)}
 	l := lab.New(t)
 	vps, open, attacker := l.Host("vps"), l.Host("open"), l.Host("attacker")
-	w.attacker = attacker
+	w.attacker, w.open = attacker, open
 	// A name for the vps with both its addresses, in the attacker's own
 	// /etc/hosts (ip netns exec mounts /etc/netns/NAME/hosts over it).
 	hostsDir := filepath.Join("/etc/netns", attacker.Netns())
@@ -576,6 +577,30 @@ func TestProbeLab(t *testing.T) {
 		}
 	})
 
+	t.Run("syn-rate-limited", func(t *testing.T) {
+		// The target drops SYNs beyond 2,000 a second (a SYN-flood
+		// guard, or a provider's): the scan must see the loss, slow
+		// down, and still call every closed port closed, not filtered.
+		rules := filepath.Join(t.TempDir(), "synlimit.nft")
+		writeFile(t, rules, `table inet synlimit {
+	chain input { type filter hook input priority filter - 10; policy accept;
+		tcp flags & (syn | ack) == syn limit rate over 2000/second burst 200 packets drop
+	}
+}
+`)
+		w.open.MustRun(t, "nft", "-f", rules)
+		t.Cleanup(func() { w.open.MustRun(t, "nft", "delete", "table", "inet", "synlimit") })
+		r, raw := w.probeJSON(t, openV4, "--ports", labRange, "--no-udp")
+		h := r.Hosts[0]
+		if want := []uint16{22, 53, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) || h.FilteredCount != 0 {
+			t.Errorf("behind a SYN rate limit: open %v, %d closed, %d filtered; want %v open and the rest closed\n%s", h.Open, h.ClosedCount, h.FilteredCount, want, raw)
+		}
+		if r.Scan.Pace.Backoffs == 0 || r.Scan.Pace.Drops == 0 {
+			t.Errorf("the scan did not see the loss: %+v", r.Scan.Pace)
+		}
+		t.Logf("pace %+v, %d attempts for %d ports", r.Scan.Pace, r.Scan.Attempts, r.Ports)
+	})
+
 	t.Run("fail-on", func(t *testing.T) {
 		out, err := w.attacker.Run(context.Background(), w.bin, "probe", openV4, "--ports", "6379", "--no-udp", "--fail-on", "critical")
 		var ee *exec.ExitError
@@ -633,6 +658,8 @@ func TestProbeBenchVersusNmap(t *testing.T) {
 				slowest = s
 			}
 		}
+		sj, _ := json.Marshal(slowest)
+		t.Logf("slowest examination: %s", sj)
 		fmt.Printf("target %s: moat probe %.2fs (scan %.2fs, %d attempts, pace peak %.0f/s of %.0f, %d backoffs; slowest examination tcp/%d %s %.2fs; peak RSS %d MiB) | nmap -sT -p- -T4 %.2fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
 			target, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, r.Scan.Pace.Peak, r.Scan.Pace.Ceiling, r.Scan.Pace.Backoffs,
 			slowest.Port, slowest.Name, slowest.Took.Seconds(), mRSS/1024, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())

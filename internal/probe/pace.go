@@ -29,19 +29,21 @@ const (
 
 // pacer is a token bucket whose rate the scan's answers steer.
 type pacer struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	srtt    func() time.Duration
-	ceiling float64
-	rate    float64
-	burst   int
-	next    time.Time
+	mu       sync.Mutex
+	now      func() time.Time
+	srtt     func() time.Duration
+	feedback func() time.Duration
+	ceiling  float64
+	rate     float64
+	burst    int
+	next     time.Time
 
-	slowStart  bool
-	epochStart time.Time
-	sent       int
-	drops      int
-	stats      PaceStats
+	slowStart   bool
+	lastBackoff time.Time
+	epochStart  time.Time
+	sent        int
+	drops       int
+	stats       PaceStats
 }
 
 // PaceStats says how the pace went.
@@ -54,18 +56,32 @@ type PaceStats struct {
 }
 
 func newPacer(ceiling float64, burst int, now func() time.Time, srtt func() time.Duration) *pacer {
+	return newPacerFeedback(ceiling, burst, now, srtt, nil)
+}
+
+// newPacerFeedback is newPacer with the delay after which a loss is
+// learnt (the wait before a retry): once a loss has been seen the pace
+// grows at most once per that delay, so it cannot outrun its own
+// evidence.
+func newPacerFeedback(ceiling float64, burst int, now func() time.Time, srtt, feedback func() time.Duration) *pacer {
 	r := min(initialRate, ceiling)
-	p := &pacer{now: now, srtt: srtt, ceiling: ceiling, rate: r, burst: max(burst, 1), slowStart: true, epochStart: now()}
+	p := &pacer{now: now, srtt: srtt, feedback: feedback, ceiling: ceiling, rate: r, burst: max(burst, 1), slowStart: true, epochStart: now()}
 	p.stats.Ceiling, p.stats.Peak = ceiling, r
 	return p
 }
 
-// dropped records one sign of loss.
-func (p *pacer) dropped() {
+// dropped records one sign of loss: the attempt sent at sent was lost.
+// Loss is learnt a timeout late, so one backoff answers every loss of the
+// attempts sent before it (nmap's rule too): only an attempt sent after
+// the last backoff can cause another.
+func (p *pacer) dropped(sent time.Time) {
 	p.mu.Lock()
-	p.drops++
+	defer p.mu.Unlock()
 	p.stats.Drops++
-	p.mu.Unlock()
+	if sent.Before(p.lastBackoff) {
+		return
+	}
+	p.drops++
 }
 
 // adjust ends an epoch when one has passed: halve on loss (and leave slow
@@ -77,6 +93,9 @@ func (p *pacer) adjust(now time.Time) {
 	if p.srtt != nil {
 		epoch = max(epoch, 2*p.srtt())
 	}
+	if !p.slowStart && p.feedback != nil {
+		epoch = max(epoch, p.feedback())
+	}
 	el := now.Sub(p.epochStart)
 	if el < epoch {
 		return
@@ -86,6 +105,7 @@ func (p *pacer) adjust(now time.Time) {
 		p.rate = max(p.rate/2, min(floorRate, p.ceiling))
 		p.slowStart = false
 		p.stats.Backoffs++
+		p.lastBackoff = now
 	case float64(p.sent) >= p.rate*el.Seconds()/2:
 		if p.slowStart {
 			p.rate *= 2

@@ -121,6 +121,9 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 	b.WriteString("\nWHAT AN ATTACKER SEES\n")
 	fmt.Fprintf(&b, "  TCP connect scan: %d ports on %d address(es) in %s (%d attempts, %d retries)\n",
 		r.Ports, len(r.Hosts), r.Scan.Took.Round(100*time.Millisecond), r.Scan.Attempts, r.Scan.Retries)
+	if pc := r.Scan.Pace; pc.Ceiling > 0 {
+		fmt.Fprintf(&b, "  pace: up to %.0f attempts/s (ceiling %.0f), %d backoffs on loss\n", pc.Peak, pc.Ceiling, pc.Backoffs)
+	}
 	for _, h := range r.Hosts {
 		fmt.Fprintf(&b, "  %s  tcp: %d open, %d closed, %d filtered\n", h.Addr, len(h.Open), h.ClosedCount, h.FilteredCount)
 		if h.Unscanned > 0 {

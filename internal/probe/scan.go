@@ -203,7 +203,7 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 			rtt.sample(now().Sub(t0))
 		} else if ctx.Err() == nil {
 			// A port that answered before is silent now: loss.
-			lim.dropped()
+			lim.dropped(t0)
 		}
 	}
 	var wg sync.WaitGroup
@@ -214,6 +214,7 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					timing()
 				}
 				st := Filtered
+				var sent time.Time
 				for try := 0; try <= retries; try++ {
 					if lim.wait(ctx) != nil {
 						st = Unscanned
@@ -228,13 +229,16 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					// chance before the port is called filtered.
 					to := min(rtt.timeout(minTO)<<try, maxTO)
 					t0 := now()
+					if try == 0 {
+						sent = t0
+					}
 					var answered, final bool
 					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
 					if answered {
 						if try > 0 {
 							// Silent first, answering now: the first
 							// SYN or its answer was lost.
-							lim.dropped()
+							lim.dropped(sent)
 						}
 						rtt.sample(now().Sub(t0))
 						ap := netip.AddrPortFrom(out[j.host].Addr, j.port)
@@ -289,7 +293,7 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 		addrs[i] = h.Addr
 	}
 	rtt := newRTT(maxTO)
-	lim := newPacer(rate, max(workers/8, 1), now, rtt.srttValue)
+	lim := newPacerFeedback(rate, max(workers/8, 1), now, rtt.srttValue, func() time.Duration { return rtt.timeout(minTO) })
 	// Interleave addresses so each sees the same pace.
 	work := make([]attempt, 0, len(ports)*len(addrs))
 	for _, p := range ports {
@@ -307,7 +311,7 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 		}
 	}
 	e := &engineRun{
-		addrs: addrs, work: work, workers: workers, retries: retries, lim: lim, rtt: rtt, now: now, stats: &stats,
+		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: &stats,
 		timing: true, drops: true, done: done,
 		// Each retry waits twice as long (RFC 6298 backoff).
 		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
@@ -361,6 +365,10 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 	stats.Pace = lim.statsNow()
 	return stats, err
 }
+
+// adaptiveRetries bounds the tries a lossy host earns its ports (nmap
+// -T4's max-retries is 6).
+const adaptiveRetries = 6
 
 // maxShards bounds the native scan's loops.
 const maxShards = 4

@@ -29,7 +29,8 @@ type attempt struct {
 	host  int
 	port  uint16
 	try   int
-	probe bool // a timing probe: only its round trip counts
+	probe bool      // a timing probe: only its round trip counts
+	sent  time.Time // when the first try was sent
 }
 
 type inflight struct {
@@ -61,6 +62,12 @@ type engineRun struct {
 	work    []attempt
 	workers int
 	retries int
+	// maxTry is the highest try that got an answer so far, shared by the
+	// loops of one scan: a port gets retries+1 tries, or one more than the
+	// most any port needed, up to adaptiveRetries (nmap's rule). A host
+	// that loses packets earns its ports more tries; a firewall that drops
+	// earns none, since no retry of a silent port is ever answered.
+	maxTry *atomic.Int32
 	// timeout is the wait for an attempt's try; fixed is set for the
 	// verification pass (the longest wait, no adaptation).
 	timeout func(try int) time.Duration
@@ -133,20 +140,22 @@ func (e *engineRun) run(ctx context.Context) error {
 			if a.try > 0 && e.drops {
 				// Silent first, answering now: the first SYN or its
 				// answer was lost.
-				e.lim.dropped()
+				e.lim.dropped(a.sent)
+			}
+			for m := e.maxTry.Load(); int32(a.try) > m && !e.maxTry.CompareAndSwap(m, int32(a.try)); m = e.maxTry.Load() {
 			}
 			known = &ap
 		}
 		if a.probe {
 			if !answered && !final {
-				e.lim.dropped() // a port that answered before is silent now
+				e.lim.dropped(a.sent) // a port that answered before is silent now
 			}
 			return
 		}
 		switch {
 		case final:
 			e.done(a, st)
-		case a.try < e.retries:
+		case a.try < max(e.retries, min(int(e.maxTry.Load())+1, adaptiveRetries)):
 			a.try++
 			retryQ = append(retryQ, a)
 		default:
@@ -168,6 +177,9 @@ func (e *engineRun) run(ctx context.Context) error {
 			atomic.AddInt64(&e.stats.Retries, 1)
 		}
 		now := e.now()
+		if a.try == 0 {
+			a.sent = now
+		}
 		f := &inflight{fd: fd, a: a, start: now, deadline: now.Add(e.timeout(a.try))}
 		err = unix.Connect(fd, sa)
 		if errors.Is(err, unix.EINPROGRESS) {
