@@ -19,7 +19,7 @@ func init() {
 }
 
 func runProbe(e *env, args []string) int {
-	f := newFlags(e, "probe", "probe TARGET [-c moat.yaml] [--json | --sarif] [--rate N] [--ports all|top|LIST] [--names host1,host2] [--fail-on SEVERITY]")
+	f := newFlags(e, "probe", "probe TARGET [-c moat.yaml] [--json | --sarif] [--rate N] [--ports all|top|LIST] [--syn] [--names host1,host2] [--fail-on SEVERITY]")
 	asJSON := f.Bool("json", false, "print the report as JSON (schema moat.probe/v1)")
 	asSARIF := f.Bool("sarif", false, "print the findings as SARIF 2.1.0")
 	failOn := f.String("fail-on", "", "exit 3 when a finding is at or above `severity` (info, low, medium, high, critical)")
@@ -29,6 +29,7 @@ func runProbe(e *env, args []string) int {
 	names := f.String("names", "", "host `names` to ask for in TLS SNI and HTTP Host (default: gateway.sites from -c)")
 	admin := f.String("admin", "", "the admin `user` whose SSH methods are probed beside root and a random name (default: host.admin.user from -c)")
 	noUDP := f.Bool("no-udp", false, "skip the UDP probes")
+	syn := f.Bool("syn", false, "a half-open SYN scan over a raw socket instead of connects (root or CAP_NET_RAW)")
 	retries := f.Int("retries", probe.DefaultRetries, "extra tries for a port that does not answer, before it is called filtered")
 	timeout := f.Duration("timeout", probe.DefaultTimeout, "longest wait for one connection attempt (it adapts to the measured round trip, down to --min-timeout)")
 	minTimeout := f.Duration("min-timeout", probe.DefaultMinTimeout, "shortest wait for one connection attempt")
@@ -68,6 +69,12 @@ func runProbe(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "moat probe: --retries: expected 0 to 10")
 		return ExitUsage
 	}
+	if *syn {
+		if err := probe.CanSYN(); err != nil {
+			fmt.Fprintf(e.stderr, "moat probe: --syn: %v\n", err)
+			return ExitUsage
+		}
+	}
 	ports, err := probe.ParsePorts(*portsFlag)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "moat probe: %v\n", err)
@@ -95,7 +102,7 @@ func runProbe(e *env, args []string) int {
 		Intent:  intent,
 		MaxTime: *maxTime,
 		Version: Version(),
-		Scanner: probe.Scanner{Rate: *rate, Workers: *workers, Retries: *retries, Timeout: *timeout, MinTimeout: *minTimeout},
+		Scanner: probe.Scanner{SYN: *syn, Rate: *rate, Workers: *workers, Retries: *retries, Timeout: *timeout, MinTimeout: *minTimeout},
 		Prober:  probe.Prober{Admin: *admin},
 	}
 	if *names != "" {

@@ -87,7 +87,7 @@ func newWorld(t *testing.T) *world {
 		t.Skip("end to end")
 	}
 	lab.RequireRoot(t)
-	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached", "dnsmasq")
+	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached", "dnsmasq", "setpriv")
 	w := &world{bin: moatBinary(t)}
 	l := lab.New(t)
 	vps, open, attacker := l.Host("vps"), l.Host("open"), l.Host("attacker")
@@ -574,6 +574,31 @@ func TestProbeLab(t *testing.T) {
 		n := w.nmap(t, "-sT", "-T4", "-p", labRange, vpsV4)
 		if !slices.Equal(n.open(), []uint16{80, 443}) || n.count("filtered") != r.Hosts[0].FilteredCount {
 			t.Errorf("nmap: open %v, %d filtered; moat: open %v, %d filtered", n.open(), n.count("filtered"), r.Hosts[0].Open, r.Hosts[0].FilteredCount)
+		}
+	})
+
+	t.Run("syn", func(t *testing.T) {
+		// The raw SYN scan (root): the same verdicts as the connect scan
+		// and as nmap -sS, port for port, on both hosts.
+		for _, target := range []string{openV4, vpsV4} {
+			conn, _ := w.probeJSON(t, target, "--ports", labRange, "--no-udp")
+			syn, raw := w.probeJSON(t, target, "--syn", "--ports", labRange, "--no-udp")
+			c, s := conn.Hosts[0], syn.Hosts[0]
+			if syn.Scan.Method != "syn" || !slices.Equal(c.Open, s.Open) || c.ClosedCount != s.ClosedCount || c.FilteredCount != s.FilteredCount {
+				t.Errorf("%s: SYN scan open %v, %d closed, %d filtered; connect scan open %v, %d closed, %d filtered\n%s",
+					target, s.Open, s.ClosedCount, s.FilteredCount, c.Open, c.ClosedCount, c.FilteredCount, raw)
+			}
+			n := w.nmap(t, "-sS", "-T4", "-p", labRange, target)
+			if !slices.Equal(n.open(), s.Open) || n.count("closed") != s.ClosedCount || n.count("filtered") != s.FilteredCount {
+				t.Errorf("%s: nmap -sS open %v, %d closed, %d filtered; moat --syn open %v, %d closed, %d filtered",
+					target, n.open(), n.count("closed"), n.count("filtered"), s.Open, s.ClosedCount, s.FilteredCount)
+			}
+		}
+		// Without CAP_NET_RAW: refused before any packet, with the way out.
+		out, err := w.attacker.Run(context.Background(), "setpriv", "--bounding-set=-net_raw", "--", w.bin, "probe", openV4, "--syn", "--ports", "22")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "CAP_NET_RAW") || strings.Contains(string(out), "WHAT AN ATTACKER SEES") {
+			t.Errorf("--syn without CAP_NET_RAW: %v\n%s", err, out)
 		}
 	})
 

@@ -39,6 +39,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if o.Scanner.SYN {
+		if err := CanSYN(); err != nil {
+			return nil, err
+		}
+	}
 	now := o.Now
 	if now == nil {
 		now = time.Now

@@ -77,6 +77,9 @@ type Scanner struct {
 	Retries int
 	// Now is the clock for round-trip measurement; nil is time.Now.
 	Now func() time.Time
+	// SYN asks for a half-open scan over a raw socket (root or
+	// CAP_NET_RAW; syn_linux.go) instead of connects; Dial is then unused.
+	SYN bool
 	// OnOpen, when set, is called once for each port found open, as soon
 	// as it is found (from the scan's goroutines: it must not block long),
 	// so what answers there can be examined while the scan goes on.
@@ -117,6 +120,8 @@ func (h *HostPorts) Count(s State) int {
 
 // ScanStats says what a scan cost.
 type ScanStats struct {
+	// Method is "connect" or "syn".
+	Method   string        `json:"method"`
 	Attempts int64         `json:"attempts"`
 	Retries  int64         `json:"retries"`
 	SRTT     time.Duration `json:"srtt_ns"`
@@ -162,8 +167,19 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 	for i, a := range addrs {
 		out[i] = &HostPorts{Addr: a, states: make(map[uint16]State, len(ports)), ports: ports}
 	}
-	if s.Dial == nil && nativeConnect {
-		stats, err := s.scanNative(ctx, out, ports, workers, rate, minTO, maxTO, retries, now)
+	if s.SYN || (s.Dial == nil && nativeConnect) {
+		scan := s.scanNative
+		if s.SYN {
+			scan = s.scanSYN
+		}
+		stats, err := scan(ctx, out, ports, workers, rate, minTO, maxTO, retries, now)
+		stats.Method = "connect"
+		if s.SYN {
+			stats.Method = "syn"
+		}
+		if errors.Is(err, ErrNoRawSocket) {
+			return out, stats, err
+		}
 		stats.Took = now().Sub(start)
 		if err == nil {
 			err = ctx.Err()
@@ -274,6 +290,7 @@ feed:
 	close(jobs)
 	wg.Wait()
 	s.verify(ctx, dial, out, lim, maxTO, retries, &stats)
+	stats.Method = "connect"
 	stats.SRTT = rtt.srttValue()
 	stats.Pace = lim.statsNow()
 	stats.Took = now().Sub(start)
@@ -335,31 +352,7 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 	wg.Wait()
 	err := errors.Join(errs...)
 	if err == nil && ctx.Err() == nil {
-		// The verification pass, as verify does it: the few silent
-		// ports of a host that answers, tried again with the longest
-		// wait; an answer overrides, silence leaves them filtered.
-		var todo []attempt
-		for h, hp := range out {
-			f := hp.Ports(Filtered)
-			if len(f) == 0 || len(f) > verifyMax || len(f) > len(hp.ports)/2 {
-				continue
-			}
-			for _, p := range f {
-				todo = append(todo, attempt{host: h, port: p, try: 1})
-			}
-		}
-		if len(todo) > 0 {
-			v := *e
-			v.work, v.workers, v.timing, v.drops = todo, min(len(todo), workers, 256), false, false
-			v.retries = retries + 1 // try counts from 1 here: every try is a retry
-			v.timeout = func(int) time.Duration { return maxTO }
-			v.done = func(a attempt, st State) {
-				if st != Filtered {
-					done(a, st)
-				}
-			}
-			err = v.run(ctx)
-		}
+		err = verifyPass(ctx, e, out, workers, retries, maxTO, func(v *engineRun) error { return v.run(ctx) })
 	}
 	stats.SRTT = rtt.srttValue()
 	stats.Pace = lim.statsNow()
@@ -369,6 +362,36 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 // adaptiveRetries bounds the tries a lossy host earns its ports (nmap
 // -T4's max-retries is 6).
 const adaptiveRetries = 6
+
+// verifyPass is verify for the native scans: the few silent ports of a
+// host that answers, tried again with the longest wait; an answer
+// overrides, silence leaves them filtered.
+func verifyPass(ctx context.Context, e *engineRun, out []*HostPorts, workers, retries int, maxTO time.Duration, run func(*engineRun) error) error {
+	var todo []attempt
+	for h, hp := range out {
+		f := hp.Ports(Filtered)
+		if len(f) == 0 || len(f) > verifyMax || len(f) > len(hp.ports)/2 {
+			continue
+		}
+		for _, p := range f {
+			todo = append(todo, attempt{host: h, port: p, try: 1})
+		}
+	}
+	if len(todo) == 0 || ctx.Err() != nil {
+		return nil
+	}
+	v := *e
+	v.work, v.workers, v.timing, v.drops = todo, min(len(todo), workers, 256), false, false
+	v.retries = retries + 1 // try counts from 1 here: every try is a retry
+	v.maxTry = new(atomic.Int32)
+	v.timeout = func(int) time.Duration { return maxTO }
+	v.done = func(a attempt, st State) {
+		if st != Filtered {
+			e.done(a, st)
+		}
+	}
+	return run(&v)
+}
 
 // maxShards bounds the native scan's loops.
 const maxShards = 4

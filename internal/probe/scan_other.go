@@ -12,6 +12,9 @@ import (
 // nativeConnect: elsewhere the scan dials through net.Dialer.
 const nativeConnect = false
 
+// ErrNoRawSocket is returned when --syn cannot open a raw socket.
+var ErrNoRawSocket = errors.New("the SYN scan needs a raw socket")
+
 type attempt struct {
 	host  int
 	port  uint16
@@ -37,3 +40,10 @@ type engineRun struct {
 func (e *engineRun) run(context.Context) error {
 	return errors.New("no native connect scan on this system")
 }
+
+func (s *Scanner) scanSYN(context.Context, []*HostPorts, []uint16, int, float64, time.Duration, time.Duration, int, func() time.Time) (ScanStats, error) {
+	return ScanStats{}, errors.New("the SYN scan is Linux only here: leave out --syn")
+}
+
+// CanSYN says whether this process may run the SYN scan.
+func CanSYN() error { return ErrNoRawSocket }
