@@ -24,7 +24,7 @@ const (
 	floorRate = 50.0
 	// minEpoch bounds how often the pace changes: at most once per
 	// epoch, an epoch being two round trips but no less than this.
-	minEpoch = 10 * time.Millisecond
+	minEpoch = 2 * time.Millisecond
 )
 
 // pacer is a token bucket whose rate the scan's answers steer.
@@ -91,7 +91,14 @@ func (p *pacer) dropped(sent time.Time) {
 func (p *pacer) adjust(now time.Time) {
 	epoch := minEpoch
 	if p.srtt != nil {
-		epoch = max(epoch, 2*p.srtt())
+		if rt := p.srtt(); rt > 0 {
+			epoch = max(epoch, 2*rt)
+		} else if p.feedback != nil {
+			// No answer yet: nothing says the target keeps up, so the
+			// pace waits a whole wait (the longest, until a round trip
+			// is known) before it grows.
+			epoch = max(epoch, p.feedback())
+		}
 	}
 	if !p.slowStart && p.feedback != nil {
 		epoch = max(epoch, p.feedback())

@@ -300,9 +300,21 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 		timer   = time.NewTimer(time.Hour)
 	)
 	defer timer.Stop()
+	var known *attempt
 	finish := func(p *synProbe, st State, answered bool) {
 		a := p.a
+		if a.probe {
+			if answered {
+				e.rtt.sample(e.now().Sub(p.start))
+			} else {
+				e.lim.dropped(a.sent) // a port that answered before is silent now
+			}
+			return
+		}
 		if answered {
+			k := a
+			k.try, k.probe = 0, true
+			known = &k
 			e.rtt.sample(e.now().Sub(p.start))
 			if a.try > 0 && e.drops {
 				e.lim.dropped(a.sent)
@@ -337,6 +349,12 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 			} else {
 				a = e.work[next]
 				next++
+				if e.timing && next%timingEvery == 0 && known != nil {
+					// Timing probes, as in the connect scan: a port known
+					// to answer, asked again, keeps the wait following
+					// the round trip as it is now.
+					retryQ = append(retryQ, *known)
+				}
 			}
 			k := synKey{a.host, a.port}
 			if pending[k] != nil {
@@ -428,7 +446,7 @@ func (s *Scanner) scanSYN(ctx context.Context, out []*HostPorts, ports []uint16,
 	}
 	e := &engineRun{
 		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: &stats,
-		drops: true,
+		drops: true, timing: true,
 		done: func(a attempt, st State) {
 			out[a.host].states[a.port] = st
 			if st == Open && s.OnOpen != nil {
