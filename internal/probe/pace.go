@@ -25,6 +25,8 @@ const (
 	// minEpoch bounds how often the pace changes: at most once per
 	// epoch, an epoch being two round trips but no less than this.
 	minEpoch = 2 * time.Millisecond
+	// burstSpan is how much of the pace may go at once.
+	burstSpan = 2 * time.Millisecond
 )
 
 // pacer is a token bucket whose rate the scan's answers steer.
@@ -132,7 +134,11 @@ func (p *pacer) reserve() time.Duration {
 	now := p.now()
 	p.adjust(now)
 	interval := time.Duration(float64(time.Second) / p.rate)
-	if floor := now.Add(-time.Duration(p.burst) * interval); p.next.Before(floor) {
+	// The burst is at least burstSpan of the pace: a loop that sleeps in
+	// whole milliseconds (epoll_wait) must not cap the pace at burst per
+	// millisecond.
+	burst := max(p.burst, int(p.rate*burstSpan.Seconds()))
+	if floor := now.Add(-time.Duration(burst) * interval); p.next.Before(floor) {
 		p.next = floor
 	}
 	at := p.next
