@@ -126,7 +126,11 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 	fmt.Fprintf(&b, "  %s: %d ports on %d address(es) in %s (%d attempts, %d retries)\n",
 		method, r.Ports, len(r.Hosts), r.Scan.Took.Round(100*time.Millisecond), r.Scan.Attempts, r.Scan.Retries)
 	if pc := r.Scan.Pace; pc.Ceiling > 0 {
-		fmt.Fprintf(&b, "  pace: up to %.0f attempts/s (ceiling %.0f), %d backoffs on loss\n", pc.Peak, pc.Ceiling, pc.Backoffs)
+		achieved := 0.0
+		if r.Scan.Took > 0 {
+			achieved = float64(r.Scan.Attempts) / r.Scan.Took.Seconds()
+		}
+		fmt.Fprintf(&b, "  pace: %.0f attempts/s on average, allowed up to %.0f (ceiling %.0f), %d backoffs on loss\n", achieved, pc.Peak, pc.Ceiling, pc.Backoffs)
 	}
 	for _, h := range r.Hosts {
 		fmt.Fprintf(&b, "  %s  tcp: %d open, %d closed, %d filtered\n", h.Addr, len(h.Open), h.ClosedCount, h.FilteredCount)
