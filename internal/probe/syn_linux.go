@@ -12,7 +12,6 @@ import (
 	"hash/maphash"
 	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,10 +128,11 @@ func openSynSocket(target netip.Addr) (*synSocket, error) {
 		}
 		return nil, fmt.Errorf("raw socket: %w", err)
 	}
-	// Answers come fast and all at once: room for them, and a receive
-	// timeout so the reader notices the scan's end.
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
+	// Answers come fast and all at once: room for them (beyond rmem_max
+	// when the process may, CAP_NET_ADMIN).
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	}
 	var sa unix.Sockaddr
 	if target.Is6() {
 		// The kernel fills in the TCP checksum at offset 16.
@@ -262,44 +262,59 @@ func (s *synScanner) parseAnswer(pkt []byte, from netip.Addr, v6 bool) (synAnswe
 	return synAnswer{}, false
 }
 
-// receive reads answers until stop is set, sending matches to out.
-func (s *synScanner) receive(sk *synSocket, v6 bool, stop *atomic.Bool, out chan<- synAnswer) {
-	buf := make([]byte, 1500)
-	for !stop.Load() {
-		n, from, err := unix.Recvfrom(sk.fd, buf, 0)
+// receive reads every answer waiting on sk's socket (non-blocking) and
+// hands each match to got.
+func (s *synScanner) receive(sk *synSocket, v6 bool, buf []byte, got func(synAnswer)) {
+	for {
+		n, from, err := unix.Recvfrom(sk.fd, buf, unix.MSG_DONTWAIT)
 		if err != nil {
-			continue // the receive timeout, or EINTR: look at stop again
+			return // EAGAIN: nothing more for now
 		}
 		var fa netip.Addr
 		if sa, ok := from.(*unix.SockaddrInet6); ok {
 			fa = netip.AddrFrom16(sa.Addr)
 		}
 		if ans, ok := s.parseAnswer(buf[:n], fa, v6); ok {
-			select {
-			case out <- ans:
-			default: // the scan is not keeping up: a retry will ask again
-			}
+			got(ans)
 		}
 	}
 }
 
 // synRun is one pass of the SYN scan, like engineRun for connects.
 func (s *synScanner) run(ctx context.Context, e *engineRun) error {
-	answers := make(chan synAnswer, 1<<16)
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for v6, sk := range s.socks {
-		wg.Go(func() { s.receive(sk, v6, &stop, answers) })
+	// One loop, as nmap's: send, then wait on the raw sockets (epoll)
+	// until an answer, the next deadline or the next token.
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
 	}
-	defer func() { stop.Store(true); wg.Wait() }()
+	defer unix.Close(epfd)
+	byFd := map[int32]bool{} // fd → IPv6
+	for v6, sk := range s.socks {
+		if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, sk.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(sk.fd)}); err != nil {
+			return err
+		}
+		byFd[int32(sk.fd)] = v6
+	}
+	var (
+		events = make([]unix.EpollEvent, 4)
+		buf    = make([]byte, 1500)
+		got    func(synAnswer)
+		sent   int
+	)
+	// drain reads what the sockets hold now: done between sends too, so
+	// a burst of answers does not overflow the socket's buffer.
+	drain := func() {
+		for v6, sk := range s.socks {
+			s.receive(sk, v6, buf, got)
+		}
+	}
 	var (
 		pending = map[synKey]*synProbe{}
 		dl      synHeap
 		retryQ  []attempt
 		next    int
-		timer   = time.NewTimer(time.Hour)
 	)
-	defer timer.Stop()
 	var known *attempt
 	finish := func(p *synProbe, st State, answered bool) {
 		a := p.a
@@ -330,6 +345,17 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 			return
 		}
 		e.done(a, Filtered)
+	}
+	got = func(ans synAnswer) {
+		if p := pending[ans.key]; p != nil {
+			delete(pending, ans.key)
+			heap.Remove(&dl, p.idx)
+			st := Closed
+			if ans.open {
+				st = Open
+			}
+			finish(p, st, true)
+		}
 	}
 	for {
 		if err := ctx.Err(); err != nil {
@@ -384,6 +410,9 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 			p := &synProbe{a: a, start: now, deadline: now.Add(e.timeout(a.try))}
 			pending[k] = p
 			heap.Push(&dl, p)
+			if sent++; sent%64 == 0 {
+				drain()
+			}
 		}
 		if len(pending) == 0 && len(retryQ) == 0 && next >= len(e.work) {
 			return nil
@@ -391,28 +420,13 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 		if len(dl) > 0 {
 			wait = min(wait, max(dl[0].deadline.Sub(e.now()), 0))
 		}
-		timer.Reset(wait)
-		select {
-		case ans := <-answers:
-			for more := true; more; {
-				if p := pending[ans.key]; p != nil {
-					delete(pending, ans.key)
-					heap.Remove(&dl, p.idx)
-					st := Closed
-					if ans.open {
-						st = Open
-					}
-					finish(p, st, true)
-				}
-				select {
-				case ans = <-answers:
-				default:
-					more = false
-				}
-			}
-		case <-timer.C:
-		case <-ctx.Done():
-			return ctx.Err()
+		ms := int((wait + time.Millisecond - 1) / time.Millisecond)
+		n, err := unix.EpollWait(epfd, events, ms)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+		for _, ev := range events[:max(n, 0)] {
+			s.receive(s.socks[byFd[ev.Fd]], byFd[ev.Fd], buf, got)
 		}
 		now := e.now()
 		for len(dl) > 0 && !dl[0].deadline.After(now) {
