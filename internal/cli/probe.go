@@ -30,7 +30,7 @@ func runProbe(e *env, args []string) int {
 	admin := f.String("admin", "", "the admin `user` whose SSH methods are probed beside root and a random name (default: host.admin.user from -c)")
 	noUDP := f.Bool("no-udp", false, "skip the UDP probes")
 	syn := f.Bool("syn", false, "a half-open SYN scan over a raw socket instead of connects (root or CAP_NET_RAW)")
-	retries := f.Int("retries", probe.DefaultRetries, "extra tries for a port that does not answer, before it is called filtered")
+	retries := f.Int("retries", probe.DefaultRetries, "extra tries for a port that does not answer, before it is called filtered (a host seen to lose packets earns its ports more, up to 6)")
 	timeout := f.Duration("timeout", probe.DefaultTimeout, "longest wait for one connection attempt (it adapts to the measured round trip, down to --min-timeout)")
 	minTimeout := f.Duration("min-timeout", probe.DefaultMinTimeout, "shortest wait for one connection attempt")
 	maxTime := f.Duration("max-time", 30*time.Minute, "stop after this long and report what was seen")
