@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -18,17 +19,18 @@ func init() {
 }
 
 func runProbe(e *env, args []string) int {
-	f := newFlags(e, "probe", "probe TARGET [-c moat.yaml] [--json | --sarif] [--rate N] [--ports all|top|LIST] [--names host1,host2] [--fail-on SEVERITY]")
+	f := newFlags(e, "probe", "probe TARGET [-c moat.yaml] [--json | --sarif] [--rate N] [--ports all|top|LIST] [--syn] [--names host1,host2] [--fail-on SEVERITY]")
 	asJSON := f.Bool("json", false, "print the report as JSON (schema moat.probe/v1)")
 	asSARIF := f.Bool("sarif", false, "print the findings as SARIF 2.1.0")
 	failOn := f.String("fail-on", "", "exit 3 when a finding is at or above `severity` (info, low, medium, high, critical)")
-	rate := f.Float64("rate", probe.DefaultRate, "at most `N` TCP connection attempts per second")
+	rate := f.Float64("rate", 0, fmt.Sprintf("at most `N` TCP connection attempts per second, a hard ceiling; below it the pace adapts to the target's answers (default %d, or %d for a target on a directly connected network)", probe.DefaultRate, probe.DefaultLinkRate))
 	workers := f.Int("workers", probe.DefaultWorkers, "at most `N` connection attempts in flight")
 	portsFlag := f.String("ports", "all", "TCP ports: all (1-65535), top, or a `list` like 22,80,8000-8100")
 	names := f.String("names", "", "host `names` to ask for in TLS SNI and HTTP Host (default: gateway.sites from -c)")
 	admin := f.String("admin", "", "the admin `user` whose SSH methods are probed beside root and a random name (default: host.admin.user from -c)")
 	noUDP := f.Bool("no-udp", false, "skip the UDP probes")
-	retries := f.Int("retries", probe.DefaultRetries, "extra tries for a port that does not answer, before it is called filtered")
+	syn := f.Bool("syn", false, "a half-open SYN scan over a raw socket instead of connects (root or CAP_NET_RAW)")
+	retries := f.Int("retries", probe.DefaultRetries, "extra tries for a port that does not answer, before it is called filtered (a host seen to lose packets earns its ports more, up to 6)")
 	timeout := f.Duration("timeout", probe.DefaultTimeout, "longest wait for one connection attempt (it adapts to the measured round trip, down to --min-timeout)")
 	minTimeout := f.Duration("min-timeout", probe.DefaultMinTimeout, "shortest wait for one connection attempt")
 	maxTime := f.Duration("max-time", 30*time.Minute, "stop after this long and report what was seen")
@@ -53,8 +55,10 @@ func runProbe(e *env, args []string) int {
 		}
 		threshold = s
 	}
-	if *rate <= 0 || *rate > 100000 {
-		fmt.Fprintln(e.stderr, "moat probe: --rate: expected 1 to 100000 attempts per second")
+	rateSet := false
+	f.Visit(func(fl *flag.Flag) { rateSet = rateSet || fl.Name == "rate" })
+	if *rate < 0 || *rate > 1000000 || (rateSet && *rate < 1) {
+		fmt.Fprintln(e.stderr, "moat probe: --rate: expected 1 to 1000000 attempts per second")
 		return ExitUsage
 	}
 	if *workers < 1 || *workers > 10000 {
@@ -64,6 +68,12 @@ func runProbe(e *env, args []string) int {
 	if *retries < 0 || *retries > 10 {
 		fmt.Fprintln(e.stderr, "moat probe: --retries: expected 0 to 10")
 		return ExitUsage
+	}
+	if *syn {
+		if err := probe.CanSYN(); err != nil {
+			fmt.Fprintf(e.stderr, "moat probe: --syn: %v\n", err)
+			return ExitUsage
+		}
 	}
 	ports, err := probe.ParsePorts(*portsFlag)
 	if err != nil {
@@ -92,7 +102,7 @@ func runProbe(e *env, args []string) int {
 		Intent:  intent,
 		MaxTime: *maxTime,
 		Version: Version(),
-		Scanner: probe.Scanner{Rate: *rate, Workers: *workers, Retries: *retries, Timeout: *timeout, MinTimeout: *minTimeout},
+		Scanner: probe.Scanner{SYN: *syn, Rate: *rate, Workers: *workers, Retries: *retries, Timeout: *timeout, MinTimeout: *minTimeout},
 		Prober:  probe.Prober{Admin: *admin},
 	}
 	if *names != "" {
@@ -103,7 +113,14 @@ func runProbe(e *env, args []string) int {
 		}
 	}
 	if !*asJSON && !*asSARIF && isTerminal(e.stderr) {
-		fmt.Fprintf(e.stderr, "moat probe: scanning %d TCP ports on %s at up to %.0f attempts/s…\n", len(ports), strings.Join(addrStrings(target), ", "), *rate)
+		ceiling := *rate
+		if ceiling == 0 {
+			ceiling = probe.DefaultRate
+			if probe.OnLink(target.Addrs) {
+				ceiling = probe.DefaultLinkRate
+			}
+		}
+		fmt.Fprintf(e.stderr, "moat probe: scanning %d TCP ports on %s, the pace adapting up to %.0f attempts/s…\n", len(ports), strings.Join(addrStrings(target), ", "), ceiling)
 	}
 	rep, err := probe.Run(ctx, opts)
 	if err != nil {

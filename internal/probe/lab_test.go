@@ -49,6 +49,7 @@ const (
 type world struct {
 	bin      string
 	attacker *lab.Host
+	open     *lab.Host
 	vpsCfg   string
 	openSSHD *lab.SSHD
 }
@@ -86,11 +87,11 @@ func newWorld(t *testing.T) *world {
 		t.Skip("end to end")
 	}
 	lab.RequireRoot(t)
-	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached", "dnsmasq")
+	lab.RequireTool(t, "nft", "ip", "go", "sshd", "redis-server", "nginx", "memcached", "dnsmasq", "setpriv")
 	w := &world{bin: moatBinary(t)}
 	l := lab.New(t)
 	vps, open, attacker := l.Host("vps"), l.Host("open"), l.Host("attacker")
-	w.attacker = attacker
+	w.attacker, w.open = attacker, open
 	// A name for the vps with both its addresses, in the attacker's own
 	// /etc/hosts (ip netns exec mounts /etc/netns/NAME/hosts over it).
 	hostsDir := filepath.Join("/etc/netns", attacker.Netns())
@@ -576,6 +577,58 @@ func TestProbeLab(t *testing.T) {
 		}
 	})
 
+	t.Run("syn", func(t *testing.T) {
+		// The raw SYN scan (root): the same verdicts as the connect scan
+		// and as nmap -sS, port for port, on both hosts.
+		for _, target := range []string{openV4, vpsV4, openV6} {
+			conn, _ := w.probeJSON(t, target, "--ports", labRange, "--no-udp")
+			syn, raw := w.probeJSON(t, target, "--syn", "--ports", labRange, "--no-udp")
+			c, s := conn.Hosts[0], syn.Hosts[0]
+			if syn.Scan.Method != "syn" || !slices.Equal(c.Open, s.Open) || c.ClosedCount != s.ClosedCount || c.FilteredCount != s.FilteredCount {
+				t.Errorf("%s: SYN scan open %v, %d closed, %d filtered; connect scan open %v, %d closed, %d filtered\n%s",
+					target, s.Open, s.ClosedCount, s.FilteredCount, c.Open, c.ClosedCount, c.FilteredCount, raw)
+			}
+			if target == openV6 {
+				continue // nmap's IPv6 run adds nothing the connect scan does not check
+			}
+			n := w.nmap(t, "-sS", "-T4", "-p", labRange, target)
+			if !slices.Equal(n.open(), s.Open) || n.count("closed") != s.ClosedCount || n.count("filtered") != s.FilteredCount {
+				t.Errorf("%s: nmap -sS open %v, %d closed, %d filtered; moat --syn open %v, %d closed, %d filtered",
+					target, n.open(), n.count("closed"), n.count("filtered"), s.Open, s.ClosedCount, s.FilteredCount)
+			}
+		}
+		// Without CAP_NET_RAW: refused before any packet, with the way out.
+		out, err := w.attacker.Run(context.Background(), "setpriv", "--bounding-set=-net_raw", "--", w.bin, "probe", openV4, "--syn", "--ports", "22")
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "CAP_NET_RAW") || strings.Contains(string(out), "WHAT AN ATTACKER SEES") {
+			t.Errorf("--syn without CAP_NET_RAW: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("syn-rate-limited", func(t *testing.T) {
+		// The target drops SYNs beyond 2,000 a second (a SYN-flood
+		// guard, or a provider's): the scan must see the loss, slow
+		// down, and still call every closed port closed, not filtered.
+		rules := filepath.Join(t.TempDir(), "synlimit.nft")
+		writeFile(t, rules, `table inet synlimit {
+	chain input { type filter hook input priority filter - 10; policy accept;
+		tcp flags & (syn | ack) == syn limit rate over 2000/second burst 200 packets drop
+	}
+}
+`)
+		w.open.MustRun(t, "nft", "-f", rules)
+		t.Cleanup(func() { w.open.MustRun(t, "nft", "delete", "table", "inet", "synlimit") })
+		r, raw := w.probeJSON(t, openV4, "--ports", labRange, "--no-udp")
+		h := r.Hosts[0]
+		if want := []uint16{22, 53, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) || h.FilteredCount != 0 {
+			t.Errorf("behind a SYN rate limit: open %v, %d closed, %d filtered; want %v open and the rest closed\n%s", h.Open, h.ClosedCount, h.FilteredCount, want, raw)
+		}
+		if r.Scan.Pace.Backoffs == 0 || r.Scan.Pace.Drops == 0 {
+			t.Errorf("the scan did not see the loss: %+v", r.Scan.Pace)
+		}
+		t.Logf("pace %+v, %d attempts for %d ports", r.Scan.Pace, r.Scan.Attempts, r.Ports)
+	})
+
 	t.Run("fail-on", func(t *testing.T) {
 		out, err := w.attacker.Run(context.Background(), w.bin, "probe", openV4, "--ports", "6379", "--no-udp", "--fail-on", "critical")
 		var ee *exec.ExitError
@@ -617,23 +670,50 @@ func TestProbeBenchVersusNmap(t *testing.T) {
 	if s := os.Getenv("MOAT_PROBE_BENCH_TARGETS"); s != "" {
 		targets = strings.Split(s, ",")
 	}
+	type pair struct{ moat, nmap string }
+	kinds := []pair{{"", "-sT"}}
+	if os.Getenv("MOAT_PROBE_BENCH_SYN") == "1" {
+		kinds = append(kinds, pair{"--syn", "-sS"})
+	}
 	for _, target := range targets {
-		mOut, mTook, mRSS := run(w.bin, "probe", "--json", "--no-udp", "--ports", "all", target)
-		nOut, nTook, nRSS := run("nmap", "-sT", "-p-", "-T4", "-n", "-Pn", "-oX", "-", target)
-		var r probe.Report
-		if err := json.Unmarshal(mOut, &r); err != nil {
-			t.Fatal(err)
+		for _, k := range kinds {
+			benchOne(t, w, run, target, k.moat, k.nmap)
 		}
-		h := r.Hosts[0]
-		n := parseNmapXML(t, nOut)
-		agree := slices.Equal(n.open(), h.Open) && n.count("closed") == h.ClosedCount && n.count("filtered") == h.FilteredCount
-		fmt.Printf("target %s: moat probe %.1fs (scan %.1fs, %d attempts, peak RSS %d MiB) | nmap -sT -p- -T4 %.1fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
-			target, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, mRSS/1024, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())
-		fmt.Printf("  verdicts: moat open %v, %d closed, %d filtered | nmap open %v, %d closed, %d filtered | agree: %v\n",
-			h.Open, h.ClosedCount, h.FilteredCount, n.open(), n.count("closed"), n.count("filtered"), agree)
-		if !agree {
-			t.Errorf("%s: verdicts differ", target)
+	}
+}
+
+// benchOne runs moat probe and nmap on one target, one after the other,
+// and prints the comparison.
+func benchOne(t *testing.T, w *world, run func(args ...string) ([]byte, time.Duration, int64), target, moatFlag, nmapFlag string) {
+	t.Helper()
+	margs := []string{w.bin, "probe", "--json", "--no-udp", "--ports", "all", target}
+	if moatFlag != "" {
+		margs = append(margs, moatFlag)
+	}
+	mOut, mTook, mRSS := run(margs...)
+	nOut, nTook, nRSS := run("nmap", nmapFlag, "-p-", "-T4", "-n", "-Pn", "-oX", "-", target)
+	var r probe.Report
+	if err := json.Unmarshal(mOut, &r); err != nil {
+		t.Fatal(err)
+	}
+	h := r.Hosts[0]
+	n := parseNmapXML(t, nOut)
+	agree := slices.Equal(n.open(), h.Open) && n.count("closed") == h.ClosedCount && n.count("filtered") == h.FilteredCount
+	var slowest probe.Service
+	for _, s := range r.Services {
+		if s.Took > slowest.Took {
+			slowest = s
 		}
+	}
+	sj, _ := json.Marshal(slowest)
+	t.Logf("slowest examination: %s", sj)
+	fmt.Printf("target %s: moat probe %s %.2fs (scan %.2fs, %d attempts, pace peak %.0f/s of %.0f, %d backoffs; slowest examination tcp/%d %s %.2fs; peak RSS %d MiB) | nmap %s -p- -T4 %.2fs (peak RSS %d MiB) | moat/nmap wall time %.2f\n",
+		target, r.Scan.Method, mTook.Seconds(), r.Scan.Took.Seconds(), r.Scan.Attempts, r.Scan.Pace.Peak, r.Scan.Pace.Ceiling, r.Scan.Pace.Backoffs,
+		slowest.Port, slowest.Name, slowest.Took.Seconds(), mRSS/1024, nmapFlag, nTook.Seconds(), nRSS/1024, mTook.Seconds()/nTook.Seconds())
+	fmt.Printf("  verdicts: moat open %v, %d closed, %d filtered | nmap open %v, %d closed, %d filtered | agree: %v\n",
+		h.Open, h.ClosedCount, h.FilteredCount, n.open(), n.count("closed"), n.count("filtered"), agree)
+	if !agree {
+		t.Errorf("%s: verdicts differ", target)
 	}
 }
 

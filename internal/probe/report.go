@@ -119,8 +119,19 @@ func (r *Report) WriteText(w io.Writer, verbose bool) error {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
 	b.WriteString("\nWHAT AN ATTACKER SEES\n")
-	fmt.Fprintf(&b, "  TCP connect scan: %d ports on %d address(es) in %s (%d attempts, %d retries)\n",
-		r.Ports, len(r.Hosts), r.Scan.Took.Round(100*time.Millisecond), r.Scan.Attempts, r.Scan.Retries)
+	method := "TCP connect scan"
+	if r.Scan.Method == "syn" {
+		method = "TCP SYN scan"
+	}
+	fmt.Fprintf(&b, "  %s: %d ports on %d address(es) in %s (%d attempts, %d retries)\n",
+		method, r.Ports, len(r.Hosts), r.Scan.Took.Round(100*time.Millisecond), r.Scan.Attempts, r.Scan.Retries)
+	if pc := r.Scan.Pace; pc.Ceiling > 0 {
+		achieved := 0.0
+		if r.Scan.Took > 0 {
+			achieved = float64(r.Scan.Attempts) / r.Scan.Took.Seconds()
+		}
+		fmt.Fprintf(&b, "  pace: %.0f attempts/s on average, allowed up to %.0f (ceiling %.0f), %d backoffs on loss\n", achieved, pc.Peak, pc.Ceiling, pc.Backoffs)
+	}
 	for _, h := range r.Hosts {
 		fmt.Fprintf(&b, "  %s  tcp: %d open, %d closed, %d filtered\n", h.Addr, len(h.Open), h.ClosedCount, h.FilteredCount)
 		if h.Unscanned > 0 {

@@ -39,6 +39,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	if o.Scanner.SYN {
+		if err := CanSYN(); err != nil {
+			return nil, err
+		}
+	}
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -67,7 +72,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	dial := guardDial(o.Scanner.Dial, allowed)
 	sc := o.Scanner
-	sc.Dial = dial
+	if sc.Dial != nil || !nativeConnect {
+		sc.Dial = dial
+	}
+	// Else the scan runs its own connect loop, which connects to the
+	// addresses it is given and nothing else: Target.Addrs.
 	pr := o.Prober
 	pr.Dial = dial
 	if o.Intent != nil {
@@ -81,37 +90,45 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			pr.Routes = o.Intent.Routes
 		}
 	}
-	hosts, stats, scanErr := sc.ScanTCP(ctx, o.Target.Addrs, ports)
-	r.Scan = stats
-	if scanErr != nil {
-		r.Notes = append(r.Notes, scanErr.Error())
-	}
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
 		sem = make(chan struct{}, identifyParallel)
 	)
-	for _, h := range hosts {
-		r.Hosts = append(r.Hosts, hostReport(h))
-		for _, p := range h.Ports(Open) {
-			ap := netip.AddrPortFrom(h.Addr, p)
+	// Each open port is examined as soon as the scan finds it, while the
+	// scan goes on: the examination's connections are few and slow (a
+	// greeting waited for, a TLS handshake) where the scan's are many and
+	// fast, so the two overlap instead of adding up.
+	sc.OnOpen = func(ap netip.AddrPort) {
+		wg.Go(func() {
+			// Past the time limit identify returns at once, so every
+			// open port still gets its (unknown) service.
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			s := pr.identify(ctx, ap)
+			mu.Lock()
+			r.Services = append(r.Services, s)
+			mu.Unlock()
+		})
+	}
+	// UDP, likewise, beside the TCP scan.
+	if !o.NoUDP {
+		for _, a := range o.Target.Addrs {
 			wg.Go(func() {
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				s := pr.identify(ctx, ap)
-				mu.Lock()
-				r.Services = append(r.Services, s)
-				mu.Unlock()
-			})
-		}
-		if !o.NoUDP {
-			wg.Go(func() {
-				u := pr.ScanUDP(ctx, h.Addr)
+				u := pr.ScanUDP(ctx, a)
 				mu.Lock()
 				r.UDP = append(r.UDP, u...)
 				mu.Unlock()
 			})
 		}
+	}
+	hosts, stats, scanErr := sc.ScanTCP(ctx, o.Target.Addrs, ports)
+	r.Scan = stats
+	if scanErr != nil {
+		r.Notes = append(r.Notes, scanErr.Error())
+	}
+	for _, h := range hosts {
+		r.Hosts = append(r.Hosts, hostReport(h))
 	}
 	wg.Wait()
 	sortServices(r.Services)

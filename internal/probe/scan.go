@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +42,13 @@ func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
 // Scan defaults: a full 65,535-port scan of a host that drops everything
 // takes about Retries+1 × MinTimeout × 65,535 ÷ Workers, or 65,535 ×
-// (Retries+1) ÷ Rate, whichever is longer.
+// (Retries+1) ÷ the pace, whichever is longer. The pace starts at 1,000
+// attempts a second and adapts (pace.go) up to a ceiling: DefaultRate for
+// a target across routers (the internet), DefaultLinkRate for one on a
+// directly connected network or the machine itself.
 const (
-	DefaultRate       = 8000 // connection attempts per second
+	DefaultRate       = 8000    // connection attempts per second
+	DefaultLinkRate   = 1000000 // the same, for a target on a local link
 	DefaultWorkers    = 1024
 	DefaultTimeout    = 1500 * time.Millisecond
 	DefaultMinTimeout = 200 * time.Millisecond
@@ -55,8 +60,10 @@ const (
 type Scanner struct {
 	// Dial opens connections; nil is a plain net.Dialer.
 	Dial DialFunc
-	// Rate bounds connection attempts per second over the whole scan
-	// (token bucket, burst of Workers ÷ 8); 0 is DefaultRate.
+	// Rate is the ceiling on connection attempts per second (token
+	// bucket, burst of Workers ÷ 8), never exceeded; below it the pace
+	// adapts to the target's answers. 0 is DefaultRate, or DefaultLinkRate
+	// when every address is on a directly connected network.
 	Rate float64
 	// Workers bounds attempts in flight; 0 is DefaultWorkers.
 	Workers int
@@ -70,6 +77,13 @@ type Scanner struct {
 	Retries int
 	// Now is the clock for round-trip measurement; nil is time.Now.
 	Now func() time.Time
+	// SYN asks for a half-open scan over a raw socket (root or
+	// CAP_NET_RAW; syn_linux.go) instead of connects; Dial is then unused.
+	SYN bool
+	// OnOpen, when set, is called once for each port found open, as soon
+	// as it is found (from the scan's goroutines: it must not block long),
+	// so what answers there can be examined while the scan goes on.
+	OnOpen func(netip.AddrPort)
 }
 
 // HostPorts is the scan of one address: the state of every scanned port.
@@ -106,9 +120,12 @@ func (h *HostPorts) Count(s State) int {
 
 // ScanStats says what a scan cost.
 type ScanStats struct {
+	// Method is "connect" or "syn".
+	Method   string        `json:"method"`
 	Attempts int64         `json:"attempts"`
 	Retries  int64         `json:"retries"`
 	SRTT     time.Duration `json:"srtt_ns"`
+	Pace     PaceStats     `json:"pace"`
 	Took     time.Duration `json:"took_ns"`
 }
 
@@ -131,6 +148,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 	rate := s.Rate
 	if rate <= 0 {
 		rate = DefaultRate
+		if OnLink(addrs) {
+			rate = DefaultLinkRate
+		}
 	}
 	maxTO := s.Timeout
 	if maxTO <= 0 {
@@ -147,6 +167,28 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 	for i, a := range addrs {
 		out[i] = &HostPorts{Addr: a, states: make(map[uint16]State, len(ports)), ports: ports}
 	}
+	if s.SYN || (s.Dial == nil && nativeConnect) {
+		scan := s.scanNative
+		if s.SYN {
+			scan = s.scanSYN
+		}
+		stats, err := scan(ctx, out, ports, workers, rate, minTO, maxTO, retries, now)
+		stats.Method = "connect"
+		if s.SYN {
+			stats.Method = "syn"
+		}
+		if errors.Is(err, ErrNoRawSocket) {
+			return out, stats, err
+		}
+		stats.Took = now().Sub(start)
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
+		}
+		return out, stats, nil
+	}
 	type job struct {
 		host int
 		port uint16
@@ -156,8 +198,8 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 		mu    sync.Mutex
 		stats ScanStats
 		rtt   = newRTT(maxTO)
-		lim   = newBucket(rate, max(workers/8, 1), now)
 	)
+	lim := newPacer(rate, max(workers/8, 1), now, rtt.srttValue)
 	// Timing probes, as nmap sends them: now and then a port known to
 	// answer is dialled again, so the wait follows the round trip as it is
 	// now, not as it was in the first burst (on a host that drops
@@ -175,6 +217,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 		t0 := now()
 		if _, answered, _ := connectOnce(ctx, dial, *ap, maxTO); answered {
 			rtt.sample(now().Sub(t0))
+		} else if ctx.Err() == nil {
+			// A port that answered before is silent now: loss.
+			lim.dropped(t0)
 		}
 	}
 	var wg sync.WaitGroup
@@ -185,6 +230,7 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					timing()
 				}
 				st := Filtered
+				var sent time.Time
 				for try := 0; try <= retries; try++ {
 					if lim.wait(ctx) != nil {
 						st = Unscanned
@@ -199,9 +245,17 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 					// chance before the port is called filtered.
 					to := min(rtt.timeout(minTO)<<try, maxTO)
 					t0 := now()
+					if try == 0 {
+						sent = t0
+					}
 					var answered, final bool
 					st, answered, final = connectOnce(ctx, dial, netip.AddrPortFrom(out[j.host].Addr, j.port), to)
 					if answered {
+						if try > 0 {
+							// Silent first, answering now: the first
+							// SYN or its answer was lost.
+							lim.dropped(sent)
+						}
 						rtt.sample(now().Sub(t0))
 						ap := netip.AddrPortFrom(out[j.host].Addr, j.port)
 						known.Store(&ap)
@@ -212,6 +266,9 @@ func (s *Scanner) ScanTCP(ctx context.Context, addrs []netip.Addr, ports []uint1
 				}
 				if ctx.Err() != nil && st == Filtered {
 					st = Unscanned
+				}
+				if st == Open && s.OnOpen != nil {
+					s.OnOpen(netip.AddrPortFrom(out[j.host].Addr, j.port))
 				}
 				mu.Lock()
 				out[j.host].states[j.port] = st
@@ -233,13 +290,111 @@ feed:
 	close(jobs)
 	wg.Wait()
 	s.verify(ctx, dial, out, lim, maxTO, retries, &stats)
+	stats.Method = "connect"
 	stats.SRTT = rtt.srttValue()
+	stats.Pace = lim.statsNow()
 	stats.Took = now().Sub(start)
 	if err := ctx.Err(); err != nil {
 		return out, stats, errors.New("the scan stopped before every port was tried: " + err.Error())
 	}
 	return out, stats, nil
 }
+
+// scanNative is ScanTCP on the native engine (scan_linux.go): the same
+// pace, waits, retries, timing probes and verification pass, without a
+// goroutine per attempt.
+func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint16, workers int, rate float64, minTO, maxTO time.Duration, retries int, now func() time.Time) (ScanStats, error) {
+	var stats ScanStats
+	addrs := make([]netip.Addr, len(out))
+	for i, h := range out {
+		addrs[i] = h.Addr
+	}
+	rtt := newRTT(maxTO)
+	lim := newPacerFeedback(rate, max(workers/8, 1), now, rtt.srttValue, func() time.Duration { return rtt.timeout(minTO) })
+	// Interleave addresses so each sees the same pace.
+	work := make([]attempt, 0, len(ports)*len(addrs))
+	for _, p := range ports {
+		for h := range addrs {
+			work = append(work, attempt{host: h, port: p})
+		}
+	}
+	var mu sync.Mutex
+	done := func(a attempt, st State) {
+		mu.Lock()
+		out[a.host].states[a.port] = st
+		mu.Unlock()
+		if st == Open && s.OnOpen != nil {
+			s.OnOpen(netip.AddrPortFrom(addrs[a.host], a.port))
+		}
+	}
+	e := &engineRun{
+		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: &stats,
+		timing: true, drops: true, done: done,
+		// Each retry waits twice as long (RFC 6298 backoff).
+		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
+	}
+	// One loop per core, each with its share of the ports (interleaved)
+	// and of the in-flight bound, under the one pace: the kernel's work
+	// for an attempt (the handshake, the target's answer on a local
+	// link) is done on the core that sent it.
+	shards := min(max(runtime.GOMAXPROCS(0), 1), maxShards, max(workers, 1))
+	errs := make([]error, shards)
+	var wg sync.WaitGroup
+	for i := range shards {
+		sh := *e
+		sh.work = nil
+		for j := i; j < len(work); j += shards {
+			sh.work = append(sh.work, work[j])
+		}
+		sh.workers = max(workers/shards, 1)
+		wg.Go(func() { errs[i] = sh.run(ctx) })
+	}
+	wg.Wait()
+	err := errors.Join(errs...)
+	if err == nil && ctx.Err() == nil {
+		err = verifyPass(ctx, e, out, workers, retries, maxTO, func(v *engineRun) error { return v.run(ctx) })
+	}
+	stats.SRTT = rtt.srttValue()
+	stats.Pace = lim.statsNow()
+	return stats, err
+}
+
+// adaptiveRetries bounds the tries a lossy host earns its ports (nmap
+// -T4's max-retries is 6).
+const adaptiveRetries = 6
+
+// verifyPass is verify for the native scans: the few silent ports of a
+// host that answers, tried again with the longest wait; an answer
+// overrides, silence leaves them filtered.
+func verifyPass(ctx context.Context, e *engineRun, out []*HostPorts, workers, retries int, maxTO time.Duration, run func(*engineRun) error) error {
+	var todo []attempt
+	for h, hp := range out {
+		f := hp.Ports(Filtered)
+		if len(f) == 0 || len(f) > verifyMax || len(f) > len(hp.ports)/2 {
+			continue
+		}
+		for _, p := range f {
+			todo = append(todo, attempt{host: h, port: p, try: 1})
+		}
+	}
+	if len(todo) == 0 || ctx.Err() != nil {
+		return nil
+	}
+	v := *e
+	v.work, v.workers, v.timing, v.drops = todo, min(len(todo), workers, 256), false, false
+	v.retries = retries + 1 // try counts from 1 here: every try is a retry
+	v.maxTry = new(atomic.Int32)
+	v.timeout = func(int) time.Duration { return maxTO }
+	v.done = func(a attempt, st State) {
+		if st != Filtered {
+			e.done(a, st)
+		}
+	}
+	return run(&v)
+}
+
+// maxShards bounds the native scan's loops.
+const maxShards = 4
 
 // verifyMax bounds the ports a verification pass tries again.
 const verifyMax = 4096
@@ -250,7 +405,7 @@ const verifyMax = 4096
 // goroutine, not the packet, is late), and one slow answer must not turn
 // a closed port into a filtered one. A host that drops nearly everything
 // (the protected case) has too many silent ports to need it.
-func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *bucket, maxTO time.Duration, retries int, stats *ScanStats) {
+func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts, lim *pacer, maxTO time.Duration, retries int, stats *ScanStats) {
 	type job struct {
 		h *HostPorts
 		p uint16
@@ -284,6 +439,9 @@ func (s *Scanner) verify(ctx context.Context, dial DialFunc, hosts []*HostPorts,
 					atomic.AddInt64(&stats.Retries, 1)
 					st, _, final := connectOnce(ctx, dial, netip.AddrPortFrom(j.h.Addr, j.p), maxTO)
 					if final {
+						if st == Open && s.OnOpen != nil {
+							s.OnOpen(netip.AddrPortFrom(j.h.Addr, j.p))
+						}
 						mu.Lock()
 						j.h.states[j.p] = st
 						mu.Unlock()
@@ -374,51 +532,6 @@ func (r *rttEstimator) srttValue() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.srtt
-}
-
-// bucket is a token bucket: rate tokens a second, at most burst at once.
-type bucket struct {
-	mu       sync.Mutex
-	next     time.Time
-	interval time.Duration
-	burst    int
-	now      func() time.Time
-}
-
-func newBucket(rate float64, burst int, now func() time.Time) *bucket {
-	return &bucket{interval: time.Duration(float64(time.Second) / rate), burst: burst, now: now}
-}
-
-// reserve takes the next token and returns how long until it is due.
-func (b *bucket) reserve() time.Duration {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.now()
-	if floor := now.Add(-time.Duration(b.burst) * b.interval); b.next.Before(floor) {
-		b.next = floor
-	}
-	at := b.next
-	b.next = b.next.Add(b.interval)
-	return at.Sub(now)
-}
-
-// wait takes a token, sleeping until one is there.
-func (b *bucket) wait(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	d := b.reserve()
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // RangeList writes ports as "1-21,23,25-79".

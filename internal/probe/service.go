@@ -3,9 +3,11 @@ package probe
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -18,6 +20,8 @@ type Service struct {
 	Product string `json:"product,omitempty"`
 	Version string `json:"version,omitempty"`
 	Banner  string `json:"banner,omitempty"`
+	// Took is how long examining the port took.
+	Took time.Duration `json:"took_ns"`
 
 	SSH       *SSHInfo       `json:"ssh,omitempty"`
 	TLS       *TLSInfo       `json:"tls,omitempty"`
@@ -44,10 +48,11 @@ func (p *Prober) conn(ctx context.Context, ap netip.AddrPort) (net.Conn, error) 
 	return c, nil
 }
 
-// exchange sends req (nil: nothing) and reads the answer: up to max bytes,
-// until the server stops sending for a moment, closes, or the deadline.
-// It never fails on a short or absent answer; it returns what came.
-func (p *Prober) exchange(ctx context.Context, ap netip.AddrPort, req []byte, wait time.Duration, limit int) ([]byte, error) {
+// exchange sends req (nil: nothing) and reads the answer: up to limit
+// bytes, until frame says it is whole, the server closes or stops sending
+// for a moment, or the deadline. It never fails on a short or absent
+// answer; it returns what came.
+func (p *Prober) exchange(ctx context.Context, ap netip.AddrPort, req []byte, wait time.Duration, limit int, frame frameFunc) ([]byte, error) {
 	c, err := p.conn(ctx, ap)
 	if err != nil {
 		return nil, err
@@ -60,12 +65,13 @@ func (p *Prober) exchange(ctx context.Context, ap netip.AddrPort, req []byte, wa
 			return nil, err
 		}
 	}
-	return readAnswer(c, wait, limit), nil
+	return readAnswer(c, wait, limit, frame), nil
 }
 
-// readAnswer reads until limit bytes, EOF, or no new byte within wait
-// (the first byte may take up to wait; later ones a quarter of it).
-func readAnswer(c net.Conn, wait time.Duration, limit int) []byte {
+// readAnswer reads until limit bytes, EOF, a whole message (frame; nil:
+// none is known), or no new byte within wait (the first byte may take up
+// to wait; later ones a quarter of it).
+func readAnswer(c net.Conn, wait time.Duration, limit int, frame frameFunc) []byte {
 	buf := make([]byte, 0, min(limit, 4096))
 	chunk := make([]byte, 4096)
 	deadline := time.Now().Add(wait)
@@ -73,7 +79,7 @@ func readAnswer(c net.Conn, wait time.Duration, limit int) []byte {
 		c.SetReadDeadline(deadline)
 		n, err := c.Read(chunk[:min(len(chunk), limit-len(buf))])
 		buf = append(buf, chunk[:n]...)
-		if err != nil {
+		if err != nil || (n > 0 && frame != nil && frame(buf)) {
 			break
 		}
 		deadline = time.Now().Add(wait / 4)
@@ -81,48 +87,145 @@ func readAnswer(c net.Conn, wait time.Duration, limit int) []byte {
 	return buf
 }
 
-// identify finds what answers on an open TCP port: first what it says
-// unasked, then TLS, HTTP and the datastores' greetings, most likely first
-// for the port number.
-func (p *Prober) identify(ctx context.Context, ap netip.AddrPort) Service {
-	s := Service{Proto: "tcp", Addr: ap.Addr().String(), Port: ap.Port(), Name: "unknown"}
+// identify finds what answers on an open TCP port. The port's usual
+// service is asked first, alone: on its own port it nearly always
+// answers, and nothing else is sent. Otherwise every candidate is asked
+// at once, each on its own connection with its own deadline (a greeting
+// waited for, TLS, HTTP, the datastores'), and the first conclusive
+// answer stops the rest, so an unknown port costs its quickest answer,
+// not the sum of every question's silence; the protocol that answered is
+// then examined in depth.
+func (p *Prober) identify(ctx context.Context, ap netip.AddrPort) (s Service) {
+	t0 := time.Now()
+	s = Service{Proto: "tcp", Addr: ap.Addr().String(), Port: ap.Port(), Name: "unknown"}
+	defer func() { s.Took = time.Since(t0) }()
 	hint := portHints[ap.Port()]
-	// Servers that speak first: SSH, MySQL, SMTP, FTP, POP3, IMAP. Skip
-	// the wait on ports whose usual service waits for the client.
-	if hint == "" || speaksFirst[hint] {
-		if b, err := p.exchange(ctx, ap, nil, p.bannerWait(), 4096); err == nil && len(b) > 0 {
-			bn := ParseBanner(b)
-			s.Banner = bn.Line
-			if bn.Service != "" {
-				s.Name, s.Product, s.Version = bn.Service, bn.Product, bn.Version
-				switch bn.Service {
-				case "ssh":
-					s.SSH = p.probeSSH(ctx, ap)
-				case "mysql":
-					p.mysql(&s, b)
-				}
-				return s
-			}
-			// It spoke, but not a protocol known here.
+	if speaksFirst[hint] {
+		if p.banner(ctx, ap, &s) {
 			return s
 		}
+	} else if hint != "" && p.try(ctx, ap, hint, &s) {
+		return s
 	}
 	order := []string{"tls", "http", "redis", "postgresql", "mongodb", "memcached"}
 	if hint != "" && !speaksFirst[hint] {
-		order = append([]string{hint}, order...)
+		order = slices.DeleteFunc(order, func(k string) bool { return k == hint })
 	}
-	tried := map[string]bool{}
-	for _, kind := range order {
-		if tried[kind] || ctx.Err() != nil {
+	// Every question on its own connection, under its own context: a
+	// conclusive answer cancels the questions it makes moot, so a port
+	// costs its quickest conclusive answer, not its slowest silence.
+	type answer struct {
+		i  int // index in order; -1: the greeting
+		ok bool
+	}
+	var (
+		ch      = make(chan answer, len(order)+1)
+		cancels = make([]context.CancelFunc, len(order))
+		greet   = s
+		pending = len(order)
+	)
+	bctx, bcancel := context.WithCancel(ctx)
+	defer bcancel()
+	if hint == "" {
+		pending++
+		go func() { ch <- answer{-1, p.banner(bctx, ap, &greet)} }()
+	}
+	for i, kind := range order {
+		dctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		cancels[i] = cancel
+		go func() { ch <- answer{i, p.detect(dctx, ap, kind)} }()
+	}
+	found := make([]bool, len(order))
+	for ; pending > 0; pending-- {
+		a := <-ch
+		if !a.ok {
 			continue
 		}
-		tried[kind] = true
-		if p.try(ctx, ap, kind, &s) {
+		if a.i < 0 {
+			if !slices.Contains(found, true) {
+				// It spoke first: what it said is the answer.
+				return greet
+			}
+			continue
+		}
+		found[a.i] = true
+		// Each reader is strict, so a yes is conclusive, except that an
+		// HTTPS server may answer plain HTTP with an error page: HTTP
+		// waits for TLS's answer, everything else stops now.
+		bcancel()
+		for j := range order {
+			if j != a.i && !(order[a.i] == "http" && order[j] == "tls") {
+				cancels[j]()
+			}
+		}
+	}
+	for i, kind := range order {
+		if found[i] && ctx.Err() == nil && p.try(ctx, ap, kind, &s) {
 			return s
 		}
 	}
 	return s
 }
+
+// banner waits for a greeting; true when the server spoke (s then says
+// what it is, when known).
+func (p *Prober) banner(ctx context.Context, ap netip.AddrPort, s *Service) bool {
+	b, err := p.exchange(ctx, ap, nil, p.bannerWait(), 4096, bannerFrame)
+	if err != nil || len(b) == 0 {
+		return false
+	}
+	bn := ParseBanner(b)
+	s.Banner = bn.Line
+	if bn.Service != "" {
+		s.Name, s.Product, s.Version = bn.Service, bn.Product, bn.Version
+		switch bn.Service {
+		case "ssh":
+			s.SSH = p.probeSSH(ctx, ap)
+		case "mysql":
+			p.mysql(s, b)
+		}
+	}
+	// It spoke, but maybe not a protocol known here: nothing sent would
+	// tell more.
+	return true
+}
+
+// detect asks the one cheap question that tells whether the port speaks
+// kind: a TLS handshake, GET /, a datastore's greeting.
+func (p *Prober) detect(ctx context.Context, ap netip.AddrPort, kind string) bool {
+	switch kind {
+	case "tls":
+		_, err := p.handshake(ctx, ap, &tls.Config{})
+		return err == nil || isTLSAlert(err) || p.handshakeAnyName(ctx, ap)
+	case "http":
+		host := ""
+		if len(p.Names) > 0 {
+			host = p.Names[0]
+		}
+		a, _ := p.get(ctx, p.httpClient(ap), "http", ap, host, "/", 1)
+		return a.Status != 0
+	case "redis":
+		b, err := p.exchange(ctx, ap, []byte("PING\r\n"), p.bannerWait(), 512, respFrame)
+		_, ok := ParseRedisReply(b)
+		return err == nil && ok
+	case "postgresql":
+		b, err := p.exchange(ctx, ap, pgSSLRequest, p.bannerWait(), 16, anyFrame)
+		return err == nil && len(b) == 1 && (b[0] == 'S' || b[0] == 'N')
+	case "mongodb":
+		b, err := p.exchange(ctx, ap, mongoCommand("hello", "admin"), p.bannerWait(), 64<<10, mongoFrame)
+		_, ok := ParseMongoReply(b)
+		return err == nil && ok
+	case "memcached":
+		b, err := p.exchange(ctx, ap, []byte("stats\r\n"), p.bannerWait(), 16<<10, memcachedFrame)
+		_, ok := ParseMemcachedStats(b)
+		return err == nil && ok
+	}
+	return false
+}
+
+// pgSSLRequest: every PostgreSQL answers it with one byte.
+var pgSSLRequest = []byte{0, 0, 0, 8, 4, 210, 22, 47}
 
 // try runs one protocol's probe; true when the port speaks it.
 func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Service) bool {
@@ -147,7 +250,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		p.httpProduct(ctx, ap, s, false)
 		return true
 	case "redis":
-		b, err := p.exchange(ctx, ap, []byte("PING\r\n"), p.bannerWait(), 512)
+		b, err := p.exchange(ctx, ap, []byte("PING\r\n"), p.bannerWait(), 512, respFrame)
 		if err != nil {
 			return false
 		}
@@ -159,7 +262,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		ds := &DatastoreInfo{Evidence: "PING → " + r.Text}
 		if r.Open {
 			ds.Unauthenticated = true
-			if info, err := p.exchange(ctx, ap, []byte("INFO server\r\n"), p.ioTimeout(), 16<<10); err == nil {
+			if info, err := p.exchange(ctx, ap, []byte("INFO server\r\n"), p.ioTimeout(), 16<<10, respFrame); err == nil {
 				if v := RedisInfo(info); v != "" {
 					s.Version = v
 					ds.Evidence += "; INFO server → redis_version:" + v
@@ -170,12 +273,12 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		return true
 	case "postgresql":
 		// SSLRequest first: every PostgreSQL answers it with one byte.
-		b, err := p.exchange(ctx, ap, []byte{0, 0, 0, 8, 4, 210, 22, 47}, p.bannerWait(), 16)
+		b, err := p.exchange(ctx, ap, pgSSLRequest, p.bannerWait(), 16, anyFrame)
 		if err != nil || len(b) != 1 || (b[0] != 'S' && b[0] != 'N') {
 			return false
 		}
 		s.Name, s.Product = "postgresql", "PostgreSQL"
-		ans, err := p.exchange(ctx, ap, postgresStartup("postgres", "postgres"), p.ioTimeout(), 4096)
+		ans, err := p.exchange(ctx, ap, postgresStartup("postgres", "postgres"), p.ioTimeout(), 4096, pgFrame)
 		if err == nil {
 			if r, ok := ParsePostgresReply(ans); ok {
 				ds := &DatastoreInfo{}
@@ -195,7 +298,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 	case "mongodb":
 		// hello answers anyone (it is how drivers connect); listDatabases
 		// answers only without authentication.
-		b, err := p.exchange(ctx, ap, mongoCommand("hello", "admin"), p.bannerWait(), 64<<10)
+		b, err := p.exchange(ctx, ap, mongoCommand("hello", "admin"), p.bannerWait(), 64<<10, mongoFrame)
 		if err != nil {
 			return false
 		}
@@ -203,7 +306,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 			return false
 		}
 		s.Name, s.Product = "mongodb", "MongoDB"
-		b, err = p.exchange(ctx, ap, mongoCommand("listDatabases", "admin"), p.bannerWait(), 64<<10)
+		b, err = p.exchange(ctx, ap, mongoCommand("listDatabases", "admin"), p.bannerWait(), 64<<10, mongoFrame)
 		r, ok := ParseMongoReply(b)
 		if err != nil || !ok {
 			return true
@@ -220,7 +323,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 	case "dns":
 		// DNS over TCP: the UDP query with a two-byte length in front.
 		q := dnsQuery()
-		b, err := p.exchange(ctx, ap, append([]byte{byte(len(q) >> 8), byte(len(q))}, q...), p.bannerWait(), 4096)
+		b, err := p.exchange(ctx, ap, append([]byte{byte(len(q) >> 8), byte(len(q))}, q...), p.bannerWait(), 4096, lengthFrame16)
 		if err != nil || len(b) < 2 {
 			return false
 		}
@@ -231,7 +334,7 @@ func (p *Prober) try(ctx context.Context, ap netip.AddrPort, kind string, s *Ser
 		s.Name, s.Banner = "dns", what
 		return true
 	case "memcached":
-		b, err := p.exchange(ctx, ap, []byte("stats\r\n"), p.bannerWait(), 16<<10)
+		b, err := p.exchange(ctx, ap, []byte("stats\r\n"), p.bannerWait(), 16<<10, memcachedFrame)
 		if err != nil {
 			return false
 		}
