@@ -623,8 +623,12 @@ func TestProbeLab(t *testing.T) {
 		if want := []uint16{22, 53, 80, 5432, 6379, 8080, 9211}; !slices.Equal(h.Open, want) || h.FilteredCount != 0 {
 			t.Errorf("behind a SYN rate limit: open %v, %d closed, %d filtered; want %v open and the rest closed\n%s", h.Open, h.ClosedCount, h.FilteredCount, want, raw)
 		}
-		if r.Scan.Pace.Backoffs == 0 || r.Scan.Pace.Drops == 0 {
-			t.Errorf("the scan did not see the loss: %+v", r.Scan.Pace)
+		// The loss is there only if this machine sent faster than the
+		// limit: a starved CI runner may not, and the verdicts above
+		// are the promise either way.
+		sent := float64(r.Scan.Attempts) / r.Scan.Took.Seconds()
+		if sent > 3000 && (r.Scan.Pace.Backoffs == 0 || r.Scan.Pace.Drops == 0) {
+			t.Errorf("sent %.0f attempts/s past a 2,000/s limit, yet the scan did not see the loss: %+v", sent, r.Scan.Pace)
 		}
 		t.Logf("pace %+v, %d attempts for %d ports", r.Scan.Pace, r.Scan.Attempts, r.Ports)
 	})
