@@ -270,21 +270,35 @@ func (s *Store) Apply(ctx context.Context, steps []*Step, opt Options) (*Manifes
 	return m, nil
 }
 
+// applying locks change id and loads it, refusing (and unlocking) when
+// it is no longer applying: a timer or another moat rolled it back
+// meanwhile. On success the caller holds the lock until unlock. The
+// manifest is never nil, so that errors can name the change.
+func (s *Store) applying(id string) (m *Manifest, unlock func(), err error) {
+	unlock, err = s.lock(id, lockWait)
+	if err != nil {
+		return &Manifest{ID: id}, nil, err
+	}
+	m, err = s.Load(id)
+	if err != nil {
+		unlock()
+		return &Manifest{ID: id}, nil, err
+	}
+	if m.State != Applying {
+		unlock()
+		return m, nil, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
+	}
+	return m, unlock, nil
+}
+
 // activate records that every step ran: the deadline moves to now +
 // window.
 func (s *Store) activate(id string) (*Manifest, error) {
-	unlock, err := s.lock(id, lockWait)
+	m, unlock, err := s.applying(id)
 	if err != nil {
-		return &Manifest{ID: id}, err
+		return m, err
 	}
 	defer unlock()
-	m, err := s.Load(id)
-	if err != nil {
-		return &Manifest{ID: id}, err
-	}
-	if m.State != Applying {
-		return m, &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
-	}
 	now := time.Now()
 	m.Deadline = now.Add(m.Window)
 	m.event(now, "every step ran; rollback at %s unless confirmed", m.Deadline.Format(time.RFC3339))
@@ -423,18 +437,11 @@ func (s *Store) abandon(m *Manifest, err error) error {
 // change's lock so that a timer firing meanwhile waits for the step to
 // end rather than restoring under it.
 func (s *Store) runStep(ctx context.Context, id string, st *Step, opt Options) error {
-	unlock, err := s.lock(id, lockWait)
+	m, unlock, err := s.applying(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	m, err := s.Load(id)
-	if err != nil {
-		return err
-	}
-	if m.State != Applying {
-		return &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
-	}
 	m.Undo = append(m.Undo, st.Undo...)
 	m.event(time.Now(), "applying %s", st.Layer)
 	if err := s.save(m); err != nil {

@@ -81,18 +81,11 @@ func (s *Store) recordConfig(m *Manifest, c *ConfigEdit) error {
 // else's edit meanwhile fails the change, which rolls back), keeping the
 // file's mode and owner.
 func (s *Store) writeConfig(id string, c *ConfigEdit) error {
-	unlock, err := s.lock(id, lockWait)
+	m, unlock, err := s.applying(id)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	m, err := s.Load(id)
-	if err != nil {
-		return err
-	}
-	if m.State != Applying {
-		return &RolledBackError{ID: id, Reason: m.Reason, Errors: m.Errors}
-	}
 	d, base, err := openParent("", c.File, false)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", c.Path, err)

@@ -226,19 +226,11 @@ func linkIndex(name string) (int, error) {
 // host's peers (site to site). Routes it added before and no longer
 // wants are removed; routes anybody else added are left alone.
 func SetAddresses(name string, addrs []netip.Prefix, extra []netip.Prefix) error {
-	index, err := linkIndex(name)
-	if err != nil {
-		return err
-	}
-	r, err := dialRTNL()
+	r, index, have, err := openLink(name)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	have, err := r.addrs(index)
-	if err != nil {
-		return fmt.Errorf("read the addresses of %s: %w", name, err)
-	}
 	// New addresses first: an interface left without any IPv4 address
 	// loses every IPv4 route through it, others' included.
 	for _, a := range addrs {
@@ -262,20 +254,31 @@ func SetAddresses(name string, addrs []netip.Prefix, extra []netip.Prefix) error
 // SyncRoutes routes extra through the interface, as SetAddresses does,
 // without touching its addresses: moat apply calls it when peers change.
 func SyncRoutes(name string, extra []netip.Prefix) error {
-	index, err := linkIndex(name)
-	if err != nil {
-		return err
-	}
-	r, err := dialRTNL()
+	r, index, addrs, err := openLink(name)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	addrs, err := r.addrs(index)
-	if err != nil {
-		return fmt.Errorf("read the addresses of %s: %w", name, err)
-	}
 	return syncRoutes(r, name, index, addrs, extra)
+}
+
+// openLink finds interface name and reads its addresses over a new
+// rtnetlink connection, which the caller closes.
+func openLink(name string) (r *rtnl, index int, addrs []netip.Prefix, err error) {
+	index, err = linkIndex(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	r, err = dialRTNL()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	addrs, err = r.addrs(index)
+	if err != nil {
+		r.Close()
+		return nil, 0, nil, fmt.Errorf("read the addresses of %s: %w", name, err)
+	}
+	return r, index, addrs, nil
 }
 
 func syncRoutes(r *rtnl, name string, index int, addrs, extra []netip.Prefix) error {
