@@ -305,34 +305,8 @@ feed:
 // goroutine per attempt.
 func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint16, workers int, rate float64, minTO, maxTO time.Duration, retries int, now func() time.Time) (ScanStats, error) {
 	var stats ScanStats
-	addrs := make([]netip.Addr, len(out))
-	for i, h := range out {
-		addrs[i] = h.Addr
-	}
-	rtt := newRTT(maxTO)
-	lim := newPacerFeedback(rate, max(workers/8, 1), now, rtt.srttValue, func() time.Duration { return rtt.timeout(minTO) })
-	// Interleave addresses so each sees the same pace.
-	work := make([]attempt, 0, len(ports)*len(addrs))
-	for _, p := range ports {
-		for h := range addrs {
-			work = append(work, attempt{host: h, port: p})
-		}
-	}
-	var mu sync.Mutex
-	done := func(a attempt, st State) {
-		mu.Lock()
-		out[a.host].states[a.port] = st
-		mu.Unlock()
-		if st == Open && s.OnOpen != nil {
-			s.OnOpen(netip.AddrPortFrom(addrs[a.host], a.port))
-		}
-	}
-	e := &engineRun{
-		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: &stats,
-		timing: true, drops: true, done: done,
-		// Each retry waits twice as long (RFC 6298 backoff).
-		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
-	}
+	e := s.newEngineRun(out, ports, workers, rate, minTO, maxTO, retries, now, &stats)
+	work, rtt, lim := e.work, e.rtt, e.lim
 	// One loop per core, each with its share of the ports (interleaved)
 	// and of the in-flight bound, under the one pace: the kernel's work
 	// for an attempt (the handshake, the target's answer on a local
@@ -357,6 +331,40 @@ func (s *Scanner) scanNative(ctx context.Context, out []*HostPorts, ports []uint
 	stats.SRTT = rtt.srttValue()
 	stats.Pace = lim.statsNow()
 	return stats, err
+}
+
+// newEngineRun is what the native connect scan and the SYN scan share:
+// every (address, port) attempt, addresses interleaved so each sees the
+// same pace; the round-trip estimate and the pace under rate; and where
+// each port's verdict goes.
+func (s *Scanner) newEngineRun(out []*HostPorts, ports []uint16, workers int, rate float64, minTO, maxTO time.Duration, retries int, now func() time.Time, stats *ScanStats) *engineRun {
+	addrs := make([]netip.Addr, len(out))
+	for i, h := range out {
+		addrs[i] = h.Addr
+	}
+	rtt := newRTT(maxTO)
+	lim := newPacerFeedback(rate, max(workers/8, 1), now, rtt.srttValue, func() time.Duration { return rtt.timeout(minTO) })
+	work := make([]attempt, 0, len(ports)*len(addrs))
+	for _, p := range ports {
+		for h := range addrs {
+			work = append(work, attempt{host: h, port: p})
+		}
+	}
+	var mu sync.Mutex // the connect scan runs a loop per core
+	done := func(a attempt, st State) {
+		mu.Lock()
+		out[a.host].states[a.port] = st
+		mu.Unlock()
+		if st == Open && s.OnOpen != nil {
+			s.OnOpen(netip.AddrPortFrom(addrs[a.host], a.port))
+		}
+	}
+	return &engineRun{
+		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: stats,
+		timing: true, drops: true, done: done,
+		// Each retry waits twice as long (RFC 6298 backoff).
+		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
+	}
 }
 
 // adaptiveRetries bounds the tries a lossy host earns its ports (nmap

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,7 @@ type engineRun struct {
 	work    []attempt
 	workers int
 	retries int
+	maxTry  *atomic.Int32
 	timeout func(try int) time.Duration
 	lim     *pacer
 	rtt     *rttEstimator

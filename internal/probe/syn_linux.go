@@ -441,34 +441,13 @@ func (s *synScanner) run(ctx context.Context, e *engineRun) error {
 // retries and verification pass as the connect scan, one loop.
 func (s *Scanner) scanSYN(ctx context.Context, out []*HostPorts, ports []uint16, workers int, rate float64, minTO, maxTO time.Duration, retries int, now func() time.Time) (ScanStats, error) {
 	var stats ScanStats
-	addrs := make([]netip.Addr, len(out))
-	for i, h := range out {
-		addrs[i] = h.Addr
-	}
-	ss, err := newSynScanner(addrs)
+	e := s.newEngineRun(out, ports, workers, rate, minTO, maxTO, retries, now, &stats)
+	rtt, lim := e.rtt, e.lim
+	ss, err := newSynScanner(e.addrs)
 	if err != nil {
 		return stats, err
 	}
 	defer ss.close()
-	rtt := newRTT(maxTO)
-	lim := newPacerFeedback(rate, max(workers/8, 1), now, rtt.srttValue, func() time.Duration { return rtt.timeout(minTO) })
-	work := make([]attempt, 0, len(ports)*len(addrs))
-	for _, p := range ports {
-		for h := range addrs {
-			work = append(work, attempt{host: h, port: p})
-		}
-	}
-	e := &engineRun{
-		addrs: addrs, work: work, workers: workers, retries: retries, maxTry: new(atomic.Int32), lim: lim, rtt: rtt, now: now, stats: &stats,
-		drops: true, timing: true,
-		done: func(a attempt, st State) {
-			out[a.host].states[a.port] = st
-			if st == Open && s.OnOpen != nil {
-				s.OnOpen(netip.AddrPortFrom(addrs[a.host], a.port))
-			}
-		},
-		timeout: func(try int) time.Duration { return min(rtt.timeout(minTO)<<try, maxTO) },
-	}
 	err = ss.run(ctx, e)
 	if err == nil && ctx.Err() == nil {
 		err = verifyPass(ctx, e, out, workers, retries, maxTO, func(v *engineRun) error { return ss.run(ctx, v) })
