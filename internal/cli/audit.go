@@ -26,17 +26,8 @@ func runAudit(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "moat audit: unexpected argument %q\n", f.Arg(0))
 		return ExitUsage
 	}
-	var threshold audit.Severity
-	if *failOn != "" {
-		s, err := audit.ParseSeverity(*failOn)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "moat audit: --fail-on: %v\n", err)
-			return ExitUsage
-		}
-		threshold = s
-	}
-	if *asJSON && *asSARIF {
-		fmt.Fprintln(e.stderr, "moat audit: choose one of --json and --sarif")
+	threshold, ok := e.reportFlags("audit", *asJSON, *asSARIF, *failOn)
+	if !ok {
 		return ExitUsage
 	}
 	c, code, ok := loadConfig(e, f)

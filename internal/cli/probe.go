@@ -42,18 +42,9 @@ func runProbe(e *env, args []string) int {
 		fmt.Fprintln(e.stderr, "moat probe: name one TARGET (an address or a host name), e.g. moat probe 203.0.113.7 -c moat.yaml")
 		return ExitUsage
 	}
-	if *asJSON && *asSARIF {
-		fmt.Fprintln(e.stderr, "moat probe: choose one of --json and --sarif")
+	threshold, ok := e.reportFlags("probe", *asJSON, *asSARIF, *failOn)
+	if !ok {
 		return ExitUsage
-	}
-	var threshold finding.Severity
-	if *failOn != "" {
-		s, err := finding.ParseSeverity(*failOn)
-		if err != nil {
-			fmt.Fprintf(e.stderr, "moat probe: --fail-on: %v\n", err)
-			return ExitUsage
-		}
-		threshold = s
 	}
 	rateSet := false
 	f.Visit(func(fl *flag.Flag) { rateSet = rateSet || fl.Name == "rate" })
@@ -186,4 +177,23 @@ func intentOf(c *config.Config) *probe.Intent {
 		}
 	}
 	return in
+}
+
+// reportFlags checks the report flags audit and probe share: one output
+// format at most, and --fail-on's severity (zero when not given). A
+// refusal is said on stderr, named for cmd.
+func (e *env) reportFlags(cmd string, asJSON, asSARIF bool, failOn string) (finding.Severity, bool) {
+	if asJSON && asSARIF {
+		fmt.Fprintf(e.stderr, "moat %s: choose one of --json and --sarif\n", cmd)
+		return 0, false
+	}
+	if failOn == "" {
+		return 0, true
+	}
+	s, err := finding.ParseSeverity(failOn)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "moat %s: --fail-on: %v\n", cmd, err)
+		return 0, false
+	}
+	return s, true
 }
